@@ -1,0 +1,112 @@
+//! `Application::build(config)` gives a server bound to its port with the database migrated;
+//! `run_until` serves until the shutdown future resolves, then lets in-flight requests finish.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::state::AppState;
+use crate::{db, http, secrets, telemetry};
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let state = build_state(config).await?;
+        let listener = TcpListener::bind(state.config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", state.config.listen))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> anyhow::Result<SocketAddr> {
+        Ok(self.listener.local_addr()?)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        let state = self.state.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                state.metrics.run_upkeep();
+                state.login_throttle.prune();
+            }
+        });
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let app = http::router(self.state.clone());
+        let mut stopped = stop_rx.clone();
+        let server = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        // In-flight requests get `grace` to finish; after that the process stops anyway.
+        let deadline = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            result = server => result.context("server failed")?,
+            () = deadline => tracing::warn!("shutdown grace period over; dropping open connections"),
+        }
+        drop(stop_rx);
+        housekeeping.abort();
+        self.state.db.clone().close().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Connects, migrates and assembles everything a request needs (also used by the CLI).
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let jwt_secret =
+        secrets::load_or_generate(config.jwt_secret.as_ref(), &config.data_dir, "jwt_secret")?;
+    let db = db::connect(&config).await?;
+    db::migrate(&db)
+        .await
+        .context("database migration failed")?;
+    let metrics = telemetry::metrics_handle()?;
+    AppState::new(config, db, jwt_secret.expose_secret().as_bytes(), metrics)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,250 @@
+//! `AuthUser`: a handler that takes it cannot run for an unauthenticated request.
+//!
+//! The bearer credential is either an access token (JWT, tied to a live login session) or an
+//! API key (`sgk_…`). Read-only keys are refused on any method that can change data.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{Method, header};
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::cache::CurrentUser;
+use super::jwt::TokenError;
+use super::tokens::{API_KEY_PREFIX, digest};
+use crate::db::entity::api_key::Scope;
+use crate::db::{api_keys, sessions, users};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+#[derive(Clone, Debug)]
+pub struct AuthUser {
+    pub user: CurrentUser,
+    pub via: AuthVia,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthVia {
+    Session(Uuid),
+    ApiKey { id: Uuid, scope: Scope },
+}
+
+impl AuthUser {
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self.via {
+            AuthVia::Session(id) => Some(id),
+            AuthVia::ApiKey { .. } => None,
+        }
+    }
+}
+
+/// An `AuthUser` signed in with a password (a session), not an API key: required to manage
+/// sessions, API keys and the password itself.
+pub struct SessionUser {
+    pub user: CurrentUser,
+    pub session_id: Uuid,
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing-credentials",
+                "Send `Authorization: Bearer <access token or API key>`.",
+            )
+        })?
+        .to_str()
+        .map_err(|_| {
+            ApiError::unauthorized("invalid-token", "The Authorization header is not valid.")
+        })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthorized(
+            "invalid-token",
+            "The Authorization header must be `Bearer <token>`.",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthorized(
+            "invalid-token",
+            "The Authorization header must be `Bearer <token>`.",
+        ));
+    }
+    Ok(token.trim())
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
+        let token = bearer(parts)?;
+        let user = if token.starts_with(API_KEY_PREFIX) {
+            let user = from_api_key(state, token).await?;
+            if let AuthVia::ApiKey {
+                scope: Scope::Read, ..
+            } = user.via
+                && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+            {
+                return Err(ApiError::forbidden(
+                    "insufficient-scope",
+                    "This API key is read-only; it cannot change data.",
+                ));
+            }
+            user
+        } else {
+            from_access_token(state, token).await?
+        };
+        tracing::Span::current().record("user.id", tracing::field::display(user.user.id));
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl FromRequestParts<AppState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let auth = AuthUser::from_request_parts(parts, state).await?;
+        match auth.via {
+            AuthVia::Session(session_id) => Ok(Self {
+                user: auth.user,
+                session_id,
+            }),
+            AuthVia::ApiKey { .. } => Err(ApiError::forbidden(
+                "session-required",
+                "Sign in with a password to manage sessions, API keys or your password; API keys cannot.",
+            )),
+        }
+    }
+}
+
+async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let claims = state.jwt.verify(token).map_err(|err| match err {
+        TokenError::Expired => ApiError::unauthorized(
+            "token-expired",
+            "The access token has expired; get a new one with your refresh token.",
+        ),
+        TokenError::Invalid => {
+            ApiError::unauthorized("invalid-token", "The access token is not valid.")
+        }
+    })?;
+    if let Some(cached) = state.sessions.get(claims.sid)
+        && cached.user.id == claims.sub
+    {
+        return Ok(AuthUser {
+            user: cached.user,
+            via: AuthVia::Session(claims.sid),
+        });
+    }
+    let session = sessions::find(&state.db, claims.sid)
+        .await?
+        .filter(|s| s.user_id == claims.sub)
+        .ok_or_else(|| {
+            ApiError::unauthorized("session-revoked", "This session has ended; sign in again.")
+        })?;
+    if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
+        return Err(ApiError::unauthorized(
+            "session-revoked",
+            "This session has ended; sign in again.",
+        ));
+    }
+    let user = live_user(state, claims.sub).await?;
+    state
+        .sessions
+        .insert(session.id, user.clone(), session.expires_at);
+    Ok(AuthUser {
+        user,
+        via: AuthVia::Session(session.id),
+    })
+}
+
+async fn from_api_key(state: &AppState, key: &str) -> Result<AuthUser, ApiError> {
+    let found = api_keys::find_usable_by_hash(&state.db, &digest(key))
+        .await?
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid-api-key",
+                "This API key is not valid or has been revoked.",
+            )
+        })?;
+    let user = live_user(state, found.user_id).await?;
+    // One write a minute at most per key: enough to tell when a key was last used.
+    if found
+        .last_used_at
+        .is_none_or(|at| Utc::now() - at > chrono::Duration::seconds(60))
+    {
+        api_keys::touch(&state.db, found.id).await?;
+    }
+    Ok(AuthUser {
+        user,
+        via: AuthVia::ApiKey {
+            id: found.id,
+            scope: found.scope,
+        },
+    })
+}
+
+async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, ApiError> {
+    let user = users::find_by_id(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid-token", "The account no longer exists."))?;
+    if user.disabled_at.is_some() {
+        return Err(ApiError::unauthorized(
+            "account-disabled",
+            "This account has been disabled.",
+        ));
+    }
+    Ok(CurrentUser {
+        id: user.id,
+        email: user.email,
+        role: user.role,
+        created_at: user.created_at,
+    })
+}
+
+/// Who is calling from where: for sessions, login throttling and logs.
+#[derive(Clone, Debug)]
+pub struct ClientInfo {
+    pub ip: String,
+    pub user_agent: Option<String>,
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let forwarded = state
+            .config
+            .http
+            .trust_forwarded_for
+            .then(|| {
+                parts
+                    .headers
+                    .get("x-forwarded-for")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(',').next())
+                    .and_then(|v| v.trim().parse::<IpAddr>().ok())
+            })
+            .flatten();
+        let ip = forwarded
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self { ip, user_agent })
+    }
+}

@@ -1,0 +1,191 @@
+//! Passwords: the policy a new password must meet, and Argon2id hashing off the async runtime.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+
+/// A password that meets the policy. Its `Debug` never shows it.
+pub struct Password(SecretString);
+
+pub const MIN_CHARS: usize = 10;
+pub const MAX_CHARS: usize = 256;
+
+/// A few of the most used passwords of at least `MIN_CHARS` characters, refused outright.
+const COMMON: &[&str] = &[
+    "1234567890",
+    "12345678910",
+    "123456789012",
+    "0123456789",
+    "qwertyuiop",
+    "1q2w3e4r5t",
+    "password123",
+    "password1234",
+    "passw0rd123",
+    "iloveyou123",
+    "qwerty123456",
+    "1qaz2wsx3edc",
+    "abcdefghij",
+    "abc1234567",
+    "letmein1234",
+    "welcome1234",
+    "administrator",
+    "changeme123",
+    "sheetgpt123",
+];
+
+impl Password {
+    /// Checks the policy: 10 to 256 characters, not one character repeated, not a common
+    /// password, not the email address. Length is what makes a password strong; composition
+    /// rules (a digit, a symbol…) are not required (NIST SP 800-63B).
+    pub fn parse(raw: &str, email: Option<&str>) -> Result<Self, String> {
+        let chars = raw.chars().count();
+        if chars < MIN_CHARS {
+            return Err(format!("must be at least {MIN_CHARS} characters long"));
+        }
+        if chars > MAX_CHARS {
+            return Err(format!("must be at most {MAX_CHARS} characters long"));
+        }
+        let mut it = raw.chars();
+        let first = it.next();
+        if it.all(|c| Some(c) == first) {
+            return Err("must not be one character repeated".to_owned());
+        }
+        let lower = raw.to_lowercase();
+        if COMMON.contains(&lower.as_str()) {
+            return Err("is one of the most common passwords; choose another".to_owned());
+        }
+        if let Some(email) = email {
+            let local = email.split('@').next().unwrap_or_default();
+            if lower == email || lower == local {
+                return Err("must not be your email address".to_owned());
+            }
+        }
+        Ok(Self(SecretString::from(raw.to_owned())))
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// Argon2id with the configured cost. Hashing and verifying run on the blocking pool: each
+/// takes tens of milliseconds of CPU and memory-hard work.
+#[derive(Clone)]
+pub struct Hasher {
+    params: Params,
+    /// A hash of a random password, verified against when the email is unknown so that an
+    /// unknown email and a wrong password take the same time.
+    dummy_hash: std::sync::Arc<str>,
+}
+
+impl Hasher {
+    pub fn new(memory_kib: u32, iterations: u32) -> anyhow::Result<Self> {
+        let params = Params::new(memory_kib, iterations, 1, None)
+            .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        let random = crate::auth::tokens::random_token(32);
+        let dummy_hash = hash_with(&params, &random)?;
+        Ok(Self {
+            params,
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        let params = self.params.clone();
+        let secret = password.0.clone();
+        tokio::task::spawn_blocking(move || hash_with(&params, secret.expose_secret())).await?
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash when there is no user,
+    /// in which case the answer is always false.
+    pub async fn verify(&self, password: &str, hash: Option<&str>) -> anyhow::Result<bool> {
+        let (hash, real) = match hash {
+            Some(h) => (h.to_owned(), true),
+            None => (self.dummy_hash.to_string(), false),
+        };
+        let password = SecretString::from(password.to_owned());
+        let ok = tokio::task::spawn_blocking(move || {
+            let parsed =
+                PasswordHash::new(&hash).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+            Ok::<_, anyhow::Error>(
+                Argon2::default()
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok(),
+            )
+        })
+        .await??;
+        Ok(ok && real)
+    }
+}
+
+fn hash_with(params: &Params, password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    Ok(argon
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_passwords_are_refused_with_the_minimum_length() {
+        let err = Password::parse("short", None).err();
+        assert_eq!(err.as_deref(), Some("must be at least 10 characters long"));
+    }
+
+    #[test]
+    fn a_repeated_character_is_refused() {
+        assert!(Password::parse("aaaaaaaaaaaa", None).is_err());
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        assert!(Password::parse("PassWord123", None).is_err());
+    }
+
+    #[test]
+    fn the_email_address_is_refused_as_password() {
+        assert!(Password::parse("alice.smith", Some("alice.smith@example.com")).is_err());
+        assert!(
+            Password::parse("alice.smith@example.com", Some("alice.smith@example.com")).is_err()
+        );
+    }
+
+    #[test]
+    fn a_long_passphrase_is_accepted_and_never_printed() {
+        let p = Password::parse("correct horse battery staple", None).ok();
+        assert!(p.is_some());
+        assert_eq!(format!("{p:?}"), "Some(Password([redacted]))");
+    }
+
+    #[tokio::test]
+    async fn hash_verifies_only_the_right_password() -> anyhow::Result<()> {
+        let hasher = Hasher::new(8192, 1)?;
+        let password =
+            Password::parse("correct horse battery staple", None).map_err(anyhow::Error::msg)?;
+        let hash = hasher.hash(&password).await?;
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(
+            hasher
+                .verify("correct horse battery staple", Some(&hash))
+                .await?
+        );
+        assert!(
+            !hasher
+                .verify("correct horse battery stapl", Some(&hash))
+                .await?
+        );
+        assert!(!hasher.verify("correct horse battery staple", None).await?);
+        Ok(())
+    }
+}

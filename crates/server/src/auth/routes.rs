@@ -1,0 +1,403 @@
+//! HTTP for accounts: `/auth/*` and `/api-keys`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::cache::CurrentUser;
+use super::extract::{AuthUser, ClientInfo, SessionUser};
+use super::service::{self, TokenPair};
+use crate::db::entity::api_key::Scope;
+use crate::db::entity::user::Role;
+use crate::db::{api_keys, sessions};
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query, ValidatedJson};
+use crate::http::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(change_password))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(get_api_key, revoke_api_key))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct RegisterRequest {
+    #[garde(length(max = 320))]
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    /// 10 to 256 characters; not a common password, not the email address.
+    #[garde(length(max = 1024))]
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct LoginRequest {
+    #[garde(length(min = 1, max = 320))]
+    #[schema(example = "alice@example.com")]
+    pub email: String,
+    #[garde(length(min = 1, max = 1024))]
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct RefreshRequest {
+    #[garde(length(min = 1, max = 512))]
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct ChangePasswordRequest {
+    #[garde(length(min = 1, max = 1024))]
+    pub current_password: String,
+    #[garde(length(max = 1024))]
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<CurrentUser> for UserResponse {
+    fn from(u: CurrentUser) -> Self {
+        Self {
+            id: u.id,
+            email: u.email,
+            role: u.role,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// JWT for `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Single-use token for `POST /auth/refresh`; each use returns a new one.
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(p: TokenPair) -> Self {
+        Self {
+            access_token: p.access_token,
+            refresh_token: p.refresh_token,
+            token_type: "Bearer",
+            expires_in: p.expires_in,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// How many other sessions were signed out.
+    pub revoked_sessions: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub id: Uuid,
+    /// True for the session of the token making this request.
+    pub current: bool,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct CreateApiKeyRequest {
+    /// A name to tell the key apart, e.g. "nightly export script".
+    #[garde(length(min = 1, max = 100))]
+    pub name: String,
+    /// `read` (GET only) or `read_write`.
+    #[garde(skip)]
+    pub scope: Scope,
+    /// Days until the key stops working (1 to 3650); never when absent.
+    #[garde(range(min = 1, max = 3650))]
+    pub expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyResponse {
+    pub id: Uuid,
+    pub name: String,
+    /// The start of the key, to recognise it; the key itself is shown only once.
+    #[schema(example = "sgk_Ab3dE9xQ")]
+    pub prefix: String,
+    pub scope: Scope,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKeyResponse {
+    /// The key. Store it now: it is never shown again.
+    pub key: String,
+    #[serde(flatten)]
+    pub api_key: ApiKeyResponse,
+}
+
+impl From<api_keys::ApiKey> for ApiKeyResponse {
+    fn from(k: api_keys::ApiKey) -> Self {
+        Self {
+            id: k.id,
+            name: k.name,
+            prefix: k.prefix,
+            scope: k.scope,
+            created_at: k.created_at,
+            last_used_at: k.last_used_at,
+            expires_at: k.expires_at,
+        }
+    }
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    security(()),
+    responses(
+        (status = 201, description = "Account created", body = UserResponse),
+        (status = 409, description = "The email address is taken", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    ValidatedJson(body): ValidatedJson<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (email, password) = service::parse_credentials(&body.email, &body.password)?;
+    let user = service::register(&state, &email, &password, Role::User).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UserResponse {
+            id: user.id,
+            email: user.email,
+            role: user.role,
+            created_at: user.created_at,
+        }),
+    ))
+}
+
+/// Sign in with email and password.
+///
+/// Unknown addresses and wrong passwords get the same answer in about the same time. After
+/// repeated failures for one account or one client address, sign-ins are refused with 429
+/// and `Retry-After` for a while.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    security(()),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 401, description = "Email or password incorrect", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Account disabled", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed sign-ins", body = crate::http::error::Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ValidatedJson(body): ValidatedJson<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let pair = service::login(&state, &body.email, &body.password, &client).await?;
+    Ok(Json(pair.into()))
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token.
+///
+/// A refresh token works once. Presenting one that was already used ends its whole session.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    security(()),
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Refresh token invalid, expired, reused or its session ended", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh(
+    State(state): State<AppState>,
+    ValidatedJson(body): ValidatedJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let pair = service::refresh(&state, &body.refresh_token).await?;
+    Ok(Json(pair.into()))
+}
+
+/// Sign out: ends the session of the access token used.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth",
+    responses((status = 204, description = "Signed out")))]
+async fn logout(State(state): State<AppState>, auth: SessionUser) -> Result<StatusCode, ApiError> {
+    service::logout(&state, &auth.user, auth.session_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, description = "The user", body = UserResponse)))]
+async fn me(auth: AuthUser) -> Json<UserResponse> {
+    Json(auth.user.into())
+}
+
+/// Change the password; every other session is signed out.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses(
+        (status = 200, description = "Password changed", body = PasswordChanged),
+        (status = 429, description = "Too many wrong passwords", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn change_password(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    client: ClientInfo,
+    ValidatedJson(body): ValidatedJson<ChangePasswordRequest>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    let revoked = service::change_password(
+        &state,
+        &auth.user,
+        auth.session_id,
+        &body.current_password,
+        &body.new_password,
+        &client,
+    )
+    .await?;
+    Ok(Json(PasswordChanged {
+        revoked_sessions: revoked,
+    }))
+}
+
+/// The user's active sessions (signed-in devices), newest first.
+#[utoipa::path(get, path = "/auth/sessions", tag = "auth", params(PageQuery),
+    responses((status = 200, description = "Sessions", body = Page<SessionResponse>)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<SessionResponse>>, ApiError> {
+    let (limit, before) = page.parse()?;
+    let rows = sessions::list_active(&state.db, auth.user.id, before, limit + 1).await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |s| s.id,
+        |s| SessionResponse {
+            current: s.id == auth.session_id,
+            id: s.id,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            created_at: s.created_at,
+            last_used_at: s.last_used_at,
+            expires_at: s.expires_at,
+        },
+    )))
+}
+
+/// End one session (sign a device out). Its refresh and access tokens stop working.
+#[utoipa::path(delete, path = "/auth/sessions/{id}", tag = "auth",
+    params(("id" = Uuid, Path, description = "Session id")),
+    responses((status = 204, description = "Session ended")))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    service::revoke_session(&state, &auth.user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Create an API key. The key is in this answer only.
+#[utoipa::path(post, path = "/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
+    responses(
+        (status = 201, description = "Key created", body = CreatedApiKeyResponse),
+        (status = 409, description = "Too many keys", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_api_key(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    ValidatedJson(body): ValidatedJson<CreateApiKeyRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    if body.name.trim().is_empty() {
+        return Err(ApiError::field("name", "must not be blank"));
+    }
+    let expires_at = body
+        .expires_in_days
+        .map(|days| Utc::now() + chrono::Duration::days(i64::from(days)));
+    let created =
+        service::create_api_key(&state, &auth.user, &body.name, body.scope, expires_at).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKeyResponse {
+            key: created.key,
+            api_key: created.record.into(),
+        }),
+    ))
+}
+
+/// The user's API keys (without the keys themselves), newest first.
+#[utoipa::path(get, path = "/api-keys", tag = "api-keys", params(PageQuery),
+    responses((status = 200, description = "Keys", body = Page<ApiKeyResponse>)))]
+async fn list_api_keys(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ApiKeyResponse>>, ApiError> {
+    let (limit, before) = page.parse()?;
+    let rows = api_keys::list(&state.db, auth.user.id, before, limit + 1).await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |k| k.id,
+        ApiKeyResponse::from,
+    )))
+}
+
+/// One API key.
+#[utoipa::path(get, path = "/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 200, description = "The key", body = ApiKeyResponse)))]
+async fn get_api_key(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ApiKeyResponse>, ApiError> {
+    let key = api_keys::find(&state.db, auth.user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("API key"))?;
+    Ok(Json(key.into()))
+}
+
+/// Revoke an API key; it stops working at once.
+#[utoipa::path(delete, path = "/api-keys/{id}", tag = "api-keys",
+    params(("id" = Uuid, Path, description = "API key id")),
+    responses((status = 204, description = "Key revoked")))]
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if !api_keys::revoke(&state.db, auth.user.id, id).await? {
+        return Err(ApiError::NotFound("API key"));
+    }
+    tracing::info!(api_key.id = %id, "API key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,312 @@
+//! Account operations: what the HTTP handlers and the command line call.
+
+use chrono::{DateTime, Utc};
+use sea_orm::TransactionTrait;
+use uuid::Uuid;
+
+use super::cache::CurrentUser;
+use super::email::Email;
+use super::extract::ClientInfo;
+use super::password::Password;
+use super::tokens::{self, digest, random_token};
+use crate::db::entity::api_key::Scope;
+use crate::db::entity::user::Role;
+use crate::db::sessions::NewSession;
+use crate::db::{self, api_keys, sessions, users};
+use crate::http::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// What login and refresh hand out.
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in: u64,
+}
+
+/// Parses a new account's email and password, reporting both fields' problems at once.
+pub fn parse_credentials(email: &str, password: &str) -> Result<(Email, Password), ApiError> {
+    let email = Email::parse(email);
+    let password = Password::parse(password, email.as_ref().ok().map(Email::as_str));
+    match (email, password) {
+        (Ok(e), Ok(p)) => Ok((e, p)),
+        (e, p) => {
+            let mut errors = Vec::new();
+            if let Err(msg) = e {
+                errors.push(FieldError::new("email", msg));
+            }
+            if let Err(msg) = p {
+                errors.push(FieldError::new("password", msg));
+            }
+            Err(ApiError::Validation(errors))
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn register(
+    state: &AppState,
+    email: &Email,
+    password: &Password,
+    role: Role,
+) -> Result<users::User, ApiError> {
+    let hash = state.hasher.hash(password).await?;
+    match users::insert(&state.db, email.as_str(), hash, role).await {
+        Ok(user) => {
+            tracing::info!(user.id = %user.id, "user registered");
+            Ok(user)
+        }
+        Err(err) if db::is_unique_violation(&err) => Err(ApiError::conflict(
+            "email-taken",
+            "An account with this email address already exists.",
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn invalid_credentials() -> ApiError {
+    ApiError::unauthorized("invalid-credentials", "The email or password is incorrect.")
+}
+
+fn throttled(wait: std::time::Duration) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    ApiError::TooManyRequests {
+        retry_after_secs: secs,
+        detail: format!("Too many failed sign-ins; try again in {secs} seconds."),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(ip = %client.ip))]
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, ApiError> {
+    // A malformed address cannot name an account; it takes the same path as an unknown one
+    // so that the answer and its timing say nothing about which accounts exist.
+    let email = Email::parse(email)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|_| email.trim().to_lowercase());
+    state
+        .login_throttle
+        .check(&email, &client.ip)
+        .map_err(throttled)?;
+    let user = users::find_by_email(&state.db, &email).await?;
+    let verified = state
+        .hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
+        .await?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            tracing::info!("failed sign-in");
+            if let Some(wait) = state.login_throttle.record_failure(&email, &client.ip) {
+                return Err(throttled(wait));
+            }
+            return Err(invalid_credentials());
+        }
+    };
+    if user.disabled_at.is_some() {
+        return Err(ApiError::forbidden(
+            "account-disabled",
+            "This account has been disabled; contact an administrator.",
+        ));
+    }
+    let expires_at = Utc::now()
+        + chrono::Duration::days(i64::try_from(state.config.auth.session_ttl_days).unwrap_or(30));
+    let txn = state.db.begin().await?;
+    let session = sessions::insert(
+        &txn,
+        NewSession {
+            user_id: user.id,
+            user_agent: client.user_agent.as_deref(),
+            ip: Some(&client.ip),
+            expires_at,
+        },
+    )
+    .await?;
+    let refresh_token = random_token(32);
+    sessions::insert_refresh_token(&txn, session.id, digest(&refresh_token), expires_at).await?;
+    txn.commit().await?;
+    tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
+    Ok(TokenPair {
+        access_token: state.jwt.issue(user.id, session.id)?,
+        refresh_token,
+        expires_in: state.jwt.ttl_secs(),
+    })
+}
+
+fn refresh_refused() -> ApiError {
+    ApiError::unauthorized(
+        "invalid-refresh-token",
+        "The refresh token is not valid, has expired or its session has ended; sign in again.",
+    )
+}
+
+/// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a
+/// spent one means it was copied, so the whole session (the login family) is revoked.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, ApiError> {
+    let token = sessions::find_refresh_token(&state.db, &digest(refresh_token))
+        .await?
+        .ok_or_else(refresh_refused)?;
+    let session = sessions::find(&state.db, token.session_id)
+        .await?
+        .ok_or_else(refresh_refused)?;
+    if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
+        return Err(refresh_refused());
+    }
+    if token.used_at.is_some() {
+        return Err(reuse_detected(state, &session).await);
+    }
+    if token.expires_at <= Utc::now() {
+        return Err(refresh_refused());
+    }
+    let user = users::find_by_id(&state.db, session.user_id)
+        .await?
+        .filter(|u| u.disabled_at.is_none())
+        .ok_or_else(refresh_refused)?;
+
+    let txn = state.db.begin().await?;
+    if !sessions::spend_refresh_token(&txn, token.id).await? {
+        // Spent by a concurrent exchange between our read and this write: also reuse.
+        txn.rollback().await?;
+        return Err(reuse_detected(state, &session).await);
+    }
+    let new_token = random_token(32);
+    sessions::insert_refresh_token(&txn, session.id, digest(&new_token), session.expires_at)
+        .await?;
+    sessions::touch(&txn, session.id).await?;
+    txn.commit().await?;
+    Ok(TokenPair {
+        access_token: state.jwt.issue(user.id, session.id)?,
+        refresh_token: new_token,
+        expires_in: state.jwt.ttl_secs(),
+    })
+}
+
+async fn reuse_detected(state: &AppState, session: &sessions::Session) -> ApiError {
+    tracing::warn!(user.id = %session.user_id, session.id = %session.id, "refresh token reused; session revoked");
+    if let Err(err) = sessions::revoke(
+        &state.db,
+        session.user_id,
+        session.id,
+        "refresh_token_reuse",
+    )
+    .await
+    {
+        return err.into();
+    }
+    state.sessions.forget_session(session.id);
+    ApiError::unauthorized(
+        "refresh-token-reused",
+        "This refresh token was already used, so the session has been ended for safety; sign in again.",
+    )
+}
+
+pub async fn logout(
+    state: &AppState,
+    user: &CurrentUser,
+    session_id: Uuid,
+) -> Result<(), ApiError> {
+    sessions::revoke(&state.db, user.id, session_id, "logout").await?;
+    state.sessions.forget_session(session_id);
+    Ok(())
+}
+
+pub async fn revoke_session(
+    state: &AppState,
+    user: &CurrentUser,
+    session_id: Uuid,
+) -> Result<(), ApiError> {
+    if !sessions::revoke(&state.db, user.id, session_id, "user").await? {
+        return Err(ApiError::NotFound("session"));
+    }
+    state.sessions.forget_session(session_id);
+    Ok(())
+}
+
+#[tracing::instrument(skip_all, fields(user.id = %user.id))]
+pub async fn change_password(
+    state: &AppState,
+    user: &CurrentUser,
+    current_session: Uuid,
+    current: &str,
+    new: &str,
+    client: &ClientInfo,
+) -> Result<usize, ApiError> {
+    state
+        .login_throttle
+        .check(&user.email, &client.ip)
+        .map_err(throttled)?;
+    let stored = users::find_by_id(&state.db, user.id)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?;
+    let new = Password::parse(new, Some(&user.email))
+        .map_err(|msg| ApiError::field("new_password", msg))?;
+    if !state
+        .hasher
+        .verify(current, Some(&stored.password_hash))
+        .await?
+    {
+        if let Some(wait) = state.login_throttle.record_failure(&user.email, &client.ip) {
+            return Err(throttled(wait));
+        }
+        return Err(ApiError::field(
+            "current_password",
+            "is not your current password",
+        ));
+    }
+    let hash = state.hasher.hash(&new).await?;
+    let txn = state.db.begin().await?;
+    users::set_password_hash(&txn, user.id, hash).await?;
+    let revoked =
+        sessions::revoke_all_except(&txn, user.id, Some(current_session), "password_change")
+            .await?;
+    txn.commit().await?;
+    state.sessions.forget_user(user.id);
+    tracing::info!(revoked = revoked.len(), "password changed");
+    Ok(revoked.len())
+}
+
+/// Most keys one user may hold at once.
+pub const MAX_API_KEYS: u64 = 50;
+
+pub struct CreatedApiKey {
+    pub key: String,
+    pub record: api_keys::ApiKey,
+}
+
+#[tracing::instrument(skip_all, fields(user.id = %user.id))]
+pub async fn create_api_key(
+    state: &AppState,
+    user: &CurrentUser,
+    name: &str,
+    scope: Scope,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<CreatedApiKey, ApiError> {
+    if api_keys::count_live(&state.db, user.id).await? >= MAX_API_KEYS {
+        return Err(ApiError::conflict(
+            "too-many-api-keys",
+            format!("You already have {MAX_API_KEYS} API keys; revoke one first."),
+        ));
+    }
+    let secret = tokens::new_api_key();
+    let record = api_keys::insert(
+        &state.db,
+        api_keys::NewApiKey {
+            user_id: user.id,
+            name: name.trim(),
+            prefix: &secret.prefix,
+            key_hash: digest(&secret.key),
+            scope,
+            expires_at,
+        },
+    )
+    .await?;
+    tracing::info!(api_key.id = %record.id, "API key created");
+    Ok(CreatedApiKey {
+        key: secret.key,
+        record,
+    })
+}

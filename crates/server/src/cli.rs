@@ -1,0 +1,201 @@
+//! The command line: `sheetgpt [serve]`, `migrate`, `user …`, `purge`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::auth::email::Email;
+use crate::auth::password::Password;
+use crate::auth::service;
+use crate::config::Config;
+use crate::db::entity::user::Role;
+use crate::db::{self, users};
+use crate::{Application, app, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sheetgpt",
+    version,
+    about = "SheetGPT: conversations with language models that become typed, versioned tables",
+    long_about = "SheetGPT serves a web page and a REST API where conversations with a language \
+model become typed, versioned tables, exported as Excel, CSV, JSON or Google Sheets.\n\n\
+Configuration: built-in defaults < sheetgpt.toml (or --config) < SHEETGPT_* environment \
+variables (nested keys with a double underscore, e.g. SHEETGPT_HTTP__BODY_LIMIT_BYTES).\n\
+With no arguments, `sheetgpt` serves."
+)]
+pub struct Cli {
+    /// Configuration file (default: ./sheetgpt.toml when present; also SHEETGPT_CONFIG)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the web page and the API (the default)
+    Serve,
+    /// Apply pending database migrations and exit (serve also applies them)
+    Migrate,
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Permanently remove soft-deleted rows and ended sessions older than N days
+    Purge {
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        older_than_days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (use --admin for the first administrator)
+    Create(CreateUser),
+    /// List users
+    List,
+    /// Change a user's role (user or admin)
+    SetRole { email: String, role: Role },
+    /// Disable a user: they can no longer sign in, and their tokens stop working
+    Disable { email: String },
+    /// Enable a disabled user again
+    Enable { email: String },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateUser {
+    #[arg(long)]
+    pub email: String,
+    /// Give the user the admin role
+    #[arg(long)]
+    pub admin: bool,
+    /// Read the password from standard input instead of generating one
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+impl std::str::FromStr for Box<Role> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<Role>().map(Box::new)
+    }
+}
+
+pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            telemetry::init_logging(&config);
+            let app = Application::build(config).await?;
+            tracing::info!(address = %app.local_addr()?, "SheetGPT is listening");
+            app.run_until(app::shutdown_signal()).await
+        }
+        Command::Migrate => {
+            telemetry::init_logging(&config);
+            let db = db::connect(&config).await?;
+            db::migrate(&db).await.context("migration failed")?;
+            say("database is up to date");
+            Ok(())
+        }
+        Command::Purge { older_than_days } => {
+            let db = db::connect(&config).await?;
+            db::migrate(&db).await?;
+            let cutoff = chrono::Utc::now() - chrono::Duration::days(i64::from(older_than_days));
+            let removed = db::purge(&db, cutoff).await?;
+            say(&format!("removed {removed} rows"));
+            Ok(())
+        }
+        Command::User(cmd) => user(cmd, config).await,
+    }
+}
+
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+}
+
+async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
+    let state = app::build_state(config).await?;
+    match cmd {
+        UserCommand::Create(args) => {
+            let email = Email::parse(&args.email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+            let (raw, generated) = if args.password_stdin {
+                let mut buf = String::new();
+                std::io::stdin().read_to_string(&mut buf)?;
+                (buf.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (crate::auth::tokens::random_token(18), true)
+            };
+            let password = Password::parse(&raw, Some(email.as_str()))
+                .map_err(|e| anyhow::anyhow!("password {e}"))?;
+            let role = if args.admin { Role::Admin } else { Role::User };
+            let user = match service::register(&state, &email, &password, role).await {
+                Ok(user) => user,
+                Err(crate::http::error::ApiError::Conflict { .. }) => {
+                    bail!("a user with email {email} already exists")
+                }
+                Err(err) => bail!("cannot create the user: {err}"),
+            };
+            say(&format!(
+                "created {} {} ({})",
+                user.role.as_str(),
+                user.email,
+                user.id
+            ));
+            if generated {
+                say(&format!("password: {raw}"));
+                say("(shown once; the user can change it with POST /api/v1/auth/password)");
+            }
+        }
+        UserCommand::List => {
+            let mut after = None;
+            say(&format!(
+                "{:<36}  {:<6}  {:<8}  {:<25}  email",
+                "id", "role", "status", "created"
+            ));
+            loop {
+                let page = users::list(&state.db, after, 500).await?;
+                let Some(last) = page.last() else { break };
+                after = Some(last.id);
+                for u in &page {
+                    say(&format!(
+                        "{:<36}  {:<6}  {:<8}  {:<25}  {}",
+                        u.id,
+                        u.role.as_str(),
+                        if u.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "active"
+                        },
+                        u.created_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        u.email
+                    ));
+                }
+            }
+        }
+        UserCommand::SetRole { email, role } => {
+            let user = find(&state, &email).await?;
+            users::set_role(&state.db, user.id, role).await?;
+            say(&format!("{} is now {}", user.email, role.as_str()));
+        }
+        UserCommand::Disable { email } => {
+            let user = find(&state, &email).await?;
+            users::set_disabled(&state.db, user.id, Some(chrono::Utc::now())).await?;
+            say(&format!("{} is disabled", user.email));
+        }
+        UserCommand::Enable { email } => {
+            let user = find(&state, &email).await?;
+            users::set_disabled(&state.db, user.id, None).await?;
+            say(&format!("{} is enabled", user.email));
+        }
+    }
+    Ok(())
+}
+
+async fn find(state: &crate::state::AppState, email: &str) -> anyhow::Result<users::User> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("email {e}"))?;
+    users::find_by_email(&state.db, email.as_str())
+        .await?
+        .with_context(|| format!("no user with email {email}"))
+}

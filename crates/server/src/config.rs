@@ -1,0 +1,330 @@
+//! Configuration: built-in defaults < `sheetgpt.toml` (or `--config FILE`) < `SHEETGPT_*`
+//! environment variables. Nested keys use a double underscore in the environment
+//! (`SHEETGPT_HTTP__BODY_LIMIT_BYTES`).
+//!
+//! The configuration is a value built once in `main` (or by a test) and passed down; nothing
+//! below this module reads the environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// Keys whose environment values are taken verbatim, never parsed as numbers or booleans
+/// (a secret made only of digits is still a string).
+const STRING_KEYS: &[&str] = &[
+    "jwt_secret",
+    "database_url",
+    "redis_url",
+    "log_level",
+    "auth.issuer",
+    "auth.audience",
+];
+
+/// The file read when neither `--config` nor `SHEETGPT_CONFIG` names one.
+pub const DEFAULT_CONFIG_FILE: &str = "sheetgpt.toml";
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite file, generated secrets and artifacts.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; defaults to a SQLite file in `data_dir`.
+    pub database_url: Option<String>,
+    /// HS256 signing secret for access tokens; generated into `data_dir` when unset.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub jwt_secret: Option<SecretString>,
+    /// Shared rate limits across instances (used by later features).
+    pub redis_url: Option<String>,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `sheetgpt=debug,tower_http=info`.
+    pub log_level: String,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout_secs: u64,
+    pub acquire_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Time a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+    /// Origins allowed by CORS; empty means same-origin only.
+    pub cors_allowed_origins: Vec<String>,
+    /// Take the client address from the first `X-Forwarded-For` entry (only behind a proxy).
+    pub trust_forwarded_for: bool,
+    /// Time in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub issuer: String,
+    pub audience: String,
+    /// Lifetime of an access token (JWT).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a login session and so of its refresh tokens.
+    pub session_ttl_days: u64,
+    /// How long a checked session is trusted before the database is asked again. Revocations
+    /// made through this instance take effect at once; those made elsewhere within this time.
+    pub session_cache_secs: u64,
+    /// Failed logins allowed for one account before it is slowed down.
+    pub login_failures_per_account: u32,
+    /// Failed logins allowed from one client address before it is slowed down.
+    pub login_failures_per_ip: u32,
+    /// Time over which the allowance above is restored.
+    pub login_failure_window_secs: u64,
+    /// Argon2id memory cost in KiB.
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes.
+    pub argon2_iterations: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./sheetgpt-data"),
+            database_url: None,
+            jwt_secret: None,
+            redis_url: None,
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            database: DatabaseConfig {
+                max_connections: 16,
+                min_connections: 1,
+                connect_timeout_secs: 5,
+                acquire_timeout_secs: 5,
+            },
+            http: HttpConfig {
+                body_limit_bytes: 2 * 1024 * 1024,
+                request_timeout_secs: 30,
+                cors_allowed_origins: Vec::new(),
+                trust_forwarded_for: false,
+                shutdown_grace_secs: 20,
+            },
+            auth: AuthConfig {
+                issuer: "sheetgpt".to_owned(),
+                audience: "sheetgpt-api".to_owned(),
+                access_token_ttl_secs: 15 * 60,
+                session_ttl_days: 30,
+                session_cache_secs: 5,
+                login_failures_per_account: 5,
+                login_failures_per_ip: 20,
+                login_failure_window_secs: 15 * 60,
+                argon2_memory_kib: 19 * 1024,
+                argon2_iterations: 2,
+            },
+        }
+    }
+}
+
+/// A configuration that failed to load or to validate; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(err: figment::Error) -> Self {
+        // figment's messages already name the key and the source (file or variable); join
+        // all of them so that every problem is reported at once.
+        let all: Vec<String> = err.into_iter().map(|e| e.to_string()).collect();
+        Self::Load(all.join("; "))
+    }
+}
+
+impl Config {
+    /// Loads defaults < config file < environment. `file` is `--config`; `env` is the process
+    /// environment (passed in so that tests can build their own).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let env_file = env
+            .iter()
+            .find(|(k, _)| k == "SHEETGPT_CONFIG")
+            .map(|(_, v)| PathBuf::from(v));
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file.map(Path::to_path_buf).or(env_file) {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::Load(format!(
+                        "config file {} does not exist",
+                        path.display()
+                    )));
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+            }
+            None => {}
+        }
+        // Environment last: SHEETGPT_HTTP__BODY_LIMIT_BYTES -> http.body_limit_bytes. Values
+        // are parsed like figment's Env provider does (numbers, booleans, [lists]).
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("SHEETGPT_") else {
+                continue;
+            };
+            if key.is_empty() || key == "CONFIG" {
+                continue;
+            }
+            let key = key.to_ascii_lowercase().replace("__", ".");
+            let value: figment::value::Value = if STRING_KEYS.contains(&key.as_str()) {
+                value.into()
+            } else {
+                match value.parse() {
+                    Ok(parsed) => parsed,
+                    Err(never) => match never {},
+                }
+            };
+            figment = figment.merge(Serialized::default(&key, value));
+        }
+        let config: Config = figment.extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
+            ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            }
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("sqlite:")
+                || url.starts_with("postgres://")
+                || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret
+            && secret.expose_secret().len() < 32
+        {
+            return Err(invalid("jwt_secret", "must be at least 32 bytes long"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if self.database.min_connections > self.database.max_connections {
+            return Err(invalid(
+                "database.min_connections",
+                "must not exceed database.max_connections",
+            ));
+        }
+        if self.http.body_limit_bytes < 1024 {
+            return Err(invalid("http.body_limit_bytes", "must be at least 1024"));
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(invalid("http.request_timeout_secs", "must be at least 1"));
+        }
+        for origin in &self.http.cors_allowed_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "http.cors_allowed_origins",
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                ));
+            }
+        }
+        if !(60..=24 * 3600).contains(&self.auth.access_token_ttl_secs) {
+            return Err(invalid(
+                "auth.access_token_ttl_secs",
+                "must be between 60 and 86400",
+            ));
+        }
+        if self.auth.session_ttl_days == 0 {
+            return Err(invalid("auth.session_ttl_days", "must be at least 1"));
+        }
+        if self.auth.login_failures_per_account == 0 || self.auth.login_failures_per_ip == 0 {
+            return Err(invalid(
+                "auth.login_failures_per_account",
+                "login failure allowances must be at least 1",
+            ));
+        }
+        if self.auth.login_failure_window_secs == 0 {
+            return Err(invalid(
+                "auth.login_failure_window_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.auth.argon2_memory_kib < 8 * 1024 {
+            return Err(invalid("auth.argon2_memory_kib", "must be at least 8192"));
+        }
+        if self.auth.argon2_iterations == 0 {
+            return Err(invalid("auth.argon2_iterations", "must be at least 1"));
+        }
+        if self.auth.issuer.is_empty() || self.auth.audience.is_empty() {
+            return Err(invalid(
+                "auth.issuer",
+                "issuer and audience must not be empty",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one or the SQLite file in the data dir.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sheetgpt.db").display()
+            ),
+        }
+    }
+}
+
+fn serialize_redacted<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    // Only the defaults are ever serialized (as figment's base layer), and they hold no
+    // secret; should a secret get here, it is not written out.
+    match value {
+        Some(_) => serializer.serialize_str("[redacted]"),
+        None => serializer.serialize_none(),
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Text => "text",
+            Self::Json => "json",
+        })
+    }
+}

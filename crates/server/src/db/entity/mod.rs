@@ -1,0 +1,7 @@
+//! SeaORM entities. Every table has a UUID v7 `id`, `created_at`, `updated_at` and
+//! `deleted_at` (soft delete); repositories never return a row whose `deleted_at` is set.
+
+pub mod api_key;
+pub mod refresh_token;
+pub mod session;
+pub mod user;

@@ -1,0 +1,44 @@
+//! Schema migrations, applied at start-up and by `sheetgpt migrate`. Each runs once (recorded
+//! in `seaql_migrations`), so applying them again is a no-op. Migrations are append-only:
+//! change the schema with a new one, never by editing an old one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_accounts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_accounts::Migration)]
+    }
+}
+
+/// Columns every table has.
+pub(crate) fn with_common_columns(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
+    table
+        .col(
+            ColumnDef::new(Common::CreatedAt)
+                .timestamp_with_time_zone()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Common::UpdatedAt)
+                .timestamp_with_time_zone()
+                .not_null(),
+        )
+        .col(
+            ColumnDef::new(Common::DeletedAt)
+                .timestamp_with_time_zone()
+                .null(),
+        )
+}
+
+#[derive(DeriveIden)]
+#[expect(clippy::enum_variant_names, reason = "they are column names")]
+pub(crate) enum Common {
+    CreatedAt,
+    UpdatedAt,
+    DeletedAt,
+}

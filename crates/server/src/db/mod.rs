@@ -1,0 +1,133 @@
+//! Storage: one SeaORM connection pool over SQLite (the default, a file in the data dir) or
+//! PostgreSQL, chosen by URL at run time; the same entities, migrations and queries serve both.
+
+pub mod api_keys;
+pub mod entity;
+pub mod migration;
+pub mod sessions;
+pub mod users;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm_migration::MigratorTrait;
+
+use crate::config::Config;
+use migration::Migrator;
+
+/// Opens the pool described by the configuration (creating the SQLite file and the data dir
+/// when needed).
+pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let url = config.effective_database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
+    }
+    let mut options = ConnectOptions::new(url);
+    options
+        .max_connections(config.database.max_connections)
+        .min_connections(config.database.min_connections)
+        .connect_timeout(Duration::from_secs(config.database.connect_timeout_secs))
+        .acquire_timeout(Duration::from_secs(config.database.acquire_timeout_secs))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|opts| {
+            // WAL lets readers run beside the one writer; foreign keys are off by default in
+            // SQLite; the busy timeout turns writer contention into a short wait, not an error.
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5))
+                .create_if_missing(true)
+        });
+    // The URL may carry a password: never put it in an error message.
+    let db = Database::connect(options).await.map_err(|err| {
+        anyhow::anyhow!("cannot connect to the database: {}", redact_db_error(&err))
+    })?;
+    Ok(db)
+}
+
+/// Applies every pending migration. Safe to run again: applied ones are skipped.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}
+
+/// Number of migrations this binary knows that the database has not applied.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(Migrator::get_pending_migrations_read_only(db).await?.len())
+}
+
+/// Pool size and idle connections, for the metrics endpoint.
+pub fn pool_stats(db: &DatabaseConnection) -> (u32, usize) {
+    match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        DatabaseBackend::Sqlite => {
+            let pool = db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+        _ => (0, 0),
+    }
+}
+
+fn redact_db_error(err: &DbErr) -> String {
+    // sqlx errors may echo the connection string; keep only the kind of failure.
+    let text = err.to_string();
+    match text.find("://") {
+        Some(_) => "connection failed (check the database URL and that the server runs)".to_owned(),
+        None => text,
+    }
+}
+
+/// True when the error is a violation of a unique index (duplicate email, key hash…).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Permanently removes rows soft-deleted before `cutoff`, and sessions that ended (revoked or
+/// expired) before it together with their refresh tokens. Returns the number of rows removed.
+pub async fn purge(
+    db: &DatabaseConnection,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, DbErr> {
+    use entity::{api_key, refresh_token, session, user};
+    use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
+
+    let txn = db.begin().await?;
+    let mut removed = 0;
+    removed += refresh_token::Entity::delete_many()
+        .filter(refresh_token::Column::DeletedAt.lt(cutoff))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    // Refresh tokens go with their session (ON DELETE CASCADE).
+    removed += session::Entity::delete_many()
+        .filter(
+            Condition::any()
+                .add(session::Column::DeletedAt.lt(cutoff))
+                .add(session::Column::RevokedAt.lt(cutoff))
+                .add(session::Column::ExpiresAt.lt(cutoff)),
+        )
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    removed += api_key::Entity::delete_many()
+        .filter(api_key::Column::DeletedAt.lt(cutoff))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    removed += user::Entity::delete_many()
+        .filter(user::Column::DeletedAt.lt(cutoff))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    txn.commit().await?;
+    Ok(removed)
+}

@@ -1,0 +1,101 @@
+//! Users. Every query skips soft-deleted rows.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use uuid::Uuid;
+
+use super::entity::user::{self, Role};
+
+pub use user::Model as User;
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    email: &str,
+    password_hash: String,
+    role: Role,
+) -> Result<User, DbErr> {
+    let now = Utc::now();
+    user::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        email: Set(email.to_owned()),
+        password_hash: Set(password_hash),
+        role: Set(role),
+        disabled_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<User>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .filter(user::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+pub async fn find_by_id(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<User>, DbErr> {
+    user::Entity::find_by_id(id)
+        .filter(user::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+/// Users in creation order, `limit` after the cursor (an id).
+pub async fn list(
+    db: &impl ConnectionTrait,
+    after: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<User>, DbErr> {
+    let mut query = user::Entity::find()
+        .filter(user::Column::DeletedAt.is_null())
+        .order_by_asc(user::Column::Id)
+        .limit(limit);
+    if let Some(after) = after {
+        query = query.filter(user::Column::Id.gt(after));
+    }
+    query.all(db).await
+}
+
+async fn update_live(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    column: user::Column,
+    value: Expr,
+) -> Result<bool, DbErr> {
+    let result = user::Entity::update_many()
+        .col_expr(column, value)
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
+}
+
+pub async fn set_password_hash(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    hash: String,
+) -> Result<bool, DbErr> {
+    update_live(db, id, user::Column::PasswordHash, Expr::value(hash)).await
+}
+
+pub async fn set_role(db: &impl ConnectionTrait, id: Uuid, role: Role) -> Result<bool, DbErr> {
+    update_live(db, id, user::Column::Role, Expr::value(role.as_str())).await
+}
+
+pub async fn set_disabled(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    disabled_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbErr> {
+    update_live(db, id, user::Column::DisabledAt, Expr::value(disabled_at)).await
+}

@@ -1,0 +1,74 @@
+//! Extractors that turn a request into domain input or a problem+json answer.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{ApiError, FieldError};
+
+/// A JSON body that is parsed, then validated with `garde`; every invalid field is reported.
+pub struct ValidatedJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ValidatedJson<T>
+where
+    T: DeserializeOwned + garde::Validate<Context = ()>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        if let Err(report) = value.validate() {
+            let errors = report
+                .iter()
+                .map(|(path, error)| {
+                    let field = path.to_string();
+                    FieldError::new(
+                        if field.is_empty() {
+                            "body".to_owned()
+                        } else {
+                            field
+                        },
+                        error.message(),
+                    )
+                })
+                .collect();
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(Self(value))
+    }
+}
+
+/// A path parameter whose parse failure is a 404 problem, not axum's plain-text 400.
+pub struct Path<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// A query string whose parse failure is a 422 problem.
+pub struct Query<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Self(value))
+    }
+}

@@ -1,0 +1,15 @@
+//! SheetGPT: a web service where conversations with language models become typed, versioned
+//! tables that leave as Excel, CSV, JSON or Google Sheets.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod secrets;
+pub mod state;
+pub mod telemetry;
+
+pub use app::Application;
+pub use config::Config;

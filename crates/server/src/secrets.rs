@@ -1,0 +1,87 @@
+//! Secrets that a fresh machine generates for itself: written once into the data directory
+//! with mode 0600 and read back on every start. Production sets them in the environment.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+use crate::auth::tokens::random_token;
+
+/// The secret in `SHEETGPT_<NAME>` if set, else the one in `<data_dir>/<name>`, generated on
+/// first use.
+pub fn load_or_generate(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+    name: &str,
+) -> anyhow::Result<SecretString> {
+    if let Some(secret) = configured {
+        return Ok(secret.clone());
+    }
+    fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let path = data_dir.join(name);
+    let generated = random_token(48);
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(mut file) => {
+            file.write_all(generated.as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(file = %path.display(), "generated a new {name}; set it in the environment for production");
+            Ok(SecretString::from(generated))
+        }
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            let mode = fs::metadata(&path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(file = %path.display(), "secret file is readable by others; chmod 600 it");
+            }
+            let secret = fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let secret = secret.trim().to_owned();
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "{} holds fewer than 32 characters; delete it to have a new one generated",
+                path.display()
+            );
+            Ok(SecretString::from(secret))
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn a_generated_secret_is_private_and_stable() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let first = load_or_generate(None, dir.path(), "jwt_secret")?;
+        let second = load_or_generate(None, dir.path(), "jwt_secret")?;
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        let mode = fs::metadata(dir.path().join("jwt_secret"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        Ok(())
+    }
+
+    #[test]
+    fn a_configured_secret_wins_and_writes_nothing() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let configured = SecretString::from("x".repeat(40));
+        let got = load_or_generate(Some(&configured), dir.path(), "jwt_secret")?;
+        assert_eq!(got.expose_secret(), configured.expose_secret());
+        assert!(!dir.path().join("jwt_secret").exists());
+        Ok(())
+    }
+}

@@ -1,0 +1,63 @@
+//! What every request handler can reach.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::PrometheusHandle;
+use sea_orm::DatabaseConnection;
+
+use crate::auth::cache::SessionCache;
+use crate::auth::jwt::JwtKeys;
+use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginThrottle;
+use crate::config::Config;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub db: DatabaseConnection,
+    pub hasher: Hasher,
+    pub jwt: JwtKeys,
+    pub sessions: SessionCache,
+    pub login_throttle: LoginThrottle,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(
+        config: Config,
+        db: DatabaseConnection,
+        jwt_secret: &[u8],
+        metrics: PrometheusHandle,
+    ) -> anyhow::Result<Self> {
+        let auth = &config.auth;
+        let hasher = Hasher::new(auth.argon2_memory_kib, auth.argon2_iterations)?;
+        let jwt = JwtKeys::new(jwt_secret, auth);
+        let sessions = SessionCache::new(Duration::from_secs(auth.session_cache_secs), 100_000);
+        let login_throttle = LoginThrottle::new(
+            auth.login_failures_per_account,
+            auth.login_failures_per_ip,
+            Duration::from_secs(auth.login_failure_window_secs),
+        );
+        Ok(Self(Arc::new(Inner {
+            config,
+            db,
+            hasher,
+            jwt,
+            sessions,
+            login_throttle,
+            metrics,
+        })))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

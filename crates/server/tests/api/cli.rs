@@ -1,0 +1,310 @@
+//! The `sheetgpt` binary as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, TestApp, base_config, fresh_database_url};
+
+struct Env {
+    dir: tempfile::TempDir,
+    database_url: Option<String>,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = fresh_database_url(dir.path()).await;
+        Self { dir, database_url }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sheetgpt"));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env_clear()
+            .env("SHEETGPT_DATA_DIR", self.dir.path().join("data"))
+            .env("SHEETGPT_LOG_LEVEL", "warn")
+            .env("SHEETGPT_AUTH__ARGON2_MEMORY_KIB", "8192")
+            .env("SHEETGPT_AUTH__ARGON2_ITERATIONS", "1");
+        if let Some(url) = &self.database_url {
+            cmd.env("SHEETGPT_DATABASE_URL", url);
+        }
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// A test server over the same database the commands use.
+    async fn app(self) -> TestApp {
+        let mut config = base_config(&self.dir.path().join("data"));
+        config.database_url = self.database_url.clone();
+        config.jwt_secret = None; // the commands generated one into the data dir
+        TestApp::start(config, self.dir).await
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn migrate_can_run_any_number_of_times() {
+    let env = Env::new().await;
+    for _ in 0..2 {
+        let out = env.run(&["migrate"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("up to date"));
+    }
+}
+
+#[tokio::test]
+async fn help_names_every_command() {
+    let env = Env::new().await;
+    let out = env.run(&["--help"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    for cmd in ["serve", "migrate", "user", "purge", "--config"] {
+        assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
+    }
+    let text = stdout(&env.run(&["user", "--help"]));
+    for cmd in ["create", "list", "set-role", "disable", "enable"] {
+        assert!(text.contains(cmd), "user --help lacks {cmd}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_on_the_command_line_and_can_sign_in() {
+    let env = Env::new().await;
+    let out = env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "Root@Example.com",
+            "--admin",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("created admin root@example.com"));
+    let list = env.run(&["user", "list"]);
+    assert!(
+        stdout(&list)
+            .lines()
+            .any(|l| l.contains("root@example.com") && l.contains("admin"))
+    );
+    let again = env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "root@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"));
+
+    let app = env.app().await;
+    let (token, _) = app.login("root@example.com", PASSWORD).await;
+    let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me["role"], "admin");
+}
+
+#[tokio::test]
+async fn a_generated_password_is_printed_once_and_works() {
+    let env = Env::new().await;
+    let out = env.run(&["user", "create", "--email", "gen@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let password = text
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let app = env.app().await;
+    app.login("gen@example.com", &password).await;
+}
+
+#[tokio::test]
+async fn set_role_and_disable_take_effect() {
+    let env = Env::new().await;
+    let out = env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "ops@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["user", "set-role", "ops@example.com", "admin"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["user", "set-role", "ops@example.com", "superuser"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unknown role"));
+    let out = env.run(&["user", "disable", "nobody@example.com"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no user"));
+    let out = env.run(&["user", "disable", "ops@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&env.run(&["user", "list"]))
+            .lines()
+            .any(|l| l.contains("ops@example.com") && l.contains("disabled"))
+    );
+
+    let enable = env.command(&["user", "enable", "ops@example.com"]);
+    let app = env.app().await;
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            serde_json::json!({"email": "ops@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let mut enable = enable;
+    assert!(enable.output().unwrap().status.success());
+    let (token, _) = app.login("ops@example.com", PASSWORD).await;
+    let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me["role"], "admin");
+}
+
+#[tokio::test]
+async fn invalid_configuration_stops_start_up_naming_the_key() {
+    let env = Env::new().await;
+    let out = env
+        .command(&["migrate"])
+        .env("SHEETGPT_LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("listen"), "{}", stderr(&out));
+
+    let out = env
+        .command(&["migrate"])
+        .env("SHEETGPT_DATABASE_URL", "mysql://localhost/x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("database_url"), "{}", stderr(&out));
+
+    std::fs::write(
+        env.dir.path().join("bad.toml"),
+        "[http]\nbody_limit_byte = 5\n",
+    )
+    .unwrap();
+    let out = env.run(&["--config", "bad.toml", "migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("body_limit_byte"), "{}", stderr(&out));
+
+    let out = env.run(&["--config", "missing.toml", "migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.toml"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn a_config_file_is_read_and_the_environment_overrides_it() {
+    let env = Env::new().await;
+    std::fs::write(
+        env.dir.path().join("sheetgpt.toml"),
+        "listen = \"127.0.0.1:1\"\n[http]\nbody_limit_bytes = 1\n",
+    )
+    .unwrap();
+    // The file's too-small body limit is reported; the environment fixes it.
+    let out = env.run(&["migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("http.body_limit_bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env
+        .command(&["migrate"])
+        .env("SHEETGPT_HTTP__BODY_LIMIT_BYTES", "65536")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn serve_answers_readyz_and_stops_cleanly_on_sigterm() {
+    let env = Env::new().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut child = env
+        .command(&[])
+        .env("SHEETGPT_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(resp) = client
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            && resp.status() == StatusCode::OK
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "server never became ready");
+    let secret = env.dir.path().join("data/jwt_secret");
+    assert!(secret.exists(), "a signing secret was generated");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exited = None;
+    for _ in 0..100 {
+        if let Some(s) = child.try_wait().unwrap() {
+            exited = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let exited = exited.unwrap_or_else(|| {
+        child.kill().ok();
+        panic!("server did not stop after SIGTERM")
+    });
+    assert!(exited.success(), "exit status {exited:?}");
+}

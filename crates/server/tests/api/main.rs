@@ -1,0 +1,11 @@
+//! End-to-end tests: the real server on a random port over a real database (a fresh SQLite
+//! file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set).
+
+mod helpers;
+
+mod api_keys;
+mod auth;
+mod cli;
+mod errors;
+mod ops;
+mod sessions;
