@@ -32,17 +32,21 @@ pub fn init_logging(config: &Config) {
 /// The process's Prometheus recorder. A recorder is global by nature in the `metrics`
 /// crate; every app in the process (tests start several) shares this one.
 pub fn metrics_handle() -> anyhow::Result<PrometheusHandle> {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    if let Some(handle) = HANDLE.get() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("sheetgpt_http_request_duration_seconds".to_owned()),
-            &[
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ],
-        )?
-        .install_recorder()?;
-    Ok(HANDLE.get_or_init(|| handle).clone())
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    // get_or_init runs the installation once even when apps start on several threads.
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("sheetgpt_http_request_duration_seconds".to_owned()),
+                    &[
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0,
+                    ],
+                )
+                .and_then(PrometheusBuilder::install_recorder)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))
 }

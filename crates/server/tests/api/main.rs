@@ -1,6 +1,13 @@
 //! End-to-end tests: the real server on a random port over a real database (a fresh SQLite
 //! file, or a fresh PostgreSQL database when `TEST_DATABASE_URL` is set).
 
+#![expect(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::field_reassign_with_default,
+    reason = "test helpers fail loudly; configs are built field by field from the defaults"
+)]
+
 mod helpers;
 
 mod api_keys;
