@@ -1,1 +1,2 @@
-pub fn x() {}
+//! SheetGPT domain: tables, extraction, versions, templates and export writers. Pure logic:
+//! no async, no database, no HTTP.

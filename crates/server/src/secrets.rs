@@ -11,6 +11,16 @@ use secrecy::SecretString;
 
 use crate::auth::tokens::random_token;
 
+/// Creates the data directory (mode 0700: it holds the database and secrets) if missing.
+pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))
+}
+
 /// The secret in `SHEETGPT_<NAME>` if set, else the one in `<data_dir>/<name>`, generated on
 /// first use.
 pub fn load_or_generate(
@@ -21,8 +31,7 @@ pub fn load_or_generate(
     if let Some(secret) = configured {
         return Ok(secret.clone());
     }
-    fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    ensure_data_dir(data_dir)?;
     let path = data_dir.join(name);
     let generated = random_token(48);
     match OpenOptions::new()

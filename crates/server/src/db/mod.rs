@@ -9,7 +9,6 @@ pub mod users;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr};
 use sea_orm_migration::MigratorTrait;
@@ -22,9 +21,7 @@ use migration::Migrator;
 pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
-            format!("cannot create data directory {}", config.data_dir.display())
-        })?;
+        crate::secrets::ensure_data_dir(&config.data_dir)?;
     }
     let mut options = ConnectOptions::new(url);
     options

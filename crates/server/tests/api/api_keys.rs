@@ -195,3 +195,44 @@ async fn key_requests_are_validated_field_by_field() {
         "validation-failed",
     );
 }
+
+#[tokio::test]
+async fn a_revoked_key_is_kept_invisible_until_purged() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use sheetgpt::db::entity::api_key;
+    let app = TestApp::spawn().await;
+    let token = app.user("purge@example.com").await;
+    let created = create_key(&app, &token, "to purge", "read").await;
+    create_key(&app, &token, "to keep", "read").await;
+    let id = created["id"].as_str().unwrap();
+    app.delete(&format!("/api/v1/api-keys/{id}"), Some(&token))
+        .await;
+    assert_eq!(
+        api_key::Entity::find().count(&app.state.db).await.unwrap(),
+        2,
+        "soft-deleted row stays"
+    );
+    let (_, list) = app.get("/api/v1/api-keys", Some(&token)).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        1,
+        "but is invisible"
+    );
+
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    sheetgpt::db::purge(&app.state.db, yesterday).await.unwrap();
+    assert_eq!(
+        api_key::Entity::find().count(&app.state.db).await.unwrap(),
+        2,
+        "too recent to purge"
+    );
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let removed = sheetgpt::db::purge(&app.state.db, later).await.unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(
+        api_key::Entity::find().count(&app.state.db).await.unwrap(),
+        1
+    );
+    let (_, list) = app.get("/api/v1/api-keys", Some(&token)).await;
+    assert_eq!(list["items"][0]["name"], "to keep");
+}

@@ -259,7 +259,7 @@ async fn a_config_file_is_read_and_the_environment_overrides_it() {
 }
 
 #[tokio::test]
-async fn serve_answers_readyz_and_stops_cleanly_on_sigterm() {
+async fn serve_logs_json_with_request_ids_and_no_secrets_and_stops_on_sigterm() {
     let env = Env::new().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -268,17 +268,17 @@ async fn serve_answers_readyz_and_stops_cleanly_on_sigterm() {
     let mut child = env
         .command(&[])
         .env("SHEETGPT_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
+        .env("SHEETGPT_LOG_FORMAT", "json")
+        .env("SHEETGPT_LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {
-        if let Ok(resp) = client
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
+        if let Ok(resp) = client.get(format!("{base}/readyz")).send().await
             && resp.status() == StatusCode::OK
         {
             ready = true;
@@ -287,8 +287,38 @@ async fn serve_answers_readyz_and_stops_cleanly_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(ready, "server never became ready");
-    let secret = env.dir.path().join("data/jwt_secret");
-    assert!(secret.exists(), "a signing secret was generated");
+    assert!(
+        env.dir.path().join("data/jwt_secret").exists(),
+        "a signing secret was generated"
+    );
+
+    let creds = serde_json::json!({"email": "logs@example.com", "password": PASSWORD});
+    let resp = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&creds)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let tokens: serde_json::Value = client
+        .post(format!("{base}/api/v1/auth/login"))
+        .header("x-request-id", "req-abc-123")
+        .json(&creds)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    client
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -307,4 +337,22 @@ async fn serve_answers_readyz_and_stops_cleanly_on_sigterm() {
         panic!("server did not stop after SIGTERM")
     });
     assert!(exited.success(), "exit status {exited:?}");
+
+    let output = child.wait_with_output().unwrap();
+    let logs = format!("{}{}", stdout(&output), stderr(&output));
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "req-abc-123"),
+        "the login's request id is in its log lines"
+    );
+    assert!(lines.iter().any(|l| l["message"] == "signed in"));
+    for secret in [PASSWORD, access.as_str(), refresh.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
 }
