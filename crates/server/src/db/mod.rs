@@ -10,7 +10,10 @@ pub mod users;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::config::Config;
@@ -47,8 +50,30 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// Applies every pending migration. Safe to run again: applied ones are skipped.
+///
+/// Several processes may start at once (instances on one PostgreSQL; `sheetgpt migrate` next
+/// to a running server on SQLite): the migrations run in one transaction that first takes a
+/// lock, so one process migrates and the others then find nothing to do.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
-    Migrator::up(db, None).await
+    let backend = db.get_database_backend();
+    if backend != DatabaseBackend::Postgres {
+        db.execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS sheetgpt_migration_lock (id INTEGER PRIMARY KEY)",
+        )
+        .await?;
+    }
+    let txn = db.begin().await?;
+    if backend == DatabaseBackend::Postgres {
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(5348415447)")
+            .await?;
+    } else {
+        // A write as the transaction's first statement takes SQLite's write lock before
+        // anything is read (waiting out the busy timeout if another process holds it).
+        txn.execute_unprepared("DELETE FROM sheetgpt_migration_lock")
+            .await?;
+    }
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
 }
 
 /// Number of migrations this binary knows that the database has not applied.

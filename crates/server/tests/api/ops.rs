@@ -172,3 +172,24 @@ async fn the_docs_page_and_its_assets_are_served_locally() {
         .unwrap();
     assert!(init.contains("/api/v1/openapi.json"));
 }
+
+#[tokio::test]
+async fn instances_starting_together_migrate_once_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::base_config(dir.path());
+    config.database_url = crate::helpers::fresh_database_url(dir.path()).await;
+    let (a, b) = tokio::join!(
+        async {
+            let db = sheetgpt::db::connect(&config).await.unwrap();
+            sheetgpt::db::migrate(&db).await
+        },
+        async {
+            let db = sheetgpt::db::connect(&config).await.unwrap();
+            sheetgpt::db::migrate(&db).await
+        }
+    );
+    a.unwrap();
+    b.unwrap();
+    let db = sheetgpt::db::connect(&config).await.unwrap();
+    assert_eq!(sheetgpt::db::pending_migrations(&db).await.unwrap(), 0);
+}
