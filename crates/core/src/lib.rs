@@ -1,2 +1,8 @@
 //! SheetGPT domain: tables, extraction, versions, templates and export writers. Pure logic:
 //! no async, no database, no HTTP.
+
+pub mod extract;
+pub mod table;
+pub mod version;
+
+pub use table::{Column, ColumnType, Rules, Table, Value};

@@ -1,0 +1,1 @@
+//! Tables out of text (filled in by the extraction work).

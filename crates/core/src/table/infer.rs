@@ -1,0 +1,75 @@
+//! Type inference: the most specific type that every non-empty value of a column parses as.
+
+use super::ColumnType;
+use super::value::Value;
+
+/// Markers people write for "no value".
+pub fn is_null_token(t: &str) -> bool {
+    let t = t.trim();
+    t.is_empty()
+        || matches!(
+            t.to_ascii_lowercase().as_str(),
+            "n/a" | "na" | "-" | "--" | "—" | "–" | "null" | "none" | "nil" | "nan" | "#n/a" | "?"
+        )
+}
+
+/// Candidates from most to least specific. Integer before Decimal before Float; Boolean only
+/// from words (a column of 0/1 stays integer); text when nothing else fits.
+const ORDER: [ColumnType; 10] = [
+    ColumnType::Integer,
+    ColumnType::Decimal,
+    ColumnType::Float,
+    ColumnType::Percent,
+    ColumnType::Currency,
+    ColumnType::Date,
+    ColumnType::Datetime,
+    ColumnType::Boolean,
+    ColumnType::Url,
+    ColumnType::Email,
+];
+
+/// Looks at up to 10,000 values (enough to decide, cheap on million-row columns).
+pub fn infer_column_type<'a>(values: impl IntoIterator<Item = &'a str>) -> ColumnType {
+    let mut candidates: Vec<ColumnType> = ORDER.to_vec();
+    let mut seen = 0usize;
+    for v in values.into_iter().take(10_000) {
+        if is_null_token(v) {
+            continue;
+        }
+        seen += 1;
+        candidates.retain(|ty| Value::parse(v, *ty).is_ok());
+        if candidates.is_empty() {
+            return ColumnType::Text;
+        }
+    }
+    if seen == 0 {
+        return ColumnType::Text;
+    }
+    candidates.first().copied().unwrap_or(ColumnType::Text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_specific_type_that_fits_every_value_wins() {
+        assert_eq!(infer_column_type(["1", "2", ""]), ColumnType::Integer);
+        assert_eq!(infer_column_type(["1", "2.5"]), ColumnType::Decimal);
+        assert_eq!(infer_column_type(["1e5", "2"]), ColumnType::Float);
+        assert_eq!(infer_column_type(["$1,234.50", "$3"]), ColumnType::Currency);
+        assert_eq!(infer_column_type(["12%", "N/A"]), ColumnType::Percent);
+        assert_eq!(infer_column_type(["2024-01-01", "Jan 5, 2024"]), ColumnType::Date);
+        assert_eq!(infer_column_type(["2024-01-01 10:00", "2024-01-02T11:00:00Z"]), ColumnType::Datetime);
+        assert_eq!(infer_column_type(["yes", "No"]), ColumnType::Boolean);
+        assert_eq!(infer_column_type(["https://a.io", "http://b.io/x"]), ColumnType::Url);
+        assert_eq!(infer_column_type(["a@b.io"]), ColumnType::Email);
+        assert_eq!(infer_column_type(["1", "one"]), ColumnType::Text);
+        assert_eq!(infer_column_type(["", "N/A"]), ColumnType::Text);
+    }
+
+    #[test]
+    fn zero_one_columns_stay_integers() {
+        assert_eq!(infer_column_type(["0", "1", "1"]), ColumnType::Integer);
+    }
+}
