@@ -48,6 +48,18 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    pub tables: TablesConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TablesConfig {
+    /// Largest upload (CSV, TSV) accepted, in bytes.
+    pub max_upload_bytes: usize,
+    /// Most columns a table may have.
+    pub max_columns: usize,
+    /// Most rows a table may have.
+    pub max_rows: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -139,6 +151,11 @@ impl Default for Config {
                 login_failure_window_secs: 15 * 60,
                 argon2_memory_kib: 19 * 1024,
                 argon2_iterations: 2,
+            },
+            tables: TablesConfig {
+                max_upload_bytes: 256 * 1024 * 1024,
+                max_columns: 1_000,
+                max_rows: 5_000_000,
             },
         }
     }
@@ -292,6 +309,15 @@ impl Config {
                 "auth.issuer",
                 "issuer and audience must not be empty",
             ));
+        }
+        if self.tables.max_columns == 0 || self.tables.max_rows == 0 {
+            return Err(invalid(
+                "tables.max_columns",
+                "table limits must be at least 1",
+            ));
+        }
+        if self.tables.max_upload_bytes < 1024 {
+            return Err(invalid("tables.max_upload_bytes", "must be at least 1024"));
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod db;
 pub mod http;
 pub mod secrets;
 pub mod state;
+pub mod tables;
 pub mod telemetry;
 
 pub use app::Application;

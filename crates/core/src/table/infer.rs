@@ -28,6 +28,41 @@ const ORDER: [ColumnType; 10] = [
     ColumnType::Email,
 ];
 
+/// Incremental inference over a stream of values (a million-row upload is inferred in one
+/// pass without keeping its cells).
+#[derive(Clone, Debug)]
+pub struct Inference {
+    candidates: Vec<ColumnType>,
+    seen: usize,
+}
+
+impl Default for Inference {
+    fn default() -> Self {
+        Self {
+            candidates: ORDER.to_vec(),
+            seen: 0,
+        }
+    }
+}
+
+impl Inference {
+    pub fn push(&mut self, value: &str) {
+        if self.candidates.is_empty() || is_null_token(value) {
+            return;
+        }
+        self.seen += 1;
+        self.candidates
+            .retain(|ty| Value::parse(value, *ty).is_ok());
+    }
+
+    pub fn finish(&self) -> ColumnType {
+        if self.seen == 0 {
+            return ColumnType::Text;
+        }
+        self.candidates.first().copied().unwrap_or(ColumnType::Text)
+    }
+}
+
 /// Looks at up to 10,000 values (enough to decide, cheap on million-row columns).
 pub fn infer_column_type<'a>(values: impl IntoIterator<Item = &'a str>) -> ColumnType {
     let mut candidates: Vec<ColumnType> = ORDER.to_vec();
@@ -59,10 +94,19 @@ mod tests {
         assert_eq!(infer_column_type(["1e5", "2"]), ColumnType::Float);
         assert_eq!(infer_column_type(["$1,234.50", "$3"]), ColumnType::Currency);
         assert_eq!(infer_column_type(["12%", "N/A"]), ColumnType::Percent);
-        assert_eq!(infer_column_type(["2024-01-01", "Jan 5, 2024"]), ColumnType::Date);
-        assert_eq!(infer_column_type(["2024-01-01 10:00", "2024-01-02T11:00:00Z"]), ColumnType::Datetime);
+        assert_eq!(
+            infer_column_type(["2024-01-01", "Jan 5, 2024"]),
+            ColumnType::Date
+        );
+        assert_eq!(
+            infer_column_type(["2024-01-01 10:00", "2024-01-02T11:00:00Z"]),
+            ColumnType::Datetime
+        );
         assert_eq!(infer_column_type(["yes", "No"]), ColumnType::Boolean);
-        assert_eq!(infer_column_type(["https://a.io", "http://b.io/x"]), ColumnType::Url);
+        assert_eq!(
+            infer_column_type(["https://a.io", "http://b.io/x"]),
+            ColumnType::Url
+        );
         assert_eq!(infer_column_type(["a@b.io"]), ColumnType::Email);
         assert_eq!(infer_column_type(["1", "one"]), ColumnType::Text);
         assert_eq!(infer_column_type(["", "N/A"]), ColumnType::Text);

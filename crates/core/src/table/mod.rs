@@ -4,7 +4,7 @@ mod infer;
 mod rules;
 mod value;
 
-pub use infer::{infer_column_type, is_null_token};
+pub use infer::{Inference, infer_column_type, is_null_token};
 pub use rules::{Rules, Violation, validate};
 pub use value::{ConvertError, Money, Value};
 
@@ -154,7 +154,9 @@ impl Table {
                 .collect();
             let ty = infer_column_type(cells.iter().copied());
             for (row, cell) in typed_rows.iter_mut().zip(&cells) {
-                row.push(Value::parse(cell, ty).unwrap_or_else(|_| Value::Text((*cell).to_owned())));
+                row.push(
+                    Value::parse(cell, ty).unwrap_or_else(|_| Value::Text((*cell).to_owned())),
+                );
             }
             columns.push(Column::new(format!("c{}", i + 1), name, ty));
         }

@@ -98,7 +98,11 @@ pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
             } else {
                 Some(Decimal::from(text.chars().count()))
             };
-            let what = if col.ty.is_numeric() { "" } else { " characters" };
+            let what = if col.ty.is_numeric() {
+                ""
+            } else {
+                " characters"
+            };
             if let (Some(min), Some(m)) = (rules.min, measure)
                 && m < min
             {
@@ -112,7 +116,10 @@ pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
             if let Some(re) = &pattern
                 && !re.is_match(&text)
             {
-                bad("pattern", format!("must match {}", rules.pattern.as_deref().unwrap_or("")));
+                bad(
+                    "pattern",
+                    format!("must match {}", rules.pattern.as_deref().unwrap_or("")),
+                );
             }
             if let Some(allowed) = &rules.one_of
                 && !allowed.contains(&text)
@@ -133,27 +140,59 @@ mod tests {
     #[test]
     fn every_bad_cell_is_reported_with_row_column_and_rule() {
         let mut qty = Column::new("c1", "qty", ColumnType::Integer);
-        qty.rules = Rules { required: true, min: Some(Decimal::from(1)), max: Some(Decimal::from(10)), ..Rules::default() };
+        qty.rules = Rules {
+            required: true,
+            min: Some(Decimal::from(1)),
+            max: Some(Decimal::from(10)),
+            ..Rules::default()
+        };
         let mut code = Column::new("c2", "code", ColumnType::Text);
-        code.rules = Rules { unique: true, pattern: Some("[A-Z]{3}".into()), ..Rules::default() };
+        code.rules = Rules {
+            unique: true,
+            pattern: Some("[A-Z]{3}".into()),
+            ..Rules::default()
+        };
         let mut status = Column::new("c3", "status", ColumnType::Text);
-        status.rules = Rules { one_of: Some(vec!["open".into(), "closed".into()]), ..Rules::default() };
+        status.rules = Rules {
+            one_of: Some(vec!["open".into(), "closed".into()]),
+            ..Rules::default()
+        };
         let rows = vec![
-            vec![Value::Integer(5), Value::Text("ABC".into()), Value::Text("open".into())],
-            vec![Value::Null, Value::Text("ABC".into()), Value::Text("pending".into())],
+            vec![
+                Value::Integer(5),
+                Value::Text("ABC".into()),
+                Value::Text("open".into()),
+            ],
+            vec![
+                Value::Null,
+                Value::Text("ABC".into()),
+                Value::Text("pending".into()),
+            ],
             vec![Value::Integer(11), Value::Text("abcd".into()), Value::Null],
         ];
         let v = validate(&[qty, code, status], &rows);
-        let found: Vec<(usize, &str, &str)> = v.iter().map(|v| (v.row, v.column.as_str(), v.rule)).collect();
+        let found: Vec<(usize, &str, &str)> = v
+            .iter()
+            .map(|v| (v.row, v.column.as_str(), v.rule))
+            .collect();
         assert_eq!(
             found,
-            [(1, "qty", "required"), (1, "code", "unique"), (1, "status", "one_of"), (2, "qty", "max"), (2, "code", "pattern")]
+            [
+                (1, "qty", "required"),
+                (1, "code", "unique"),
+                (1, "status", "one_of"),
+                (2, "qty", "max"),
+                (2, "code", "pattern")
+            ]
         );
     }
 
     #[test]
     fn a_bad_pattern_is_reported_when_rules_are_checked() {
-        let r = Rules { pattern: Some("(".into()), ..Rules::default() };
+        let r = Rules {
+            pattern: Some("(".into()),
+            ..Rules::default()
+        };
         assert!(r.check().is_err());
     }
 }

@@ -47,7 +47,10 @@ pub struct ConvertError {
 fn err(value: &str, ty: ColumnType) -> ConvertError {
     let mut value = value.to_owned();
     if value.len() > 80 {
-        let cut = (0..=80).rev().find(|i| value.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|i| value.is_char_boundary(*i))
+            .unwrap_or(0);
         value.truncate(cut);
         value.push('…');
     }
@@ -131,9 +134,10 @@ impl Value {
                         .map(|f| Self::Integer(f as i64))
                 })
                 .ok_or_else(|| err(&n.to_string(), ty)),
-            (J::Number(n), ColumnType::Float) => {
-                n.as_f64().map(Self::Float).ok_or_else(|| err(&n.to_string(), ty))
-            }
+            (J::Number(n), ColumnType::Float) => n
+                .as_f64()
+                .map(Self::Float)
+                .ok_or_else(|| err(&n.to_string(), ty)),
             (J::Number(n), _) => Self::parse(&n.to_string(), ty),
             (J::String(s), _) => Self::parse(s, ty),
             (J::Object(o), ColumnType::Currency) => {
@@ -167,9 +171,9 @@ impl Value {
             (Self::Decimal(d), ColumnType::Float) => {
                 Ok(Self::Float(d.to_string().parse().unwrap_or(f64::NAN)))
             }
-            (Self::Decimal(d), ColumnType::Integer) if d.fract().is_zero() => {
-                i64::try_from(*d).map(Self::Integer).map_err(|_| err(&d.to_string(), to))
-            }
+            (Self::Decimal(d), ColumnType::Integer) if d.fract().is_zero() => i64::try_from(*d)
+                .map(Self::Integer)
+                .map_err(|_| err(&d.to_string(), to)),
             (Self::Decimal(d), ColumnType::Percent) => Ok(Self::Percent(*d)),
             (Self::Percent(d), ColumnType::Decimal) => Ok(Self::Decimal(*d)),
             (Self::Float(f), ColumnType::Decimal) => Decimal::from_str(&f.to_string())
@@ -179,9 +183,7 @@ impl Value {
                 Ok(Self::Integer(*f as i64))
             }
             (Self::Currency(m), ColumnType::Decimal) => Ok(Self::Decimal(m.amount)),
-            (Self::Date(d), ColumnType::Datetime) => {
-                Ok(Self::Datetime(d.and_time(NaiveTime::MIN)))
-            }
+            (Self::Date(d), ColumnType::Datetime) => Ok(Self::Datetime(d.and_time(NaiveTime::MIN))),
             (Self::Datetime(dt), ColumnType::Date) => Ok(Self::Date(dt.date())),
             (v, ColumnType::Text) => Ok(Self::Text(v.to_string())),
             (v, _) => Self::parse(&v.to_string(), to),
@@ -204,7 +206,10 @@ impl Value {
             (Self::Datetime(a), Self::Datetime(b)) => a.cmp(b),
             (a, b) => match (a.as_f64(), b.as_f64()) {
                 (Some(x), Some(y)) => x.total_cmp(&y),
-                _ => a.to_string().to_lowercase().cmp(&b.to_string().to_lowercase()),
+                _ => a
+                    .to_string()
+                    .to_lowercase()
+                    .cmp(&b.to_string().to_lowercase()),
             },
         }
     }
@@ -260,7 +265,9 @@ fn strip_thousands(t: &str) -> Option<String> {
         Some((i, f)) => (i, Some(f)),
         None => (body, None),
     };
-    let sep = int_part.chars().find(|c| matches!(c, ',' | '\u{a0}' | '\u{202f}' | ' ' | '_' | '\''));
+    let sep = int_part
+        .chars()
+        .find(|c| matches!(c, ',' | '\u{a0}' | '\u{202f}' | ' ' | '_' | '\''));
     let int_clean = match sep {
         None => int_part.to_owned(),
         Some(sep) => {
@@ -282,7 +289,14 @@ fn strip_thousands(t: &str) -> Option<String> {
     }
     match frac {
         Some(f) if !f.chars().all(|c| c.is_ascii_digit()) || f.is_empty() => None,
-        Some(f) => Some(format!("{sign}{}.{f}", if int_clean.is_empty() { "0" } else { &int_clean })),
+        Some(f) => Some(format!(
+            "{sign}{}.{f}",
+            if int_clean.is_empty() {
+                "0"
+            } else {
+                &int_clean
+            }
+        )),
         None => Some(format!("{sign}{int_clean}")),
     }
 }
@@ -306,7 +320,11 @@ fn parse_float(t: &str) -> Option<f64> {
     }
     // Scientific notation, as written by programs.
     let lower = t.to_ascii_lowercase();
-    if lower.contains('e') && lower.chars().all(|c| c.is_ascii_digit() || "+-.e".contains(c)) {
+    if lower.contains('e')
+        && lower
+            .chars()
+            .all(|c| c.is_ascii_digit() || "+-.e".contains(c))
+    {
         return lower.parse::<f64>().ok().filter(|f| f.is_finite());
     }
     None
@@ -321,8 +339,17 @@ fn parse_bool(t: &str) -> Option<bool> {
 }
 
 const DATE_FORMATS: &[&str] = &[
-    "%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%d.%m.%Y", "%b %d, %Y", "%B %d, %Y", "%d %b %Y",
-    "%d %B %Y", "%b %d %Y", "%B %d %Y", "%Y%m%d",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y.%m.%d",
+    "%d.%m.%Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%b %d %Y",
+    "%B %d %Y",
+    "%Y%m%d",
 ];
 
 fn parse_date(t: &str) -> Option<NaiveDate> {
@@ -339,7 +366,11 @@ fn parse_date(t: &str) -> Option<NaiveDate> {
     }
     // Slashed dates: month first (US) unless the first number cannot be a month.
     let parts: Vec<&str> = t.split('/').collect();
-    if parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())) {
+    if parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    {
         let a: u32 = parts[0].parse().ok()?;
         let b: u32 = parts[1].parse().ok()?;
         let y: i32 = parts[2].parse().ok()?;
@@ -369,7 +400,11 @@ fn parse_datetime(t: &str) -> Option<NaiveDateTime> {
             return Some(dt);
         }
     }
-    for f in ["%Y-%m-%d %H:%M:%S%.f %z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%d %H:%M:%S %Z"] {
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f %z",
+        "%Y-%m-%d %H:%M:%S%z",
+        "%Y-%m-%d %H:%M:%S %Z",
+    ] {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
             return Some(dt.naive_utc());
         }
@@ -429,7 +464,9 @@ fn parse_url(t: &str) -> Option<String> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     let ok = !host.is_empty()
         && !t.chars().any(char::is_whitespace)
-        && host.chars().all(|c| c.is_alphanumeric() || "-.:[]".contains(c));
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || "-.:[]".contains(c));
     ok.then(|| t.to_owned())
 }
 
@@ -454,10 +491,19 @@ mod tests {
 
     #[test]
     fn numbers_parse_with_thousand_separators_and_signs() {
-        assert_eq!(p("1,234,567", ColumnType::Integer), Value::Integer(1_234_567));
+        assert_eq!(
+            p("1,234,567", ColumnType::Integer),
+            Value::Integer(1_234_567)
+        );
         assert_eq!(p("-42", ColumnType::Integer), Value::Integer(-42));
-        assert_eq!(p("1 234.50", ColumnType::Decimal), Value::Decimal(Decimal::new(123_450, 2)));
-        assert!(Value::parse("12,34", ColumnType::Integer).is_err(), "not a thousands group");
+        assert_eq!(
+            p("1 234.50", ColumnType::Decimal),
+            Value::Decimal(Decimal::new(123_450, 2))
+        );
+        assert!(
+            Value::parse("12,34", ColumnType::Integer).is_err(),
+            "not a thousands group"
+        );
         assert_eq!(p("1.5e3", ColumnType::Float), Value::Float(1500.0));
     }
 
@@ -465,14 +511,26 @@ mod tests {
     fn money_percent_and_empties_parse() {
         assert_eq!(
             p("$1,234.50", ColumnType::Currency),
-            Value::Currency(Money { amount: Decimal::new(123_450, 2), currency: "USD".into() })
+            Value::Currency(Money {
+                amount: Decimal::new(123_450, 2),
+                currency: "USD".into()
+            })
         );
         assert_eq!(
             p("12 EUR", ColumnType::Currency),
-            Value::Currency(Money { amount: Decimal::from(12), currency: "EUR".into() })
+            Value::Currency(Money {
+                amount: Decimal::from(12),
+                currency: "EUR".into()
+            })
         );
-        assert_eq!(p("-€3", ColumnType::Currency).as_decimal(), Some(Decimal::from(-3)));
-        assert_eq!(p("12.5%", ColumnType::Percent), Value::Percent(Decimal::new(125, 1)));
+        assert_eq!(
+            p("-€3", ColumnType::Currency).as_decimal(),
+            Some(Decimal::from(-3))
+        );
+        assert_eq!(
+            p("12.5%", ColumnType::Percent),
+            Value::Percent(Decimal::new(125, 1))
+        );
         for empty in ["", "N/A", "-", "null", "  "] {
             assert_eq!(p(empty, ColumnType::Integer), Value::Null);
         }
@@ -481,7 +539,15 @@ mod tests {
     #[test]
     fn dates_parse_in_common_forms() {
         let d = NaiveDate::from_ymd_opt(2024, 1, 31).unwrap();
-        for text in ["2024-01-31", "2024/01/31", "31.01.2024", "Jan 31, 2024", "31 January 2024", "1/31/2024", "31/1/2024"] {
+        for text in [
+            "2024-01-31",
+            "2024/01/31",
+            "31.01.2024",
+            "Jan 31, 2024",
+            "31 January 2024",
+            "1/31/2024",
+            "31/1/2024",
+        ] {
             assert_eq!(p(text, ColumnType::Date), Value::Date(d), "{text}");
         }
         assert!(Value::parse("2024-02-30", ColumnType::Date).is_err());
@@ -497,32 +563,65 @@ mod tests {
             (Value::Float(0.25), ColumnType::Float),
             (Value::Boolean(true), ColumnType::Boolean),
             (p("2024-05-01", ColumnType::Date), ColumnType::Date),
-            (p("2024-05-01 12:30", ColumnType::Datetime), ColumnType::Datetime),
+            (
+                p("2024-05-01 12:30", ColumnType::Datetime),
+                ColumnType::Datetime,
+            ),
             (p("£5", ColumnType::Currency), ColumnType::Currency),
             (p("3%", ColumnType::Percent), ColumnType::Percent),
-            (p("https://example.com/a?b=c", ColumnType::Url), ColumnType::Url),
+            (
+                p("https://example.com/a?b=c", ColumnType::Url),
+                ColumnType::Url,
+            ),
             (p("a@b.io", ColumnType::Email), ColumnType::Email),
             (Value::Text("x".into()), ColumnType::Text),
             (Value::Null, ColumnType::Integer),
         ];
         for (v, ty) in values {
             assert_eq!(Value::from_json(&v.to_json(), ty).as_ref(), Ok(&v), "{ty}");
-            assert_eq!(Value::parse(&v.to_string(), ty).as_ref(), Ok(&v), "display of {ty}");
+            assert_eq!(
+                Value::parse(&v.to_string(), ty).as_ref(),
+                Ok(&v),
+                "display of {ty}"
+            );
         }
     }
 
     #[test]
     fn conversions_report_what_does_not_fit() {
-        assert_eq!(Value::Integer(3).convert(ColumnType::Decimal), Ok(Value::Decimal(Decimal::from(3))));
-        assert_eq!(Value::Text("12".into()).convert(ColumnType::Integer), Ok(Value::Integer(12)));
-        let e = Value::Text("twelve".into()).convert(ColumnType::Integer).unwrap_err();
+        assert_eq!(
+            Value::Integer(3).convert(ColumnType::Decimal),
+            Ok(Value::Decimal(Decimal::from(3)))
+        );
+        assert_eq!(
+            Value::Text("12".into()).convert(ColumnType::Integer),
+            Ok(Value::Integer(12))
+        );
+        let e = Value::Text("twelve".into())
+            .convert(ColumnType::Integer)
+            .unwrap_err();
         assert_eq!(e.to_string(), "`twelve` is not a valid integer");
     }
 
     #[test]
     fn sort_puts_nulls_last_and_compares_numbers_by_value() {
-        let mut v = vec![Value::Null, Value::Integer(10), Value::Integer(9), Value::Null, Value::Integer(-1)];
+        let mut v = vec![
+            Value::Null,
+            Value::Integer(10),
+            Value::Integer(9),
+            Value::Null,
+            Value::Integer(-1),
+        ];
         v.sort_by(Value::sort_cmp);
-        assert_eq!(v, [Value::Integer(-1), Value::Integer(9), Value::Integer(10), Value::Null, Value::Null]);
+        assert_eq!(
+            v,
+            [
+                Value::Integer(-1),
+                Value::Integer(9),
+                Value::Integer(10),
+                Value::Null,
+                Value::Null
+            ]
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod entity;
 pub mod migration;
 pub mod sessions;
+pub mod tables;
 pub mod users;
 
 use std::time::Duration;

@@ -17,7 +17,6 @@ use axum::response::Response;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -34,7 +33,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: API, operations endpoints, OpenAPI document and docs page.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", crate::auth::routes::router())
+        .nest(
+            "/api/v1",
+            crate::auth::routes::router().merge(crate::tables::routes::router(
+                state.config.tables.max_upload_bytes,
+            )),
+        )
         .merge(ops::router())
         .split_for_parts();
     let doc = openapi::finish(doc);
@@ -48,7 +52,6 @@ pub fn router(state: AppState) -> Router {
         })
         .layer(middleware::from_fn(record_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(http.body_limit_bytes))
-        .layer(RequestBodyLimitLayer::new(http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(http.request_timeout_secs),

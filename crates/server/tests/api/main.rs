@@ -16,3 +16,4 @@ mod cli;
 mod errors;
 mod ops;
 mod sessions;
+mod tables;

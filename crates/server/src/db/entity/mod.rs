@@ -4,4 +4,6 @@
 pub mod api_key;
 pub mod refresh_token;
 pub mod session;
+pub mod table;
+pub mod table_version;
 pub mod user;

@@ -1,0 +1,5 @@
+//! Tables over HTTP: created from rows or uploads, read page by page at any version, changed
+//! by operations (each change a new version), diffed and reverted.
+
+pub mod routes;
+pub mod service;

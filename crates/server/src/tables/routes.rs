@@ -1,0 +1,760 @@
+//! HTTP for tables: `/tables`, rows, changes, versions, diff, revert and uploads.
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, Multipart, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use sheetgpt_core::table::{Column, ColumnType, Value};
+use sheetgpt_core::version::{Cmp, Op, RowId};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::service::{self, ChangeResult, ColumnSpec};
+use crate::auth::extract::AuthUser;
+use crate::db::tables::{self as store, PageSpec, RowFilter, TableRecord};
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query, ValidatedJson};
+use crate::http::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_table, list_tables))
+        .routes(routes!(get_table, rename_table, delete_table))
+        .routes(routes!(restore_table))
+        .routes(routes!(list_rows))
+        .routes(routes!(apply_changes))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(diff))
+        .routes(routes!(revert))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(import_table))
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableResponse {
+    pub id: Uuid,
+    pub name: String,
+    /// The current version.
+    pub version: i32,
+    pub row_count: i64,
+    #[schema(value_type = Vec<Object>)]
+    pub columns: Vec<Column>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+fn table_response(t: TableRecord, columns: Vec<Column>) -> TableResponse {
+    TableResponse {
+        id: t.id,
+        name: t.name,
+        version: t.current_version,
+        row_count: t.row_count,
+        columns,
+        created_at: t.created_at,
+        updated_at: t.updated_at,
+        deleted_at: t.deleted_at,
+    }
+}
+
+/// `ETag: "<version>"`, so that a client can send it back as `If-Match`.
+fn with_etag(version: i32, status: StatusCode, body: impl Serialize) -> Response {
+    let mut resp = (status, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// The version named by `If-Match` (`"3"`, `3` or `W/"3"`), if any.
+fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let text = value.to_str().unwrap_or_default().trim();
+    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    text.parse::<i32>().map(Some).map_err(|_| {
+        ApiError::bad_request(
+            "bad-if-match",
+            "If-Match must be the table version from the ETag, e.g. \"3\".",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct CreateTableRequest {
+    #[garde(length(min = 1, max = 200))]
+    #[schema(example = "European airports")]
+    pub name: String,
+    /// Column names, types and rules; inferred from the rows when absent.
+    #[garde(dive, length(max = 1000))]
+    pub columns: Option<Vec<ColumnSpec>>,
+    /// Rows as arrays (in column order) or objects keyed by column name.
+    #[garde(length(max = 100000))]
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Value>,
+}
+
+/// Create a table from rows.
+#[utoipa::path(post, path = "/tables", tag = "tables", request_body = CreateTableRequest,
+    responses((status = 201, description = "Table created (version 1)", body = TableResponse,
+        headers(("ETag" = String, description = "The version, for If-Match")))))]
+async fn create_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ValidatedJson(body): ValidatedJson<CreateTableRequest>,
+) -> Result<Response, ApiError> {
+    let table = service::table_from_json(body.columns, body.rows)?;
+    let columns = table.columns.clone();
+    let record =
+        service::create(&state, auth.user.id, &body.name, table, "created from rows").await?;
+    Ok(with_etag(
+        1,
+        StatusCode::CREATED,
+        table_response(record, columns),
+    ))
+}
+
+/// Create a table from an uploaded CSV or TSV file (multipart field `file`; optional fields
+/// `name` and `delimiter`: `comma`, `tab`, `semicolon` or `pipe`, sniffed when absent).
+///
+/// The file is streamed to disk, then read twice: once to infer each column's type from every
+/// value, once to store the rows. A file that is not valid UTF-8 delimited text, is empty, is
+/// too large or has too many columns is refused and nothing is stored.
+#[utoipa::path(post, path = "/tables/import", tag = "tables",
+    request_body(content_type = "multipart/form-data", description = "`file` (CSV/TSV), optional `name`, `delimiter`"),
+    responses((status = 201, description = "Table created (version 1)", body = TableResponse)))]
+async fn import_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let tmp_dir = state.config.data_dir.join("tmp");
+    crate::secrets::ensure_data_dir(&tmp_dir)?;
+    let mut name: Option<String> = None;
+    let mut delimiter: Option<u8> = None;
+    let mut file: Option<(tempfile::TempPath, String)> = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        match field.name().unwrap_or_default() {
+            "name" => name = Some(field.text().await.map_err(multipart_error)?),
+            "delimiter" => {
+                let text = field.text().await.map_err(multipart_error)?;
+                delimiter = Some(match text.trim() {
+                    "comma" | "," => b',',
+                    "tab" | "\t" | "\\t" => b'\t',
+                    "semicolon" | ";" => b';',
+                    "pipe" | "|" => b'|',
+                    other => {
+                        return Err(ApiError::field(
+                            "delimiter",
+                            format!("`{other}` is not one of comma, tab, semicolon, pipe"),
+                        ));
+                    }
+                });
+            }
+            "file" => {
+                let file_name = field.file_name().unwrap_or("upload").to_owned();
+                let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+                    .map_err(|e| ApiError::Internal(e.into()))?;
+                let (std_file, path) = tmp.into_parts();
+                let mut out = tokio::fs::File::from_std(std_file);
+                use tokio::io::AsyncWriteExt;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    out.write_all(&chunk)
+                        .await
+                        .map_err(|e| ApiError::Internal(e.into()))?;
+                }
+                out.flush()
+                    .await
+                    .map_err(|e| ApiError::Internal(e.into()))?;
+                file = Some((path, file_name));
+            }
+            _ => {}
+        }
+    }
+    let Some((path, file_name)) = file else {
+        return Err(ApiError::field(
+            "file",
+            "attach the file as the multipart field `file`",
+        ));
+    };
+    let lower = file_name.to_lowercase();
+    if lower.ends_with(".xlsx") || lower.ends_with(".xls") || lower.ends_with(".ods") {
+        return Err(ApiError::UnsupportedMediaType {
+            detail: "Spreadsheet files are not imported yet; save the sheet as CSV UTF-8."
+                .to_owned(),
+        });
+    }
+    if delimiter.is_none() && lower.ends_with(".tsv") {
+        delimiter = Some(b'\t');
+    }
+    let name = name.unwrap_or_else(|| {
+        file_name
+            .rsplit_once('.')
+            .map_or(file_name.as_str(), |(stem, _)| stem)
+            .to_owned()
+    });
+    let record =
+        service::import_delimited(&state, auth.user.id, &name, path.to_path_buf(), delimiter).await;
+    drop(path); // removes the temporary file
+    let record = record?;
+    let loaded = service::load(&state, auth.user.id, record.id, None).await?;
+    Ok(with_etag(
+        1,
+        StatusCode::CREATED,
+        table_response(record, loaded.schema.columns),
+    ))
+}
+
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge {
+            detail: "The upload is larger than this server accepts.".to_owned(),
+        }
+    } else {
+        ApiError::bad_request(
+            "bad-multipart",
+            format!("The upload could not be read: {}", err.body_text()),
+        )
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListTablesQuery {
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    /// `true` lists deleted tables (the trash) instead.
+    pub deleted: Option<bool>,
+}
+
+/// The user's tables, newest first.
+#[utoipa::path(get, path = "/tables", tag = "tables", params(ListTablesQuery),
+    responses((status = 200, description = "Tables (without columns)", body = Page<TableResponse>)))]
+async fn list_tables(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<ListTablesQuery>,
+) -> Result<Json<Page<TableResponse>>, ApiError> {
+    let (limit, before) = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let rows = store::list(
+        &state.db,
+        auth.user.id,
+        before,
+        limit + 1,
+        q.deleted.unwrap_or(false),
+    )
+    .await?;
+    Ok(Json(Page::from_rows(
+        rows,
+        limit,
+        |t| t.id,
+        |t| table_response(t, Vec::new()),
+    )))
+}
+
+/// A table with the columns of its current version.
+#[utoipa::path(get, path = "/tables/{id}", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id")),
+    responses((status = 200, description = "The table", body = TableResponse)))]
+async fn get_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let loaded = service::load(&state, auth.user.id, id, None).await?;
+    let version = loaded.version;
+    Ok(with_etag(
+        version,
+        StatusCode::OK,
+        table_response(loaded.table, loaded.schema.columns),
+    ))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct RenameTable {
+    #[garde(length(min = 1, max = 200))]
+    pub name: String,
+}
+
+/// Rename a table (not a new version: names are not versioned).
+#[utoipa::path(patch, path = "/tables/{id}", tag = "tables", request_body = RenameTable,
+    params(("id" = Uuid, Path, description = "Table id")),
+    responses((status = 200, description = "Renamed", body = TableResponse)))]
+async fn rename_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    ValidatedJson(body): ValidatedJson<RenameTable>,
+) -> Result<Response, ApiError> {
+    let name = service::check_name(&body.name)?;
+    if !store::rename(&state.db, auth.user.id, id, &name).await? {
+        return Err(ApiError::NotFound("table"));
+    }
+    get_table(State(state), auth, Path(id)).await
+}
+
+/// Delete a table (to the trash: restorable until purged).
+#[utoipa::path(delete, path = "/tables/{id}", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if !store::set_deleted(&state.db, auth.user.id, id, true).await? {
+        return Err(ApiError::NotFound("table"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Restore a deleted table.
+#[utoipa::path(post, path = "/tables/{id}/restore", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id")),
+    responses((status = 200, description = "Restored", body = TableResponse)))]
+async fn restore_table(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    if !store::set_deleted(&state.db, auth.user.id, id, false).await? {
+        return Err(ApiError::NotFound("deleted table"));
+    }
+    get_table(State(state), auth, Path(id)).await
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowsResponse {
+    pub table_id: Uuid,
+    pub version: i32,
+    #[schema(value_type = Vec<Object>)]
+    pub columns: Vec<Column>,
+    pub rows: Vec<RowResponse>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowResponse {
+    /// Stable row id (for `set_cells`, `delete_rows`, `insert_rows.after`).
+    pub id: RowId,
+    /// Cells in the order of `columns`, in canonical JSON form.
+    #[schema(value_type = Vec<Object>)]
+    pub cells: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(
+    dead_code,
+    reason = "parsed from the raw query; this type documents it"
+)]
+pub struct RowsQuery {
+    /// Version to read (default: current).
+    version: Option<i32>,
+    /// Rows per page, 1 to 1000 (default 100).
+    limit: Option<u64>,
+    cursor: Option<String>,
+    /// `column` or `column:desc`; repeat for several keys.
+    sort: Option<String>,
+    /// `column:cmp:value` with cmp one of eq, ne, lt, lte, gt, gte, contains, is_null,
+    /// not_null; repeat to combine (and).
+    filter: Option<String>,
+}
+
+/// Rows of a version, page by page, optionally sorted and filtered.
+#[utoipa::path(get, path = "/tables/{id}/rows", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), RowsQuery),
+    responses((status = 200, description = "A page of rows", body = RowsResponse)))]
+async fn list_rows(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<RowsResponse>, ApiError> {
+    let mut version = None;
+    let mut limit = 100u64;
+    let mut cursor = None;
+    let mut sort_args = Vec::new();
+    let mut filter_args = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "version" => {
+                version = Some(
+                    value
+                        .parse::<i32>()
+                        .map_err(|_| ApiError::field("version", "must be a version number"))?,
+                );
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::field("limit", "must be between 1 and 1000"))?;
+            }
+            "cursor" => cursor = Some(value.into_owned()),
+            "sort" => sort_args.push(value.into_owned()),
+            "filter" => filter_args.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    let loaded = service::load(&state, auth.user.id, id, version).await?;
+    let schema = &loaded.schema;
+    let column = |name: &str, field: &str| {
+        schema
+            .column(name)
+            .cloned()
+            .ok_or_else(|| ApiError::field(field, format!("no column named `{name}`")))
+    };
+    let mut sort = Vec::new();
+    for s in &sort_args {
+        let (name, desc) = match s.rsplit_once(':') {
+            Some((n, "desc")) => (n, true),
+            Some((n, "asc")) => (n, false),
+            _ => (s.as_str(), false),
+        };
+        let col = column(name, "sort")?;
+        sort.push((col.id, col.ty, desc));
+    }
+    let mut filters = Vec::new();
+    for f in &filter_args {
+        filters.push(parse_filter(f, &column)?);
+    }
+    let (after_position, offset) = match cursor.as_deref() {
+        None | Some("") => (None, 0),
+        Some(c) => {
+            let bad = || ApiError::field("cursor", "is not a cursor this API returned");
+            match c.split_at_checked(1) {
+                Some(("p", n)) if sort.is_empty() => {
+                    (Some(n.parse::<i64>().map_err(|_| bad())?), 0)
+                }
+                Some(("o", n)) if !sort.is_empty() => (None, n.parse::<u64>().map_err(|_| bad())?),
+                _ => return Err(bad()),
+            }
+        }
+    };
+    let spec = PageSpec {
+        limit,
+        after_position,
+        offset,
+        sort,
+        filters,
+    };
+    let current = loaded.version == loaded.table.current_version;
+    let mut raw = store::page(&state.db, id, loaded.version, current, &spec).await?;
+    let more = raw.len() as u64 > limit;
+    raw.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more.then(|| {
+        if spec.sort.is_empty() {
+            format!("p{}", raw.last().map_or(0, |r| r.position))
+        } else {
+            format!("o{}", offset + limit)
+        }
+    });
+    let rows = raw
+        .into_iter()
+        .map(|r| {
+            let row = r.into_row(schema);
+            RowResponse {
+                id: row.id,
+                cells: schema
+                    .columns
+                    .iter()
+                    .map(|c| row.get(c).to_json())
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok(Json(RowsResponse {
+        table_id: id,
+        version: loaded.version,
+        columns: loaded.schema.columns.clone(),
+        rows,
+        next_cursor,
+    }))
+}
+
+fn parse_filter(
+    text: &str,
+    column: &impl Fn(&str, &str) -> Result<Column, ApiError>,
+) -> Result<RowFilter, ApiError> {
+    let bad = |msg: &str| ApiError::field("filter", format!("`{text}`: {msg}"));
+    let mut parts = text.splitn(3, ':');
+    let name = parts.next().unwrap_or_default();
+    let cmp_text = parts
+        .next()
+        .ok_or_else(|| bad("expected column:cmp:value"))?;
+    let raw_value = parts.next().unwrap_or_default();
+    let cmp: Cmp = serde_json::from_value(serde_json::Value::String(cmp_text.to_owned()))
+        .map_err(|_| bad("cmp must be eq, ne, lt, lte, gt, gte, contains, is_null or not_null"))?;
+    let col = column(name, "filter")?;
+    let value: sea_orm::Value = match cmp {
+        Cmp::IsNull | Cmp::NotNull => sea_orm::Value::from(0i64),
+        Cmp::Contains => {
+            let escaped = raw_value
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%").into()
+        }
+        _ => {
+            let v = Value::parse(raw_value, col.ty).map_err(|e| bad(&e.to_string()))?;
+            match (&v, col.ty) {
+                (Value::Null, _) => return Err(bad("compare with is_null / not_null instead")),
+                (Value::Boolean(b), _) => (*b).into(),
+                (
+                    _,
+                    ColumnType::Integer
+                    | ColumnType::Decimal
+                    | ColumnType::Float
+                    | ColumnType::Percent
+                    | ColumnType::Currency,
+                ) => v.as_f64().unwrap_or(0.0).into(),
+                _ => match v.to_json() {
+                    serde_json::Value::String(s) => s.into(),
+                    other => other.to_string().into(),
+                },
+            }
+        }
+    };
+    Ok(RowFilter {
+        column_id: col.id,
+        ty: col.ty,
+        cmp,
+        value,
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChangeRequest {
+    /// Operations applied in order, all or none: `set_cells`, `insert_rows`, `delete_rows`,
+    /// `add_column`, `rename_column`, `drop_column`, `reorder_columns`, `change_type`,
+    /// `set_rules`, `sort`, `filter_delete`.
+    #[schema(value_type = Vec<Object>)]
+    pub ops: Vec<Op>,
+    /// A description for the version list (generated when absent).
+    pub summary: Option<String>,
+}
+
+/// Apply a change: a new version. Send `If-Match: "<version>"` to refuse the change (409)
+/// when someone else changed the table since you read it.
+#[utoipa::path(post, path = "/tables/{id}/changes", tag = "tables", request_body = ChangeRequest,
+    params(("id" = Uuid, Path, description = "Table id"),
+        ("If-Match" = Option<String>, Header, description = "Expected current version")),
+    responses(
+        (status = 201, description = "New version", body = ChangeResult),
+        (status = 409, description = "Stale version", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn apply_changes(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    ValidatedJsonLoose(body): ValidatedJsonLoose<ChangeRequest>,
+) -> Result<Response, ApiError> {
+    if body.ops.len() > 10_000 {
+        return Err(ApiError::field(
+            "ops",
+            "at most 10000 operations per change",
+        ));
+    }
+    let expected = if_match(&headers)?;
+    let result =
+        service::change(&state, auth.user.id, id, expected, body.ops, body.summary).await?;
+    Ok(with_etag(result.version, StatusCode::CREATED, result))
+}
+
+/// JSON without garde rules (the operations validate themselves when applied).
+pub struct ValidatedJsonLoose<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ValidatedJsonLoose<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let Json(v) = Json::<T>::from_request(req, state).await?;
+        Ok(Self(v))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VersionResponse {
+    pub version: i32,
+    pub summary: String,
+    pub row_count: i64,
+    pub author_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    /// The operations that made this version from the previous one.
+    #[schema(value_type = Vec<Object>)]
+    pub ops: serde_json::Value,
+    /// Only when one version is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub columns: Option<Vec<Column>>,
+}
+
+fn version_response(v: store::VersionRecord, columns: Option<Vec<Column>>) -> VersionResponse {
+    VersionResponse {
+        version: v.version,
+        summary: v.summary,
+        row_count: v.row_count,
+        author_id: v.author_id,
+        created_at: v.created_at,
+        ops: serde_json::from_str(&v.ops).unwrap_or_default(),
+        columns,
+    }
+}
+
+/// Versions, newest first.
+#[utoipa::path(get, path = "/tables/{id}/versions", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), PageQuery),
+    responses((status = 200, description = "Versions", body = Page<VersionResponse>)))]
+async fn list_versions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<VersionResponse>>, ApiError> {
+    let limit = match page.limit {
+        None => 50,
+        Some(n @ 1..=200) => n,
+        Some(_) => return Err(ApiError::field("limit", "must be between 1 and 200")),
+    };
+    let before = match page.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            c.parse::<i32>()
+                .map_err(|_| ApiError::field("cursor", "is not a cursor this API returned"))?,
+        ),
+    };
+    store::find(&state.db, auth.user.id, id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let mut rows = store::versions(&state.db, id, before, limit + 1).await?;
+    let more = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next_cursor = more
+        .then(|| rows.last().map(|v| v.version.to_string()))
+        .flatten();
+    Ok(Json(Page {
+        items: rows
+            .into_iter()
+            .map(|v| version_response(v, None))
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// One version with its columns.
+#[utoipa::path(get, path = "/tables/{id}/versions/{version}", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), ("version" = i32, Path, description = "Version number")),
+    responses((status = 200, description = "The version", body = VersionResponse)))]
+async fn get_version(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((id, version)): Path<(Uuid, i32)>,
+) -> Result<Json<VersionResponse>, ApiError> {
+    let loaded = service::load(&state, auth.user.id, id, Some(version)).await?;
+    let record = store::version(&state.db, id, version)
+        .await?
+        .ok_or(ApiError::NotFound("version"))?;
+    Ok(Json(version_response(record, Some(loaded.schema.columns))))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    pub from: i32,
+    pub to: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DiffResponse {
+    pub from: i32,
+    pub to: i32,
+    /// `schema` (columns added, removed, renamed, retyped, reordered), `rows_added`,
+    /// `rows_removed`, `cells_changed` (`row`, `column`, `column_name`, `from`, `to`),
+    /// `rows_moved`.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub diff: sheetgpt_core::version::Diff,
+}
+
+/// What changed between two versions (either order).
+#[utoipa::path(get, path = "/tables/{id}/diff", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), DiffQuery),
+    responses((status = 200, description = "The differences", body = DiffResponse)))]
+async fn diff(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<DiffQuery>,
+) -> Result<Json<DiffResponse>, ApiError> {
+    let diff = service::diff(&state, auth.user.id, id, q.from, q.to).await?;
+    Ok(Json(DiffResponse {
+        from: q.from,
+        to: q.to,
+        diff,
+    }))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+pub struct RevertRequest {
+    /// The version to return to.
+    #[garde(range(min = 1))]
+    pub version: i32,
+}
+
+/// Revert: a new version equal to an older one (history is kept).
+#[utoipa::path(post, path = "/tables/{id}/revert", tag = "tables", request_body = RevertRequest,
+    params(("id" = Uuid, Path, description = "Table id"),
+        ("If-Match" = Option<String>, Header, description = "Expected current version")),
+    responses((status = 201, description = "New version", body = ChangeResult)))]
+async fn revert(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    headers: HeaderMap,
+    ValidatedJson(body): ValidatedJson<RevertRequest>,
+) -> Result<Response, ApiError> {
+    let expected = if_match(&headers)?;
+    let result = service::revert(&state, auth.user.id, id, body.version, expected).await?;
+    Ok(with_etag(result.version, StatusCode::CREATED, result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_accepts_quoted_weak_and_bare_versions() {
+        for (v, want) in [("\"3\"", 3), ("3", 3), ("W/\"12\"", 12)] {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_MATCH, HeaderValue::from_static(v));
+            assert_eq!(if_match(&h).ok().flatten(), Some(want));
+        }
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(if_match(&h).is_err());
+    }
+}

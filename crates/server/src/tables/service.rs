@@ -1,0 +1,902 @@
+//! Table operations: create (from rows or an upload), change, diff, revert, read.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use serde::Serialize;
+use sheetgpt_core::table::{Column, ColumnType, Inference, Table, Value, unique_names};
+use sheetgpt_core::version::{
+    self, Diff, Op, OpError, Outcome, POSITION_STEP, Row, RowId, Schema, Working,
+};
+use uuid::Uuid;
+
+use crate::db::tables::{self as store, NewVersion, TableRecord};
+use crate::http::error::{ApiError, FieldError};
+use crate::state::AppState;
+
+/// A version's columns and the table it belongs to.
+pub struct Loaded {
+    pub table: TableRecord,
+    pub version: i32,
+    pub schema: Schema,
+}
+
+pub async fn load(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    version: Option<i32>,
+) -> Result<Loaded, ApiError> {
+    let table = store::find(&state.db, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let version = version.unwrap_or(table.current_version);
+    let record = store::version(&state.db, table.id, version)
+        .await?
+        .ok_or(ApiError::NotFound("version"))?;
+    let schema = store::parse_schema(&record)?;
+    Ok(Loaded {
+        table,
+        version,
+        schema,
+    })
+}
+
+fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), ApiError> {
+    let limits = &state.config.tables;
+    if columns == 0 {
+        return Err(ApiError::field(
+            "columns",
+            "a table needs at least one column",
+        ));
+    }
+    if columns > limits.max_columns {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "The table has {columns} columns; at most {} are allowed.",
+                limits.max_columns
+            ),
+        });
+    }
+    if rows > limits.max_rows {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "The table has {rows} rows; at most {} are allowed.",
+                limits.max_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(ApiError::field("name", "must not be blank"));
+    }
+    if name.chars().count() > 200 {
+        return Err(ApiError::field(
+            "name",
+            "must be at most 200 characters long",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// Stores an in-memory table as version 1 of a new table.
+#[tracing::instrument(skip_all, fields(user.id = %owner, rows = table.rows.len()))]
+pub async fn create(
+    state: &AppState,
+    owner: Uuid,
+    name: &str,
+    table: Table,
+    summary: &str,
+) -> Result<TableRecord, ApiError> {
+    let name = check_name(name)?;
+    check_limits(state, table.columns.len(), table.rows.len() as u64)?;
+    let schema = Schema::new(table.columns.clone());
+    let rows: Vec<Row> = table
+        .rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, cells)| Row {
+            id: i as i64 + 1,
+            position: (i as i64 + 1) * POSITION_STEP,
+            cells: schema
+                .columns
+                .iter()
+                .zip(cells)
+                .map(|(c, v)| (c.id.clone(), v))
+                .collect(),
+        })
+        .collect();
+    let txn = state.db.begin().await?;
+    let record = store::create(&txn, owner, &name).await?;
+    store::insert_rows(&txn, record.id, 1, &rows).await?;
+    let count = rows.len() as i64;
+    finish_create(&txn, &record, &schema, count, summary, owner).await?;
+    txn.commit().await?;
+    Ok(TableRecord {
+        current_version: 1,
+        next_row_id: count + 1,
+        row_count: count,
+        ..record
+    })
+}
+
+async fn finish_create(
+    txn: &DatabaseTransaction,
+    record: &TableRecord,
+    schema: &Schema,
+    rows: i64,
+    summary: &str,
+    owner: Uuid,
+) -> Result<(), ApiError> {
+    store::insert_version(
+        txn,
+        NewVersion {
+            table_id: record.id,
+            version: 1,
+            schema,
+            ops: serde_json::json!([]),
+            summary: summary.to_owned(),
+            row_count: rows,
+            author_id: Some(owner),
+        },
+    )
+    .await?;
+    store::set_current(txn, record.id, 1, rows + 1, rows).await?;
+    Ok(())
+}
+
+/// Builds a table from JSON rows (arrays or objects), with declared columns or inferred ones.
+pub fn table_from_json(
+    columns: Option<Vec<ColumnSpec>>,
+    rows: Vec<serde_json::Value>,
+) -> Result<Table, ApiError> {
+    let header: Vec<String> = match &columns {
+        Some(cols) => cols.iter().map(|c| c.name.clone()).collect(),
+        None => {
+            // Column names from the objects' keys, in first-seen order.
+            let mut names: Vec<String> = Vec::new();
+            for row in &rows {
+                if let Some(obj) = row.as_object() {
+                    for key in obj.keys() {
+                        if !names.contains(key) {
+                            names.push(key.clone());
+                        }
+                    }
+                }
+            }
+            names
+        }
+    };
+    let width = header.len().max(
+        rows.iter()
+            .filter_map(|r| r.as_array())
+            .map(Vec::len)
+            .max()
+            .unwrap_or(0),
+    );
+    let mut cells: Vec<Vec<serde_json::Value>> = Vec::with_capacity(rows.len());
+    for (i, row) in rows.into_iter().enumerate() {
+        match row {
+            serde_json::Value::Array(mut values) => {
+                values.resize(width, serde_json::Value::Null);
+                cells.push(values);
+            }
+            serde_json::Value::Object(mut obj) => cells.push(
+                (0..width)
+                    .map(|c| {
+                        header
+                            .get(c)
+                            .and_then(|h| obj.remove(h))
+                            .unwrap_or(serde_json::Value::Null)
+                    })
+                    .collect(),
+            ),
+            _ => {
+                return Err(ApiError::field(
+                    &format!("rows[{i}]"),
+                    "must be an array of values or an object keyed by column name",
+                ));
+            }
+        }
+    }
+    let names = unique_names(&header, width);
+    let mut table = Table::default();
+    let mut errors = Vec::new();
+    for (c, name) in names.into_iter().enumerate() {
+        let spec = columns.as_ref().and_then(|cols| cols.get(c));
+        let ty = match spec.and_then(|s| s.ty) {
+            Some(ty) => ty,
+            None => {
+                let texts: Vec<String> = cells.iter().map(|r| json_text(&r[c])).collect();
+                sheetgpt_core::table::infer_column_type(texts.iter().map(String::as_str))
+            }
+        };
+        let mut column = Column::new(format!("c{}", c + 1), name, ty);
+        if let Some(spec) = spec {
+            column.description = spec.description.clone();
+            if let Some(rules) = &spec.rules {
+                if let Err(msg) = rules.check() {
+                    errors.push(FieldError::new(format!("columns[{c}].rules"), msg));
+                }
+                column.rules = rules.clone();
+            }
+        }
+        for (r, row) in cells.iter().enumerate() {
+            match Value::from_json(&row[c], ty) {
+                Ok(v) => {
+                    if table.rows.len() <= r {
+                        table.rows.push(Vec::with_capacity(width));
+                    }
+                    table.rows[r].push(v);
+                }
+                Err(e) => {
+                    if errors.len() < 100 {
+                        errors.push(FieldError::new(format!("rows[{r}][{c}]"), e.to_string()));
+                    }
+                }
+            }
+        }
+        table.columns.push(column);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if table.rows.len() < cells.len() {
+        table.rows.resize(cells.len(), Vec::new());
+    }
+    Ok(table)
+}
+
+fn json_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema, garde::Validate)]
+pub struct ColumnSpec {
+    #[garde(length(min = 1, max = 200))]
+    pub name: String,
+    /// Inferred from the values when absent.
+    #[serde(rename = "type", default)]
+    #[garde(skip)]
+    #[schema(value_type = Option<String>, example = "integer")]
+    pub ty: Option<ColumnType>,
+    #[serde(default)]
+    #[garde(length(max = 1000))]
+    pub description: Option<String>,
+    #[serde(default)]
+    #[garde(skip)]
+    #[schema(value_type = Option<Object>)]
+    pub rules: Option<sheetgpt_core::table::Rules>,
+}
+
+/// Imports delimited text (CSV, TSV…) from a file in two streaming passes: the first infers
+/// every column's type from all values, the second parses and stores rows in batches, so
+/// memory stays flat whatever the number of rows.
+#[tracing::instrument(skip_all, fields(user.id = %owner))]
+pub async fn import_delimited(
+    state: &AppState,
+    owner: Uuid,
+    name: &str,
+    path: std::path::PathBuf,
+    delimiter: Option<u8>,
+) -> Result<TableRecord, ApiError> {
+    let name = check_name(name)?;
+    let max_columns = state.config.tables.max_columns;
+    let max_rows = state.config.tables.max_rows;
+    let scan_path = path.clone();
+    let scan = tokio::task::spawn_blocking(move || {
+        scan_delimited(&scan_path, delimiter, max_columns, max_rows)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))??;
+    check_limits(state, scan.columns.len(), scan.rows)?;
+    let schema = Schema::new(scan.columns.clone());
+
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ApiError>>(4);
+    let parse_schema = schema.clone();
+    let delim = scan.delimiter;
+    let parser = tokio::task::spawn_blocking(move || {
+        if let Err(e) = parse_delimited_rows(&path, delim, &parse_schema, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+
+    let txn = state.db.begin().await?;
+    let record = store::create(&txn, owner, &name).await?;
+    let mut count: i64 = 0;
+    while let Some(batch) = rx.recv().await {
+        let batch = batch?;
+        count += batch.len() as i64;
+        store::insert_rows(&txn, record.id, 1, &batch).await?;
+    }
+    parser.await.map_err(|e| ApiError::Internal(e.into()))?;
+    let summary = format!("imported {count} rows × {} columns", schema.columns.len());
+    finish_create(&txn, &record, &schema, count, &summary, owner).await?;
+    txn.commit().await?;
+    tracing::info!(table.id = %record.id, rows = count, "table imported");
+    Ok(TableRecord {
+        current_version: 1,
+        next_row_id: count + 1,
+        row_count: count,
+        ..record
+    })
+}
+
+struct Scan {
+    columns: Vec<Column>,
+    rows: u64,
+    delimiter: u8,
+}
+
+fn bad_upload(detail: impl Into<String>) -> ApiError {
+    ApiError::BadRequest {
+        code: "bad-upload",
+        detail: detail.into(),
+    }
+}
+
+fn open_reader(
+    path: &std::path::Path,
+    delimiter: u8,
+) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>, ApiError> {
+    let file = std::fs::File::open(path).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    // Skip a UTF-8 byte order mark, which Excel writes.
+    {
+        use std::io::BufRead;
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
+            reader.consume(3);
+        }
+    }
+    Ok(csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(reader))
+}
+
+/// Picks the delimiter that splits the first lines into the most, and most consistent, fields.
+fn sniff(path: &std::path::Path) -> Result<u8, ApiError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(64 * 1024);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let text = String::from_utf8_lossy(&head);
+    let lines: Vec<&str> = text
+        .lines()
+        .take(20)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let mut best = (b',', 0usize);
+    for d in [b',', b'\t', b';', b'|'] {
+        let counts: Vec<usize> = lines.iter().map(|l| l.matches(d as char).count()).collect();
+        let Some(&first) = counts.first() else {
+            continue;
+        };
+        let consistent = counts.iter().filter(|c| **c == first).count();
+        let score = if first == 0 {
+            0
+        } else {
+            consistent * 1000 + first
+        };
+        if score > best.1 {
+            best = (d, score);
+        }
+    }
+    Ok(best.0)
+}
+
+fn record_text(record: &csv::ByteRecord, i: usize, line: u64) -> Result<&str, ApiError> {
+    let bytes = record.get(i).unwrap_or_default();
+    std::str::from_utf8(bytes).map_err(|_| {
+        bad_upload(format!(
+            "Line {line} is not valid UTF-8 text; save the file as UTF-8 (CSV UTF-8 in Excel)."
+        ))
+    })
+}
+
+fn scan_delimited(
+    path: &std::path::Path,
+    delimiter: Option<u8>,
+    max_columns: usize,
+    max_rows: u64,
+) -> Result<Scan, ApiError> {
+    let delimiter = match delimiter {
+        Some(d) => d,
+        None => sniff(path)?,
+    };
+    let mut reader = open_reader(path, delimiter)?;
+    let mut record = csv::ByteRecord::new();
+    let mut header: Option<Vec<String>> = None;
+    let mut inference: Vec<Inference> = Vec::new();
+    let mut rows: u64 = 0;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                return Err(bad_upload(format!(
+                    "The file is not valid delimited text: {e}"
+                )));
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() > max_columns {
+            return Err(ApiError::PayloadTooLarge {
+                detail: format!(
+                    "Line {line} has {} columns; at most {max_columns} are allowed.",
+                    record.len()
+                ),
+            });
+        }
+        if header.is_none() {
+            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            let names = (0..record.len())
+                .map(|i| record_text(&record, i, line).map(str::to_owned))
+                .collect::<Result<Vec<_>, _>>()?;
+            inference = vec![Inference::default(); names.len()];
+            header = Some(names);
+            continue;
+        }
+        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+            continue; // blank line
+        }
+        rows += 1;
+        if rows > max_rows {
+            return Err(ApiError::PayloadTooLarge {
+                detail: format!("The file has more than {max_rows} rows."),
+            });
+        }
+        if record.len() > inference.len() {
+            inference.resize(record.len(), Inference::default());
+        }
+        for (i, inf) in inference.iter_mut().enumerate() {
+            if i < record.len() {
+                inf.push(record_text(&record, i, line)?);
+            }
+        }
+    }
+    let Some(header) = header else {
+        return Err(bad_upload("The file is empty."));
+    };
+    if rows == 0 {
+        return Err(bad_upload("The file has a header but no rows."));
+    }
+    if header.len() < 2 && inference.len() < 2 && delimiter != b'\t' {
+        // One column is fine, but say what was understood if it looks like a wrong guess.
+        tracing::debug!("single-column upload");
+    }
+    let names = unique_names(&header, inference.len());
+    let columns = names
+        .into_iter()
+        .zip(&inference)
+        .enumerate()
+        .map(|(i, (name, inf))| Column::new(format!("c{}", i + 1), name, inf.finish()))
+        .collect();
+    Ok(Scan {
+        columns,
+        rows,
+        delimiter,
+    })
+}
+
+const IMPORT_BATCH: usize = 5_000;
+
+fn parse_delimited_rows(
+    path: &std::path::Path,
+    delimiter: u8,
+    schema: &Schema,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Row>, ApiError>>,
+) -> Result<(), ApiError> {
+    let mut reader = open_reader(path, delimiter)?;
+    let mut record = csv::ByteRecord::new();
+    let mut seen_header = false;
+    let mut next_id: RowId = 1;
+    let mut batch = Vec::with_capacity(IMPORT_BATCH);
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                return Err(bad_upload(format!(
+                    "The file is not valid delimited text: {e}"
+                )));
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if !seen_header {
+            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
+                continue;
+            }
+            seen_header = true;
+            continue;
+        }
+        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+            continue;
+        }
+        let mut cells = BTreeMap::new();
+        for (i, col) in schema.columns.iter().enumerate() {
+            if i >= record.len() {
+                break;
+            }
+            let text = record_text(&record, i, line)?;
+            // Every value parsed during inference, so this cannot fail; keep text if it does.
+            let value = Value::parse(text, col.ty).unwrap_or_else(|_| Value::Text(text.to_owned()));
+            if !value.is_null() {
+                cells.insert(col.id.clone(), value);
+            }
+        }
+        batch.push(Row {
+            id: next_id,
+            position: next_id * POSITION_STEP,
+            cells,
+        });
+        next_id += 1;
+        if batch.len() == IMPORT_BATCH
+            && tx
+                .blocking_send(Ok(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(IMPORT_BATCH),
+                )))
+                .is_err()
+        {
+            return Ok(()); // the receiver gave up (an insert failed)
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+/// The result of a change.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangeResult {
+    pub version: i32,
+    pub row_count: i64,
+    pub rows_written: usize,
+    pub rows_deleted: usize,
+    /// Cells set to null by a type change with `invalid: "null"`: `[row id, old text]`.
+    #[schema(value_type = Vec<Object>)]
+    pub nulled_cells: Vec<(RowId, String)>,
+}
+
+fn op_error(err: OpError) -> ApiError {
+    match err {
+        OpError::Unconvertible { column, to, cells } => ApiError::Validation(
+            cells
+                .into_iter()
+                .take(100)
+                .map(|(row, text)| {
+                    FieldError::new(
+                        format!("rows[{row}].{column}"),
+                        format!("`{text}` cannot become {to}"),
+                    )
+                })
+                .collect(),
+        ),
+        other => ApiError::Validation(vec![FieldError::new("ops", other.to_string())]),
+    }
+}
+
+fn stale(current: i32) -> ApiError {
+    ApiError::conflict(
+        "stale-version",
+        format!("The table has changed: its current version is {current}. Reload and try again."),
+    )
+}
+
+/// Loads the rows a change needs, from the version it is based on.
+async fn working_set(
+    txn: &DatabaseTransaction,
+    table: &TableRecord,
+    base: i32,
+    schema: &Schema,
+    ops: &[Op],
+) -> Result<Working, ApiError> {
+    let needs = version::plan(ops);
+    let raw = if needs.all_rows {
+        store::rows_at(txn, table.id, base, true, None).await?
+    } else {
+        let ids: Vec<RowId> = needs.rows.iter().copied().collect();
+        store::rows_at(txn, table.id, base, true, Some(&ids)).await?
+    };
+    let mut working = Working {
+        next_row_id: table.next_row_id,
+        complete: needs.all_rows,
+        max_position: store::max_position(txn, table.id, base, true).await?,
+        ..Working::default()
+    };
+    for r in raw {
+        let row = r.into_row(schema);
+        working.rows.insert(row.id, row);
+    }
+    for id in needs.successors_of {
+        if let Some(row) = working.rows.get(&id) {
+            let next = store::next_position(txn, table.id, base, true, row.position).await?;
+            working.successors.insert(id, next);
+        }
+    }
+    Ok(working)
+}
+
+/// Applies operations as a new version. `expected` is the version the client saw (`If-Match`);
+/// when it is no longer current the change is refused with 409.
+#[tracing::instrument(skip_all, fields(table.id = %table_id))]
+pub async fn change(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    expected: Option<i32>,
+    ops: Vec<Op>,
+    summary: Option<String>,
+) -> Result<ChangeResult, ApiError> {
+    if ops.is_empty() {
+        return Err(ApiError::field(
+            "ops",
+            "a change needs at least one operation",
+        ));
+    }
+    let table = store::find(&state.db, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let base = expected.unwrap_or(table.current_version);
+    let txn = state.db.begin().await?;
+    if !store::claim_next_version(&txn, owner, table_id, base).await? {
+        txn.rollback().await?;
+        let current = store::find(&state.db, owner, table_id)
+            .await?
+            .ok_or(ApiError::NotFound("table"))?;
+        return Err(stale(current.current_version));
+    }
+    // Re-read under the claim: the row ids and counts are now stable.
+    let table = store::find(&txn, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let record = store::version(&txn, table.id, base)
+        .await?
+        .ok_or(ApiError::NotFound("version"))?;
+    let schema = store::parse_schema(&record)?;
+    let working = working_set(&txn, &table, base, &schema, &ops).await?;
+    let first_new = working.next_row_id;
+    let mut outcome = version::apply(&schema, &ops, working).map_err(op_error)?;
+    if outcome.renumber {
+        outcome = renumber(&txn, &table, base, &schema, outcome).await?;
+    }
+    let new_version = base + 1;
+    let rows_new = outcome
+        .upserted
+        .keys()
+        .filter(|id| **id >= first_new)
+        .count() as i64;
+    let row_count = table.row_count + rows_new - outcome.deleted.len() as i64;
+    check_limits(state, outcome.schema.columns.len(), row_count.max(0) as u64)?;
+    let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
+    to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
+    to_close.sort_unstable();
+    store::close_rows(&txn, table.id, new_version, &to_close).await?;
+    let written: Vec<Row> = outcome.upserted.values().cloned().collect();
+    store::insert_rows(&txn, table.id, new_version, &written).await?;
+    let ops_json = serde_json::to_value(&ops).map_err(|e| ApiError::Internal(e.into()))?;
+    store::insert_version(
+        &txn,
+        NewVersion {
+            table_id: table.id,
+            version: new_version,
+            schema: &outcome.schema,
+            ops: ops_json,
+            summary: summary.unwrap_or_else(|| summarize(&ops)),
+            row_count,
+            author_id: Some(owner),
+        },
+    )
+    .await?;
+    store::set_current(&txn, table.id, new_version, outcome.next_row_id, row_count).await?;
+    txn.commit().await?;
+    Ok(ChangeResult {
+        version: new_version,
+        row_count,
+        rows_written: written.len(),
+        rows_deleted: outcome.deleted.len(),
+        nulled_cells: outcome.nulled,
+    })
+}
+
+/// Positions ran out between two rows: give every row a fresh position, keeping the order
+/// the change produced.
+async fn renumber(
+    txn: &DatabaseTransaction,
+    table: &TableRecord,
+    base: i32,
+    schema: &Schema,
+    mut outcome: Outcome,
+) -> Result<Outcome, ApiError> {
+    let mut all: HashMap<RowId, Row> = store::rows_at(txn, table.id, base, true, None)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let row = r.into_row(schema);
+            (row.id, row)
+        })
+        .collect();
+    for id in &outcome.deleted {
+        all.remove(id);
+    }
+    for (id, row) in &outcome.upserted {
+        all.insert(*id, row.clone());
+    }
+    let mut rows: Vec<Row> = all.into_values().collect();
+    rows.sort_by_key(|r| (r.position, r.id));
+    outcome.upserted = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut r)| {
+            r.position = (i as i64 + 1) * POSITION_STEP;
+            (r.id, r)
+        })
+        .collect();
+    outcome.renumber = false;
+    Ok(outcome)
+}
+
+fn summarize(ops: &[Op]) -> String {
+    let parts: Vec<String> = ops
+        .iter()
+        .map(|op| match op {
+            Op::SetCells { cells } => format!("{} cell(s) set", cells.len()),
+            Op::InsertRows { rows, .. } => format!("{} row(s) inserted", rows.len()),
+            Op::DeleteRows { rows } => format!("{} row(s) deleted", rows.len()),
+            Op::AddColumn { name, .. } => format!("column {name} added"),
+            Op::RenameColumn { column, to } => format!("column {column} renamed to {to}"),
+            Op::DropColumn { column } => format!("column {column} removed"),
+            Op::ReorderColumns { .. } => "columns reordered".to_owned(),
+            Op::ChangeType { column, to, .. } => format!("column {column} changed to {to}"),
+            Op::SetRules { column, .. } => format!("rules of {column} set"),
+            Op::Sort { by } => format!(
+                "sorted by {}",
+                by.iter()
+                    .map(|k| format!("{}{}", k.column, if k.desc { " desc" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Op::FilterDelete { filter } => {
+                format!("rows where {} {:?} deleted", filter.column, filter.cmp)
+            }
+        })
+        .collect();
+    parts.join("; ")
+}
+
+async fn states(
+    db: &impl sea_orm::ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    current: bool,
+    schema: &Schema,
+    ids: &[RowId],
+) -> Result<HashMap<RowId, Row>, ApiError> {
+    Ok(store::rows_at(db, table_id, version, current, Some(ids))
+        .await?
+        .into_iter()
+        .map(|r| {
+            let row = r.into_row(schema);
+            (row.id, row)
+        })
+        .collect())
+}
+
+pub async fn diff(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    from: i32,
+    to: i32,
+) -> Result<Diff, ApiError> {
+    let a = load(state, owner, table_id, Some(from)).await?;
+    let b = load(state, owner, table_id, Some(to)).await?;
+    let current = a.table.current_version;
+    let (lo, hi) = (from.min(to), from.max(to));
+    let ids = store::changed_between(&state.db, table_id, lo, hi).await?;
+    let before = states(&state.db, table_id, from, from == current, &a.schema, &ids).await?;
+    let after = states(&state.db, table_id, to, to == current, &b.schema, &ids).await?;
+    Ok(version::diff_rows(&a.schema, &b.schema, &before, &after))
+}
+
+/// Makes a new version equal to `target`, writing only the rows that differ.
+#[tracing::instrument(skip_all, fields(table.id = %table_id, target))]
+pub async fn revert(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    target: i32,
+    expected: Option<i32>,
+) -> Result<ChangeResult, ApiError> {
+    let table = store::find(&state.db, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let base = expected.unwrap_or(table.current_version);
+    if target < 1 || target > table.current_version {
+        return Err(ApiError::NotFound("version"));
+    }
+    let txn = state.db.begin().await?;
+    if !store::claim_next_version(&txn, owner, table_id, base).await? {
+        txn.rollback().await?;
+        return Err(stale(table.current_version));
+    }
+    let table = store::find(&txn, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let current_schema = store::parse_schema(
+        &store::version(&txn, table.id, base)
+            .await?
+            .ok_or(ApiError::NotFound("version"))?,
+    )?;
+    let target_record = store::version(&txn, table.id, target)
+        .await?
+        .ok_or(ApiError::NotFound("version"))?;
+    let mut schema = store::parse_schema(&target_record)?;
+    schema.next_column = schema.next_column.max(current_schema.next_column);
+    let ids = store::changed_between(&txn, table.id, target, base).await?;
+    let old = states(&txn, table.id, target, false, &schema, &ids).await?;
+    let now = states(&txn, table.id, base, true, &current_schema, &ids).await?;
+    let mut to_close = Vec::new();
+    let mut to_write = Vec::new();
+    for id in &ids {
+        match (old.get(id), now.get(id)) {
+            (None, Some(_)) => to_close.push(*id),
+            (Some(row), None) => to_write.push(row.clone()),
+            (Some(row), Some(cur)) => {
+                if row.position != cur.position || row.data_json() != cur.data_json() {
+                    to_close.push(*id);
+                    to_write.push(row.clone());
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    let new_version = base + 1;
+    store::close_rows(&txn, table.id, new_version, &to_close).await?;
+    store::insert_rows(&txn, table.id, new_version, &to_write).await?;
+    let row_count = target_record.row_count;
+    store::insert_version(
+        &txn,
+        NewVersion {
+            table_id: table.id,
+            version: new_version,
+            schema: &schema,
+            ops: serde_json::json!([{"op": "revert", "to": target}]),
+            summary: format!("reverted to version {target}"),
+            row_count,
+            author_id: Some(owner),
+        },
+    )
+    .await?;
+    store::set_current(&txn, table.id, new_version, table.next_row_id, row_count).await?;
+    txn.commit().await?;
+    let deleted: HashSet<RowId> = to_close
+        .iter()
+        .copied()
+        .filter(|id| !old.contains_key(id))
+        .collect();
+    Ok(ChangeResult {
+        version: new_version,
+        row_count,
+        rows_written: to_write.len(),
+        rows_deleted: deleted.len(),
+        nulled_cells: Vec::new(),
+    })
+}
