@@ -2,6 +2,8 @@
 //! no async, no database, no HTTP.
 
 pub mod extract;
+pub mod formula;
+pub mod offline;
 pub mod table;
 pub mod version;
 

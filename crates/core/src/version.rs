@@ -132,6 +132,9 @@ pub enum Op {
         description: Option<String>,
         #[serde(default)]
         rules: Option<Rules>,
+        /// Fill every row with this arithmetic over other columns (`price * qty`).
+        #[serde(default)]
+        formula: Option<String>,
     },
     RenameColumn {
         column: String,
@@ -291,6 +294,8 @@ pub enum OpError {
     },
     #[error("a change needs at least one operation")]
     Empty,
+    #[error("formula for `{column}`: {message}")]
+    BadFormula { column: String, message: String },
 }
 
 /// What the rows of a change need to be loaded.
@@ -316,8 +321,10 @@ pub fn plan(ops: &[Op]) -> Needs {
                     needs.successors_of.insert(*after);
                 }
             }
-            Op::AddColumn { default, .. } => {
-                if default.as_ref().is_some_and(|d| !d.is_null()) {
+            Op::AddColumn {
+                default, formula, ..
+            } => {
+                if default.as_ref().is_some_and(|d| !d.is_null()) || formula.is_some() {
                     needs.all_rows = true;
                 }
             }
@@ -451,6 +458,7 @@ pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcom
                 default,
                 description,
                 rules,
+                formula,
             } => {
                 let name = name.trim();
                 if name.is_empty() {
@@ -483,6 +491,26 @@ pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcom
                         })?;
                     for row in working.rows.values_mut() {
                         row.cells.insert(col.id.clone(), value.clone());
+                        out.upserted.insert(row.id, row.clone());
+                    }
+                }
+                if let Some(text) = formula {
+                    let expr = crate::formula::compile(text, &s.columns).map_err(|e| {
+                        OpError::BadFormula {
+                            column: name.to_owned(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    let columns = s.columns.clone();
+                    for row in working.rows.values_mut() {
+                        let result = expr.eval(&|i| row.get(&columns[i]).clone());
+                        let value = match result {
+                            None => Value::Null,
+                            Some(d) => Value::Decimal(d.normalize())
+                                .convert(*ty)
+                                .unwrap_or(Value::Null),
+                        };
+                        row.cells.insert(col.id.clone(), value);
                         out.upserted.insert(row.id, row.clone());
                     }
                 }

@@ -5,6 +5,7 @@
 //! The configuration is a value built once in `main` (or by a test) and passed down; nothing
 //! below this module reads the environment.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,85 @@ pub struct Config {
     pub http: HttpConfig,
     pub auth: AuthConfig,
     pub tables: TablesConfig,
+    pub chat: ChatConfig,
+    /// The model used when a conversation names none; the built-in `offline` model when unset.
+    pub default_model: Option<String>,
+    /// Models offered by name (`[models.NAME]` in the file).
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Longest message a user may send, in characters.
+    pub max_message_chars: usize,
+    /// Tokens reserved for the reply when trimming the context.
+    pub reply_max_tokens: u32,
+    /// Model tokens (prompt + completion) a user may spend per UTC day; 0 = no limit.
+    pub daily_token_quota: u64,
+    /// Rows of the current table shown to the model with its columns.
+    pub table_sample_rows: usize,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Openai,
+    Anthropic,
+    Offline,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub provider: Provider,
+    /// e.g. `https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`, `https://api.anthropic.com`.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The provider's model id (`gpt-4o-mini`, `llama3.1`, `claude-sonnet-4-5`).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Name of the environment variable holding the key; the key is never in the file.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default = "default_context_window")]
+    pub context_window: u32,
+    /// The provider accepts `response_format` with a JSON schema.
+    #[serde(default)]
+    pub structured_output: bool,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "default_first_token_timeout")]
+    pub first_token_timeout_secs: u64,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Price in US dollars per million prompt tokens (for usage costs).
+    #[serde(default)]
+    pub price_input_per_mtok: f64,
+    /// Price in US dollars per million completion tokens.
+    #[serde(default)]
+    pub price_output_per_mtok: f64,
+    /// The key read from `api_key_env` at start-up.
+    #[serde(skip)]
+    pub api_key: Option<SecretString>,
+}
+
+fn default_context_window() -> u32 {
+    8192
+}
+fn default_connect_timeout() -> u64 {
+    10
+}
+fn default_first_token_timeout() -> u64 {
+    60
+}
+fn default_idle_timeout() -> u64 {
+    30
+}
+fn default_retries() -> u32 {
+    2
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -157,6 +237,14 @@ impl Default for Config {
                 max_columns: 1_000,
                 max_rows: 5_000_000,
             },
+            chat: ChatConfig {
+                max_message_chars: 200_000,
+                reply_max_tokens: 4096,
+                daily_token_quota: 0,
+                table_sample_rows: 20,
+            },
+            default_model: None,
+            models: BTreeMap::new(),
         }
     }
 }
@@ -209,7 +297,7 @@ impl Config {
         }
         // Environment last: SHEETGPT_HTTP__BODY_LIMIT_BYTES -> http.body_limit_bytes. Values
         // are parsed like figment's Env provider does (numbers, booleans, [lists]).
-        for (name, value) in env {
+        for (name, value) in env.iter().cloned() {
             let Some(key) = name.strip_prefix("SHEETGPT_") else {
                 continue;
             };
@@ -227,7 +315,17 @@ impl Config {
             };
             figment = figment.merge(Serialized::default(&key, value));
         }
-        let config: Config = figment.extract()?;
+        let mut config: Config = figment.extract()?;
+        // Model keys come from the variables the file names, read here once.
+        for model in config.models.values_mut() {
+            if let Some(var) = &model.api_key_env {
+                model.api_key = env
+                    .iter()
+                    .find(|(k, _)| k == var)
+                    .map(|(_, v)| SecretString::from(v.clone()))
+                    .filter(|v| !v.expose_secret().is_empty());
+            }
+        }
         config.validate()?;
         Ok(config)
     }
@@ -308,6 +406,44 @@ impl Config {
             return Err(invalid(
                 "auth.issuer",
                 "issuer and audience must not be empty",
+            ));
+        }
+        for (name, model) in &self.models {
+            let bad = |problem: &str| {
+                ConfigError::Load(format!("configuration key `models.{name}`: {problem}"))
+            };
+            if name == "offline" && model.provider != Provider::Offline {
+                return Err(bad(
+                    "the name `offline` is reserved for the built-in offline model",
+                ));
+            }
+            if model.provider != Provider::Offline {
+                let url = model.base_url.as_deref().unwrap_or_default();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(bad("base_url must be an http:// or https:// address"));
+                }
+                if model.model.as_deref().is_none_or(str::is_empty) {
+                    return Err(bad("model (the provider's model id) is required"));
+                }
+            }
+            if model.context_window < 512 {
+                return Err(bad("context_window must be at least 512"));
+            }
+            if let Some(var) = &model.api_key_env
+                && model.api_key.is_none()
+            {
+                return Err(bad(&format!(
+                    "the environment variable {var} (api_key_env) is not set"
+                )));
+            }
+        }
+        if let Some(default) = &self.default_model
+            && default != "offline"
+            && !self.models.contains_key(default)
+        {
+            return Err(invalid(
+                "default_model",
+                format!("no model named `{default}` is configured"),
             ));
         }
         if self.tables.max_columns == 0 || self.tables.max_rows == 0 {

@@ -3,10 +3,12 @@
 
 pub mod app;
 pub mod auth;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod llm;
 pub mod secrets;
 pub mod state;
 pub mod tables;

@@ -11,7 +11,9 @@ use crate::auth::cache::SessionCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
+use crate::chat::service::Runs;
 use crate::config::Config;
+use crate::llm::registry::Models;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -24,6 +26,8 @@ pub struct Inner {
     pub sessions: SessionCache,
     pub login_throttle: LoginThrottle,
     pub metrics: PrometheusHandle,
+    pub models: Models,
+    pub runs: Runs,
 }
 
 impl AppState {
@@ -37,6 +41,7 @@ impl AppState {
         let hasher = Hasher::new(auth.argon2_memory_kib, auth.argon2_iterations)?;
         let jwt = JwtKeys::new(jwt_secret, auth);
         let sessions = SessionCache::new(Duration::from_secs(auth.session_cache_secs), 100_000);
+        let models = Models::from_config(&config)?;
         let login_throttle = LoginThrottle::new(
             auth.login_failures_per_account,
             auth.login_failures_per_ip,
@@ -50,6 +55,8 @@ impl AppState {
             sessions,
             login_throttle,
             metrics,
+            models,
+            runs: Runs::default(),
         })))
     }
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL, chosen by URL at run time; the same entities, migrations and queries serve both.
 
 pub mod api_keys;
+pub mod conversations;
 pub mod entity;
 pub mod migration;
 pub mod sessions;

@@ -77,6 +77,9 @@ pub enum ApiError {
     },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// An outside service (a model provider) failed; `detail` is safe to show.
+    #[error("{detail}")]
+    Gateway { status: StatusCode, detail: String },
     /// Anything the user cannot fix. The cause is logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -127,6 +130,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Gateway { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +156,15 @@ impl ApiError {
                 ("unsupported-media-type", detail.clone(), vec![])
             }
             Self::TooManyRequests { detail, .. } => ("too-many-requests", detail.clone(), vec![]),
+            Self::Gateway { status, detail } => (
+                if *status == StatusCode::GATEWAY_TIMEOUT {
+                    "model-timeout"
+                } else {
+                    "model-unavailable"
+                },
+                detail.clone(),
+                vec![],
+            ),
             Self::Unavailable(_) => (
                 "unavailable",
                 "The service cannot answer right now; try again shortly.".to_owned(),

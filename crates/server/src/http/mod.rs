@@ -35,9 +35,11 @@ pub fn router(state: AppState) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .nest(
             "/api/v1",
-            crate::auth::routes::router().merge(crate::tables::routes::router(
-                state.config.tables.max_upload_bytes,
-            )),
+            crate::auth::routes::router()
+                .merge(crate::chat::routes::router())
+                .merge(crate::tables::routes::router(
+                    state.config.tables.max_upload_bytes,
+                )),
         )
         .merge(ops::router())
         .split_for_parts();

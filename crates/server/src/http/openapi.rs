@@ -25,6 +25,7 @@ Lists take `limit` and `cursor` and answer `{items, next_cursor}`.",
     tags(
         (name = "auth", description = "Accounts, sign-in, tokens and sessions"),
         (name = "api-keys", description = "API keys for scripts"),
+        (name = "conversations", description = "Conversations with models, streamed replies, usage"),
         (name = "tables", description = "Typed, versioned tables"),
         (name = "operations", description = "Health, readiness and metrics"),
     ),

@@ -102,11 +102,18 @@ pub struct CreateTableRequest {
     pub columns: Option<Vec<ColumnSpec>>,
     /// Rows as arrays (in column order) or objects keyed by column name.
     #[garde(length(max = 100000))]
+    #[serde(default)]
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<serde_json::Value>,
+    /// Instead of rows: take the table from this message (yours) …
+    #[garde(skip)]
+    pub message_id: Option<Uuid>,
+    /// … the n-th table found in it (0-based, default 0).
+    #[garde(range(max = 1000))]
+    pub table_index: Option<usize>,
 }
 
-/// Create a table from rows.
+/// Create a table from rows, or from a table found in a message (`message_id`, `table_index`).
 #[utoipa::path(post, path = "/tables", tag = "tables", request_body = CreateTableRequest,
     responses((status = 201, description = "Table created (version 1)", body = TableResponse,
         headers(("ETag" = String, description = "The version, for If-Match")))))]
@@ -115,10 +122,29 @@ async fn create_table(
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<CreateTableRequest>,
 ) -> Result<Response, ApiError> {
-    let table = service::table_from_json(body.columns, body.rows)?;
+    let (table, summary) = match body.message_id {
+        Some(message_id) => {
+            let message =
+                crate::db::conversations::find_message(&state.db, auth.user.id, message_id)
+                    .await?
+                    .ok_or(ApiError::NotFound("message"))?;
+            let index = body.table_index.unwrap_or(0);
+            let mut found = sheetgpt_core::extract::extract_tables(&message.content);
+            if index >= found.len() {
+                return Err(ApiError::field(
+                    "table_index",
+                    format!("the message holds {} table(s)", found.len()),
+                ));
+            }
+            (found.swap_remove(index).table, "created from a message")
+        }
+        None => (
+            service::table_from_json(body.columns, body.rows)?,
+            "created from rows",
+        ),
+    };
     let columns = table.columns.clone();
-    let record =
-        service::create(&state, auth.user.id, &body.name, table, "created from rows").await?;
+    let record = service::create(&state, auth.user.id, &body.name, table, summary).await?;
     Ok(with_etag(
         1,
         StatusCode::CREATED,

@@ -177,6 +177,16 @@ impl Drop for TestApp {
     }
 }
 
+pub trait IntoPair {
+    fn into_pair(self) -> (StatusCode, Value);
+}
+
+impl IntoPair for (StatusCode, reqwest::header::HeaderMap, Value) {
+    fn into_pair(self) -> (StatusCode, Value) {
+        (self.0, self.2)
+    }
+}
+
 /// Asserts a problem+json answer with the given status and code.
 pub fn assert_problem(status: StatusCode, body: &Value, want_status: StatusCode, want_code: &str) {
     assert_eq!(status, want_status, "unexpected status; body: {body}");

@@ -8,12 +8,15 @@
     reason = "test helpers fail loudly; configs are built field by field from the defaults"
 )]
 
+mod fakes;
 mod helpers;
 
 mod api_keys;
 mod auth;
+mod chat;
 mod cli;
 mod errors;
+mod llm;
 mod ops;
 mod sessions;
 mod tables;

@@ -2,6 +2,8 @@
 //! `deleted_at` (soft delete); repositories never return a row whose `deleted_at` is set.
 
 pub mod api_key;
+pub mod conversation;
+pub mod message;
 pub mod refresh_token;
 pub mod session;
 pub mod table;

@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_accounts;
 mod m20261125_000002_tables;
+mod m20261125_000003_chat;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_accounts::Migration),
             Box::new(m20261125_000002_tables::Migration),
+            Box::new(m20261125_000003_chat::Migration),
         ]
     }
 }

@@ -1,0 +1,315 @@
+//! Examples of replies and what is extracted from them.
+
+use rust_decimal::Decimal;
+
+use super::*;
+use crate::table::{ColumnType, Value};
+
+fn names(t: &Table) -> Vec<&str> {
+    t.columns.iter().map(|c| c.name.as_str()).collect()
+}
+
+fn types(t: &Table) -> Vec<ColumnType> {
+    t.columns.iter().map(|c| c.ty).collect()
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
+}
+
+fn only(text: &str) -> Extracted {
+    let mut found = extract_tables(text);
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one table in {text:?}, found {found:#?}"
+    );
+    found.remove(0)
+}
+
+#[test]
+fn a_markdown_table_between_paragraphs_is_found_with_its_span() {
+    let reply = "Here are the cities you asked for:\n\n\
+                 | City | Population | Capital |\n\
+                 |:-----|-----------:|:-------:|\n\
+                 | Paris | 2,102,650 | yes |\n\
+                 | Lyon | 522,250 | no |\n\n\
+                 Let me know if you need more.";
+    let e = only(reply);
+    assert_eq!(e.format, Format::Markdown);
+    assert_eq!(names(&e.table), ["City", "Population", "Capital"]);
+    assert_eq!(
+        types(&e.table),
+        [ColumnType::Text, ColumnType::Integer, ColumnType::Boolean]
+    );
+    assert_eq!(
+        e.table.rows[1],
+        [text("Lyon"), Value::Integer(522_250), Value::Boolean(false)]
+    );
+    assert!(reply[e.span.clone()].starts_with("| City"));
+    assert!(reply[e.span].ends_with("| no |"));
+}
+
+#[test]
+fn ragged_markdown_rows_are_padded_or_cut_and_outer_pipes_are_optional() {
+    let e = only("a | b | c\n--- | --- | ---\n1 | 2\n3 | 4 | 5 | 6\n");
+    assert_eq!(names(&e.table), ["a", "b", "c"]);
+    assert_eq!(
+        e.table.rows[0],
+        [Value::Integer(1), Value::Integer(2), Value::Null]
+    );
+    assert_eq!(
+        e.table.rows[1],
+        [Value::Integer(3), Value::Integer(4), Value::Integer(5)]
+    );
+}
+
+#[test]
+fn escaped_pipes_and_formatting_in_markdown_cells_come_out_as_read() {
+    let e = only(
+        "| Expr | Meaning |\n|---|---|\n| `a \\| b` | **either** a *or* b |\n\
+         | x \\| y | see [docs](https://x.io)<br>and ~~old~~ _new_ |\n",
+    );
+    assert_eq!(e.table.rows[0], [text("a | b"), text("either a or b")]);
+    assert_eq!(
+        e.table.rows[1],
+        [text("x | y"), text("see docs\nand old new")]
+    );
+}
+
+#[test]
+fn a_row_of_dashes_inside_a_markdown_table_is_a_row() {
+    let e = only("| a | b |\n|---|---|\n| 1 | x |\n| - | - |\n| 3 | y |\n");
+    assert_eq!(e.table.rows.len(), 3);
+    assert_eq!(e.table.rows[1], [Value::Null, Value::Null]);
+}
+
+#[test]
+fn several_tables_in_one_reply_come_out_in_order() {
+    let reply = "First the totals:\n\n| Region | Total |\n|---|---|\n| North | 10 |\n\n\
+                 Then the raw data:\n\nid,amount\n1,2.5\n2,3.5\n\n\
+                 And as JSON:\n\n```json\n{\"columns\": [\"k\"], \"rows\": [[\"v\"]]}\n```\n\n\
+                 | Other | Table |\n|---|---|\n| x | y |\n";
+    let found = extract_tables(reply);
+    let formats: Vec<Format> = found.iter().map(|e| e.format).collect();
+    assert_eq!(
+        formats,
+        [
+            Format::Markdown,
+            Format::Csv,
+            Format::FencedJson,
+            Format::Markdown
+        ]
+    );
+    assert_eq!(names(&found[1].table), ["id", "amount"]);
+    assert_eq!(
+        found[1].table.rows[1][1],
+        Value::Decimal(Decimal::new(35, 1))
+    );
+    assert_eq!(found[2].table.rows, [[text("v")]]);
+    assert!(found.windows(2).all(|w| w[0].span.end <= w[1].span.start));
+}
+
+#[test]
+fn quoted_csv_with_embedded_newlines_and_delimiters_is_read_from_prose() {
+    let reply = "Sure! Here is the CSV:\n\
+                 name,address,visits\n\
+                 \"Smith, John\",\"12 High St\nFlat 3\",4\n\
+                 \"O'Neil \"\"Jr\"\"\",  \"1 Low Rd\"  ,2\n\
+                 Hope this helps.";
+    let e = only(reply);
+    assert_eq!(e.format, Format::Csv);
+    assert_eq!(
+        e.table.rows[0],
+        [
+            text("Smith, John"),
+            text("12 High St\nFlat 3"),
+            Value::Integer(4)
+        ]
+    );
+    assert_eq!(e.table.rows[1][0], text("O'Neil \"Jr\""));
+    assert_eq!(e.table.rows[1][1], text("1 Low Rd"));
+    assert_eq!(
+        &reply[e.span],
+        "name,address,visits\n\"Smith, John\",\"12 High St\nFlat 3\",4\n\"O'Neil \"\"Jr\"\"\",  \"1 Low Rd\"  ,2"
+    );
+}
+
+#[test]
+fn sentences_with_commas_are_not_tables() {
+    for prose in [
+        "I went to the store, and then I went home.",
+        "First, we load the data, then we clean it.\nNext, we fit the model, and we check it.",
+        "Hello, world\nThis is fine, really",
+        "- Paris, France\n- Lyon, France\n- Nice, France",
+        "1. Apples, pears\n2. Plums, figs",
+        "The totals, by region:\nNorth, of course, leads.",
+        "We sold 1,000 units\nand then 2,000 more",
+        "He said \"hi, there\" and left,\nshe stayed, quietly",
+        "I like red, green, and blue\nYou like cats, dogs, or fish",
+        "Red, green, blue are colours.\nCats, dogs, fish are pets.",
+        "We tried A; it failed.\nWe tried B; it worked.",
+    ] {
+        assert_eq!(extract_tables(prose), [], "{prose}");
+    }
+}
+
+#[test]
+fn csv_cells_that_are_sentences_are_read_when_quoted() {
+    let e = only(
+        "sku,description\nA1,\"A small widget for the kitchen.\"\nB2,\"Spare parts, assorted.\"\n",
+    );
+    assert_eq!(e.table.rows[0][1], text("A small widget for the kitchen."));
+}
+
+#[test]
+fn two_column_csv_is_a_table_when_written_like_data() {
+    let e = only("Name,City\nBob,Paris\nAl,Lyon\n");
+    assert_eq!(e.table.rows[1], [text("Al"), text("Lyon")]);
+    let e = only("Item, Price\nTea, 3.50\nCake, 4\n");
+    assert_eq!(e.table.columns[1].ty, ColumnType::Decimal);
+}
+
+#[test]
+fn a_stray_quote_in_prose_does_not_swallow_the_table_after_it() {
+    for reply in [
+        "She said, \"wait\nsku,qty\nA1,3\nB2,4\n",
+        "He wrote \"wait, then\nsku,qty\nA1,3\nB2,4\n",
+    ] {
+        let e = only(reply);
+        assert_eq!(names(&e.table), ["sku", "qty"], "{reply}");
+        assert_eq!(e.table.rows.len(), 2);
+    }
+}
+
+#[test]
+fn tsv_semicolon_and_pipe_separated_text_is_found() {
+    let e = only("Data:\nname\tscore\nann\t3\nbo\t4\n\nDone.");
+    assert_eq!(e.format, Format::Tsv);
+    assert_eq!(e.table.rows[1], [text("bo"), Value::Integer(4)]);
+
+    let e = only("Name;Preis\nTee;1,5\nKuchen;2,5\n");
+    assert_eq!(e.format, Format::Csv);
+    assert_eq!(names(&e.table), ["Name", "Preis"]);
+
+    let e = only("| name | qty |\n| pen | 3 |\n| ink | 4 |\n");
+    assert_eq!(names(&e.table), ["name", "qty"]);
+    assert_eq!(e.table.rows[0], [text("pen"), Value::Integer(3)]);
+}
+
+#[test]
+fn fenced_json_inside_prose_spans_the_whole_block() {
+    let reply = "Here you go:\n\n```json\n{\n  \"columns\": [{\"name\": \"when\", \"type\": \"date\"}, \
+                 {\"name\": \"qty\", \"type\": \"integer\"}],\n  \"rows\": [[\"2024-03-01\", 3], \
+                 [\"2024-03-02\", null]]\n}\n```\n\nAnything else?";
+    let e = only(reply);
+    assert_eq!(e.format, Format::FencedJson);
+    assert!(reply[e.span.clone()].starts_with("```json"));
+    assert!(reply[e.span].ends_with("```"));
+    assert_eq!(types(&e.table), [ColumnType::Date, ColumnType::Integer]);
+    assert_eq!(e.table.rows[1][1], Value::Null);
+}
+
+#[test]
+fn a_reply_that_is_only_json_is_one_table_per_entry_of_tables() {
+    let reply = r#"  {"tables": [
+        {"columns": ["a"], "rows": [[1]]},
+        [{"b": "x", "c": true}]
+    ]}  "#;
+    let found = extract_tables(reply);
+    assert_eq!(found.len(), 2);
+    assert!(
+        found
+            .iter()
+            .all(|e| e.format == Format::Json && reply[e.span.clone()].starts_with('{'))
+    );
+    assert_eq!(names(&found[1].table), ["b", "c"]);
+    assert_eq!(found[1].table.rows[0][1], Value::Boolean(true));
+}
+
+#[test]
+fn arrays_of_objects_in_replies_keep_their_key_order() {
+    let e =
+        only("Result:\n[{\"zeta\": 1, \"alpha\": {\"x\": 1}}, {\"alpha\": null, \"beta\": 2.5}]\n");
+    assert_eq!(e.format, Format::Json);
+    assert_eq!(names(&e.table), ["zeta", "alpha", "beta"]);
+    assert_eq!(e.table.rows[0][1], text("{\"x\":1}"));
+}
+
+#[test]
+fn declared_json_types_are_honoured() {
+    let e = only(
+        r#"{"columns": [{"name": "zip", "type": "text"}, {"name": "share", "type": "percent"}], "rows": [["02134", "12.5"]]}"#,
+    );
+    assert_eq!(
+        e.table.rows[0],
+        [text("02134"), Value::Percent(Decimal::new(125, 1))]
+    );
+}
+
+#[test]
+fn json_that_is_not_a_table_is_neither_a_table_nor_csv() {
+    assert_eq!(
+        extract_tables("Config:\n{\n  \"name\": \"Bob\",\n  \"age\": 3\n}\n"),
+        []
+    );
+}
+
+#[test]
+fn code_blocks_are_not_searched_but_data_blocks_are() {
+    assert_eq!(extract_tables("```python\nf(a, b)\ng(c, d)\n```"), []);
+    let e = only("```csv\nx,y\n1,2\n```");
+    assert_eq!(e.format, Format::Csv);
+    assert_eq!(e.span, 0..18);
+    let e = only("```\n| a |\n|---|\n| 1 |\n```");
+    assert_eq!(e.format, Format::Markdown);
+    assert_eq!(e.span, 4..21);
+    let e = only("```tsv\nx\ty\n1\t2\n```");
+    assert_eq!(e.format, Format::Tsv);
+}
+
+#[test]
+fn a_byte_order_mark_and_crlf_line_ends_are_not_part_of_cells() {
+    let e = only("\u{feff}| a | b |\r\n|---|---|\r\n| 1 | x |\r\n");
+    assert_eq!(names(&e.table), ["a", "b"]);
+    assert_eq!(e.table.rows[0], [Value::Integer(1), text("x")]);
+    let e = only("a,b\r\n1,x\r\n");
+    assert_eq!(e.table.rows[0], [Value::Integer(1), text("x")]);
+    assert_eq!(e.span, 0..8);
+}
+
+#[test]
+fn text_without_tables_gives_nothing() {
+    assert_eq!(extract_tables(""), []);
+    assert_eq!(extract_tables("No tables here. Just | one pipe."), []);
+    assert_eq!(extract_tables("[not json\n{also not"), []);
+}
+
+#[test]
+fn the_writers_output_reads_back_to_the_same_table() {
+    let e = only(
+        "| name | price | when | link |\n|---|---|---|---|\n| a*b | $3 | 2024-01-02 | https://x.io/_a |\n\
+         | c\\|d | 4 EUR | | https://y.io |\n",
+    );
+    let t = e.table;
+    assert_eq!(only(&to_markdown(&t)).table, t);
+    assert_eq!(only(&to_csv(&t, b',')).table, t);
+    assert_eq!(only(&to_csv(&t, b'\t')).table, t);
+    assert_eq!(only(&to_json(&t).to_string()).table, t);
+}
+
+#[test]
+fn text_built_to_make_json_attempts_fail_late_still_yields_its_markdown_table() {
+    let reply = format!("{}| a |\n|---|\n| 1 |\n", "[\n".repeat(50_000));
+    let e = only(&reply);
+    assert_eq!(e.format, Format::Markdown);
+    assert_eq!(e.table.rows, [[Value::Integer(1)]]);
+}
+
+#[test]
+fn a_json_table_cut_short_still_yields_the_tables_written_before_the_cut() {
+    let reply = "{\"tables\": [\n{\"columns\": [\"a\"], \"rows\": [[1]]},\n{\"columns\": [\"b\"], \"rows\": [[";
+    let e = only(reply);
+    assert_eq!(e.format, Format::Json);
+    assert_eq!(names(&e.table), ["a"]);
+}

@@ -1,0 +1,690 @@
+//! Sending a message: the user's message is stored first; a task then drives the model's
+//! stream, forwarding events to whoever listens (SSE, WebSocket or a JSON answer) and storing
+//! the reply when it completes. If the listener goes away or the reply is cancelled, the
+//! upstream request is dropped (cancelled) and the partial reply is kept, marked incomplete.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{Datelike, TimeZone, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use sheetgpt_core::extract;
+use sheetgpt_core::version::Op;
+use tokio::sync::{mpsc, oneshot, watch};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::context;
+use crate::db::conversations::{self as store, Conversation, Finished, NewMessage};
+use crate::db::tables as table_store;
+use crate::http::error::ApiError;
+use crate::llm::registry::ModelEntry;
+use crate::llm::{ChatRequest, FinishReason, LlmError, Role, StreamEvent, Usage};
+use crate::state::AppState;
+use crate::tables::service as tables;
+
+/// Events of a reply, in the order they happen.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ChatEvent {
+    /// The reply started: ids of the stored user message and of the reply.
+    Start {
+        user_message_id: Uuid,
+        message_id: Uuid,
+        model: String,
+    },
+    /// Text to append to the reply.
+    Delta { text: String },
+    /// A table made from the reply, or the current table changed by it.
+    Table {
+        table_id: Uuid,
+        version: i32,
+        /// `created` or `changed`.
+        kind: &'static str,
+        name: String,
+        row_count: i64,
+    },
+    Usage {
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        /// Estimated when the provider reported none.
+        estimated: bool,
+        cost_micros: i64,
+    },
+    /// The reply is stored.
+    Done {
+        message_id: Uuid,
+        status: String,
+        finish_reason: Option<String>,
+    },
+    /// Something went wrong mid-stream; the partial reply is kept.
+    Error { message: String },
+}
+
+/// Running replies of this process, for cancellation.
+#[derive(Default)]
+pub struct Runs {
+    running: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
+}
+
+impl Runs {
+    fn register(&self, id: Uuid) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(id, tx);
+        }
+        rx
+    }
+
+    fn remove(&self, id: Uuid) {
+        if let Ok(mut m) = self.running.lock() {
+            m.remove(&id);
+        }
+    }
+
+    /// Asks a running reply to stop; false when it is not running here.
+    pub fn cancel(&self, id: Uuid) -> bool {
+        self.running
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).map(|tx| tx.send(true).is_ok()))
+            .unwrap_or(false)
+    }
+}
+
+pub fn model_for<'a>(state: &'a AppState, name: &str) -> Result<&'a ModelEntry, ApiError> {
+    state.models.get(name).ok_or_else(|| {
+        ApiError::field(
+            "model",
+            format!("no model named `{name}`; see GET /api/v1/models"),
+        )
+    })
+}
+
+fn llm_error(err: &LlmError) -> ApiError {
+    match err {
+        LlmError::RateLimited { retry_after } => ApiError::TooManyRequests {
+            retry_after_secs: retry_after.map_or(30, |d| d.as_secs().max(1)),
+            detail: "The model provider is rate limiting requests; try again shortly.".to_owned(),
+        },
+        LlmError::Timeout(_) => ApiError::Gateway {
+            status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+            detail: err.to_string(),
+        },
+        _ => ApiError::Gateway {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            detail: err.to_string(),
+        },
+    }
+}
+
+/// Refuses when the user's tokens for today are spent.
+async fn check_quota(state: &AppState, user: Uuid) -> Result<(), ApiError> {
+    let quota = state.config.chat.daily_token_quota;
+    if quota == 0 {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let midnight = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    let used = store::tokens_since(&state.db, user, midnight).await?;
+    if used as u64 >= quota {
+        let reset = midnight + chrono::Duration::days(1);
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: (reset - now).num_seconds().max(1) as u64,
+            detail: format!(
+                "Your daily model quota of {quota} tokens is spent ({used} used); it resets at {} UTC.",
+                reset.format("%Y-%m-%d %H:%M")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A reply that has started: its events arrive on `events`.
+pub struct Started {
+    pub events: mpsc::Receiver<ChatEvent>,
+    pub user_message_id: Uuid,
+    pub message_id: Uuid,
+}
+
+/// Stores the user's message (unless regenerating) and starts the reply. Returns once the
+/// model has started answering, or with the error that kept it from starting.
+#[tracing::instrument(skip_all, fields(user.id = %user, conversation.id = %conversation.id))]
+pub async fn send(
+    state: &AppState,
+    user: Uuid,
+    conversation: &Conversation,
+    content: Option<&str>,
+    model_name: Option<&str>,
+) -> Result<Started, ApiError> {
+    let model_name = model_name.unwrap_or(&conversation.model).to_owned();
+    let entry = model_for(state, &model_name)?.clone();
+    check_quota(state, user).await?;
+
+    let user_message = match content {
+        Some(text) => {
+            let m = store::insert_message(
+                &state.db,
+                NewMessage {
+                    conversation_id: conversation.id,
+                    owner_id: user,
+                    role: "user",
+                    content: text,
+                    status: "complete",
+                    model: None,
+                },
+            )
+            .await?;
+            if conversation.title.is_empty() {
+                let title = auto_title(text);
+                store::update(
+                    &state.db,
+                    user,
+                    conversation.id,
+                    store::Update {
+                        title: Some(title),
+                        ..store::Update::default()
+                    },
+                )
+                .await?;
+            }
+            m
+        }
+        None => {
+            // Regenerate: the last user message is the prompt; drop the reply after it.
+            let recent = store::recent_messages(&state.db, conversation.id, 2).await?;
+            let Some(last_user) = recent.iter().find(|m| m.role == "user").cloned() else {
+                return Err(ApiError::conflict(
+                    "nothing-to-regenerate",
+                    "The conversation has no message to answer yet.",
+                ));
+            };
+            for m in recent
+                .iter()
+                .filter(|m| m.role == "assistant" && m.id > last_user.id)
+            {
+                store::soft_delete_message(&state.db, m.id).await?;
+            }
+            last_user
+        }
+    };
+
+    // The context: newest messages first (the new one included), the current table's shape.
+    let history: Vec<(Role, String)> = store::recent_messages(&state.db, conversation.id, 200)
+        .await?
+        .into_iter()
+        .filter(|m| m.status != "error" && !m.content.is_empty())
+        .map(|m| {
+            (
+                if m.role == "assistant" {
+                    Role::Assistant
+                } else {
+                    Role::User
+                },
+                m.content,
+            )
+        })
+        .collect();
+    let table_context = match conversation.current_table_id {
+        Some(id) => table_preview(state, user, id).await?,
+        None => None,
+    };
+    let messages = context::build(
+        conversation.system_prompt.as_deref(),
+        table_context.as_deref(),
+        &history,
+        entry.context_window,
+        state.config.chat.reply_max_tokens,
+    );
+    let prompt_estimate: u32 = messages
+        .iter()
+        .map(|m| context::estimate_tokens(&m.content))
+        .sum();
+    let request = ChatRequest {
+        messages,
+        max_tokens: Some(state.config.chat.reply_max_tokens),
+        temperature: None,
+        response_schema: None,
+    };
+
+    let reply = store::insert_message(
+        &state.db,
+        NewMessage {
+            conversation_id: conversation.id,
+            owner_id: user,
+            role: "assistant",
+            content: "",
+            status: "streaming",
+            model: Some(&model_name),
+        },
+    )
+    .await?;
+
+    let (started_tx, started_rx) = oneshot::channel();
+    let (events_tx, events_rx) = mpsc::channel(256);
+    let cancel = state.runs.register(reply.id);
+    let run = Run {
+        state: state.clone(),
+        user,
+        conversation: conversation.clone(),
+        entry,
+        message_id: reply.id,
+        user_message_id: user_message.id,
+        prompt_estimate,
+        cancel,
+    };
+    tokio::spawn(run.drive(request, started_tx, events_tx));
+    match started_rx.await {
+        Ok(Ok(())) => Ok(Started {
+            events: events_rx,
+            user_message_id: user_message.id,
+            message_id: reply.id,
+        }),
+        Ok(Err(err)) => Err(llm_error(&err)),
+        Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
+            "reply task ended early"
+        ))),
+    }
+}
+
+fn auto_title(text: &str) -> String {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("New conversation");
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        title.push('…');
+    }
+    title
+}
+
+/// The current table's columns and first rows, as Markdown with row ids, for the model.
+async fn table_preview(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<String>, ApiError> {
+    let Ok(loaded) = tables::load(state, user, id, None).await else {
+        return Ok(None);
+    };
+    let spec = table_store::PageSpec {
+        limit: state.config.chat.table_sample_rows as u64,
+        after_position: None,
+        offset: 0,
+        sort: Vec::new(),
+        filters: Vec::new(),
+    };
+    let rows = table_store::page(&state.db, id, loaded.version, true, &spec).await?;
+    let mut out = format!(
+        "\"{}\" (version {}, {} rows). Columns: {}.\n\n| row |",
+        loaded.table.name,
+        loaded.version,
+        loaded.table.row_count,
+        loaded
+            .schema
+            .columns
+            .iter()
+            .map(|c| format!("{} ({})", c.name, c.ty))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for c in &loaded.schema.columns {
+        out.push_str(&format!(" {} |", c.name.replace('|', "\\|")));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(loaded.schema.columns.len()));
+    for raw in rows.into_iter().take(state.config.chat.table_sample_rows) {
+        let row = raw.into_row(&loaded.schema);
+        out.push_str(&format!("\n| {} |", row.id));
+        for c in &loaded.schema.columns {
+            out.push_str(&format!(
+                " {} |",
+                row.get(c)
+                    .to_string()
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
+            ));
+        }
+    }
+    if loaded.table.row_count > state.config.chat.table_sample_rows as i64 {
+        out.push_str("\n(more rows not shown)");
+    }
+    Ok(Some(out))
+}
+
+struct Run {
+    state: AppState,
+    user: Uuid,
+    conversation: Conversation,
+    entry: ModelEntry,
+    message_id: Uuid,
+    user_message_id: Uuid,
+    prompt_estimate: u32,
+    cancel: watch::Receiver<bool>,
+}
+
+impl Run {
+    async fn drive(
+        mut self,
+        request: ChatRequest,
+        started: oneshot::Sender<Result<(), LlmError>>,
+        events: mpsc::Sender<ChatEvent>,
+    ) {
+        let mut stream = match self.entry.model.stream(request).await {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::warn!(error = %err, "model did not start");
+                self.store(
+                    "",
+                    "error",
+                    Usage::default(),
+                    None,
+                    Some(&err.to_string()),
+                    TableOutcome::default(),
+                )
+                .await;
+                let _ = started.send(Err(err));
+                self.state.runs.remove(self.message_id);
+                return;
+            }
+        };
+        let _ = started.send(Ok(()));
+        let _ = events
+            .send(ChatEvent::Start {
+                user_message_id: self.user_message_id,
+                message_id: self.message_id,
+                model: self.entry.name.clone(),
+            })
+            .await;
+        let mut text = String::new();
+        let mut usage: Option<Usage> = None;
+        let mut finish: Option<FinishReason> = None;
+        let mut failure: Option<String> = None;
+        let mut listener_gone = false;
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = self.cancel.changed() => {
+                    failure = Some("cancelled".to_owned());
+                    break;
+                }
+            };
+            match next {
+                None => break,
+                Some(Ok(StreamEvent::Delta(delta))) => {
+                    text.push_str(&delta);
+                    if events.send(ChatEvent::Delta { text: delta }).await.is_err() {
+                        listener_gone = true;
+                        break;
+                    }
+                }
+                Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
+                Some(Ok(StreamEvent::Done(reason))) => {
+                    finish = Some(reason);
+                    break;
+                }
+                Some(Err(err)) => {
+                    failure = Some(err.to_string());
+                    let _ = events
+                        .send(ChatEvent::Error {
+                            message: err.to_string(),
+                        })
+                        .await;
+                    break;
+                }
+            }
+        }
+        // Dropping the stream here cancels the upstream request if it is still running.
+        drop(stream);
+        let estimated = usage.is_none();
+        let usage = usage.unwrap_or(Usage {
+            prompt_tokens: self.prompt_estimate,
+            completion_tokens: context::estimate_tokens(&text).saturating_sub(4),
+        });
+        let complete = finish.is_some() && failure.is_none() && !listener_gone;
+        let tables = if complete {
+            self.tables_from_reply(&text).await
+        } else {
+            TableOutcome::default()
+        };
+        for event in &tables.events {
+            let _ = events.send(event.clone()).await;
+        }
+        let status = if complete {
+            "complete"
+        } else if failure.as_deref().is_some_and(|f| f != "cancelled") {
+            "error"
+        } else {
+            "incomplete"
+        };
+        let finish_text = finish.as_ref().map(|f| match f {
+            FinishReason::Stop => "stop".to_owned(),
+            FinishReason::Length => "length".to_owned(),
+            FinishReason::ContentFilter => "content_filter".to_owned(),
+            FinishReason::Other(o) => o.clone(),
+        });
+        let cost = self
+            .entry
+            .cost_micros(usage.prompt_tokens, usage.completion_tokens);
+        let _ = events
+            .send(ChatEvent::Usage {
+                prompt_tokens: usage.prompt_tokens,
+                completion_tokens: usage.completion_tokens,
+                estimated,
+                cost_micros: cost,
+            })
+            .await;
+        self.store(
+            &text,
+            status,
+            usage,
+            finish_text.as_deref(),
+            failure.as_deref(),
+            tables,
+        )
+        .await;
+        let _ = events
+            .send(ChatEvent::Done {
+                message_id: self.message_id,
+                status: status.to_owned(),
+                finish_reason: finish_text,
+            })
+            .await;
+        self.state.runs.remove(self.message_id);
+    }
+
+    async fn store(
+        &self,
+        text: &str,
+        status: &str,
+        usage: Usage,
+        finish: Option<&str>,
+        error: Option<&str>,
+        tables: TableOutcome,
+    ) {
+        let result = store::finish_message(
+            &self.state.db,
+            self.message_id,
+            Finished {
+                content: text,
+                status,
+                prompt_tokens: i64::from(usage.prompt_tokens),
+                completion_tokens: i64::from(usage.completion_tokens),
+                cost_micros: self
+                    .entry
+                    .cost_micros(usage.prompt_tokens, usage.completion_tokens),
+                finish_reason: finish,
+                error,
+                table_id: tables.table_id,
+                table_version: tables.version,
+                meta: &tables.meta,
+            },
+        )
+        .await;
+        if let Err(err) = result {
+            tracing::error!(error = %err, message.id = %self.message_id, "could not store the reply");
+        }
+        metrics::counter!("sheetgpt_llm_tokens_total", "model" => self.entry.name.clone(), "kind" => "prompt")
+            .increment(u64::from(usage.prompt_tokens));
+        metrics::counter!("sheetgpt_llm_tokens_total", "model" => self.entry.name.clone(), "kind" => "completion")
+            .increment(u64::from(usage.completion_tokens));
+    }
+
+    /// Operations for the current table, or tables found in the reply.
+    async fn tables_from_reply(&self, text: &str) -> TableOutcome {
+        let mut out = TableOutcome {
+            meta: serde_json::json!({}),
+            ..TableOutcome::default()
+        };
+        if let Some(ops) = ops_block(text) {
+            let ops = match ops {
+                Ok(ops) => ops,
+                Err(e) => {
+                    out.meta = serde_json::json!({"ops_error": e});
+                    return out;
+                }
+            };
+            let Some(table_id) = self.conversation.current_table_id else {
+                out.meta =
+                    serde_json::json!({"ops_error": "the conversation has no current table"});
+                return out;
+            };
+            match tables::change(&self.state, self.user, table_id, None, ops, None).await {
+                Ok(result) => {
+                    let name = table_store::find(&self.state.db, self.user, table_id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|t| t.name)
+                        .unwrap_or_default();
+                    out.table_id = Some(table_id);
+                    out.version = Some(result.version);
+                    out.meta = serde_json::json!({"ops_applied": true, "version": result.version});
+                    out.events.push(ChatEvent::Table {
+                        table_id,
+                        version: result.version,
+                        kind: "changed",
+                        name,
+                        row_count: result.row_count,
+                    });
+                }
+                Err(e) => {
+                    out.meta = serde_json::json!({"ops_error": problem_text(&e)});
+                }
+            }
+            return out;
+        }
+        let found = extract::extract_tables(text);
+        let mut created = Vec::new();
+        for (i, item) in found.into_iter().enumerate() {
+            let base = if self.conversation.title.is_empty() {
+                "Table from chat".to_owned()
+            } else {
+                self.conversation.title.clone()
+            };
+            let name = if i == 0 {
+                base
+            } else {
+                format!("{base} ({})", i + 1)
+            };
+            match tables::create(
+                &self.state,
+                self.user,
+                &name,
+                item.table,
+                "created from a reply",
+            )
+            .await
+            {
+                Ok(record) => {
+                    created.push(serde_json::json!({"table_id": record.id, "format": item.format}));
+                    out.table_id = Some(record.id);
+                    out.version = Some(1);
+                    out.events.push(ChatEvent::Table {
+                        table_id: record.id,
+                        version: 1,
+                        kind: "created",
+                        name: record.name.clone(),
+                        row_count: record.row_count,
+                    });
+                }
+                Err(e) => created.push(serde_json::json!({"error": problem_text(&e)})),
+            }
+        }
+        if let Some(id) = out.table_id {
+            let _ = store::update(
+                &self.state.db,
+                self.user,
+                self.conversation.id,
+                store::Update {
+                    current_table_id: Some(Some(id)),
+                    ..store::Update::default()
+                },
+            )
+            .await;
+        }
+        if !created.is_empty() {
+            out.meta = serde_json::json!({"tables": created});
+        }
+        out
+    }
+}
+
+fn problem_text(e: &ApiError) -> String {
+    match e {
+        ApiError::Validation(errors) => errors
+            .iter()
+            .map(|f| format!("{}: {}", f.field, f.message))
+            .collect::<Vec<_>>()
+            .join("; "),
+        ApiError::Internal(_) => "internal error".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Default)]
+struct TableOutcome {
+    table_id: Option<Uuid>,
+    version: Option<i32>,
+    events: Vec<ChatEvent>,
+    meta: serde_json::Value,
+}
+
+/// The operations in a ```sheetgpt-ops block, if the reply has one.
+fn ops_block(text: &str) -> Option<Result<Vec<Op>, String>> {
+    let start = text.find("```sheetgpt-ops")?;
+    let body = &text[start + "```sheetgpt-ops".len()..];
+    let end = body.find("```").unwrap_or(body.len());
+    let json = body[..end].trim();
+    let parsed: Result<serde_json::Value, _> = serde_json::from_str(json);
+    Some(match parsed {
+        Ok(serde_json::Value::Object(mut o)) if o.contains_key("ops") => {
+            serde_json::from_value(o.remove("ops").unwrap_or_default()).map_err(|e| e.to_string())
+        }
+        Ok(v) => serde_json::from_value(v).map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ops_block_is_found_in_prose() {
+        let text =
+            "Sorted.\n```sheetgpt-ops\n[{\"op\": \"sort\", \"by\": [{\"column\": \"a\"}]}]\n```\n";
+        let ops = ops_block(text).and_then(Result::ok).unwrap_or_default();
+        assert_eq!(ops.len(), 1);
+        assert!(ops_block("no block here").is_none());
+        assert!(ops_block("```sheetgpt-ops\nnot json\n```").is_some_and(|r| r.is_err()));
+    }
+
+    #[test]
+    fn titles_come_from_the_first_line_and_are_cut() {
+        assert_eq!(auto_title("\n  List airports\nmore"), "List airports");
+        assert_eq!(auto_title(&"a".repeat(100)).chars().count(), 61);
+    }
+}
