@@ -14,6 +14,7 @@ mod helpers;
 mod api_keys;
 mod auth;
 mod chat;
+mod chat_remote;
 mod cli;
 mod errors;
 mod llm;
