@@ -152,7 +152,12 @@ impl Table {
                 .iter()
                 .map(|r| r.get(i).map_or("", String::as_str))
                 .collect();
-            let ty = infer_column_type(cells.iter().copied());
+            // Every value, not a sample: each cell must parse as the column's type.
+            let mut inference = Inference::default();
+            for cell in &cells {
+                inference.push(cell);
+            }
+            let ty = inference.finish();
             for (row, cell) in typed_rows.iter_mut().zip(&cells) {
                 row.push(
                     Value::parse(cell, ty).unwrap_or_else(|_| Value::Text((*cell).to_owned())),

@@ -152,14 +152,16 @@ async fn create_table(
     ))
 }
 
-/// Create a table from an uploaded CSV or TSV file (multipart field `file`; optional fields
-/// `name` and `delimiter`: `comma`, `tab`, `semicolon` or `pipe`, sniffed when absent).
+/// Create a table from an uploaded file (multipart field `file`): CSV or TSV (optional field
+/// `delimiter`: `comma`, `tab`, `semicolon` or `pipe`, sniffed when absent), or a spreadsheet
+/// (`.xlsx`, `.xls`, `.ods`; optional field `sheet`, the first sheet otherwise). Optional
+/// field `name` (the file name otherwise).
 ///
 /// The file is streamed to disk, then read twice: once to infer each column's type from every
 /// value, once to store the rows. A file that is not valid UTF-8 delimited text, is empty, is
 /// too large or has too many columns is refused and nothing is stored.
 #[utoipa::path(post, path = "/tables/import", tag = "tables",
-    request_body(content_type = "multipart/form-data", description = "`file` (CSV/TSV), optional `name`, `delimiter`"),
+    request_body(content_type = "multipart/form-data", description = "`file` (CSV, TSV, XLSX, XLS, ODS), optional `name`, `delimiter`, `sheet`"),
     responses((status = 201, description = "Table created (version 1)", body = TableResponse)))]
 async fn import_table(
     State(state): State<AppState>,
@@ -170,10 +172,12 @@ async fn import_table(
     crate::secrets::ensure_data_dir(&tmp_dir)?;
     let mut name: Option<String> = None;
     let mut delimiter: Option<u8> = None;
+    let mut sheet: Option<String> = None;
     let mut file: Option<(tempfile::TempPath, String)> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
             "name" => name = Some(field.text().await.map_err(multipart_error)?),
+            "sheet" => sheet = Some(field.text().await.map_err(multipart_error)?),
             "delimiter" => {
                 let text = field.text().await.map_err(multipart_error)?;
                 delimiter = Some(match text.trim() {
@@ -216,12 +220,9 @@ async fn import_table(
         ));
     };
     let lower = file_name.to_lowercase();
-    if lower.ends_with(".xlsx") || lower.ends_with(".xls") || lower.ends_with(".ods") {
-        return Err(ApiError::UnsupportedMediaType {
-            detail: "Spreadsheet files are not imported yet; save the sheet as CSV UTF-8."
-                .to_owned(),
-        });
-    }
+    let spreadsheet = [".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"]
+        .iter()
+        .any(|ext| lower.ends_with(ext));
     if delimiter.is_none() && lower.ends_with(".tsv") {
         delimiter = Some(b'\t');
     }
@@ -231,8 +232,11 @@ async fn import_table(
             .map_or(file_name.as_str(), |(stem, _)| stem)
             .to_owned()
     });
-    let record =
-        service::import_delimited(&state, auth.user.id, &name, path.to_path_buf(), delimiter).await;
+    let record = if spreadsheet {
+        service::import_spreadsheet(&state, auth.user.id, &name, path.to_path_buf(), sheet).await
+    } else {
+        service::import_delimited(&state, auth.user.id, &name, path.to_path_buf(), delimiter).await
+    };
     drop(path); // removes the temporary file
     let record = record?;
     let loaded = service::load(&state, auth.user.id, record.id, None).await?;

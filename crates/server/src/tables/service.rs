@@ -900,3 +900,94 @@ pub async fn revert(
         nulled_cells: Vec::new(),
     })
 }
+
+/// Imports the first sheet of a spreadsheet (XLSX, XLS, ODS) with calamine. Cells are read as
+/// the text a person sees (numbers as written by Excel, dates as ISO dates) and typed like
+/// any other import. The sheet is held in memory while it is read (calamine's model), which
+/// Excel's limit of 1,048,576 rows bounds.
+#[tracing::instrument(skip_all, fields(user.id = %owner))]
+pub async fn import_spreadsheet(
+    state: &AppState,
+    owner: Uuid,
+    name: &str,
+    path: std::path::PathBuf,
+    sheet: Option<String>,
+) -> Result<TableRecord, ApiError> {
+    let max_columns = state.config.tables.max_columns;
+    let table =
+        tokio::task::spawn_blocking(move || read_spreadsheet(&path, sheet.as_deref(), max_columns))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))??;
+    let summary = format!(
+        "imported {} rows × {} columns from a spreadsheet",
+        table.rows.len(),
+        table.columns.len()
+    );
+    create(state, owner, name, table, &summary).await
+}
+
+fn read_spreadsheet(
+    path: &std::path::Path,
+    sheet: Option<&str>,
+    max_columns: usize,
+) -> Result<Table, ApiError> {
+    use calamine::{Data, Reader};
+    // The format is sniffed from the content (the upload's temporary file has no extension).
+    let bytes = std::fs::read(path).map_err(|e| ApiError::Internal(e.into()))?;
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
+        .map_err(|e| bad_upload(format!("The file is not a readable spreadsheet: {e}")))?;
+    let range = match sheet {
+        Some(name) => book.worksheet_range(name).map_err(|_| {
+            ApiError::field("sheet", format!("the workbook has no sheet named `{name}`"))
+        })?,
+        None => book
+            .worksheet_range_at(0)
+            .ok_or_else(|| bad_upload("The workbook has no sheets."))?
+            .map_err(|e| bad_upload(format!("The first sheet cannot be read: {e}")))?,
+    };
+    if range.width() > max_columns {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "The sheet has {} columns; at most {max_columns} are allowed.",
+                range.width()
+            ),
+        });
+    }
+    let text = |cell: &Data| -> String {
+        match cell {
+            Data::Empty | Data::Error(_) => String::new(),
+            Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
+            Data::Int(i) => i.to_string(),
+            Data::Float(f) => {
+                if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    format!("{}", *f as i64)
+                } else {
+                    f.to_string()
+                }
+            }
+            Data::Bool(b) => b.to_string(),
+            Data::DateTime(dt) => match dt.as_datetime() {
+                Some(d) if d.time() == chrono::NaiveTime::MIN => d.format("%Y-%m-%d").to_string(),
+                Some(d) => d.format("%Y-%m-%d %H:%M:%S").to_string(),
+                None => dt.as_f64().to_string(),
+            },
+        }
+    };
+    let mut rows = range
+        .rows()
+        .map(|r| r.iter().map(text).collect::<Vec<String>>());
+    let header = loop {
+        match rows.next() {
+            None => return Err(bad_upload("The sheet is empty.")),
+            Some(r) if r.iter().all(|c| c.trim().is_empty()) => continue,
+            Some(r) => break r,
+        }
+    };
+    let body: Vec<Vec<String>> = rows
+        .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
+        .collect();
+    if body.is_empty() {
+        return Err(bad_upload("The sheet has a header but no rows."));
+    }
+    Ok(Table::from_text(&header, &body))
+}

@@ -529,12 +529,7 @@ async fn bad_uploads_get_a_clear_4xx_and_leave_nothing() {
         "payload-too-large",
     );
     let (status, body) = upload(&app, &token, form(b"x".to_vec(), "sheet.xlsx")).await;
-    assert_problem(
-        status,
-        &body,
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported-media-type",
-    );
+    assert_problem(status, &body, StatusCode::BAD_REQUEST, "bad-upload");
     let no_file = reqwest::multipart::Form::new().text("name", "x");
     let (status, body) = upload(&app, &token, no_file).await;
     assert_problem(
@@ -690,4 +685,63 @@ async fn a_read_only_key_can_read_tables_but_not_change_them() {
     )
     .await;
     assert_problem(status, &body, StatusCode::FORBIDDEN, "insufficient-scope");
+}
+
+#[tokio::test]
+async fn an_xlsx_upload_keeps_numbers_dates_and_booleans() {
+    use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet().set_name("Airports").unwrap();
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for (c, h) in ["Airport", "Passengers", "Opened", "Hub"]
+        .iter()
+        .enumerate()
+    {
+        sheet.write_string(0, c as u16, *h).unwrap();
+    }
+    let data = [
+        ("Heathrow", 79_200_000.0, (1946, 5, 31), true),
+        ("Schiphol", 61_900_000.5, (1916, 9, 19), false),
+    ];
+    for (i, (name, pax, (y, m, d), hub)) in data.iter().enumerate() {
+        let r = i as u32 + 1;
+        sheet.write_string(r, 0, *name).unwrap();
+        sheet.write_number(r, 1, *pax).unwrap();
+        sheet
+            .write_datetime_with_format(r, 2, &ExcelDateTime::from_ymd(*y, *m, *d).unwrap(), &date)
+            .unwrap();
+        sheet.write_boolean(r, 3, *hub).unwrap();
+    }
+    let bytes = book.save_to_buffer().unwrap();
+
+    let app = TestApp::spawn().await;
+    let token = app.user("x1@example.com").await;
+    let (status, body) = upload(&app, &token, form(bytes, "airports.xlsx")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let types: Vec<&str> = body["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["text", "decimal", "date", "boolean"]);
+    let r = rows(&app, &token, body["id"].as_str().unwrap(), "").await;
+    assert_eq!(
+        r["rows"][0]["cells"],
+        json!(["Heathrow", "79200000", "1946-05-31", true])
+    );
+    assert_eq!(
+        r["rows"][1]["cells"],
+        json!(["Schiphol", "61900000.5", "1916-09-19", false])
+    );
+
+    let (status, body) = upload(
+        &app,
+        &token,
+        form(b"PK\x03\x04 not really a zip".to_vec(), "broken.xlsx"),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::BAD_REQUEST, "bad-upload");
+    let (_, list) = app.get("/api/v1/tables", Some(&token)).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
 }
