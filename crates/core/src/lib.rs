@@ -5,6 +5,7 @@ pub mod extract;
 pub mod formula;
 pub mod offline;
 pub mod table;
+pub mod target;
 pub mod version;
 
 pub use table::{Column, ColumnType, Rules, Table, Value};

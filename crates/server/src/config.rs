@@ -68,6 +68,11 @@ pub struct ChatConfig {
     pub daily_token_quota: u64,
     /// Rows of the current table shown to the model with its columns.
     pub table_sample_rows: usize,
+    /// Times a reply cut at the output limit is asked to continue.
+    pub max_continuations: u32,
+    /// A conversation's WebSocket is closed after this long with no frame from the client and
+    /// no reply running; 0 = never.
+    pub ws_idle_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -242,6 +247,8 @@ impl Default for Config {
                 reply_max_tokens: 4096,
                 daily_token_quota: 0,
                 table_sample_rows: 20,
+                max_continuations: 3,
+                ws_idle_secs: 300,
             },
             default_model: None,
             models: BTreeMap::new(),

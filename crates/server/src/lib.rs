@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod llm;
+pub mod schemas;
 pub mod secrets;
 pub mod state;
 pub mod tables;

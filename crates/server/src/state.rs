@@ -12,6 +12,7 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::service::Runs;
+use crate::chat::ws::SpentTickets;
 use crate::config::Config;
 use crate::llm::registry::Models;
 
@@ -28,6 +29,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub models: Models,
     pub runs: Runs,
+    /// WebSocket tickets already redeemed on this instance.
+    pub ws_tickets: SpentTickets,
 }
 
 impl AppState {
@@ -57,6 +60,7 @@ impl AppState {
             metrics,
             models,
             runs: Runs::default(),
+            ws_tickets: SpentTickets::default(),
         })))
     }
 }

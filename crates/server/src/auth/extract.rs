@@ -134,17 +134,27 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, Ap
             ApiError::unauthorized("invalid-token", "The access token is not valid.")
         }
     })?;
-    if let Some(cached) = state.sessions.get(claims.sid)
-        && cached.user.id == claims.sub
+    session_user(state, claims.sub, claims.sid).await
+}
+
+/// The user of a login session that is still live, the user not disabled: for access tokens,
+/// and again when a WebSocket ticket asked with that session is redeemed.
+pub async fn session_user(
+    state: &AppState,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<AuthUser, ApiError> {
+    if let Some(cached) = state.sessions.get(session_id)
+        && cached.user.id == user_id
     {
         return Ok(AuthUser {
             user: cached.user,
-            via: AuthVia::Session(claims.sid),
+            via: AuthVia::Session(session_id),
         });
     }
-    let session = sessions::find(&state.db, claims.sid)
+    let session = sessions::find(&state.db, session_id)
         .await?
-        .filter(|s| s.user_id == claims.sub)
+        .filter(|s| s.user_id == user_id)
         .ok_or_else(|| {
             ApiError::unauthorized("session-revoked", "This session has ended; sign in again.")
         })?;
@@ -154,7 +164,7 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, Ap
             "This session has ended; sign in again.",
         ));
     }
-    let user = live_user(state, claims.sub).await?;
+    let user = live_user(state, user_id).await?;
     state
         .sessions
         .insert(session.id, user.clone(), session.expires_at);
@@ -167,12 +177,32 @@ async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, Ap
 async fn from_api_key(state: &AppState, key: &str) -> Result<AuthUser, ApiError> {
     let found = api_keys::find_usable_by_hash(&state.db, &digest(key))
         .await?
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "invalid-api-key",
-                "This API key is not valid or has been revoked.",
-            )
-        })?;
+        .ok_or_else(invalid_api_key)?;
+    key_user(state, found).await
+}
+
+/// The user of an API key, by id, if the key is still usable and the user not disabled: for
+/// redeeming a WebSocket ticket asked with that key.
+pub async fn api_key_user(
+    state: &AppState,
+    user_id: Uuid,
+    key_id: Uuid,
+) -> Result<AuthUser, ApiError> {
+    let found = api_keys::find(&state.db, user_id, key_id)
+        .await?
+        .filter(|k| k.expires_at.is_none_or(|at| at > Utc::now()))
+        .ok_or_else(invalid_api_key)?;
+    key_user(state, found).await
+}
+
+fn invalid_api_key() -> ApiError {
+    ApiError::unauthorized(
+        "invalid-api-key",
+        "This API key is not valid or has been revoked.",
+    )
+}
+
+async fn key_user(state: &AppState, found: api_keys::ApiKey) -> Result<AuthUser, ApiError> {
     let user = live_user(state, found.user_id).await?;
     // One write a minute at most per key: enough to tell when a key was last used.
     if found

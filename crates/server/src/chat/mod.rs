@@ -1,5 +1,7 @@
-//! Conversations with language models: messages, context, streaming replies (SSE), usage.
+//! Conversations with language models: messages, context, replies streamed over SSE or a
+//! WebSocket, usage.
 
 pub mod context;
 pub mod routes;
 pub mod service;
+pub mod ws;

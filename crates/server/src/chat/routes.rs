@@ -38,6 +38,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(send_message, list_messages))
         .routes(routes!(cancel_message))
         .routes(routes!(regenerate))
+        .routes(routes!(super::ws::create_ticket))
+        .routes(routes!(super::ws::connect))
         .routes(routes!(list_models))
         .routes(routes!(usage))
 }
@@ -51,6 +53,8 @@ pub struct ConversationResponse {
     pub system_prompt: Option<String>,
     /// The table replies work on (changes apply to it; its shape is shown to the model).
     pub current_table_id: Option<Uuid>,
+    /// The target schema preset (see `/schemas`) tables in replies are given.
+    pub target_schema_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -63,6 +67,7 @@ impl From<Conversation> for ConversationResponse {
             model: c.model,
             system_prompt: c.system_prompt,
             current_table_id: c.current_table_id,
+            target_schema_id: c.target_schema_id,
             created_at: c.created_at,
             updated_at: c.updated_at,
         }
@@ -123,6 +128,9 @@ pub struct CreateConversation {
     /// Extra instructions for the model in this conversation.
     #[garde(length(max = 20000))]
     pub system_prompt: Option<String>,
+    /// A target schema preset: tables in replies get exactly its columns.
+    #[garde(skip)]
+    pub target_schema_id: Option<Uuid>,
 }
 
 async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, ApiError> {
@@ -143,6 +151,13 @@ async fn create_conversation(
         .model
         .unwrap_or_else(|| state.models.default_name().to_owned());
     service::model_for(&state, &model)?;
+    if let Some(schema) = body.target_schema_id
+        && crate::db::schemas::find(&state.db, auth.user.id, schema)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::field("target_schema_id", "no such schema"));
+    }
     let c = store::create(
         &state.db,
         auth.user.id,
@@ -151,6 +166,22 @@ async fn create_conversation(
         body.system_prompt.filter(|s| !s.trim().is_empty()),
     )
     .await?;
+    let c = match body.target_schema_id {
+        Some(schema) => {
+            store::update(
+                &state.db,
+                auth.user.id,
+                c.id,
+                store::Update {
+                    target_schema_id: Some(Some(schema)),
+                    ..store::Update::default()
+                },
+            )
+            .await?;
+            find(&state, auth.user.id, c.id).await?
+        }
+        None => c,
+    };
     Ok((StatusCode::CREATED, Json(ConversationResponse::from(c))))
 }
 
@@ -196,6 +227,9 @@ pub struct UpdateConversation {
     /// The table replies work on (one of yours).
     #[garde(skip)]
     pub current_table_id: Option<Uuid>,
+    /// A target schema preset (one of yours); the nil UUID removes it.
+    #[garde(skip)]
+    pub target_schema_id: Option<Uuid>,
 }
 
 /// Rename, change the model, the system prompt or the current table.
@@ -219,6 +253,13 @@ async fn update_conversation(
     {
         return Err(ApiError::field("current_table_id", "no such table"));
     }
+    if let Some(schema) = body.target_schema_id.filter(|id| !id.is_nil())
+        && crate::db::schemas::find(&state.db, auth.user.id, schema)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::field("target_schema_id", "no such schema"));
+    }
     store::update(
         &state.db,
         auth.user.id,
@@ -230,6 +271,7 @@ async fn update_conversation(
                 .system_prompt
                 .map(|s| Some(s).filter(|s| !s.trim().is_empty())),
             current_table_id: body.current_table_id.map(Some),
+            target_schema_id: body.target_schema_id.map(|id| (!id.is_nil()).then_some(id)),
         },
     )
     .await?;

@@ -20,7 +20,7 @@ use crate::db::conversations::{self as store, Conversation, Finished, NewMessage
 use crate::db::tables as table_store;
 use crate::http::error::ApiError;
 use crate::llm::registry::ModelEntry;
-use crate::llm::{ChatRequest, FinishReason, LlmError, Role, StreamEvent, Usage};
+use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmError, Role, StreamEvent, Usage};
 use crate::state::AppState;
 use crate::tables::service as tables;
 
@@ -44,6 +44,8 @@ pub enum ChatEvent {
         kind: &'static str,
         name: String,
         row_count: i64,
+        /// False when the reply was still cut at the output limit after continuing.
+        complete: bool,
     },
     Usage {
         prompt_tokens: u32,
@@ -244,11 +246,18 @@ pub async fn send(
         .iter()
         .map(|m| context::estimate_tokens(&m.content))
         .sum();
+    let target = match conversation.target_schema_id {
+        Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {
+            Some(preset) => Some(crate::db::schemas::columns(&preset)?),
+            None => None,
+        },
+        None => None,
+    };
     let request = ChatRequest {
         messages,
         max_tokens: Some(state.config.chat.reply_max_tokens),
         temperature: None,
-        response_schema: None,
+        response_schema: target.as_deref().map(sheetgpt_core::target::json_schema),
     };
 
     let reply = store::insert_message(
@@ -276,6 +285,7 @@ pub async fn send(
         user_message_id: user_message.id,
         prompt_estimate,
         cancel,
+        target,
     };
     tokio::spawn(run.drive(request, started_tx, events_tx));
     match started_rx.await {
@@ -363,6 +373,8 @@ struct Run {
     user_message_id: Uuid,
     prompt_estimate: u32,
     cancel: watch::Receiver<bool>,
+    /// The conversation's target columns, when it has a schema preset.
+    target: Option<Vec<sheetgpt_core::table::Column>>,
 }
 
 impl Run {
@@ -372,7 +384,7 @@ impl Run {
         started: oneshot::Sender<Result<(), LlmError>>,
         events: mpsc::Sender<ChatEvent>,
     ) {
-        let mut stream = match self.entry.model.stream(request).await {
+        let stream = match self.entry.model.stream(request.clone()).await {
             Ok(s) => s,
             Err(err) => {
                 tracing::warn!(error = %err, "model did not start");
@@ -400,55 +412,70 @@ impl Run {
             .await;
         let mut text = String::new();
         let mut usage: Option<Usage> = None;
-        let mut finish: Option<FinishReason> = None;
-        let mut failure: Option<String> = None;
-        let mut listener_gone = false;
-        loop {
-            let next = tokio::select! {
-                next = stream.next() => next,
-                _ = self.cancel.changed() => {
-                    failure = Some("cancelled".to_owned());
-                    break;
+        let mut pumped = self.pump(stream, &mut text, &mut usage, &events).await;
+        // A reply cut at the output limit is asked to go on, so long tables are not silently
+        // cut; what the continuations write is streamed as part of the same reply.
+        let mut continuations = 0;
+        while pumped.finish == Some(FinishReason::Length)
+            && pumped.failure.is_none()
+            && !pumped.listener_gone
+            && continuations < self.state.config.chat.max_continuations
+        {
+            continuations += 1;
+            let mut next = request.clone();
+            next.messages.push(ChatMessage {
+                role: Role::Assistant,
+                content: text.clone(),
+            });
+            next.messages.push(ChatMessage {
+                role: Role::User,
+                content: CONTINUE_PROMPT.to_owned(),
+            });
+            match self.entry.model.stream(next).await {
+                Ok(stream) => {
+                    pumped = self.pump(stream, &mut text, &mut usage, &events).await;
                 }
-            };
-            match next {
-                None => break,
-                Some(Ok(StreamEvent::Delta(delta))) => {
-                    text.push_str(&delta);
-                    if events.send(ChatEvent::Delta { text: delta }).await.is_err() {
-                        listener_gone = true;
-                        break;
-                    }
-                }
-                Some(Ok(StreamEvent::Usage(u))) => usage = Some(u),
-                Some(Ok(StreamEvent::Done(reason))) => {
-                    finish = Some(reason);
-                    break;
-                }
-                Some(Err(err)) => {
-                    failure = Some(err.to_string());
+                Err(err) => {
+                    pumped.failure = Some(err.to_string());
                     let _ = events
                         .send(ChatEvent::Error {
                             message: err.to_string(),
                         })
                         .await;
-                    break;
                 }
             }
         }
-        // Dropping the stream here cancels the upstream request if it is still running.
-        drop(stream);
+        let Pumped {
+            finish,
+            failure,
+            listener_gone,
+        } = pumped;
         let estimated = usage.is_none();
-        let usage = usage.unwrap_or(Usage {
+        let mut usage = usage.unwrap_or(Usage {
             prompt_tokens: self.prompt_estimate,
             completion_tokens: context::estimate_tokens(&text).saturating_sub(4),
         });
         let complete = finish.is_some() && failure.is_none() && !listener_gone;
-        let tables = if complete {
-            self.tables_from_reply(&text).await
+        let mut tables = if complete {
+            self.tables_from_reply(&text, continuations > 0, &request, &mut usage)
+                .await
         } else {
             TableOutcome::default()
         };
+        if continuations > 0 || finish == Some(FinishReason::Length) {
+            let cut = finish == Some(FinishReason::Length);
+            if let Some(meta) = tables.meta.as_object_mut() {
+                meta.insert("continuations".to_owned(), continuations.into());
+                meta.insert("cut_at_output_limit".to_owned(), cut.into());
+            }
+            if cut {
+                for event in &mut tables.events {
+                    if let ChatEvent::Table { complete, .. } = event {
+                        *complete = false;
+                    }
+                }
+            }
+        }
         for event in &tables.events {
             let _ = events.send(event.clone()).await;
         }
@@ -495,6 +522,57 @@ impl Run {
         self.state.runs.remove(self.message_id);
     }
 
+    /// Forwards one model stream's events, appending its text and adding up its usage.
+    async fn pump(
+        &mut self,
+        mut stream: crate::llm::EventStream,
+        text: &mut String,
+        usage: &mut Option<Usage>,
+        events: &mpsc::Sender<ChatEvent>,
+    ) -> Pumped {
+        let mut out = Pumped::default();
+        loop {
+            let next = tokio::select! {
+                next = stream.next() => next,
+                _ = self.cancel.changed() => {
+                    out.failure = Some("cancelled".to_owned());
+                    break;
+                }
+            };
+            match next {
+                None => break,
+                Some(Ok(StreamEvent::Delta(delta))) => {
+                    text.push_str(&delta);
+                    if events.send(ChatEvent::Delta { text: delta }).await.is_err() {
+                        out.listener_gone = true;
+                        break;
+                    }
+                }
+                Some(Ok(StreamEvent::Usage(u))) => {
+                    let total = usage.get_or_insert_with(Usage::default);
+                    total.prompt_tokens += u.prompt_tokens;
+                    total.completion_tokens += u.completion_tokens;
+                }
+                Some(Ok(StreamEvent::Done(reason))) => {
+                    out.finish = Some(reason);
+                    break;
+                }
+                Some(Err(err)) => {
+                    out.failure = Some(err.to_string());
+                    let _ = events
+                        .send(ChatEvent::Error {
+                            message: err.to_string(),
+                        })
+                        .await;
+                    break;
+                }
+            }
+        }
+        // Dropping the stream cancels the upstream request if it is still running.
+        drop(stream);
+        out
+    }
+
     async fn store(
         &self,
         text: &str,
@@ -533,7 +611,13 @@ impl Run {
     }
 
     /// Operations for the current table, or tables found in the reply.
-    async fn tables_from_reply(&self, text: &str) -> TableOutcome {
+    async fn tables_from_reply(
+        &self,
+        text: &str,
+        continued: bool,
+        request: &ChatRequest,
+        usage: &mut Usage,
+    ) -> TableOutcome {
         let mut out = TableOutcome {
             meta: serde_json::json!({}),
             ..TableOutcome::default()
@@ -568,6 +652,7 @@ impl Run {
                         kind: "changed",
                         name,
                         row_count: result.row_count,
+                        complete: true,
                     });
                 }
                 Err(e) => {
@@ -576,7 +661,26 @@ impl Run {
             }
             return out;
         }
-        let found = extract::extract_tables(text);
+        let mut found = extract::extract_tables(text);
+        if continued {
+            found = merge_continued(found);
+        }
+        let mut structured_meta = None;
+        if let Some(target) = &self.target {
+            let (table, meta) = self
+                .structured_table(text, found, target, request, usage)
+                .await;
+            structured_meta = Some(meta);
+            found = table
+                .map(|table| {
+                    vec![extract::Extracted {
+                        table,
+                        format: extract::Format::Json,
+                        span: 0..text.len(),
+                    }]
+                })
+                .unwrap_or_default();
+        }
         let mut created = Vec::new();
         for (i, item) in found.into_iter().enumerate() {
             let base = if self.conversation.title.is_empty() {
@@ -608,6 +712,7 @@ impl Run {
                         kind: "created",
                         name: record.name.clone(),
                         row_count: record.row_count,
+                        complete: true,
                     });
                 }
                 Err(e) => created.push(serde_json::json!({"error": problem_text(&e)})),
@@ -628,8 +733,171 @@ impl Run {
         if !created.is_empty() {
             out.meta = serde_json::json!({"tables": created});
         }
+        if let (Some(meta), Some(obj)) = (structured_meta, out.meta.as_object_mut()) {
+            obj.insert("structured".to_owned(), meta);
+        }
         out
     }
+
+    /// The reply's table in the target schema. Structured JSON is validated against the
+    /// schema; when it does not validate, a remote model is asked once more with the errors;
+    /// when that fails too, the tables found in other formats are conformed to the schema.
+    /// What happened goes into the message's `meta.structured`.
+    async fn structured_table(
+        &self,
+        text: &str,
+        found: Vec<extract::Extracted>,
+        target: &[sheetgpt_core::table::Column],
+        request: &ChatRequest,
+        usage: &mut Usage,
+    ) -> (Option<sheetgpt_core::table::Table>, serde_json::Value) {
+        use sheetgpt_core::target;
+        let schema = target::json_schema(target);
+        let check = |candidate: &str| -> Result<serde_json::Value, Vec<String>> {
+            let Some(value) = json_candidate(candidate) else {
+                return Err(vec!["the reply holds no JSON object".to_owned()]);
+            };
+            match jsonschema::validator_for(&schema) {
+                Ok(validator) => {
+                    let errors: Vec<String> = validator
+                        .iter_errors(&value)
+                        .take(20)
+                        .map(|e| format!("{}: {e}", e.instance_path()))
+                        .collect();
+                    if errors.is_empty() {
+                        Ok(value)
+                    } else {
+                        Err(errors)
+                    }
+                }
+                Err(e) => Err(vec![format!("schema: {e}")]),
+            }
+        };
+        let mut meta = serde_json::json!({"schema_columns": target.len()});
+        let first = check(text);
+        let valid = match first {
+            Ok(v) => {
+                meta["valid"] = true.into();
+                Some(v)
+            }
+            Err(errors) => {
+                meta["valid"] = false.into();
+                meta["errors"] = errors.clone().into();
+                // The offline model cannot do better on a second try.
+                if self.entry.provider == crate::config::Provider::Offline {
+                    None
+                } else {
+                    meta["retried"] = true.into();
+                    let retry = self.retry_structured(text, &errors, request, usage).await;
+                    match retry.as_deref().map(check) {
+                        Some(Ok(v)) => {
+                            meta["valid_after_retry"] = true.into();
+                            Some(v)
+                        }
+                        Some(Err(e)) => {
+                            meta["valid_after_retry"] = false.into();
+                            meta["retry_errors"] = e.into();
+                            None
+                        }
+                        None => {
+                            meta["valid_after_retry"] = false.into();
+                            None
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(value) = valid
+            && let Some((table, issues)) = target::table_from_structured(&value, target)
+        {
+            if !issues.is_empty() {
+                meta["issues"] = issues.into();
+            }
+            return (Some(table), meta);
+        }
+        match found.into_iter().next() {
+            Some(item) => {
+                let (table, issues) = target::conform(&item.table, target);
+                meta["fallback"] = serde_json::to_value(item.format).unwrap_or_default();
+                if !issues.is_empty() {
+                    meta["issues"] = issues.into();
+                }
+                (Some(table), meta)
+            }
+            None => (None, meta),
+        }
+    }
+
+    /// Asks the model once more for JSON that validates, with the validation errors; the
+    /// answer is collected, not streamed (the user already saw the first reply).
+    async fn retry_structured(
+        &self,
+        text: &str,
+        errors: &[String],
+        request: &ChatRequest,
+        usage: &mut Usage,
+    ) -> Option<String> {
+        let mut retry = request.clone();
+        retry.messages.push(ChatMessage {
+            role: Role::Assistant,
+            content: text.to_owned(),
+        });
+        retry.messages.push(ChatMessage {
+            role: Role::User,
+            content: format!(
+                "Your answer does not match the required JSON schema:\n- {}\nAnswer again with only \
+                 the corrected JSON object, nothing else.",
+                errors.join("\n- ")
+            ),
+        });
+        let mut stream = self.entry.model.stream(retry).await.ok()?;
+        let mut out = String::new();
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(StreamEvent::Delta(d)) => out.push_str(&d),
+                Ok(StreamEvent::Usage(u)) => {
+                    usage.prompt_tokens += u.prompt_tokens;
+                    usage.completion_tokens += u.completion_tokens;
+                }
+                Ok(StreamEvent::Done(_)) => break,
+                Err(_) => return None,
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A continued reply may repeat the header: consecutive tables with the same columns are
+/// one table split across continuations.
+fn merge_continued(found: Vec<extract::Extracted>) -> Vec<extract::Extracted> {
+    let mut out: Vec<extract::Extracted> = Vec::new();
+    for item in found {
+        if let Some(last) = out.last_mut() {
+            let same = last.table.columns.len() == item.table.columns.len()
+                && last
+                    .table
+                    .columns
+                    .iter()
+                    .zip(&item.table.columns)
+                    .all(|(a, b)| a.name.eq_ignore_ascii_case(&b.name));
+            if same {
+                let columns = last.table.columns.clone();
+                for row in item.table.rows {
+                    // Cells are re-read for the first part's types; text where they differ.
+                    let cells = row
+                        .into_iter()
+                        .zip(&columns)
+                        .map(|(v, c)| v.convert(c.ty).unwrap_or(v))
+                        .collect();
+                    last.table.rows.push(cells);
+                }
+                last.span.end = item.span.end;
+                continue;
+            }
+        }
+        out.push(item);
+    }
+    out
 }
 
 fn problem_text(e: &ApiError) -> String {
@@ -644,12 +912,39 @@ fn problem_text(e: &ApiError) -> String {
     }
 }
 
+/// How one model stream ended.
+#[derive(Default)]
+struct Pumped {
+    finish: Option<FinishReason>,
+    failure: Option<String>,
+    listener_gone: bool,
+}
+
+const CONTINUE_PROMPT: &str = "Your reply was cut at the output limit. Continue exactly where you \
+stopped, without repeating anything already written and without any introduction: the next \
+characters you write are appended to your previous reply.";
+
 #[derive(Default)]
 struct TableOutcome {
     table_id: Option<Uuid>,
     version: Option<i32>,
     events: Vec<ChatEvent>,
     meta: serde_json::Value,
+}
+
+/// The JSON object of a structured reply: the whole text, or its first ```json block.
+fn json_candidate(text: &str) -> Option<serde_json::Value> {
+    let trimmed = text.trim();
+    if let Ok(v @ serde_json::Value::Object(_)) = serde_json::from_str(trimmed) {
+        return Some(v);
+    }
+    let start = trimmed.find("```json")? + "```json".len();
+    let body = &trimmed[start..];
+    let end = body.find("```").unwrap_or(body.len());
+    match serde_json::from_str(body[..end].trim()) {
+        Ok(v @ serde_json::Value::Object(_)) => Some(v),
+        _ => None,
+    }
 }
 
 /// The operations in a ```sheetgpt-ops block, if the reply has one.

@@ -28,6 +28,7 @@ pub async fn create(
         model: Set(model.to_owned()),
         system_prompt: Set(system_prompt),
         current_table_id: Set(None),
+        target_schema_id: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
@@ -72,6 +73,7 @@ pub struct Update {
     pub model: Option<String>,
     pub system_prompt: Option<Option<String>>,
     pub current_table_id: Option<Option<Uuid>>,
+    pub target_schema_id: Option<Option<Uuid>>,
 }
 
 pub async fn update(
@@ -96,6 +98,9 @@ pub async fn update(
     }
     if let Some(table) = update.current_table_id {
         q = q.col_expr(conversation::Column::CurrentTableId, Expr::value(table));
+    }
+    if let Some(schema) = update.target_schema_id {
+        q = q.col_expr(conversation::Column::TargetSchemaId, Expr::value(schema));
     }
     Ok(q.exec(db).await?.rows_affected == 1)
 }

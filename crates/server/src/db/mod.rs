@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod conversations;
 pub mod entity;
 pub mod migration;
+pub mod schemas;
 pub mod sessions;
 pub mod tables;
 pub mod users;
@@ -44,11 +45,25 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
                 .busy_timeout(Duration::from_secs(5))
                 .create_if_missing(true)
         });
-    // The URL may carry a password: never put it in an error message.
-    let db = Database::connect(options).await.map_err(|err| {
-        anyhow::anyhow!("cannot connect to the database: {}", redact_db_error(&err))
-    })?;
-    Ok(db)
+    // Two processes opening a new SQLite file at once can find it locked while the other
+    // switches it to WAL (that step does not wait on the busy timeout): try again briefly.
+    let mut attempt = 0;
+    loop {
+        match Database::connect(options.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(err) if attempt < 10 && err.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            // The URL may carry a password: never put it in an error message.
+            Err(err) => {
+                return Err(anyhow::anyhow!(
+                    "cannot connect to the database: {}",
+                    redact_db_error(&err)
+                ));
+            }
+        }
+    }
 }
 
 /// Applies every pending migration. Safe to run again: applied ones are skipped.

@@ -135,7 +135,8 @@ impl ApiError {
         }
     }
 
-    fn problem(&self) -> Problem {
+    /// The problem body of this error (also sent as a WebSocket `problem` event).
+    pub fn problem(&self) -> Problem {
         let status = self.status();
         let (code, detail, errors): (&str, String, Vec<FieldError>) = match self {
             Self::Validation(errors) => (

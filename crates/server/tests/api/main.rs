@@ -19,5 +19,7 @@ mod cli;
 mod errors;
 mod llm;
 mod ops;
+mod schemas;
 mod sessions;
 mod tables;
+mod ws;

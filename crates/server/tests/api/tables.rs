@@ -708,7 +708,7 @@ async fn an_xlsx_upload_keeps_numbers_dates_and_booleans() {
         sheet.write_string(r, 0, *name).unwrap();
         sheet.write_number(r, 1, *pax).unwrap();
         sheet
-            .write_datetime_with_format(r, 2, &ExcelDateTime::from_ymd(*y, *m, *d).unwrap(), &date)
+            .write_datetime_with_format(r, 2, ExcelDateTime::from_ymd(*y, *m, *d).unwrap(), &date)
             .unwrap();
         sheet.write_boolean(r, 3, *hub).unwrap();
     }

@@ -14,6 +14,8 @@ pub struct Model {
     pub system_prompt: Option<String>,
     /// The table the conversation works on (its schema and a sample go to the model).
     pub current_table_id: Option<Uuid>,
+    /// The target schema preset replies' tables are conformed to.
+    pub target_schema_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,

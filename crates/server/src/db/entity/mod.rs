@@ -5,6 +5,7 @@ pub mod api_key;
 pub mod conversation;
 pub mod message;
 pub mod refresh_token;
+pub mod schema_preset;
 pub mod session;
 pub mod table;
 pub mod table_version;

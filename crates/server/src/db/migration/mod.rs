@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_accounts;
 mod m20261125_000002_tables;
 mod m20261125_000003_chat;
+mod m20261125_000004_schemas;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_accounts::Migration),
             Box::new(m20261125_000002_tables::Migration),
             Box::new(m20261125_000003_chat::Migration),
+            Box::new(m20261125_000004_schemas::Migration),
         ]
     }
 }

@@ -1,0 +1,112 @@
+//! Target schema presets, owned by a user.
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
+};
+use sheetgpt_core::table::Column;
+use uuid::Uuid;
+
+use super::entity::schema_preset;
+
+pub use schema_preset::Model as SchemaPreset;
+
+pub fn columns(preset: &SchemaPreset) -> Result<Vec<Column>, DbErr> {
+    serde_json::from_str(&preset.columns).map_err(|e| DbErr::Custom(format!("stored schema: {e}")))
+}
+
+fn to_text(columns: &[Column]) -> Result<String, DbErr> {
+    serde_json::to_string(columns).map_err(|e| DbErr::Custom(e.to_string()))
+}
+
+pub async fn create(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    name: &str,
+    columns: &[Column],
+) -> Result<SchemaPreset, DbErr> {
+    let now = Utc::now();
+    schema_preset::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner_id),
+        name: Set(name.to_owned()),
+        columns: Set(to_text(columns)?),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(db)
+    .await
+}
+
+pub async fn find(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<SchemaPreset>, DbErr> {
+    schema_preset::Entity::find_by_id(id)
+        .filter(schema_preset::Column::OwnerId.eq(owner_id))
+        .filter(schema_preset::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+pub async fn list(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<SchemaPreset>, DbErr> {
+    let mut q = schema_preset::Entity::find()
+        .filter(schema_preset::Column::OwnerId.eq(owner_id))
+        .filter(schema_preset::Column::DeletedAt.is_null())
+        .order_by_desc(schema_preset::Column::Id)
+        .limit(limit);
+    if let Some(before) = before {
+        q = q.filter(schema_preset::Column::Id.lt(before));
+    }
+    q.all(db).await
+}
+
+pub async fn update(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+    name: Option<&str>,
+    columns: Option<&[Column]>,
+) -> Result<bool, DbErr> {
+    let mut q = schema_preset::Entity::update_many()
+        .col_expr(schema_preset::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(schema_preset::Column::Id.eq(id))
+        .filter(schema_preset::Column::OwnerId.eq(owner_id))
+        .filter(schema_preset::Column::DeletedAt.is_null());
+    if let Some(name) = name {
+        q = q.col_expr(schema_preset::Column::Name, Expr::value(name));
+    }
+    if let Some(columns) = columns {
+        q = q.col_expr(
+            schema_preset::Column::Columns,
+            Expr::value(to_text(columns)?),
+        );
+    }
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+pub async fn soft_delete(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<bool, DbErr> {
+    let now = Utc::now();
+    let r = schema_preset::Entity::update_many()
+        .col_expr(schema_preset::Column::DeletedAt, Expr::value(now))
+        .col_expr(schema_preset::Column::UpdatedAt, Expr::value(now))
+        .filter(schema_preset::Column::Id.eq(id))
+        .filter(schema_preset::Column::OwnerId.eq(owner_id))
+        .filter(schema_preset::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected == 1)
+}
