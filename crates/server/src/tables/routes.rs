@@ -33,6 +33,7 @@ pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(get_version))
         .routes(routes!(diff))
         .routes(routes!(revert))
+        .routes(routes!(validate_rows))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(import_table))
@@ -787,4 +788,79 @@ mod tests {
         h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
         assert!(if_match(&h).is_err());
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ValidationQuery {
+    /// Version to check (default: current).
+    pub version: Option<i32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Violation {
+    /// Row id.
+    pub row: RowId,
+    pub column: String,
+    /// `required`, `unique`, `min`, `max`, `pattern` or `one_of`.
+    pub rule: String,
+    pub value: String,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidationResponse {
+    pub version: i32,
+    /// Every bad cell (the first 1000 when there are more).
+    pub violations: Vec<Violation>,
+    pub total: usize,
+}
+
+/// Check every cell of a version against its columns' rules (set with `set_rules` or
+/// declared at creation); every bad cell is reported with its row, column and rule.
+#[utoipa::path(get, path = "/tables/{id}/validation", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), ValidationQuery),
+    responses((status = 200, description = "Rule violations", body = ValidationResponse)))]
+async fn validate_rows(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<ValidationQuery>,
+) -> Result<Json<ValidationResponse>, ApiError> {
+    let loaded = service::load(&state, auth.user.id, id, q.version).await?;
+    let current = loaded.version == loaded.table.current_version;
+    let raw = store::rows_at(&state.db, id, loaded.version, current, None).await?;
+    let schema = loaded.schema;
+    let (ids, cells): (Vec<RowId>, Vec<Vec<Value>>) = tokio::task::spawn_blocking({
+        let schema = schema.clone();
+        move || {
+            raw.into_iter()
+                .map(|r| {
+                    let row = r.into_row(&schema);
+                    let cells = schema.columns.iter().map(|c| row.get(c).clone()).collect();
+                    (row.id, cells)
+                })
+                .unzip()
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let found = sheetgpt_core::table::validate(&schema.columns, &cells);
+    let total = found.len();
+    let violations = found
+        .into_iter()
+        .take(1000)
+        .map(|v| Violation {
+            row: ids.get(v.row).copied().unwrap_or_default(),
+            column: v.column,
+            rule: v.rule.to_owned(),
+            value: v.value,
+            message: v.message,
+        })
+        .collect();
+    Ok(Json(ValidationResponse {
+        version: loaded.version,
+        violations,
+        total,
+    }))
 }
