@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{db, http, secrets, telemetry};
+use crate::{crypto, db, http, secrets, telemetry};
 
 pub struct Application {
     listener: TcpListener,
@@ -82,12 +82,30 @@ impl Application {
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let jwt_secret =
         secrets::load_or_generate(config.jwt_secret.as_ref(), &config.data_dir, "jwt_secret")?;
+    let encryption_key = secrets::load_or_generate_key(
+        config.encryption_key.as_ref(),
+        &config.data_dir,
+        "encryption_key",
+    )?;
+    // A configured key was checked with the configuration; this catches a damaged file.
+    let cipher = crypto::Cipher::from_text(encryption_key.expose_secret()).map_err(|err| {
+        anyhow::anyhow!(
+            "the encryption key in {}: {err}",
+            config.data_dir.join("encryption_key").display()
+        )
+    })?;
     let db = db::connect(&config).await?;
     db::migrate(&db)
         .await
         .context("database migration failed")?;
     let metrics = telemetry::metrics_handle()?;
-    AppState::new(config, db, jwt_secret.expose_secret().as_bytes(), metrics)
+    AppState::new(
+        config,
+        db,
+        jwt_secret.expose_secret().as_bytes(),
+        cipher,
+        metrics,
+    )
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

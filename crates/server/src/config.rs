@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 /// (a secret made only of digits is still a string).
 const STRING_KEYS: &[&str] = &[
     "jwt_secret",
+    "encryption_key",
     "database_url",
     "redis_url",
     "log_level",
@@ -41,6 +42,10 @@ pub struct Config {
     /// HS256 signing secret for access tokens; generated into `data_dir` when unset.
     #[serde(serialize_with = "serialize_redacted")]
     pub jwt_secret: Option<SecretString>,
+    /// Key (32 bytes, as 64 hex digits or base64) encrypting secrets kept in the database,
+    /// such as users' own provider keys; generated into `data_dir` when unset.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub encryption_key: Option<SecretString>,
     /// Shared rate limits across instances (used by later features).
     pub redis_url: Option<String>,
     pub log_format: LogFormat,
@@ -209,6 +214,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./sheetgpt-data"),
             database_url: None,
             jwt_secret: None,
+            encryption_key: None,
             redis_url: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
@@ -358,6 +364,11 @@ impl Config {
             && secret.expose_secret().len() < 32
         {
             return Err(invalid("jwt_secret", "must be at least 32 bytes long"));
+        }
+        if let Some(key) = &self.encryption_key
+            && let Err(err) = crate::crypto::Cipher::from_text(key.expose_secret())
+        {
+            return Err(invalid("encryption_key", err.to_string()));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

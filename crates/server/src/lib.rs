@@ -6,6 +6,7 @@ pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod http;
 pub mod llm;

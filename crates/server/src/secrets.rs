@@ -22,18 +22,36 @@ pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 /// The secret in `SHEETGPT_<NAME>` if set, else the one in `<data_dir>/<name>`, generated on
-/// first use.
+/// first use (48 random bytes, for signing).
 pub fn load_or_generate(
     configured: Option<&SecretString>,
     data_dir: &Path,
     name: &str,
+) -> anyhow::Result<SecretString> {
+    load_or_create(configured, data_dir, name, || random_token(48))
+}
+
+/// Like [`load_or_generate`], for an encryption key: 32 random bytes in base64.
+pub fn load_or_generate_key(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+    name: &str,
+) -> anyhow::Result<SecretString> {
+    load_or_create(configured, data_dir, name, crate::crypto::generate_key_text)
+}
+
+fn load_or_create(
+    configured: Option<&SecretString>,
+    data_dir: &Path,
+    name: &str,
+    generate: impl FnOnce() -> String,
 ) -> anyhow::Result<SecretString> {
     if let Some(secret) = configured {
         return Ok(secret.clone());
     }
     ensure_data_dir(data_dir)?;
     let path = data_dir.join(name);
-    let generated = random_token(48);
+    let generated = generate();
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -91,6 +109,20 @@ mod tests {
         let got = load_or_generate(Some(&configured), dir.path(), "jwt_secret")?;
         assert_eq!(got.expose_secret(), configured.expose_secret());
         assert!(!dir.path().join("jwt_secret").exists());
+        Ok(())
+    }
+
+    #[test]
+    fn a_generated_encryption_key_is_32_bytes_private_and_stable() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let first = load_or_generate_key(None, dir.path(), "encryption_key")?;
+        let second = load_or_generate_key(None, dir.path(), "encryption_key")?;
+        assert_eq!(first.expose_secret(), second.expose_secret());
+        assert!(crate::crypto::Cipher::from_text(first.expose_secret()).is_ok());
+        let mode = fs::metadata(dir.path().join("encryption_key"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::chat::service::Runs;
 use crate::chat::ws::SpentTickets;
 use crate::config::Config;
+use crate::crypto::Cipher;
 use crate::llm::registry::Models;
 
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub struct Inner {
     pub db: DatabaseConnection,
     pub hasher: Hasher,
     pub jwt: JwtKeys,
+    /// Encrypts secrets kept in the database (users' own model keys).
+    pub cipher: Cipher,
     pub sessions: SessionCache,
     pub login_throttle: LoginThrottle,
     pub metrics: PrometheusHandle,
@@ -38,6 +41,7 @@ impl AppState {
         config: Config,
         db: DatabaseConnection,
         jwt_secret: &[u8],
+        cipher: Cipher,
         metrics: PrometheusHandle,
     ) -> anyhow::Result<Self> {
         let auth = &config.auth;
@@ -55,6 +59,7 @@ impl AppState {
             db,
             hasher,
             jwt,
+            cipher,
             sessions,
             login_throttle,
             metrics,

@@ -1,9 +1,10 @@
 //! What the model sees: the system prompt, the current table (columns and a sample of rows)
 //! and the newest messages that fit its context window minus the reply budget.
 //!
-//! Tokens are estimated, not counted: 1 token per 4 characters (rounded up) plus 4 per
-//! message for the role and separators. For English text and tables this overestimates
-//! OpenAI's and Anthropic's tokenizers slightly, which errs on the side of fitting.
+//! Tokens are counted by the model's tokenizer (`llm::tokens`): OpenAI's BPE for OpenAI
+//! models, otherwise an estimate of 1 token per 4 characters (rounded up); each message adds
+//! 4 for its role and separators. For English text and tables the estimate overcounts
+//! slightly, which errs on the side of fitting.
 
 use crate::llm::{ChatMessage, Role};
 
@@ -37,6 +38,7 @@ pub fn build(
     history: &[(Role, String)],
     context_window: u32,
     reply_budget: u32,
+    count: &dyn Fn(&str) -> u32,
 ) -> Vec<ChatMessage> {
     let mut system = BASE_PROMPT.to_owned();
     if let Some(extra) = system_prompt.filter(|s| !s.trim().is_empty()) {
@@ -49,10 +51,10 @@ pub fn build(
     }
     let mut budget = context_window
         .saturating_sub(reply_budget.min(context_window / 2))
-        .saturating_sub(estimate_tokens(&system));
+        .saturating_sub(count(&system));
     let mut kept = Vec::new();
     for (i, (role, content)) in history.iter().enumerate() {
-        let cost = estimate_tokens(content);
+        let cost = count(content);
         if cost > budget {
             if i == 0 {
                 // The new message alone does not fit: send its end, which the model needs most.
@@ -98,7 +100,7 @@ mod tests {
             })
             .collect();
         let window = estimate_tokens(BASE_PROMPT) + 1000 + 1024;
-        let msgs = build(None, None, &history, window, 1024);
+        let msgs = build(None, None, &history, window, 1024, &estimate_tokens);
         assert_eq!(msgs[0].role, Role::System);
         let kept = msgs.len() - 1;
         assert!((5..50).contains(&kept), "kept {kept}");
@@ -114,7 +116,7 @@ mod tests {
     #[test]
     fn an_oversized_new_message_is_cut_from_the_front_not_dropped() {
         let history = vec![(Role::User, format!("{}END", "y".repeat(100_000)))];
-        let msgs = build(None, None, &history, 4096, 1024);
+        let msgs = build(None, None, &history, 4096, 1024, &estimate_tokens);
         assert_eq!(msgs.len(), 2);
         assert!(msgs[1].content.ends_with("END"));
         assert!(msgs[1].content.len() < 100_000);
@@ -128,6 +130,7 @@ mod tests {
             &[(Role::User, "hi".into())],
             8192,
             1024,
+            &estimate_tokens,
         );
         assert!(msgs[0].content.contains("Answer in French.") && msgs[0].content.contains("| a |"));
     }

@@ -472,10 +472,14 @@ pub struct ModelsResponse {
 /// Models that conversations can use.
 #[utoipa::path(get, path = "/models", tag = "conversations",
     responses((status = 200, description = "Models", body = ModelsResponse)))]
-async fn list_models(State(state): State<AppState>, _auth: AuthUser) -> Json<ModelsResponse> {
-    Json(ModelsResponse {
-        items: state.models.list(),
-    })
+async fn list_models(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<ModelsResponse>, ApiError> {
+    let own_keys = crate::llm::keys::models_with_own_key(&state, auth.user.id).await?;
+    Ok(Json(ModelsResponse {
+        items: state.models.list(&own_keys),
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -164,7 +164,8 @@ pub async fn send(
     model_name: Option<&str>,
 ) -> Result<Started, ApiError> {
     let model_name = model_name.unwrap_or(&conversation.model).to_owned();
-    let entry = model_for(state, &model_name)?.clone();
+    let entry =
+        crate::llm::keys::model_for_user(state, user, model_for(state, &model_name)?).await?;
     check_quota(state, user).await?;
 
     let user_message = match content {
@@ -241,10 +242,11 @@ pub async fn send(
         &history,
         entry.context_window,
         state.config.chat.reply_max_tokens,
+        &|text: &str| entry.tokenizer.count(text),
     );
     let prompt_estimate: u32 = messages
         .iter()
-        .map(|m| context::estimate_tokens(&m.content))
+        .map(|m| entry.tokenizer.count(&m.content))
         .sum();
     let target = match conversation.target_schema_id {
         Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {

@@ -8,6 +8,7 @@ pub mod migration;
 pub mod schemas;
 pub mod sessions;
 pub mod tables;
+pub mod user_model_keys;
 pub mod users;
 
 use std::time::Duration;
@@ -136,7 +137,7 @@ pub async fn purge(
     db: &DatabaseConnection,
     cutoff: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, DbErr> {
-    use entity::{api_key, refresh_token, session, user};
+    use entity::{api_key, refresh_token, session, user, user_model_key};
     use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait};
 
     let txn = db.begin().await?;
@@ -159,6 +160,11 @@ pub async fn purge(
         .rows_affected;
     removed += api_key::Entity::delete_many()
         .filter(api_key::Column::DeletedAt.lt(cutoff))
+        .exec(&txn)
+        .await?
+        .rows_affected;
+    removed += user_model_key::Entity::delete_many()
+        .filter(user_model_key::Column::DeletedAt.lt(cutoff))
         .exec(&txn)
         .await?
         .rows_affected;

@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             crate::auth::routes::router()
                 .merge(crate::chat::routes::router())
+                .merge(crate::llm::keys::router())
                 .merge(crate::schemas::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,

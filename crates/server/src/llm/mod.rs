@@ -9,11 +9,13 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 pub mod anthropic;
+pub mod keys;
 pub mod offline;
 pub mod openai;
 pub mod registry;
 pub mod retry;
 pub mod sse;
+pub mod tokens;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -18,6 +18,7 @@ mod chat_remote;
 mod cli;
 mod errors;
 mod llm;
+mod model_keys;
 mod ops;
 mod schemas;
 mod sessions;

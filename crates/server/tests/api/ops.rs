@@ -104,6 +104,8 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
         "POST /api/v1/conversations/{id}/ws-ticket",
         "GET /api/v1/conversations/{id}/ws",
         "GET /api/v1/models",
+        "PUT /api/v1/models/{name}/key",
+        "DELETE /api/v1/models/{name}/key",
         "GET /api/v1/usage",
         "POST /api/v1/tables",
         "GET /api/v1/tables",

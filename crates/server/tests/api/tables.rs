@@ -762,23 +762,58 @@ async fn validation_reports_every_cell_that_breaks_a_rule() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{table}");
     let id = table["id"].as_str().unwrap();
-    let (status, report) = app.get(&format!("/api/v1/tables/{id}/validation"), Some(&token)).await;
+    let (status, report) = app
+        .get(&format!("/api/v1/tables/{id}/validation"), Some(&token))
+        .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     let found: Vec<(i64, &str, &str)> = report["violations"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| (v["row"].as_i64().unwrap(), v["column"].as_str().unwrap(), v["rule"].as_str().unwrap()))
+        .map(|v| {
+            (
+                v["row"].as_i64().unwrap(),
+                v["column"].as_str().unwrap(),
+                v["rule"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(found, [(2, "code", "unique"), (2, "qty", "required"), (3, "code", "pattern"), (3, "qty", "min")]);
+    assert_eq!(
+        found,
+        [
+            (2, "code", "unique"),
+            (2, "qty", "required"),
+            (3, "code", "pattern"),
+            (3, "qty", "min")
+        ]
+    );
     assert_eq!(report["total"], 4);
     // Fix the rules with a change: the report follows the version.
-    let (status, _) = change(&app, &token, id, None, json!([{"op": "set_rules", "column": "code", "rules": {}}])).await;
+    let (status, _) = change(
+        &app,
+        &token,
+        id,
+        None,
+        json!([{"op": "set_rules", "column": "code", "rules": {}}]),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (_, report) = app.get(&format!("/api/v1/tables/{id}/validation"), Some(&token)).await;
+    let (_, report) = app
+        .get(&format!("/api/v1/tables/{id}/validation"), Some(&token))
+        .await;
     assert_eq!(report["total"], 2);
-    let (_, old) = app.get(&format!("/api/v1/tables/{id}/validation?version=1"), Some(&token)).await;
+    let (_, old) = app
+        .get(
+            &format!("/api/v1/tables/{id}/validation?version=1"),
+            Some(&token),
+        )
+        .await;
     assert_eq!(old["total"], 4);
     let other = app.user("v2@example.com").await;
-    assert_eq!(app.get(&format!("/api/v1/tables/{id}/validation"), Some(&other)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get(&format!("/api/v1/tables/{id}/validation"), Some(&other))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -10,3 +10,4 @@ pub mod session;
 pub mod table;
 pub mod table_version;
 pub mod user;
+pub mod user_model_key;

@@ -8,6 +8,7 @@ mod m20261125_000001_accounts;
 mod m20261125_000002_tables;
 mod m20261125_000003_chat;
 mod m20261125_000004_schemas;
+mod m20261125_000005_model_keys;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_tables::Migration),
             Box::new(m20261125_000003_chat::Migration),
             Box::new(m20261125_000004_schemas::Migration),
+            Box::new(m20261125_000005_model_keys::Migration),
         ]
     }
 }
