@@ -41,7 +41,7 @@ pub struct SchemaRequest {
 pub struct SchemaUpdate {
     #[garde(length(min = 1, max = 200))]
     pub name: Option<String>,
-    #[garde(dive)]
+    #[garde(length(min = 1, max = 200), dive)]
     pub columns: Option<Vec<ColumnSpec>>,
 }
 

@@ -164,24 +164,9 @@ async fn create_conversation(
         body.title.as_deref().map(str::trim).unwrap_or(""),
         &model,
         body.system_prompt.filter(|s| !s.trim().is_empty()),
+        body.target_schema_id,
     )
     .await?;
-    let c = match body.target_schema_id {
-        Some(schema) => {
-            store::update(
-                &state.db,
-                auth.user.id,
-                c.id,
-                store::Update {
-                    target_schema_id: Some(Some(schema)),
-                    ..store::Update::default()
-                },
-            )
-            .await?;
-            find(&state, auth.user.id, c.id).await?
-        }
-        None => c,
-    };
     Ok((StatusCode::CREATED, Json(ConversationResponse::from(c))))
 }
 

@@ -19,6 +19,7 @@ pub async fn create(
     title: &str,
     model: &str,
     system_prompt: Option<String>,
+    target_schema_id: Option<Uuid>,
 ) -> Result<Conversation, DbErr> {
     let now = Utc::now();
     conversation::ActiveModel {
@@ -28,7 +29,7 @@ pub async fn create(
         model: Set(model.to_owned()),
         system_prompt: Set(system_prompt),
         current_table_id: Set(None),
-        target_schema_id: Set(None),
+        target_schema_id: Set(target_schema_id),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),

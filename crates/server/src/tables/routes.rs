@@ -140,7 +140,7 @@ async fn create_table(
             (found.swap_remove(index).table, "created from a message")
         }
         None => (
-            service::table_from_json(body.columns, body.rows)?,
+            service::table_from_json(body.columns, body.rows, state.config.tables.max_columns)?,
             "created from rows",
         ),
     };

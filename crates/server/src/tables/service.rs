@@ -153,19 +153,45 @@ async fn finish_create(
 pub fn table_from_json(
     columns: Option<Vec<ColumnSpec>>,
     rows: Vec<serde_json::Value>,
+    max_columns: usize,
 ) -> Result<Table, ApiError> {
+    // Refuse too many columns before anything is sized by them: rows are padded to the
+    // widest one, so one long row must not make every row huge.
+    let too_wide = |n: usize| ApiError::PayloadTooLarge {
+        detail: format!("The table has {n} columns; at most {max_columns} are allowed."),
+    };
+    if let Some(cols) = &columns
+        && cols.len() > max_columns
+    {
+        return Err(too_wide(cols.len()));
+    }
+    for row in &rows {
+        match row {
+            serde_json::Value::Array(values) if values.len() > max_columns => {
+                return Err(too_wide(values.len()));
+            }
+            serde_json::Value::Object(obj) if obj.len() > max_columns => {
+                return Err(too_wide(obj.len()));
+            }
+            _ => {}
+        }
+    }
     let header: Vec<String> = match &columns {
         Some(cols) => cols.iter().map(|c| c.name.clone()).collect(),
         None => {
             // Column names from the objects' keys, in first-seen order.
             let mut names: Vec<String> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for row in &rows {
                 if let Some(obj) = row.as_object() {
                     for key in obj.keys() {
-                        if !names.contains(key) {
+                        if seen.insert(key.as_str()) {
                             names.push(key.clone());
                         }
                     }
+                }
+                if names.len() > max_columns {
+                    return Err(too_wide(names.len()));
                 }
             }
             names

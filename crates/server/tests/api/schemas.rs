@@ -299,3 +299,25 @@ async fn when_the_retry_fails_too_other_formats_are_used() {
         .await;
     assert_eq!(rows["rows"][0]["cells"], json!(["Lyon", 522250, null]));
 }
+
+#[tokio::test]
+async fn a_schema_cannot_be_updated_to_no_columns() {
+    let app = TestApp::spawn().await;
+    let token = app.user("s7@example.com").await;
+    let id = create_schema(&app, &token).await;
+    let (status, body) = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/schemas/{id}"),
+            Some(&token),
+            Some(json!({"columns": []})),
+        )
+        .await
+        .into_pair();
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation-failed",
+    );
+}

@@ -817,3 +817,39 @@ async fn validation_reports_every_cell_that_breaks_a_rule() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn one_very_wide_row_is_refused_before_any_row_is_padded_to_it() {
+    let app = TestApp::spawn_with(|c| c.tables.max_columns = 50).await;
+    let token = app.user("w1@example.com").await;
+    let mut rows: Vec<Value> = (0..10_000).map(|_| json!([])).collect();
+    rows.push(Value::Array(vec![json!(0); 51]));
+    let (status, body) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Wide", "rows": rows}),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    );
+    let wide: serde_json::Map<String, Value> =
+        (0..51).map(|i| (format!("k{i}"), json!(i))).collect();
+    let (status, body) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Wide", "rows": [wide]}),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+    );
+}
