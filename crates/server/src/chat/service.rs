@@ -163,6 +163,7 @@ pub async fn send(
     content: Option<&str>,
     model_name: Option<&str>,
 ) -> Result<Started, ApiError> {
+    let mut conversation = conversation.clone();
     let model_name = model_name.unwrap_or(&conversation.model).to_owned();
     let entry =
         crate::llm::keys::model_for_user(state, user, model_for(state, &model_name)?).await?;
@@ -189,11 +190,13 @@ pub async fn send(
                     user,
                     conversation.id,
                     store::Update {
-                        title: Some(title),
+                        title: Some(title.clone()),
                         ..store::Update::default()
                     },
                 )
                 .await?;
+                // Tables made from this reply are named after the conversation.
+                conversation.title = title;
             }
             m
         }

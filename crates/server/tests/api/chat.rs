@@ -89,6 +89,10 @@ async fn a_pasted_csv_becomes_a_table_attached_to_the_reply() {
         .await;
     assert_eq!(conv["current_table_id"], table_id);
     assert_eq!(conv["title"], "Here is my data:");
+    assert_eq!(
+        table["name"], "Here is my data:",
+        "tables are named after the conversation"
+    );
     assert!(reply["message"]["completion_tokens"].as_i64().unwrap() > 0);
 }
 
