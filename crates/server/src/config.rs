@@ -101,6 +101,10 @@ pub struct ModelConfig {
     /// Name of the environment variable holding the key; the key is never in the file.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Send the key in this header instead of `Authorization: Bearer` (Azure OpenAI:
+    /// `api-key`).
+    #[serde(default)]
+    pub api_key_header: Option<String>,
     #[serde(default = "default_context_window")]
     pub context_window: u32,
     /// The provider accepts `response_format` with a JSON schema.
@@ -443,6 +447,11 @@ impl Config {
                 if model.model.as_deref().is_none_or(str::is_empty) {
                     return Err(bad("model (the provider's model id) is required"));
                 }
+            }
+            if let Some(header) = &model.api_key_header
+                && axum::http::HeaderName::from_bytes(header.as_bytes()).is_err()
+            {
+                return Err(bad("api_key_header is not a valid header name"));
             }
             if model.context_window < 512 {
                 return Err(bad("context_window must be at least 512"));

@@ -67,6 +67,9 @@ pub struct OpenAiModel {
     max_tokens_field: MaxTokensField,
     /// Marked sensitive, so `Debug` shows their names only.
     extra_headers: HeaderMap,
+    /// Send the key in this header as it is (Azure OpenAI: `api-key`) instead of
+    /// `Authorization: Bearer`.
+    key_header: Option<axum::http::HeaderName>,
     client: reqwest::Client,
 }
 
@@ -74,12 +77,18 @@ impl OpenAiModel {
     /// `client` should come from [`super::http_client`] (for the connect timeout); the
     /// first-token and idle timeouts apply whatever the client.
     pub fn new(config: OpenAiConfig, client: reqwest::Client) -> Self {
-        let url = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        // A query in the base URL (Azure's `?api-version=…`) stays after the path.
+        let (path, query) = match config.base_url.split_once('?') {
+            Some((path, query)) => (path, format!("?{query}")),
+            None => (config.base_url.as_str(), String::new()),
+        };
+        let url = format!("{}/chat/completions{query}", path.trim_end_matches('/'));
         Self {
             config,
             url,
             max_tokens_field: MaxTokensField::default(),
             extra_headers: HeaderMap::new(),
+            key_header: None,
             client,
         }
     }
@@ -92,6 +101,12 @@ impl OpenAiModel {
 
     /// Sends `headers` with every request (`OpenAI-Organization`, a gateway's key, …). Their
     /// values are treated as secrets.
+    /// Sends the key in `name` (e.g. `api-key` for Azure OpenAI) instead of as a bearer token.
+    pub fn with_key_header(mut self, name: axum::http::HeaderName) -> Self {
+        self.key_header = Some(name);
+        self
+    }
+
     pub fn with_headers(mut self, headers: HeaderMap) -> Self {
         self.extra_headers = sensitive(headers);
         self
@@ -104,10 +119,13 @@ impl OpenAiModel {
         if let Some(key) = &self.config.api_key {
             // A key with characters a header cannot hold cannot be right; the header error
             // is not passed on, as it could quote the key.
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .map_err(|_| LlmError::Unauthorized)?;
+            let (name, text) = match &self.key_header {
+                Some(name) => (name.clone(), key.expose_secret().to_owned()),
+                None => (AUTHORIZATION, format!("Bearer {}", key.expose_secret())),
+            };
+            let mut value = HeaderValue::from_str(&text).map_err(|_| LlmError::Unauthorized)?;
             value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            headers.insert(name, value);
         }
         Ok(headers)
     }

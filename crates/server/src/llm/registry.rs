@@ -176,18 +176,28 @@ fn build(
 ) -> Arc<dyn ChatModel> {
     match m.provider {
         Provider::Offline => Arc::new(super::offline::OfflineModel),
-        Provider::Openai => Arc::new(super::openai::OpenAiModel::new(
-            super::openai::OpenAiConfig {
-                api_key,
-                structured_output: m.structured_output,
-                limits: limits(m),
-                ..super::openai::OpenAiConfig::new(
-                    m.base_url.clone().unwrap_or_default(),
-                    m.model.clone().unwrap_or_default(),
-                )
-            },
-            client.clone(),
-        )),
+        Provider::Openai => {
+            let model = super::openai::OpenAiModel::new(
+                super::openai::OpenAiConfig {
+                    api_key,
+                    structured_output: m.structured_output,
+                    limits: limits(m),
+                    ..super::openai::OpenAiConfig::new(
+                        m.base_url.clone().unwrap_or_default(),
+                        m.model.clone().unwrap_or_default(),
+                    )
+                },
+                client.clone(),
+            );
+            let header = m
+                .api_key_header
+                .as_deref()
+                .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok());
+            Arc::new(match header {
+                Some(name) => model.with_key_header(name),
+                None => model,
+            })
+        }
         Provider::Anthropic => Arc::new(super::anthropic::AnthropicModel::new(
             super::anthropic::AnthropicConfig {
                 api_key,

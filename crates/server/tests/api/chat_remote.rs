@@ -411,3 +411,48 @@ async fn a_table_still_cut_after_the_allowed_continuations_says_so() {
     assert_eq!(body["message"]["meta"]["cut_at_output_limit"], true);
     assert_eq!(body["message"]["finish_reason"], "length");
 }
+
+#[tokio::test]
+async fn an_azure_style_deployment_url_and_key_header_work() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behaviour::text(&["from Azure"]));
+    let host = fake.base_url().trim_end_matches("/v1").to_owned();
+    let app = TestApp::spawn_with(move |c| {
+        let mut m: sheetgpt::config::ModelConfig = serde_json::from_value(json!({
+            "provider": "openai",
+            "base_url": format!("{host}/openai/deployments/gpt4o?api-version=2024-10-21"),
+            "model": "gpt-4o", "api_key_header": "api-key", "max_retries": 0
+        }))
+        .unwrap();
+        m.api_key = Some(secrecy::SecretString::from("azure-key-123"));
+        c.models.insert("azure".into(), m);
+    })
+    .await;
+    let token = app.user("r10@example.com").await;
+    let (_, conv) = app
+        .post(
+            "/api/v1/conversations",
+            Some(&token),
+            json!({"model": "azure"}),
+        )
+        .await;
+    let id = conv["id"].as_str().unwrap();
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/conversations/{id}/messages"),
+            Some(&token),
+            json!({"content": "hi"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["message"]["content"], "from Azure");
+    let seen = &fake.requests()[0];
+    assert!(
+        seen.path
+            .starts_with("/openai/deployments/gpt4o/chat/completions"),
+        "{}",
+        seen.path
+    );
+    assert_eq!(seen.header("api-key"), Some("azure-key-123"));
+    assert_eq!(seen.header("authorization"), None);
+}

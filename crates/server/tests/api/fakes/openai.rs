@@ -156,6 +156,11 @@ impl FakeOpenAi {
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            // Azure OpenAI's shape: a deployment in the path, the API version in the query.
+            .route(
+                "/openai/deployments/{deployment}/chat/completions",
+                post(chat_completions),
+            )
             .with_state(state.clone());
         Self {
             state,
