@@ -853,3 +853,89 @@ async fn one_very_wide_row_is_refused_before_any_row_is_padded_to_it() {
         "payload-too-large",
     );
 }
+
+async fn download(
+    app: &TestApp,
+    token: &str,
+    id: &str,
+    query: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Vec<u8>) {
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/tables/{id}/download{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().await.unwrap().to_vec())
+}
+
+#[tokio::test]
+async fn a_table_downloads_as_xlsx_csv_and_json_read_back_by_real_readers() {
+    use calamine::{Data, Reader};
+    let app = TestApp::spawn().await;
+    let token = app.user("d1@example.com").await;
+    let table = cities(&app, &token).await;
+    let id = table["id"].as_str().unwrap();
+    change(
+        &app,
+        &token,
+        id,
+        None,
+        json!([{"op": "set_cells", "cells": [{"row": 1, "column": "city", "value": "=cmd()"}]}]),
+    )
+    .await;
+
+    let (status, headers, bytes) = download(&app, &token, id, "?format=xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers["content-type"],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    );
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"Cities-v2.xlsx\""
+    );
+    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+    assert_eq!(rows[0][0], Data::String("city".into()));
+    assert_eq!(rows[1][1], Data::Float(2_102_650.0), "numbers stay numbers");
+    assert!(
+        matches!(rows[1][3], Data::DateTime(_)),
+        "dates stay dates: {:?}",
+        rows[1][3]
+    );
+    assert_eq!(rows[2][1], Data::Float(522_250.0));
+
+    let (status, headers, bytes) = download(&app, &token, id, "?format=csv&bom=true").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(bytes.starts_with(&[0xEF, 0xBB, 0xBF]));
+    let mut reader = csv::Reader::from_reader(&bytes[3..]);
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(&records[0][0], "'=cmd()", "formula injection is escaped");
+    assert_eq!(&records[1][1], "522250");
+
+    let (_, _, bytes) = download(&app, &token, id, "?format=json&version=1").await;
+    let rows: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(rows[0]["city"], "Paris", "version 1 is as it was");
+    assert_eq!(rows[0]["population"], 2102650);
+
+    let (status, _, _) = download(&app, &token, id, "?format=pdf").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let other = app.user("d2@example.com").await;
+    let (status, _, _) = download(&app, &other, id, "?format=csv").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let leftovers = std::fs::read_dir(app.state.config.data_dir.join("tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "temporary export files are removed");
+}
