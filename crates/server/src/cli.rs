@@ -47,6 +47,15 @@ pub enum Command {
         #[arg(long, value_name = "DAYS", default_value_t = 30)]
         older_than_days: u32,
     },
+    /// Convert a table file: CSV, TSV, JSON, Markdown or XLSX in; XLSX, CSV or JSON out
+    /// (by file extension). Types are inferred as on upload; no server or database needed.
+    Convert {
+        input: PathBuf,
+        output: PathBuf,
+        /// The sheet to read from a workbook (the first one otherwise)
+        #[arg(long)]
+        sheet: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,7 +115,91 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::User(cmd) => user(cmd, config).await,
+        Command::Convert {
+            input,
+            output,
+            sheet,
+        } => {
+            tokio::task::spawn_blocking(move || convert(&input, &output, sheet.as_deref())).await?
+        }
     }
+}
+
+fn extension(path: &std::path::Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+}
+
+fn convert(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    sheet: Option<&str>,
+) -> anyhow::Result<()> {
+    use sheetgpt_core::{export, extract};
+    let started = std::time::Instant::now();
+    let table = match extension(input).as_str() {
+        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
+            crate::tables::service::read_spreadsheet(input, sheet, extract::MAX_COLUMNS)
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+        }
+        ext => {
+            let text = std::fs::read_to_string(input)
+                .with_context(|| format!("cannot read {} as UTF-8 text", input.display()))?;
+            match ext {
+                "json" => extract::parse_json_table(&text)?,
+                "md" | "markdown" | "txt" => extract::extract_tables(&text)
+                    .into_iter()
+                    .next()
+                    .map(|e| e.table)
+                    .with_context(|| format!("no table found in {}", input.display()))?,
+                "tsv" | "tab" => extract::parse_delimited(&text, Some(b'\t'))?,
+                _ => extract::parse_delimited(&text, None)?,
+            }
+        }
+    };
+    let file = std::fs::File::create(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let out = std::io::BufWriter::new(file);
+    let rows = table.rows.into_iter();
+    let columns = &table.columns;
+    let written = match extension(output).as_str() {
+        "xlsx" => export::write_xlsx(
+            out,
+            columns,
+            rows,
+            &export::XlsxMeta {
+                title: input
+                    .file_stem()
+                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+                source: input.display().to_string(),
+                version: None,
+                exported_at: chrono::Utc::now(),
+            },
+            &export::XlsxOptions::default(),
+        )?,
+        "csv" => export::write_csv(out, columns, rows, &export::CsvOptions::default())?,
+        "tsv" => export::write_csv(
+            out,
+            columns,
+            rows,
+            &export::CsvOptions {
+                delimiter: b'\t',
+                ..Default::default()
+            },
+        )?,
+        "json" => export::write_json(out, columns, rows, &export::JsonOptions::default())?,
+        other => bail!("cannot write .{other} files (use .xlsx, .csv, .tsv or .json)"),
+    };
+    say(&format!(
+        "{} rows × {} columns → {} in {:.2} s",
+        written,
+        columns.len(),
+        output.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 fn say(line: &str) {

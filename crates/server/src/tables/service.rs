@@ -952,7 +952,7 @@ pub async fn import_spreadsheet(
     create(state, owner, name, table, &summary).await
 }
 
-fn read_spreadsheet(
+pub fn read_spreadsheet(
     path: &std::path::Path,
     sheet: Option<&str>,
     max_columns: usize,

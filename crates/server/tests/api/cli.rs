@@ -89,7 +89,7 @@ async fn help_names_every_command() {
     let out = env.run(&["--help"]);
     assert!(out.status.success());
     let text = stdout(&out);
-    for cmd in ["serve", "migrate", "user", "purge", "--config"] {
+    for cmd in ["serve", "migrate", "user", "purge", "convert", "--config"] {
         assert!(text.contains(cmd), "--help lacks {cmd}:\n{text}");
     }
     let text = stdout(&env.run(&["user", "--help"]));
@@ -355,4 +355,43 @@ async fn serve_logs_json_with_request_ids_and_no_secrets_and_stops_on_sigterm() 
     for secret in [PASSWORD, access.as_str(), refresh.as_str()] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+}
+
+#[tokio::test]
+async fn convert_turns_csv_and_markdown_into_xlsx_and_json() {
+    use calamine::{Data, Reader};
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("in.csv"),
+        "city,population,founded\nParis,\"2,102,650\",2024-01-31\nLyon,522250,\n",
+    )
+    .unwrap();
+    let out = env.run(&["convert", "in.csv", "out.xlsx"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 rows × 3 columns"));
+    let mut book = calamine::open_workbook_auto(dir.join("out.xlsx")).unwrap();
+    let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+    let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+    assert_eq!(rows[1][1], Data::Float(2_102_650.0));
+    assert!(matches!(rows[1][2], Data::DateTime(_)));
+    assert_eq!(rows[2][2], Data::Empty);
+
+    std::fs::write(
+        dir.join("reply.md"),
+        "Here:\n\n| a | b |\n|---|---|\n| 1 | x |\n\nBye",
+    )
+    .unwrap();
+    let out = env.run(&["convert", "reply.md", "out.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out.json")).unwrap()).unwrap();
+    assert_eq!(json, serde_json::json!([{"a": 1, "b": "x"}]));
+
+    let out = env.run(&["convert", "missing.csv", "out.json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("missing.csv"));
+    let out = env.run(&["convert", "in.csv", "out.pdf"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains(".pdf"));
 }
