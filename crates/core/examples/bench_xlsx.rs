@@ -5,6 +5,8 @@
 //!
 //! Usage: cargo run --release -p sheetgpt-core --example bench_xlsx -- ROWS OUT.xlsx
 
+#![expect(clippy::print_stdout, reason = "a benchmark prints its result")]
+
 use std::time::Instant;
 
 use chrono::{NaiveDate, TimeZone, Utc};
