@@ -350,8 +350,6 @@ pub struct Working {
     pub max_position: i64,
     /// Next free row id of the table.
     pub next_row_id: RowId,
-    /// All rows were loaded (so sorts and filters see the whole table).
-    pub complete: bool,
 }
 
 /// What a change did.
@@ -828,7 +826,6 @@ mod tests {
         let mut working = Working {
             next_row_id: 4,
             max_position: 3 * POSITION_STEP,
-            complete: true,
             ..Working::default()
         };
         for (i, cells) in t.rows.iter().enumerate() {

@@ -5,12 +5,12 @@ use super::value::Value;
 
 /// Markers people write for "no value".
 pub fn is_null_token(t: &str) -> bool {
+    const TOKENS: [&str; 12] = [
+        "n/a", "na", "-", "--", "—", "–", "null", "none", "nil", "nan", "#n/a", "?",
+    ];
     let t = t.trim();
-    t.is_empty()
-        || matches!(
-            t.to_ascii_lowercase().as_str(),
-            "n/a" | "na" | "-" | "--" | "—" | "–" | "null" | "none" | "nil" | "nan" | "#n/a" | "?"
-        )
+    // Compared without lower-casing a copy: this runs for every cell of every import.
+    t.is_empty() || (t.len() <= 4 && TOKENS.iter().any(|k| t.eq_ignore_ascii_case(k)))
 }
 
 /// Candidates from most to least specific. Integer before Decimal before Float; Boolean only

@@ -643,7 +643,6 @@ async fn working_set(
     };
     let mut working = Working {
         next_row_id: table.next_row_id,
-        complete: needs.all_rows,
         max_position: store::max_position(txn, table.id, base, true).await?,
         ..Working::default()
     };
