@@ -3,7 +3,10 @@
 //! and prints the time. Compare with `bench/xlsx_python.py` (Python's XlsxWriter in
 //! constant_memory mode) on the same data: `bench/xlsx.sh`.
 //!
-//! Usage: cargo run --release -p sheetgpt-core --example bench_xlsx -- ROWS OUT.xlsx
+//! Usage: cargo run --release -p sheetgpt-core --example bench_xlsx -- ROWS OUT.xlsx [TEMPLATE.json]
+//!
+//! With a template (a `sheetgpt_core::template::Template` as JSON), the rows go through its
+//! mapping and the sheet gets its styles and layout.
 
 #![expect(clippy::print_stdout, reason = "a benchmark prints its result")]
 
@@ -13,11 +16,19 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 use sheetgpt_core::export::{XlsxMeta, XlsxOptions, write_xlsx};
 use sheetgpt_core::table::{Column, ColumnType, Value};
+use sheetgpt_core::template::{Resolved, Template};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let rows: i64 = args.next().unwrap_or_else(|| "1000000".into()).parse()?;
     let out = args.next().unwrap_or_else(|| "bench.xlsx".into());
+    let template: Option<Template> = match args.next() {
+        Some(path) => Some(serde_json::from_str(&std::fs::read_to_string(path)?)?),
+        None => None,
+    };
+    if let Some(Err(problems)) = template.as_ref().map(Template::check) {
+        return Err(problems.join("; ").into());
+    }
     let types = [
         ("id", ColumnType::Integer),
         ("name", ColumnType::Text),
@@ -59,7 +70,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         version: None,
         exported_at: Utc.timestamp_opt(0, 0).single().ok_or("time")?,
     };
-    let written = write_xlsx(file, &columns, data, &meta, &XlsxOptions::default())?;
+    let written = match &template {
+        None => write_xlsx(file, &columns, data, &meta, &XlsxOptions::default())?,
+        Some(template) => {
+            let resolved: Resolved = template.resolve(&columns)?;
+            let options = XlsxOptions::for_template(&resolved);
+            let rows = data.map(|row| resolved.map_row(&row));
+            write_xlsx(file, &resolved.columns, rows, &meta, &options)?
+        }
+    };
     println!(
         "rust sheetgpt-core write_xlsx: {written} rows in {:.2} s",
         started.elapsed().as_secs_f64()

@@ -7,6 +7,7 @@ pub mod formula;
 pub mod offline;
 pub mod table;
 pub mod target;
+pub mod template;
 pub mod version;
 
 pub use table::{Column, ColumnType, Rules, Table, Value};

@@ -38,6 +38,10 @@ pub enum ExportError {
         "the table is too large for an XLSX worksheet (at most {max_rows} rows and {max_columns} columns)"
     )]
     TooLargeForXlsx { max_rows: u32, max_columns: u16 },
+    /// The XLSX options cannot be applied (a start cell that is not a cell, styles that do not
+    /// match the columns): a template that was not checked, or a caller's mistake.
+    #[error("the sheet layout cannot be applied: {0}")]
+    Layout(String),
 }
 
 /// Checks that a row has one cell per column; `index` is the 0-based data row.

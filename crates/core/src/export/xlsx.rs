@@ -1,5 +1,8 @@
-//! XLSX export with rust_xlsxwriter in constant-memory mode: a "Data" sheet with a bold, frozen
+//! XLSX export with rust_xlsxwriter in constant-memory mode: a data sheet with a bold, frozen
 //! header and typed cells, and an "About" sheet with the export's metadata and the columns.
+//! A template's styles and layout ([`XlsxOptions::for_template`]) add title rows, a start cell
+//! other than A1, header colours, number formats, widths, alignment, conditional formats and a
+//! totals row; without one the output is the plain layout.
 //!
 //! Memory stays flat for any number of rows, with two bounded exceptions:
 //! - **The Excel table object.** `Worksheet::add_table` keeps one `HashMap` entry per cell of
@@ -16,6 +19,13 @@
 //!   which writes no cells, is set after the last row. The buffer is bounded by the same limit
 //!   as the table's own map.
 //!
+//! The rows are written strictly top-down: title rows, header, data, totals. The totals row of
+//! a table is the table's own (its `totalsRowFunction`s, so Excel's drop-down works): the table
+//! puts its formulas in rust_xlsxwriter's write-ahead buffer, and the writer writes the same
+//! formulas again with the column's number format once the data has reached that row. Without
+//! a table the totals are `SUBTOTAL` formulas over the data range. Formulas carry no cached
+//! result: Excel, LibreOffice and Sheets compute them on opening.
+//!
 //! Hyperlinks are kept in memory by rust_xlsxwriter until the file is closed, and Excel
 //! accepts at most 65,530 per sheet: URLs past that number are written as plain text.
 
@@ -26,10 +36,17 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{
-    DataValidation, DataValidationRule, Format, Table, TableColumn, Url, Workbook, Worksheet,
+    Color, ConditionalFormatBlank, ConditionalFormatCell, ConditionalFormatCellRule,
+    ConditionalFormatText, ConditionalFormatTextRule, ConditionalFormatValue, DataValidation,
+    DataValidationRule, Format, FormatAlign, Table, TableColumn, TableFunction, Url, Workbook,
+    Worksheet,
 };
 
 use crate::table::{Column, ColumnType, Money, Value};
+use crate::template::{
+    ABOUT_SHEET_NAME, Align, CellStyle, ColumnStyle, CompareValue, Condition, HeaderStyle, Layout,
+    Resolved, SHEET_COLUMNS, SHEET_ROWS, TotalFunction, parse_color,
+};
 
 use super::{ExportError, check_width};
 
@@ -39,16 +56,16 @@ pub const DEFAULT_TABLE_CELL_LIMIT: u64 = 200_000;
 pub const WIDTH_SAMPLE_ROWS: usize = 1000;
 const MIN_WIDTH: usize = 8;
 const MAX_WIDTH: usize = 60;
-/// Excel's limits: rows per sheet (one is the header), columns, characters per cell,
-/// hyperlinks per sheet.
-const MAX_DATA_ROWS: u32 = 1_048_575;
-const MAX_COLUMNS: u16 = 16_384;
+/// Excel's limits: characters per cell, hyperlinks per sheet.
 const MAX_CELL_CHARS: usize = 32_767;
 const MAX_HYPERLINKS: u32 = 65_530;
 /// Excel keeps 15 significant digits: larger integers are written as text to stay exact.
 const MAX_EXACT_INTEGER: i64 = 999_999_999_999_999;
 /// Distinct currency formats before falling back to a plain amount format.
 const MAX_CURRENCY_FORMATS: usize = 64;
+/// The label of the totals row, in the first column without a total.
+const TOTAL_LABEL: &str = "Total";
+const TITLE_FONT_SIZE: u8 = 14;
 
 /// What the "About" sheet says about the export.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,13 +77,20 @@ pub struct XlsxMeta {
     pub exported_at: DateTime<Utc>,
 }
 
-/// How to write an XLSX file.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How to write an XLSX file. The default is the plain layout: a "Data" sheet from A1 with a
+/// bold frozen header, a filter and an About sheet.
+#[derive(Clone, Debug, PartialEq)]
 pub struct XlsxOptions {
     /// Add an Excel table object only when rows × columns is at most this (see the module docs).
     pub table_cell_limit: u64,
-    /// Name of the data sheet (Excel: at most 31 characters, none of `[]:*?/\`).
+    /// Name of the data sheet (Excel: at most 31 characters, none of `[]:*?/\`), unless
+    /// `layout.sheet_name` gives one.
     pub sheet_name: String,
+    /// Title rows, start cell, header style, frozen panes, filter, About sheet.
+    pub layout: Layout,
+    /// Number formats, widths, alignment, totals and conditional formats, one per column (in
+    /// the order of the `columns` given to [`write_xlsx`]); empty: the types' defaults.
+    pub column_styles: Vec<ColumnStyle>,
 }
 
 impl Default for XlsxOptions {
@@ -74,6 +98,75 @@ impl Default for XlsxOptions {
         Self {
             table_cell_limit: DEFAULT_TABLE_CELL_LIMIT,
             sheet_name: "Data".to_owned(),
+            layout: Layout::default(),
+            column_styles: Vec::new(),
+        }
+    }
+}
+
+impl XlsxOptions {
+    /// The styles and layout of a resolved template; write `resolved.columns` with it.
+    pub fn for_template(resolved: &Resolved) -> Self {
+        Self {
+            sheet_name: resolved.layout.sheet_name().to_owned(),
+            layout: resolved.layout.clone(),
+            column_styles: resolved.styles.clone(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Where the block of header, data and totals sits.
+struct Block {
+    header_row: u32,
+    first_col: u16,
+    width: u16,
+    /// Data rows that fit between the header and the sheet's end (less one for the totals).
+    max_rows: u32,
+}
+
+impl Block {
+    fn new(columns: usize, layout: &Layout, totals: bool) -> Result<Self, ExportError> {
+        let start = layout.start().map_err(ExportError::Layout)?;
+        let room = SHEET_COLUMNS - start.col;
+        let width = u16::try_from(columns).ok().filter(|w| *w <= room).ok_or(
+            ExportError::TooLargeForXlsx {
+                max_rows: 0,
+                max_columns: room,
+            },
+        )?;
+        let header_row = start.row.saturating_add(layout.header_offset());
+        let max_rows = SHEET_ROWS
+            .saturating_sub(header_row)
+            .saturating_sub(1 + u32::from(totals));
+        let block = Self {
+            header_row,
+            first_col: start.col,
+            width,
+            max_rows,
+        };
+        if header_row >= SHEET_ROWS {
+            return Err(block.too_large());
+        }
+        Ok(block)
+    }
+
+    fn col(&self, index: u16) -> u16 {
+        self.first_col + index
+    }
+
+    fn last_col(&self) -> u16 {
+        self.first_col + self.width.saturating_sub(1)
+    }
+
+    fn first_data_row(&self) -> u32 {
+        self.header_row + 1
+    }
+
+    fn too_large(&self) -> ExportError {
+        ExportError::TooLargeForXlsx {
+            max_rows: self.max_rows,
+            max_columns: SHEET_COLUMNS - self.first_col,
         }
     }
 }
@@ -89,15 +182,25 @@ pub fn write_xlsx<W: Write + Send>(
     meta: &XlsxMeta,
     options: &XlsxOptions,
 ) -> Result<u64, ExportError> {
-    let width = u16::try_from(columns.len())
-        .ok()
-        .filter(|w| *w <= MAX_COLUMNS)
-        .ok_or_else(too_large_error)?;
+    let layout = &options.layout;
+    let plain = ColumnStyle::default();
+    if !options.column_styles.is_empty() && options.column_styles.len() != columns.len() {
+        return Err(ExportError::Layout(format!(
+            "{} column styles for {} columns",
+            options.column_styles.len(),
+            columns.len()
+        )));
+    }
+    let styles: Vec<&ColumnStyle> = (0..columns.len())
+        .map(|i| options.column_styles.get(i).unwrap_or(&plain))
+        .collect();
+    let has_totals = styles.iter().any(|s| s.total.is_some());
+    let block = Block::new(columns.len(), layout, has_totals)?;
+    let width = block.width;
 
     let mut workbook = Workbook::new();
     let mut sheet = workbook.new_worksheet_with_constant_memory()?;
-    sheet.set_name(&options.sheet_name)?;
-    let formats = Formats::new();
+    sheet.set_name(layout.sheet_name.as_deref().unwrap_or(&options.sheet_name))?;
 
     // Look ahead: enough rows to size the columns and to know whether the table fits.
     let mut rows = rows.peekable();
@@ -117,10 +220,14 @@ pub fn write_xlsx<W: Write + Send>(
     }
     let all_buffered = rows.peek().is_none();
     let cells = (buffered.len() as u64).saturating_mul(u64::from(width));
-    let last_col = width.saturating_sub(1);
 
-    set_widths(&mut sheet, columns, &buffered)?;
+    set_widths(&mut sheet, &block, columns, &styles, &buffered)?;
+    write_titles(&mut sheet, layout)?;
 
+    // No rows, no totals: there is nothing to add up.
+    let totals = has_totals && !buffered.is_empty();
+    // The first column without a function carries the label.
+    let label_col = styles.iter().position(|s| s.total.is_none());
     let mut has_table = false;
     // Excel requires every table header to be a non-empty name of at most 255 characters,
     // equal to its cell's text; other headers get the autofilter.
@@ -135,25 +242,74 @@ pub fn write_xlsx<W: Write + Send>(
     {
         let table_columns: Vec<TableColumn> = columns
             .iter()
-            .map(|c| TableColumn::new().set_header(&c.name))
+            .zip(&styles)
+            .enumerate()
+            .map(|(i, (c, style))| {
+                let column = TableColumn::new().set_header(&c.name);
+                match style.total {
+                    Some(f) => column.set_total_function(table_function(f)),
+                    None if totals && label_col == Some(i) => column.set_total_label(TOTAL_LABEL),
+                    None => column,
+                }
+            })
             .collect();
-        let table = Table::new().set_columns(&table_columns);
-        let last_row = u32::try_from(buffered.len()).map_err(|_| too_large_error())?;
+        let mut table = Table::new().set_columns(&table_columns);
+        if totals {
+            table = table.set_total_row(true);
+        }
+        if !layout.autofilter {
+            table = table.set_autofilter(false);
+        }
+        let data_rows = u32::try_from(buffered.len()).map_err(|_| block.too_large())?;
+        let last_row = block
+            .header_row
+            .saturating_add(data_rows)
+            .saturating_add(u32::from(totals));
         // Excel refuses some header sets (names equal but for case): fall back to a filter.
-        has_table = sheet.add_table(0, 0, last_row, last_col, &table).is_ok();
+        has_table = sheet
+            .add_table(
+                block.header_row,
+                block.first_col,
+                last_row,
+                block.last_col(),
+                &table,
+            )
+            .is_ok();
     }
 
     // After add_table, which wrote the same names without a format.
-    for (col, column) in (0u16..).zip(columns) {
-        sheet.write_string_with_format(0, col, truncate(&column.name), &formats.header)?;
+    let header_format = header_format(&layout.header);
+    for (i, column) in (0u16..).zip(columns) {
+        sheet.write_string_with_format(
+            block.header_row,
+            block.col(i),
+            truncate(&column.name),
+            &header_format,
+        )?;
     }
-    sheet.set_freeze_panes(1, 0)?;
-    add_validations(&mut sheet, columns)?;
+    let freeze_row = if layout.freeze_header {
+        block.first_data_row()
+    } else {
+        0
+    };
+    let freeze_col = if layout.freeze_columns > 0 {
+        block
+            .first_col
+            .saturating_add(layout.freeze_columns)
+            .min(SHEET_COLUMNS - 1)
+    } else {
+        0
+    };
+    if freeze_row > 0 || freeze_col > 0 {
+        sheet.set_freeze_panes(freeze_row, freeze_col)?;
+    }
 
     let mut writer = CellWriter {
-        formats,
+        defaults: Formats::new(),
+        columns: styles.iter().map(|s| ColumnFormats::new(s)).collect(),
         currency_formats: HashMap::new(),
         hyperlinks: 0,
+        block: &block,
     };
     let mut count: u32 = 0;
     for row in buffered {
@@ -163,27 +319,294 @@ pub fn write_xlsx<W: Write + Send>(
         check_width(columns, &row, u64::from(count))?;
         writer.write_row(&mut sheet, &mut count, &row)?;
     }
+    let last_data_row = block.header_row + count;
 
-    if !has_table && width > 0 {
-        sheet.autofilter(0, 0, count, last_col)?;
+    if totals {
+        write_totals(
+            &mut sheet, &block, columns, &styles, label_col, count, has_table,
+        )?;
+    }
+    if !has_table && layout.autofilter && width > 0 {
+        sheet.autofilter(
+            block.header_row,
+            block.first_col,
+            last_data_row,
+            block.last_col(),
+        )?;
+    }
+    // Whole columns below the header, so that rows added in Excel are checked too; only the
+    // data when a totals row sits under it.
+    let validated_to = if totals {
+        last_data_row
+    } else {
+        SHEET_ROWS - 1
+    };
+    add_validations(&mut sheet, &block, columns, validated_to)?;
+    if count > 0 {
+        add_conditional_formats(&mut sheet, &block, columns, &styles, last_data_row)?;
     }
 
-    let about = about_sheet(columns, meta, u64::from(count))?;
     workbook.push_worksheet(sheet);
-    workbook.push_worksheet(about);
+    if layout.about_sheet {
+        workbook.push_worksheet(about_sheet(columns, meta, u64::from(count))?);
+    }
     workbook.save_to_writer(out)?;
     Ok(u64::from(count))
 }
 
-fn too_large_error() -> ExportError {
-    ExportError::TooLargeForXlsx {
-        max_rows: MAX_DATA_ROWS,
-        max_columns: MAX_COLUMNS,
+/// The title rows above the header, from the start cell: the first bold and larger.
+fn write_titles(sheet: &mut Worksheet, layout: &Layout) -> Result<(), ExportError> {
+    let Ok(start) = layout.start() else {
+        return Ok(());
+    };
+    let first = Format::new().set_bold().set_font_size(TITLE_FONT_SIZE);
+    for (row, title) in (start.row..).zip(&layout.title_rows) {
+        if row == start.row {
+            sheet.write_string_with_format(row, start.col, truncate(title), &first)?;
+        } else {
+            sheet.write_string(row, start.col, truncate(title))?;
+        }
+    }
+    Ok(())
+}
+
+fn header_format(style: &HeaderStyle) -> Format {
+    let mut format = with_style(
+        Format::new(),
+        &CellStyle {
+            bold: style.bold,
+            italic: style.italic,
+            font_color: style.font_color.clone(),
+            background: style.background.clone(),
+        },
+    );
+    if style.wrap {
+        format = format.set_text_wrap();
+    }
+    format
+}
+
+/// Font and fill added to a format; colours that do not parse are left out (a checked
+/// template has none).
+fn with_style(mut format: Format, style: &CellStyle) -> Format {
+    if style.bold {
+        format = format.set_bold();
+    }
+    if style.italic {
+        format = format.set_italic();
+    }
+    if let Some(rgb) = style.font_color.as_deref().and_then(parse_color) {
+        format = format.set_font_color(Color::RGB(rgb));
+    }
+    if let Some(rgb) = style.background.as_deref().and_then(parse_color) {
+        format = format.set_background_color(Color::RGB(rgb));
+    }
+    format
+}
+
+/// Alignment and wrapping of a column, without a number format.
+fn aligned(style: &ColumnStyle) -> Format {
+    let mut format = Format::new();
+    if let Some(align) = style.format.align {
+        format = format.set_align(match align {
+            Align::Left => FormatAlign::Left,
+            Align::Center => FormatAlign::Center,
+            Align::Right => FormatAlign::Right,
+        });
+    }
+    if style.format.wrap {
+        format = format.set_text_wrap();
+    }
+    format
+}
+
+fn table_function(function: TotalFunction) -> TableFunction {
+    match function {
+        TotalFunction::Sum => TableFunction::Sum,
+        TotalFunction::Average => TableFunction::Average,
+        TotalFunction::Count => TableFunction::Count,
+        TotalFunction::CountNums => TableFunction::CountNumbers,
+        TotalFunction::Min => TableFunction::Min,
+        TotalFunction::Max => TableFunction::Max,
     }
 }
 
+/// The totals row, right under the data. In a table the formulas are the ones the table wrote
+/// (structured references, escaped as rust_xlsxwriter escapes them), written again here with
+/// a number format; elsewhere `SUBTOTAL` over the column's data range.
+fn write_totals(
+    sheet: &mut Worksheet,
+    block: &Block,
+    columns: &[Column],
+    styles: &[&ColumnStyle],
+    label_col: Option<usize>,
+    count: u32,
+    in_table: bool,
+) -> Result<(), ExportError> {
+    let row = block.header_row + count + 1;
+    let label = Format::new().set_bold();
+    for (i, (column, style)) in (0u16..).zip(columns.iter().zip(styles)) {
+        let col = block.col(i);
+        match style.total {
+            Some(function) => {
+                let range = if in_table {
+                    format!("[{}]", structured_name(&column.name))
+                } else {
+                    rust_xlsxwriter::utility::cell_range(
+                        block.first_data_row(),
+                        col,
+                        block.header_row + count,
+                        col,
+                    )
+                };
+                let formula = format!("SUBTOTAL({},{range})", function.subtotal_code());
+                let format = total_format(column.ty, function, style);
+                sheet.write_formula_with_format(row, col, formula.as_str(), &format)?;
+            }
+            None if label_col == Some(usize::from(i)) => {
+                sheet.write_string_with_format(row, col, TOTAL_LABEL, &label)?;
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// A column name inside a structured reference (`[Name]`), escaped as rust_xlsxwriter does
+/// for a table's total functions.
+fn structured_name(name: &str) -> String {
+    name.replace('\'', "''")
+        .replace('#', "'#")
+        .replace(']', "']")
+        .replace('[', "'[")
+}
+
+/// The number format of a total: counts are whole numbers, the rest take the column's format
+/// (a currency column's plain amount format, as the currencies of its cells may differ).
+fn total_format(ty: ColumnType, function: TotalFunction, style: &ColumnStyle) -> Format {
+    let by_type = match (ty, function) {
+        (_, TotalFunction::Count | TotalFunction::CountNums) => Some("#,##0"),
+        (ColumnType::Integer, TotalFunction::Average) => Some("#,##0.00"),
+        (ColumnType::Integer, _) => Some("#,##0"),
+        (ColumnType::Decimal | ColumnType::Currency, _) => Some("#,##0.00"),
+        (ColumnType::Percent, _) => Some("0.00%"),
+        (ColumnType::Date, _) => Some("yyyy-mm-dd"),
+        (ColumnType::Datetime, _) => Some("yyyy-mm-dd hh:mm:ss"),
+        _ => None,
+    };
+    let code = match function {
+        TotalFunction::Count | TotalFunction::CountNums => by_type,
+        _ => style.format.number_format.as_deref().or(by_type),
+    };
+    let format = aligned(style).set_bold();
+    match code {
+        Some(code) => format.set_num_format(code),
+        None => format,
+    }
+}
+
+/// Each column's conditional formats over its data cells, in the template's order (Excel
+/// gives the first its highest priority).
+fn add_conditional_formats(
+    sheet: &mut Worksheet,
+    block: &Block,
+    columns: &[Column],
+    styles: &[&ColumnStyle],
+    last_row: u32,
+) -> Result<(), ExportError> {
+    let first_row = block.first_data_row();
+    for (i, (column, style)) in (0u16..).zip(columns.iter().zip(styles)) {
+        let col = block.col(i);
+        for conditional in &style.conditional {
+            let format = with_style(Format::new(), &conditional.style);
+            let value = |v: &CompareValue| condition_value(column.ty, v);
+            let cell = |rule: ConditionalFormatCellRule<ConditionalFormatValue>| {
+                ConditionalFormatCell::new()
+                    .set_rule(rule)
+                    .set_format(&format)
+            };
+            match &conditional.when {
+                Condition::GreaterThan { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::GreaterThan(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::GreaterThanOrEqual { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::GreaterThanOrEqualTo(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::LessThan { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::LessThan(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::LessThanOrEqual { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::LessThanOrEqualTo(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::EqualTo { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::EqualTo(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::NotEqualTo { value: v } => {
+                    let cf = cell(ConditionalFormatCellRule::NotEqualTo(value(v)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::Between { min, max } => {
+                    let cf = cell(ConditionalFormatCellRule::Between(value(min), value(max)));
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::Contains { text } => {
+                    let cf = ConditionalFormatText::new()
+                        .set_rule(ConditionalFormatTextRule::Contains(text.clone()))
+                        .set_format(&format);
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::Blank {} => {
+                    let cf = ConditionalFormatBlank::new().set_format(&format);
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+                Condition::NotBlank {} => {
+                    let cf = ConditionalFormatBlank::new().invert().set_format(&format);
+                    sheet.add_conditional_format(first_row, col, last_row, col, &cf)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value to compare a column's cells with, as the cells hold it: percent as a fraction,
+/// dates as serial numbers, numbers written as text as numbers; other text as a string.
+fn condition_value(ty: ColumnType, value: &CompareValue) -> ConditionalFormatValue {
+    let number = |x: f64| ConditionalFormatValue::from(x);
+    match value {
+        CompareValue::Boolean(b) => ConditionalFormatValue::from(*b),
+        CompareValue::Number(x) if ty == ColumnType::Percent => number(x / 100.0),
+        CompareValue::Number(x) => number(*x),
+        // An empty string compares with empty cells.
+        CompareValue::Text(s) if s.is_empty() => ConditionalFormatValue::from("\"\""),
+        CompareValue::Text(s) => match Value::parse(s, ty) {
+            Ok(Value::Date(d)) if excel_year(d) => ConditionalFormatValue::from(d),
+            Ok(Value::Datetime(dt)) if excel_year(dt.date()) => ConditionalFormatValue::from(dt),
+            Ok(Value::Boolean(b)) => ConditionalFormatValue::from(b),
+            Ok(Value::Percent(p)) => {
+                match p.checked_div(Decimal::ONE_HUNDRED).and_then(|x| x.to_f64()) {
+                    Some(x) => number(x),
+                    None => ConditionalFormatValue::from(s.as_str()),
+                }
+            }
+            Ok(
+                v @ (Value::Integer(_) | Value::Decimal(_) | Value::Float(_) | Value::Currency(_)),
+            ) => match v.as_f64() {
+                Some(x) => number(x),
+                None => ConditionalFormatValue::from(s.as_str()),
+            },
+            _ => ConditionalFormatValue::from(s.as_str()),
+        },
+    }
+}
+
+/// The type defaults of an unstyled column.
 struct Formats {
-    header: Format,
     integer: Format,
     decimal: Format,
     percent: Format,
@@ -194,7 +617,6 @@ struct Formats {
 impl Formats {
     fn new() -> Self {
         Self {
-            header: Format::new().set_bold(),
             integer: Format::new().set_num_format("#,##0"),
             decimal: Format::new().set_num_format("#,##0.00"),
             percent: Format::new().set_num_format("0.00%"),
@@ -204,13 +626,60 @@ impl Formats {
     }
 }
 
-struct CellWriter {
-    formats: Formats,
-    currency_formats: HashMap<String, Format>,
-    hyperlinks: u32,
+/// The formats of a column with a number format, alignment or wrapping, built once.
+struct ColumnFormats {
+    typed: Formats,
+    /// Floats, booleans, text, e-mails and integers too large for a number.
+    plain: Format,
+    /// Hyperlinks keep the link style.
+    link: Format,
+    /// With a number format, every currency's amount takes it; otherwise each currency gets
+    /// its own format, built on `aligned`.
+    currency: Option<Format>,
+    aligned: Format,
 }
 
-impl CellWriter {
+impl ColumnFormats {
+    /// `None` for a column without a number format, alignment or wrapping: it uses the shared
+    /// defaults (and so costs nothing for tables that are thousands of columns wide).
+    fn new(style: &ColumnStyle) -> Option<Box<Self>> {
+        let f = &style.format;
+        if f.number_format.is_none() && f.align.is_none() && !f.wrap {
+            return None;
+        }
+        let aligned = aligned(style);
+        let custom = f.number_format.as_deref();
+        let with = |default: &str| aligned.clone().set_num_format(custom.unwrap_or(default));
+        Some(Box::new(Self {
+            typed: Formats {
+                integer: with("#,##0"),
+                decimal: with("#,##0.00"),
+                percent: with("0.00%"),
+                date: with("yyyy-mm-dd"),
+                datetime: with("yyyy-mm-dd hh:mm:ss"),
+            },
+            plain: match custom {
+                Some(code) => aligned.clone().set_num_format(code),
+                None => aligned.clone(),
+            },
+            link: aligned.clone().set_hyperlink(),
+            currency: custom.map(|code| aligned.clone().set_num_format(code)),
+            aligned,
+        }))
+    }
+}
+
+struct CellWriter<'a> {
+    defaults: Formats,
+    /// One per column; `None` uses `defaults`.
+    columns: Vec<Option<Box<ColumnFormats>>>,
+    /// By column (`None` for unstyled ones, which share them) and currency.
+    currency_formats: HashMap<(Option<u16>, String), Format>,
+    hyperlinks: u32,
+    block: &'a Block,
+}
+
+impl CellWriter<'_> {
     /// Writes the next data row; `count` is the number of data rows already written.
     fn write_row(
         &mut self,
@@ -218,53 +687,65 @@ impl CellWriter {
         count: &mut u32,
         row: &[Value],
     ) -> Result<(), ExportError> {
-        if *count >= MAX_DATA_ROWS {
-            return Err(too_large_error());
+        if *count >= self.block.max_rows {
+            return Err(self.block.too_large());
         }
         *count += 1;
-        for (col, cell) in (0u16..).zip(row) {
-            self.write(sheet, *count, col, cell)?;
+        let r = self.block.header_row + *count;
+        for (i, cell) in (0u16..).zip(row) {
+            self.write(sheet, r, i, cell)?;
         }
         Ok(())
     }
 
+    /// Writes a cell of column `index` (in the block) at sheet row `row`.
     fn write(
         &mut self,
         sheet: &mut Worksheet,
         row: u32,
-        col: u16,
+        index: u16,
         value: &Value,
     ) -> Result<(), ExportError> {
-        let f = &self.formats;
+        let col = self.block.col(index);
+        if let Value::Currency(m) = value {
+            let format = self.currency_format(index, m);
+            return write_decimal(sheet, row, col, m.amount, &format);
+        }
+        let styled = self
+            .columns
+            .get(usize::from(index))
+            .and_then(Option::as_deref);
+        let f = styled.map_or(&self.defaults, |s| &s.typed);
+        let plain = styled.map(|s| &s.plain);
         match value {
             Value::Null => {}
             Value::Integer(i) if i.unsigned_abs() <= MAX_EXACT_INTEGER.unsigned_abs() => {
                 sheet.write_number_with_format(row, col, *i as f64, &f.integer)?;
             }
-            Value::Integer(i) => {
-                sheet.write_string(row, col, i.to_string())?;
-            }
+            Value::Integer(i) => write_text(sheet, row, col, &i.to_string(), plain)?,
             Value::Decimal(d) => write_decimal(sheet, row, col, *d, &f.decimal)?,
-            Value::Float(x) if x.is_finite() => {
-                // No fixed decimals: a float's scale is unknown (1e-9 and 1e9 both happen).
-                sheet.write_number(row, col, *x)?;
-            }
-            Value::Float(x) => {
-                sheet.write_string(row, col, x.to_string())?;
-            }
-            Value::Percent(p) => match p.checked_div(Decimal::ONE_HUNDRED) {
-                Some(fraction) => write_decimal(sheet, row, col, fraction, &f.percent)?,
+            // No fixed decimals: a float's scale is unknown (1e-9 and 1e9 both happen).
+            Value::Float(x) if x.is_finite() => match plain {
+                Some(format) => {
+                    sheet.write_number_with_format(row, col, *x, format)?;
+                }
                 None => {
-                    sheet.write_string(row, col, value.to_string())?;
+                    sheet.write_number(row, col, *x)?;
                 }
             },
-            Value::Currency(m) => {
-                let format = self.currency_format(m);
-                write_decimal(sheet, row, col, m.amount, &format)?;
-            }
-            Value::Boolean(b) => {
-                sheet.write_boolean(row, col, *b)?;
-            }
+            Value::Float(x) => write_text(sheet, row, col, &x.to_string(), plain)?,
+            Value::Percent(p) => match p.checked_div(Decimal::ONE_HUNDRED) {
+                Some(fraction) => write_decimal(sheet, row, col, fraction, &f.percent)?,
+                None => write_text(sheet, row, col, &value.to_string(), plain)?,
+            },
+            Value::Boolean(b) => match plain {
+                Some(format) => {
+                    sheet.write_boolean_with_format(row, col, *b, format)?;
+                }
+                None => {
+                    sheet.write_boolean(row, col, *b)?;
+                }
+            },
             Value::Date(d) if excel_year(*d) => {
                 sheet.write_datetime_with_format(row, col, d, &f.date)?;
             }
@@ -273,29 +754,42 @@ impl CellWriter {
             }
             // Excel dates start in 1900: earlier ones stay readable as ISO text.
             Value::Date(_) | Value::Datetime(_) => {
-                sheet.write_string(row, col, value.to_string())?;
+                write_text(sheet, row, col, &value.to_string(), plain)?;
             }
             Value::Url(s) => {
                 let linked = self.hyperlinks < MAX_HYPERLINKS
-                    && sheet.write_url(row, col, Url::new(s.as_str())).is_ok();
+                    && match styled {
+                        Some(styled) => sheet
+                            .write_url_with_format(row, col, Url::new(s.as_str()), &styled.link)
+                            .is_ok(),
+                        None => sheet.write_url(row, col, Url::new(s.as_str())).is_ok(),
+                    };
                 if linked {
                     self.hyperlinks += 1;
                 } else {
                     // Not a link Excel accepts (scheme, length) or over the sheet's limit.
-                    sheet.write_string(row, col, truncate(s))?;
+                    write_text(sheet, row, col, s, plain)?;
                 }
             }
-            Value::Email(s) | Value::Text(s) => {
-                sheet.write_string(row, col, truncate(s))?;
-            }
+            Value::Email(s) | Value::Text(s) => write_text(sheet, row, col, s, plain)?,
+            Value::Currency(_) => {}
         }
         Ok(())
     }
 
-    fn currency_format(&mut self, money: &Money) -> Format {
-        if let Some(format) = self.currency_formats.get(&money.currency) {
+    fn currency_format(&mut self, index: u16, money: &Money) -> Format {
+        let styled = self
+            .columns
+            .get(usize::from(index))
+            .and_then(Option::as_deref);
+        if let Some(format) = styled.and_then(|s| s.currency.as_ref()) {
             return format.clone();
         }
+        let key = (styled.map(|_| index), money.currency.clone());
+        if let Some(format) = self.currency_formats.get(&key) {
+            return format.clone();
+        }
+        let base = styled.map_or_else(Format::new, |s| s.aligned.clone());
         // The code or symbol as a quoted literal after the amount: `#,##0.00 "EUR"`.
         let label: String = money
             .currency
@@ -304,16 +798,29 @@ impl CellWriter {
             .take(16)
             .collect();
         let format = if label.is_empty() {
-            self.formats.decimal.clone()
+            base.set_num_format("#,##0.00")
         } else {
-            Format::new().set_num_format(format!("#,##0.00 \"{label}\""))
+            base.set_num_format(format!("#,##0.00 \"{label}\""))
         };
         if self.currency_formats.len() < MAX_CURRENCY_FORMATS {
-            self.currency_formats
-                .insert(money.currency.clone(), format.clone());
+            self.currency_formats.insert(key, format.clone());
         }
         format
     }
+}
+
+fn write_text(
+    sheet: &mut Worksheet,
+    row: u32,
+    col: u16,
+    text: &str,
+    format: Option<&Format>,
+) -> Result<(), ExportError> {
+    match format {
+        Some(format) => sheet.write_string_with_format(row, col, truncate(text), format)?,
+        None => sheet.write_string(row, col, truncate(text))?,
+    };
+    Ok(())
 }
 
 fn write_decimal(
@@ -343,13 +850,20 @@ fn truncate(text: &str) -> &str {
     }
 }
 
-/// Widths from the header and the sample rows' text, in characters, within 8..=60.
+/// Widths from the header and the sample rows' text, in characters, within 8..=60, unless
+/// the column's style gives one.
 fn set_widths(
     sheet: &mut Worksheet,
+    block: &Block,
     columns: &[Column],
+    styles: &[&ColumnStyle],
     sample: &[Vec<Value>],
 ) -> Result<(), ExportError> {
     for (col, (i, column)) in (0u16..).zip(columns.iter().enumerate()) {
+        if let Some(width) = styles.get(i).and_then(|s| s.format.width) {
+            sheet.set_column_width(block.col(col), width)?;
+            continue;
+        }
         // Room for the filter button next to the name.
         let header = column.name.chars().count() + 3;
         let cells = sample
@@ -360,7 +874,7 @@ fn set_widths(
             .max()
             .unwrap_or(0);
         let width = header.max(cells + 1).clamp(MIN_WIDTH, MAX_WIDTH);
-        sheet.set_column_width(col, width as f64)?;
+        sheet.set_column_width(block.col(col), width as f64)?;
     }
     Ok(())
 }
@@ -385,13 +899,19 @@ fn grouped_len(digits: usize) -> usize {
     digits + digits.saturating_sub(1) / 3
 }
 
-fn add_validations(sheet: &mut Worksheet, columns: &[Column]) -> Result<(), ExportError> {
+/// Each column's validation from its rules, from the first data row to `last_row`.
+fn add_validations(
+    sheet: &mut Worksheet,
+    block: &Block,
+    columns: &[Column],
+    last_row: u32,
+) -> Result<(), ExportError> {
     for (col, column) in (0u16..).zip(columns) {
         let Some(validation) = validation_for(column) else {
             continue;
         };
-        // Whole columns below the header, so that rows added in Excel are checked too.
-        sheet.add_data_validation(1, col, MAX_DATA_ROWS, col, &validation)?;
+        let col = block.col(col);
+        sheet.add_data_validation(block.first_data_row(), col, last_row, col, &validation)?;
     }
     Ok(())
 }
@@ -440,7 +960,7 @@ fn about_sheet(columns: &[Column], meta: &XlsxMeta, rows: u64) -> Result<Workshe
     let bold = Format::new().set_bold();
     let when = Format::new().set_num_format("yyyy-mm-dd hh:mm:ss \"UTC\"");
     let mut sheet = Worksheet::new();
-    sheet.set_name("About")?;
+    sheet.set_name(ABOUT_SHEET_NAME)?;
     sheet.set_column_width(0, 16)?;
     sheet.set_column_width(1, 40)?;
     sheet.set_column_width(2, 50)?;

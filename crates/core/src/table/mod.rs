@@ -184,7 +184,8 @@ pub fn find_column(columns: &[Column], name: &str) -> Option<usize> {
     })
 }
 
-fn normalize_name(name: &str) -> String {
+/// The key `find_column` compares names by when they are not equal as written.
+pub(crate) fn normalize_name(name: &str) -> String {
     name.chars()
         .filter(|c| !c.is_whitespace() && *c != '_')
         .flat_map(char::to_lowercase)
