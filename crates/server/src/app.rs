@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{crypto, db, http, secrets, telemetry};
+use crate::{crypto, db, exports, http, secrets, telemetry};
 
 pub struct Application {
     listener: TcpListener,
@@ -47,9 +47,13 @@ impl Application {
                 tick.tick().await;
                 state.metrics.run_upkeep();
                 state.login_throttle.prune();
+                if let Err(err) = exports::worker::sweep(&state).await {
+                    tracing::warn!(error = %err, "export file sweep failed");
+                }
             }
         });
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut workers = exports::worker::start(&self.state, stop_rx.clone());
         let app = http::router(self.state.clone());
         let mut stopped = stop_rx.clone();
         let server = axum::serve(
@@ -72,6 +76,11 @@ impl Application {
         }
         drop(stop_rx);
         housekeeping.abort();
+        // Workers give their jobs back to the queue (for another process, or the next start).
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while workers.join_next().await.is_some() {}
+        })
+        .await;
         self.state.db.clone().close().await.ok();
         tracing::info!("stopped");
         Ok(())

@@ -55,6 +55,10 @@ pub enum Command {
         /// The sheet to read from a workbook (the first one otherwise)
         #[arg(long)]
         sheet: Option<String>,
+        /// A template (JSON, as in `POST /api/v1/templates`' `template` field) to apply:
+        /// column mapping, formats, validation rules and layout
+        #[arg(long, value_name = "FILE")]
+        template: Option<PathBuf>,
     },
 }
 
@@ -119,8 +123,12 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             input,
             output,
             sheet,
+            template,
         } => {
-            tokio::task::spawn_blocking(move || convert(&input, &output, sheet.as_deref())).await?
+            tokio::task::spawn_blocking(move || {
+                convert(&input, &output, sheet.as_deref(), template.as_deref())
+            })
+            .await?
         }
     }
 }
@@ -136,9 +144,28 @@ fn convert(
     input: &std::path::Path,
     output: &std::path::Path,
     sheet: Option<&str>,
+    template: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    use sheetgpt_core::template::{Resolved, Template};
     use sheetgpt_core::{export, extract};
     let started = std::time::Instant::now();
+    let template: Option<Template> = match template {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the template {}", path.display()))?;
+            let template: Template = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a template", path.display()))?;
+            if let Err(problems) = template.check() {
+                bail!(
+                    "the template {} is not valid:\n  {}",
+                    path.display(),
+                    problems.join("\n  ")
+                );
+            }
+            Some(template)
+        }
+    };
     let table = match extension(input).as_str() {
         "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
             crate::tables::service::read_spreadsheet(input, sheet, extract::MAX_COLUMNS)
@@ -159,11 +186,15 @@ fn convert(
             }
         }
     };
+    let resolved = match &template {
+        None => Resolved::identity(&table.columns),
+        Some(t) => t.resolve(&table.columns)?,
+    };
     let file = std::fs::File::create(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let out = std::io::BufWriter::new(file);
-    let rows = table.rows.into_iter();
-    let columns = &table.columns;
+    let rows = table.rows.iter().map(|r| resolved.map_row(r));
+    let columns = &resolved.columns;
     let written = match extension(output).as_str() {
         "xlsx" => export::write_xlsx(
             out,
@@ -177,7 +208,7 @@ fn convert(
                 version: None,
                 exported_at: chrono::Utc::now(),
             },
-            &export::XlsxOptions::default(),
+            &export::XlsxOptions::for_template(&resolved),
         )?,
         "csv" => export::write_csv(out, columns, rows, &export::CsvOptions::default())?,
         "tsv" => export::write_csv(

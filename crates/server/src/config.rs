@@ -56,6 +56,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub tables: TablesConfig,
     pub chat: ChatConfig,
+    pub exports: ExportsConfig,
     /// The model used when a conversation names none; the built-in `offline` model when unset.
     pub default_model: Option<String>,
     /// Models offered by name (`[models.NAME]` in the file).
@@ -154,6 +155,30 @@ pub struct TablesConfig {
     pub max_columns: usize,
     /// Most rows a table may have.
     pub max_rows: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportsConfig {
+    /// Export jobs this process runs at once (0: this process runs none, others do).
+    pub workers: usize,
+    /// How long a claimed job is reserved for its worker without a heartbeat; a job whose
+    /// worker died is taken up again after this time. Heartbeats come every third of it.
+    pub lease_secs: u64,
+    /// How often idle workers look for jobs queued by other processes.
+    pub poll_ms: u64,
+    /// Attempts before a job fails for good.
+    pub max_attempts: i32,
+    /// Wait before the first retry; it doubles with each further attempt …
+    pub retry_base_secs: u64,
+    /// … up to this.
+    pub retry_max_secs: u64,
+    /// Export jobs one user may have queued or running at once.
+    pub max_active_per_user: u64,
+    /// Hours an export's file is kept for download.
+    pub retention_hours: u64,
+    /// Rows read from the database per query while writing a file.
+    pub page_rows: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -259,6 +284,17 @@ impl Default for Config {
                 table_sample_rows: 20,
                 max_continuations: 3,
                 ws_idle_secs: 300,
+            },
+            exports: ExportsConfig {
+                workers: 2,
+                lease_secs: 60,
+                poll_ms: 1000,
+                max_attempts: 5,
+                retry_base_secs: 2,
+                retry_max_secs: 300,
+                max_active_per_user: 5,
+                retention_hours: 7 * 24,
+                page_rows: 2000,
             },
             default_model: None,
             models: BTreeMap::new(),
@@ -402,6 +438,21 @@ impl Config {
                 "auth.access_token_ttl_secs",
                 "must be between 60 and 86400",
             ));
+        }
+        if self.exports.lease_secs < 2 {
+            return Err(invalid("exports.lease_secs", "must be at least 2"));
+        }
+        if self.exports.poll_ms == 0 {
+            return Err(invalid("exports.poll_ms", "must be at least 1"));
+        }
+        if self.exports.max_attempts < 1 {
+            return Err(invalid("exports.max_attempts", "must be at least 1"));
+        }
+        if !(1..=100_000).contains(&self.exports.page_rows) {
+            return Err(invalid("exports.page_rows", "must be between 1 and 100000"));
+        }
+        if self.exports.retention_hours == 0 {
+            return Err(invalid("exports.retention_hours", "must be at least 1"));
         }
         if self.auth.session_ttl_days == 0 {
             return Err(invalid("auth.session_ttl_days", "must be at least 1"));

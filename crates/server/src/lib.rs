@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod exports;
 pub mod http;
 pub mod llm;
 pub mod schemas;

@@ -34,6 +34,8 @@ pub struct Inner {
     pub runs: Runs,
     /// WebSocket tickets already redeemed on this instance.
     pub ws_tickets: SpentTickets,
+    /// Wakes this process's job workers when a job is queued here (others poll).
+    pub jobs_queued: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -66,6 +68,7 @@ impl AppState {
             models,
             runs: Runs::default(),
             ws_tickets: SpentTickets::default(),
+            jobs_queued: Arc::new(tokio::sync::Notify::new()),
         })))
     }
 }

@@ -4,10 +4,13 @@
 pub mod api_keys;
 pub mod conversations;
 pub mod entity;
+pub mod jobs;
 pub mod migration;
+pub mod owned;
 pub mod schemas;
 pub mod sessions;
 pub mod tables;
+pub mod templates;
 pub mod user_model_keys;
 pub mod users;
 
@@ -16,12 +19,33 @@ use std::time::Duration;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    TransactionTrait,
+    Statement, TransactionTrait, Value,
 };
 use sea_orm_migration::MigratorTrait;
 
 use crate::config::Config;
 use migration::Migrator;
+
+/// SQL with `?` placeholders, numbered `$1…` for PostgreSQL.
+pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DatabaseBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
 
 /// Opens the pool described by the configuration (creating the SQLite file and the data dir
 /// when needed).

@@ -2,14 +2,12 @@
 
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set,
-};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
 use sheetgpt_core::table::Column;
 use uuid::Uuid;
 
 use super::entity::schema_preset;
+use super::owned;
 
 pub use schema_preset::Model as SchemaPreset;
 
@@ -46,11 +44,7 @@ pub async fn find(
     owner_id: Uuid,
     id: Uuid,
 ) -> Result<Option<SchemaPreset>, DbErr> {
-    schema_preset::Entity::find_by_id(id)
-        .filter(schema_preset::Column::OwnerId.eq(owner_id))
-        .filter(schema_preset::Column::DeletedAt.is_null())
-        .one(db)
-        .await
+    owned::find::<schema_preset::Entity>(db, owner_id, id).await
 }
 
 pub async fn list(
@@ -59,15 +53,13 @@ pub async fn list(
     before: Option<Uuid>,
     limit: u64,
 ) -> Result<Vec<SchemaPreset>, DbErr> {
-    let mut q = schema_preset::Entity::find()
-        .filter(schema_preset::Column::OwnerId.eq(owner_id))
-        .filter(schema_preset::Column::DeletedAt.is_null())
-        .order_by_desc(schema_preset::Column::Id)
-        .limit(limit);
-    if let Some(before) = before {
-        q = q.filter(schema_preset::Column::Id.lt(before));
-    }
-    q.all(db).await
+    owned::page(
+        db,
+        owned::live::<schema_preset::Entity>(owner_id),
+        before,
+        limit,
+    )
+    .await
 }
 
 pub async fn update(
@@ -77,11 +69,7 @@ pub async fn update(
     name: Option<&str>,
     columns: Option<&[Column]>,
 ) -> Result<bool, DbErr> {
-    let mut q = schema_preset::Entity::update_many()
-        .col_expr(schema_preset::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(schema_preset::Column::Id.eq(id))
-        .filter(schema_preset::Column::OwnerId.eq(owner_id))
-        .filter(schema_preset::Column::DeletedAt.is_null());
+    let mut q = owned::update::<schema_preset::Entity>(owner_id, id);
     if let Some(name) = name {
         q = q.col_expr(schema_preset::Column::Name, Expr::value(name));
     }
@@ -99,14 +87,5 @@ pub async fn soft_delete(
     owner_id: Uuid,
     id: Uuid,
 ) -> Result<bool, DbErr> {
-    let now = Utc::now();
-    let r = schema_preset::Entity::update_many()
-        .col_expr(schema_preset::Column::DeletedAt, Expr::value(now))
-        .col_expr(schema_preset::Column::UpdatedAt, Expr::value(now))
-        .filter(schema_preset::Column::Id.eq(id))
-        .filter(schema_preset::Column::OwnerId.eq(owner_id))
-        .filter(schema_preset::Column::DeletedAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(r.rows_affected == 1)
+    owned::soft_delete::<schema_preset::Entity>(db, owner_id, id).await
 }

@@ -64,8 +64,18 @@ pub enum ApiError {
     Forbidden { code: &'static str, detail: String },
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A well-formed request the server cannot carry out on this data (422 with its own code).
+    #[error("{detail}")]
+    Unprocessable {
+        code: &'static str,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// The resource existed and is gone for good (an export file past its retention).
+    #[error("{detail}")]
+    Gone { code: &'static str, detail: String },
     #[error("{detail}")]
     PayloadTooLarge { detail: String },
     #[error("{detail}")]
@@ -125,7 +135,9 @@ impl ApiError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Gone { .. } => StatusCode::GONE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -150,8 +162,14 @@ impl ApiError {
             Self::BadRequest { code, detail }
             | Self::Unauthorized { code, detail }
             | Self::Forbidden { code, detail }
-            | Self::Conflict { code, detail } => (code, detail.clone(), Vec::new()),
+            | Self::Conflict { code, detail }
+            | Self::Gone { code, detail } => (code, detail.clone(), Vec::new()),
             Self::NotFound(what) => ("not-found", format!("The {what} does not exist."), vec![]),
+            Self::Unprocessable {
+                code,
+                detail,
+                errors,
+            } => (code, detail.clone(), errors.clone()),
             Self::PayloadTooLarge { detail } => ("payload-too-large", detail.clone(), vec![]),
             Self::UnsupportedMediaType { detail } => {
                 ("unsupported-media-type", detail.clone(), vec![])

@@ -39,6 +39,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(crate::chat::routes::router())
                 .merge(crate::llm::keys::router())
                 .merge(crate::schemas::router())
+                .merge(crate::exports::templates::router())
+                .merge(crate::exports::jobs::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,
                 )),

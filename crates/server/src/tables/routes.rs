@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
+use sheetgpt_core::export::ExportError;
 use sheetgpt_core::table::{Column, ColumnType, Value};
 use sheetgpt_core::version::{Cmp, Op, RowId};
 use utoipa::{IntoParams, ToSchema};
@@ -873,14 +874,18 @@ pub struct DownloadQuery {
     pub format: String,
     /// Version to export (default: current).
     pub version: Option<i32>,
+    /// A template (own or shared) to apply: column mapping, formats, layout.
+    pub template: Option<Uuid>,
     /// JSON only: `records` (default, `[{"column": value}]`) or `columns`.
     pub layout: Option<String>,
     /// CSV only: start with a UTF-8 byte order mark, for Excel.
     pub bom: Option<bool>,
 }
 
-/// Download a version of a table as an Excel workbook, CSV or JSON file. The file is written
-/// off the async runtime (XLSX in constant-memory mode) and streamed.
+/// Download a version of a table as an Excel workbook, CSV or JSON file, optionally through a
+/// template. Rows are read page by page and written off the async runtime (XLSX in
+/// constant-memory mode), then the file is streamed. For very large tables prefer an export
+/// job (`POST /exports`), which reports progress and survives restarts.
 #[utoipa::path(get, path = "/tables/{id}/download", tag = "tables",
     params(("id" = Uuid, Path, description = "Table id"), DownloadQuery),
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>)))]
@@ -890,125 +895,58 @@ async fn download(
     Path(id): Path<Uuid>,
     Query(q): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
-    use sheetgpt_core::export;
-    #[derive(Clone, Copy)]
-    enum Kind {
-        Xlsx,
-        Csv,
-        Json(bool),
-    }
-    let kind = match (q.format.as_str(), q.layout.as_deref()) {
-        ("xlsx", _) => Kind::Xlsx,
-        ("csv", _) => Kind::Csv,
-        ("json", None | Some("records")) => Kind::Json(false),
-        ("json", Some("columns")) => Kind::Json(true),
-        ("json", Some(_)) => return Err(ApiError::field("layout", "must be records or columns")),
-        _ => return Err(ApiError::field("format", "must be xlsx, csv or json")),
+    use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
+    let format = FileFormat::parse(&q.format)
+        .ok_or_else(|| ApiError::field("format", "must be xlsx, csv or json"))?;
+    let layout = match q.layout.as_deref() {
+        None | Some("records") => JsonShape::Records,
+        Some("columns") => JsonShape::Columns,
+        Some(_) => return Err(ApiError::field("layout", "must be records or columns")),
     };
     let loaded = service::load(&state, auth.user.id, id, q.version).await?;
-    let current = loaded.version == loaded.table.current_version;
-    let raw = store::rows_at(&state.db, id, loaded.version, current, None).await?;
-    let tmp_dir = state.config.data_dir.join("tmp");
-    crate::secrets::ensure_data_dir(&tmp_dir)?;
-    let schema = loaded.schema;
-    let meta = export::XlsxMeta {
-        title: loaded.table.name.clone(),
-        source: format!("SheetGPT table {id}"),
-        version: Some(loaded.version),
-        exported_at: Utc::now(),
+    let template = match q.template {
+        Some(t) => Some(crate::exports::templates::load(&state, auth.user.id, t).await?),
+        None => None,
     };
-    let bom = q.bom.unwrap_or(false);
-    let file = tokio::task::spawn_blocking(move || -> Result<std::fs::File, ApiError> {
-        let internal =
-            |e: &dyn std::fmt::Display| ApiError::Internal(anyhow::anyhow!("export: {e}"));
-        let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(|e| internal(&e))?;
-        let rows = raw.into_iter().map(|r| {
-            let row = r.into_row(&schema);
-            schema
-                .columns
-                .iter()
-                .map(|c| row.get(c).clone())
-                .collect::<Vec<Value>>()
-        });
-        let out = std::io::BufWriter::new(tmp.as_file());
-        let written = match kind {
-            Kind::Xlsx => export::write_xlsx(
-                out,
-                &schema.columns,
-                rows,
-                &meta,
-                &export::XlsxOptions::default(),
-            ),
-            Kind::Csv => export::write_csv(
-                out,
-                &schema.columns,
-                rows,
-                &export::CsvOptions {
-                    bom,
-                    ..Default::default()
-                },
-            ),
-            Kind::Json(columns) => export::write_json(
-                out,
-                &schema.columns,
-                rows,
-                &export::JsonOptions {
-                    layout: if columns {
-                        export::JsonLayout::Columns
-                    } else {
-                        export::JsonLayout::Records
-                    },
-                },
-            ),
-        };
-        match written {
-            Ok(_) => {}
-            Err(export::ExportError::TooLargeForXlsx { .. }) => {
-                return Err(ApiError::PayloadTooLarge {
-                    detail: "The table is larger than an Excel sheet can hold; download it as CSV."
-                        .to_owned(),
-                });
-            }
-            Err(e) => return Err(internal(&e)),
+    let resolved = crate::exports::templates::resolve(template.as_ref(), &loaded.schema.columns)?;
+    let options = FileOptions {
+        format,
+        bom: q.bom.unwrap_or(false),
+        layout,
+    };
+    let file_name = render::file_name(&loaded.table.name, loaded.version, format);
+    let source = Source {
+        table_id: id,
+        table_name: loaded.table.name,
+        version: loaded.version,
+        current: loaded.version == loaded.table.current_version,
+        schema: loaded.schema,
+    };
+    let rendered = render::render(
+        &state.db,
+        &state.config.data_dir.join("tmp"),
+        source,
+        resolved,
+        &options,
+        state.config.exports.page_rows,
+        std::sync::Arc::new(Control::default()),
+    )
+    .await;
+    let (tmp, _rows) = match rendered {
+        Ok(done) => done,
+        Err(err @ render::RenderError::Export(ExportError::TooLargeForXlsx { .. })) => {
+            return Err(ApiError::PayloadTooLarge {
+                detail: err.public_message(),
+            });
         }
-        // The open file stays readable after its name is removed.
-        let file = tmp.reopen().map_err(|e| internal(&e))?;
-        drop(tmp);
-        Ok(file)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
-    let length = file.metadata().map(|m| m.len()).ok();
-    let (content_type, ext) = match kind {
-        Kind::Xlsx => (
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            "xlsx",
-        ),
-        Kind::Csv => ("text/csv; charset=utf-8", "csv"),
-        Kind::Json(_) => ("application/json", "json"),
+        Err(err) => return Err(ApiError::Internal(anyhow::anyhow!("download: {err}"))),
     };
-    let stem: String = loaded
-        .table
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let file_name = format!("{}-v{}.{ext}", stem.trim_matches('_'), loaded.version);
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-    let mut response = axum::body::Body::from_stream(stream).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    if let Some(len) = length {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    }
-    Ok(response)
+    // The open file stays readable after its name is removed.
+    let file = tmp.reopen().map_err(|e| ApiError::Internal(e.into()))?;
+    drop(tmp);
+    Ok(crate::exports::file_response(
+        file,
+        format.content_type(),
+        &file_name,
+    ))
 }

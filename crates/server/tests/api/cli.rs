@@ -395,3 +395,63 @@ async fn convert_turns_csv_and_markdown_into_xlsx_and_json() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains(".pdf"));
 }
+
+#[tokio::test]
+async fn convert_applies_a_template_file() {
+    use calamine::{Data, Reader};
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("in.csv"),
+        "city,population\nParis,2102650\nLyon,522250\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("template.json"),
+        r#"{"columns": [{"source": "population", "header": "People", "total": "sum"},
+                       {"source": "city", "header": "Town"}],
+            "layout": {"sheet_name": "Report", "title_rows": ["Cities"]}}"#,
+    )
+    .unwrap();
+    let out = env.run(&[
+        "convert",
+        "in.csv",
+        "out.xlsx",
+        "--template",
+        "template.json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut book = calamine::open_workbook_auto(dir.join("out.xlsx")).unwrap();
+    assert_eq!(book.sheet_names()[0], "Report");
+    let range = book.worksheet_range("Report").unwrap();
+    assert_eq!(
+        range.get_value((0, 0)),
+        Some(&Data::String("Cities".into()))
+    );
+    assert_eq!(
+        range.get_value((2, 0)),
+        Some(&Data::String("People".into()))
+    );
+    assert_eq!(range.get_value((3, 0)), Some(&Data::Float(2_102_650.0)));
+    assert_eq!(range.get_value((3, 1)), Some(&Data::String("Paris".into())));
+    let formulas = book.worksheet_formula("Report").unwrap();
+    assert!(formulas.get_value((5, 0)).unwrap().contains("SUBTOTAL(109"));
+
+    std::fs::write(
+        dir.join("bad.json"),
+        r#"{"columns": [{"source": "revenue"}]}"#,
+    )
+    .unwrap();
+    let out = env.run(&["convert", "in.csv", "bad.xlsx", "--template", "bad.json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("revenue"), "{}", stderr(&out));
+    assert!(!dir.join("bad.xlsx").exists(), "no file is left behind");
+    std::fs::write(
+        dir.join("worse.json"),
+        r#"{"layout": {"sheet_name": "a:b"}}"#,
+    )
+    .unwrap();
+    let out = env.run(&["convert", "in.csv", "bad.xlsx", "--template", "worse.json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("sheet"), "{}", stderr(&out));
+}

@@ -3,11 +3,13 @@
 
 pub mod api_key;
 pub mod conversation;
+pub mod job;
 pub mod message;
 pub mod refresh_token;
 pub mod schema_preset;
 pub mod session;
 pub mod table;
 pub mod table_version;
+pub mod template;
 pub mod user;
 pub mod user_model_key;

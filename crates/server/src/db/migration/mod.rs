@@ -9,6 +9,7 @@ mod m20261125_000002_tables;
 mod m20261125_000003_chat;
 mod m20261125_000004_schemas;
 mod m20261125_000005_model_keys;
+mod m20261125_000006_exports;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_chat::Migration),
             Box::new(m20261125_000004_schemas::Migration),
             Box::new(m20261125_000005_model_keys::Migration),
+            Box::new(m20261125_000006_exports::Migration),
         ]
     }
 }

@@ -1,0 +1,418 @@
+//! `/exports`: export jobs. Creating one answers 202 at once; a worker (in this process or
+//! another sharing the database) writes the file, reporting progress as it goes; the file is
+//! then downloadable until its retention time.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use garde::Validate;
+use serde::{Deserialize, Serialize};
+use sheetgpt_core::template::Template;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::render::{FileFormat, FileOptions, JsonShape};
+use super::templates;
+use crate::auth::extract::AuthUser;
+use crate::db::jobs::{self as store, JobRecord, NewJob};
+use crate::db::tables as table_store;
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query, ValidatedJson};
+use crate::http::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub const KIND: &str = "export";
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_export, list_exports))
+        .routes(routes!(get_export))
+        .routes(routes!(cancel_export))
+        .routes(routes!(download_export))
+}
+
+/// Where the export goes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Destination {
+    /// A file kept for download at `GET /exports/{id}/download`.
+    #[default]
+    Download,
+}
+
+/// What a job does, fixed when it is created: the version and a copy of the template, so that
+/// every attempt writes the same file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportPayload {
+    pub table_id: Uuid,
+    pub version: i32,
+    pub options: FileOptions,
+    pub template_id: Option<Uuid>,
+    pub template: Option<Template>,
+    pub destination: Destination,
+}
+
+/// What a finished export produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExportResult {
+    pub rows: u64,
+    pub bytes: u64,
+    pub file_name: String,
+    /// Path of the file under the data directory; None once deleted after retention.
+    pub artifact: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    #[garde(skip)]
+    pub table_id: Uuid,
+    /// Version to export (default: the current one when the job is created).
+    #[garde(range(min = 1))]
+    pub version: Option<i32>,
+    #[garde(skip)]
+    pub format: FileFormat,
+    /// A template (own or shared) to apply.
+    #[garde(skip)]
+    pub template_id: Option<Uuid>,
+    #[serde(default)]
+    #[garde(skip)]
+    pub destination: Destination,
+    /// CSV: start with a UTF-8 byte order mark, for Excel.
+    #[serde(default)]
+    #[garde(skip)]
+    pub bom: bool,
+    /// JSON: `records` (default) or `columns`.
+    #[serde(default)]
+    #[garde(skip)]
+    pub layout: JsonShape,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Progress {
+    /// Rows written so far.
+    pub done: i64,
+    /// Rows to write.
+    pub total: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportFile {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub content_type: String,
+    /// Where to download it (relative to the API's address); null once deleted.
+    pub download_url: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExportResponse {
+    pub id: Uuid,
+    pub table_id: Uuid,
+    pub version: i32,
+    pub format: FileFormat,
+    pub template_id: Option<Uuid>,
+    pub destination: Destination,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    pub progress: Progress,
+    /// Attempts started so far.
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// The file, once the export succeeded.
+    pub file: Option<ExportFile>,
+    /// When the file will be deleted.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When a queued job will be tried again (after a failed attempt).
+    pub run_after: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub fn payload(job: &JobRecord) -> Result<ExportPayload, ApiError> {
+    serde_json::from_str(&job.payload)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("export job {} payload: {e}", job.id)))
+}
+
+fn result(job: &JobRecord) -> Option<ExportResult> {
+    job.result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+}
+
+fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
+    let payload = payload(&job)?;
+    let file = result(&job).map(|r| ExportFile {
+        download_url: r
+            .artifact
+            .as_ref()
+            .map(|_| format!("/api/v1/exports/{}/download", job.id)),
+        name: r.file_name,
+        rows: r.rows,
+        bytes: r.bytes,
+        content_type: payload.options.format.content_type().to_owned(),
+    });
+    Ok(ExportResponse {
+        id: job.id,
+        table_id: payload.table_id,
+        version: payload.version,
+        format: payload.options.format,
+        template_id: payload.template_id,
+        destination: payload.destination,
+        status: job.status,
+        progress: Progress {
+            done: job.progress_done,
+            total: job.progress_total,
+        },
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        error: job.error,
+        file,
+        expires_at: job.expires_at,
+        run_after: job.run_after,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 200)
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid-idempotency-key",
+                "The Idempotency-Key header must be 1 to 200 visible ASCII characters.",
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Start an export. Answers 202 with the queued job; with an `Idempotency-Key` header that was
+/// used before, answers 200 with the job created then.
+#[utoipa::path(post, path = "/exports", tag = "exports", request_body = ExportRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request create one job")),
+    responses(
+        (status = 202, description = "Queued", body = ExportResponse),
+        (status = 200, description = "The job an earlier request with this Idempotency-Key created", body = ExportResponse),
+    ))]
+async fn create_export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    ValidatedJson(body): ValidatedJson<ExportRequest>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let owner = auth.user.id;
+    if let Some(key) = &key
+        && let Some(job) = store::by_idempotency_key(&state.db, owner, KIND, key).await?
+    {
+        return created_response(job, false);
+    }
+    let table = table_store::find(&state.db, owner, body.table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    let version = body.version.unwrap_or(table.current_version);
+    let record = table_store::version(&state.db, table.id, version)
+        .await?
+        .ok_or(ApiError::NotFound("version"))?;
+    let schema = table_store::parse_schema(&record)?;
+    let template = match body.template_id {
+        Some(id) => Some(templates::load(&state, owner, id).await?),
+        None => None,
+    };
+    // A template that does not fit the table is refused now, not in the job.
+    templates::resolve(template.as_ref(), &schema.columns)?;
+    if body.format == FileFormat::Xlsx && record.row_count > 1_048_575 {
+        return Err(ApiError::PayloadTooLarge {
+            detail: format!(
+                "The table has {} rows; an Excel sheet holds at most 1,048,575. Export it as CSV.",
+                record.row_count
+            ),
+        });
+    }
+    let limit = state.config.exports.max_active_per_user;
+    if store::count_active(&state.db, owner, KIND).await? >= limit {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: 10,
+            detail: format!("You have {limit} exports queued or running; wait for one to finish."),
+        });
+    }
+    let payload = ExportPayload {
+        table_id: table.id,
+        version,
+        options: FileOptions {
+            format: body.format,
+            bom: body.bom,
+            layout: body.layout,
+        },
+        template_id: body.template_id,
+        template,
+        destination: body.destination,
+    };
+    let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let (job, created) = store::enqueue(
+        &state.db,
+        owner,
+        NewJob {
+            kind: KIND,
+            payload: &payload,
+            max_attempts: state.config.exports.max_attempts,
+            progress_total: Some(record.row_count),
+            idempotency_key: key.as_deref(),
+        },
+    )
+    .await?;
+    if created {
+        state.jobs_queued.notify_one();
+        tracing::info!(job.id = %job.id, table.id = %table.id, version, "export queued");
+    }
+    created_response(job, created)
+}
+
+fn created_response(job: JobRecord, created: bool) -> Result<Response, ApiError> {
+    let location = format!("/api/v1/exports/{}", job.id);
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let mut res = (status, Json(response(job)?)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportListQuery {
+    /// How many items (1 to 200, default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+    /// Only jobs with this status.
+    pub status: Option<String>,
+}
+
+/// The caller's export jobs, newest first.
+#[utoipa::path(get, path = "/exports", tag = "exports", params(ExportListQuery),
+    responses((status = 200, description = "Export jobs", body = Page<ExportResponse>)))]
+async fn list_exports(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<ExportListQuery>,
+) -> Result<Json<Page<ExportResponse>>, ApiError> {
+    let (limit, before) = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("queued" | "running" | "succeeded" | "failed" | "cancelled")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be queued, running, succeeded, failed or cancelled",
+            ));
+        }
+    };
+    let rows = store::list(&state.db, auth.user.id, KIND, status, before, limit + 1).await?;
+    let page = Page::from_rows(rows, limit, |r| r.id, response);
+    Ok(Json(Page {
+        items: page.items.into_iter().collect::<Result<_, _>>()?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, ApiError> {
+    store::find(&state.db, owner, KIND, id)
+        .await?
+        .ok_or(ApiError::NotFound("export"))
+}
+
+/// One export job: status, progress, attempts, error, file.
+#[utoipa::path(get, path = "/exports/{id}", tag = "exports",
+    params(("id" = Uuid, Path, description = "Export id")),
+    responses((status = 200, description = "The export", body = ExportResponse)))]
+async fn get_export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    Ok(Json(response(find(&state, auth.user.id, id).await?)?))
+}
+
+/// Cancel an export that is queued or running (a running one stops at its next page of rows).
+#[utoipa::path(post, path = "/exports/{id}/cancel", tag = "exports",
+    params(("id" = Uuid, Path, description = "Export id")),
+    responses((status = 200, description = "Cancelled", body = ExportResponse)))]
+async fn cancel_export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<ExportResponse>, ApiError> {
+    let owner = auth.user.id;
+    if !store::cancel(&state.db, owner, KIND, id).await? {
+        let job = find(&state, owner, id).await?;
+        return Err(ApiError::conflict(
+            "export-finished",
+            format!("The export has already {}.", job.status),
+        ));
+    }
+    tracing::info!(job.id = %id, "export cancelled");
+    Ok(Json(response(find(&state, owner, id).await?)?))
+}
+
+/// Download the file of a succeeded export.
+#[utoipa::path(get, path = "/exports/{id}/download", tag = "exports",
+    params(("id" = Uuid, Path, description = "Export id")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>)))]
+async fn download_export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let job = find(&state, auth.user.id, id).await?;
+    if job.status != store::SUCCEEDED {
+        return Err(ApiError::conflict(
+            "export-not-ready",
+            format!("The export is {}; its file is not ready.", job.status),
+        ));
+    }
+    let payload = payload(&job)?;
+    let result = result(&job)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("export {id} has no result")))?;
+    let gone = || ApiError::Gone {
+        code: "export-expired",
+        detail: "The file was deleted after its retention period; export the table again."
+            .to_owned(),
+    };
+    let artifact = result.artifact.ok_or_else(gone)?;
+    let path = state.config.data_dir.join(artifact);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+        Err(e) => return Err(ApiError::Internal(e.into())),
+    };
+    Ok(super::file_response(
+        file,
+        payload.options.format.content_type(),
+        &result.file_name,
+    ))
+}

@@ -1,0 +1,369 @@
+//! Job workers: each claims one job at a time from the database, holds it with a lease it
+//! renews every third of the lease time, and records the outcome only while it still holds
+//! it. A job whose worker died is claimed again once the lease has run out; a job that fails
+//! for a reason that may pass (database, disk) is retried with exponential back-off.
+//!
+//! Also here: the sweeper that deletes export files after their retention time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::jobs::{ExportPayload, ExportResult, KIND};
+use super::render::{self, Control, RenderError, Source};
+use crate::db::jobs::{self as store, JobRecord};
+use crate::db::tables as table_store;
+use crate::state::AppState;
+
+/// Directory (under the data dir) of finished export files.
+pub const ARTIFACT_DIR: &str = "exports";
+
+/// Starts the configured number of workers; they stop claiming when `stop` turns true and
+/// give back the job they hold.
+pub fn start(state: &AppState, stop: watch::Receiver<bool>) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    for _ in 0..state.config.exports.workers {
+        let state = state.clone();
+        let stop = stop.clone();
+        set.spawn(async move { worker(state, stop).await });
+    }
+    set
+}
+
+async fn worker(state: AppState, mut stop: watch::Receiver<bool>) {
+    let id = Uuid::now_v7();
+    let poll = Duration::from_millis(state.config.exports.poll_ms);
+    tracing::debug!(worker = %id, "job worker started");
+    while !*stop.borrow() {
+        let lease_until = Utc::now() + lease(&state);
+        match store::claim(&state.db, id, lease_until).await {
+            Ok(Some(job)) => run(&state, id, job, &stop).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = state.jobs_queued.notified() => {}
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not claim a job");
+                tokio::select! {
+                    () = tokio::time::sleep(poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+    tracing::debug!(worker = %id, "job worker stopped");
+}
+
+fn lease(state: &AppState) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(state.config.exports.lease_secs).unwrap_or(60))
+}
+
+/// Back-off before attempt `attempts + 1`: base × 2^(attempts − 1), capped.
+pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
+    let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+    let secs = base_secs.saturating_mul(1u64 << exp).min(max_secs);
+    Duration::from_secs(secs)
+}
+
+/// How an attempt ended.
+enum Outcome {
+    Succeeded(ExportResult),
+    /// Failed; retry when the error may pass.
+    Failed {
+        message: String,
+        retryable: bool,
+    },
+    /// The worker no longer holds the job (cancelled, or the lease ran out and another worker
+    /// took it): nothing more to record.
+    Lost,
+    /// This process is stopping: give the job back.
+    Released,
+}
+
+async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Receiver<bool>) {
+    let started = std::time::Instant::now();
+    metrics::counter!("sheetgpt_jobs_started_total", "kind" => job.kind.clone()).increment(1);
+    tracing::info!(job.id = %job.id, kind = %job.kind, attempt = job.attempts, "job started");
+    let outcome = if job.attempts > job.max_attempts {
+        // Claimed again after its workers kept dying (a lease ran out every time).
+        Outcome::Failed {
+            message: format!(
+                "The export was interrupted {} times and was given up.",
+                job.max_attempts
+            ),
+            retryable: false,
+        }
+    } else if job.kind == KIND {
+        export(state, worker, &job, stop).await
+    } else {
+        Outcome::Failed {
+            message: format!("Unknown job kind `{}`.", job.kind),
+            retryable: false,
+        }
+    };
+    let config = &state.config.exports;
+    let db = &state.db;
+    let (label, recorded) = match outcome {
+        Outcome::Succeeded(result) => {
+            let text = serde_json::to_string(&result).unwrap_or_default();
+            let expires = Utc::now()
+                + chrono::Duration::hours(i64::try_from(config.retention_hours).unwrap_or(168));
+            let rows = i64::try_from(result.rows).unwrap_or(i64::MAX);
+            let recorded = store::succeed(db, job.id, worker, &text, rows, Some(expires)).await;
+            if matches!(recorded, Ok(false)) {
+                discard_if_cancelled(state, &job, &result).await;
+            }
+            ("succeeded", recorded)
+        }
+        Outcome::Failed { message, retryable } => {
+            let retry_at = (retryable && job.attempts < job.max_attempts).then(|| {
+                let wait = backoff(config.retry_base_secs, config.retry_max_secs, job.attempts);
+                Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+            });
+            let label = if retry_at.is_some() {
+                "retry"
+            } else {
+                "failed"
+            };
+            (
+                label,
+                store::fail(db, job.id, worker, &message, retry_at).await,
+            )
+        }
+        Outcome::Lost => ("lost", Ok(true)),
+        Outcome::Released => ("released", store::release(db, job.id, worker).await),
+    };
+    if let Err(err) = recorded {
+        // The lease runs out and another attempt follows.
+        tracing::warn!(job.id = %job.id, error = %err, "could not record the job's outcome");
+    }
+    metrics::counter!("sheetgpt_jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label)
+        .increment(1);
+    tracing::info!(job.id = %job.id, outcome = label, elapsed_ms = started.elapsed().as_millis() as u64, "job ended");
+}
+
+/// A run that finished after the job was cancelled leaves no file behind.
+async fn discard_if_cancelled(state: &AppState, job: &JobRecord, result: &ExportResult) {
+    let cancelled = store::find(&state.db, job.owner_id, &job.kind, job.id)
+        .await
+        .ok()
+        .flatten()
+        .is_some_and(|j| j.status == store::CANCELLED);
+    if cancelled && let Some(artifact) = &result.artifact {
+        let _ = std::fs::remove_file(state.config.data_dir.join(artifact));
+    }
+}
+
+async fn export(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let permanent = |message: &str| Outcome::Failed {
+        message: message.to_owned(),
+        retryable: false,
+    };
+    let Ok(payload) = serde_json::from_str::<ExportPayload>(&job.payload) else {
+        tracing::error!(job.id = %job.id, "export payload does not parse");
+        return permanent("The export's settings could not be read.");
+    };
+    let db = &state.db;
+    let table = match table_store::find(db, job.owner_id, payload.table_id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return permanent("The table was deleted."),
+        Err(err) => return retry_db(&err),
+    };
+    let record = match table_store::version(db, table.id, payload.version).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return permanent("The table version no longer exists."),
+        Err(err) => return retry_db(&err),
+    };
+    let schema = match table_store::parse_schema(&record) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::error!(job.id = %job.id, error = %err, "stored schema does not parse");
+            return permanent("The table could not be read.");
+        }
+    };
+    let resolved = match payload.template.as_ref() {
+        None => sheetgpt_core::template::Resolved::identity(&schema.columns),
+        Some(t) => match t.resolve(&schema.columns) {
+            Ok(r) => r,
+            Err(missing) => return permanent(&missing.to_string()),
+        },
+    };
+
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        record.row_count,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let source = Source {
+        table_id: table.id,
+        table_name: table.name.clone(),
+        version: payload.version,
+        current: payload.version == table.current_version,
+        schema,
+    };
+    let data_dir = state.config.data_dir.clone();
+    let rendered = render::render(
+        db,
+        &data_dir.join("tmp"),
+        source,
+        resolved,
+        &payload.options,
+        state.config.exports.page_rows,
+        Arc::clone(&control),
+    )
+    .await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (rendered, held) {
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Ok((file, rows)), _) => {
+            let format = payload.options.format;
+            let name = format!("{}.{}", job.id, format.extension());
+            let relative = PathBuf::from(ARTIFACT_DIR).join(&name);
+            let target = data_dir.join(&relative);
+            let persisted = crate::secrets::ensure_data_dir(&data_dir.join(ARTIFACT_DIR))
+                .map_err(std::io::Error::other)
+                .and_then(|()| file.persist(&target).map_err(|e| e.error));
+            let bytes = match persisted.and_then(|f| f.metadata()) {
+                Ok(m) => m.len(),
+                Err(err) => {
+                    tracing::warn!(job.id = %job.id, error = %err, "could not store the export file");
+                    return Outcome::Failed {
+                        message: "The file could not be stored (storage error).".to_owned(),
+                        retryable: true,
+                    };
+                }
+            };
+            Outcome::Succeeded(ExportResult {
+                rows,
+                bytes,
+                file_name: render::file_name(&table.name, payload.version, format),
+                artifact: Some(relative.to_string_lossy().into_owned()),
+            })
+        }
+        (Err(err), _) => {
+            if !matches!(err, RenderError::Cancelled) {
+                tracing::warn!(job.id = %job.id, error = %err, "export attempt failed");
+            }
+            Outcome::Failed {
+                message: err.public_message(),
+                retryable: err.is_retryable(),
+            }
+        }
+    }
+}
+
+fn retry_db(err: &sea_orm::DbErr) -> Outcome {
+    tracing::warn!(error = %err, "export attempt failed on the database");
+    Outcome::Failed {
+        message: "The table could not be read (database error).".to_owned(),
+        retryable: true,
+    }
+}
+
+enum Held {
+    Yes,
+    Lost,
+    Stopping,
+}
+
+/// Renews the lease and records progress until aborted; stops the render (through
+/// `control`) when the job is lost or the process is stopping, and says which.
+async fn heartbeat(
+    state: AppState,
+    worker: Uuid,
+    job_id: Uuid,
+    total: i64,
+    control: Arc<Control>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Held, sea_orm::DbErr> {
+    let every = Duration::from_millis(state.config.exports.lease_secs * 1000 / 3);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            control.cancelled.store(true, Ordering::Relaxed);
+            return Ok(Held::Stopping);
+        }
+        let done = i64::try_from(control.rows.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let lease_until = Utc::now() + lease(&state);
+        match store::heartbeat(&state.db, job_id, worker, lease_until, done, Some(total)).await {
+            Ok(true) => {}
+            Ok(false) => {
+                control.cancelled.store(true, Ordering::Relaxed);
+                return Ok(Held::Lost);
+            }
+            // A database hiccup: try again at the next beat; the lease has room for two misses.
+            Err(err) => tracing::warn!(job.id = %job_id, error = %err, "heartbeat failed"),
+        }
+    }
+}
+
+/// Deletes export files past their retention time, and temporary files left by a process
+/// that was killed while writing. Returns the number of export files deleted.
+pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
+    let mut deleted = 0;
+    loop {
+        let expired = store::expired(&state.db, 100).await?;
+        if expired.is_empty() {
+            break;
+        }
+        for job in expired {
+            let mut result: Option<ExportResult> = job
+                .result
+                .as_deref()
+                .and_then(|r| serde_json::from_str(r).ok());
+            if let Some(artifact) = result.as_mut().and_then(|r| r.artifact.take()) {
+                match std::fs::remove_file(state.config.data_dir.join(&artifact)) {
+                    Ok(()) => deleted += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(job.id = %job.id, error = %e, "could not delete an export file")
+                    }
+                }
+            }
+            let text = result.map(|r| serde_json::to_string(&r).unwrap_or_default());
+            store::set_expired(&state.db, job.id, text.as_deref()).await?;
+        }
+    }
+    let tmp = state.config.data_dir.join("tmp");
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        let day = Duration::from_secs(24 * 3600);
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > day);
+            if old && entry.file_name().to_string_lossy().starts_with(".export-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(files = deleted, "deleted expired export files");
+    }
+    Ok(deleted)
+}
