@@ -299,3 +299,43 @@ async fn two_servers_on_one_database_run_every_job_exactly_once() {
     want.sort();
     assert_eq!(files, want);
 }
+
+#[tokio::test]
+async fn a_server_stopped_with_sigterm_gives_its_job_back_without_spending_an_attempt() {
+    let cluster = Cluster::new().await;
+    let slow = [
+        ("SHEETGPT_EXPORTS__LEASE_SECS", "30"),
+        ("SHEETGPT_EXPORTS__PAGE_ROWS", "20"),
+        ("SHEETGPT_EXPORTS__WORKERS", "1"),
+    ];
+    let mut first = cluster.start(&slow).await;
+    let token = cluster.token(&first, "term@example.com").await;
+    let table = cluster.table(&first, &token, 30_000).await;
+    let id = cluster.export(&first, &token, &table, "csv").await;
+    let mut seen = Value::Null;
+    for _ in 0..400 {
+        seen = cluster.job(&first, &token, &id).await;
+        if seen["status"] == "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(seen["status"], "running", "{seen}");
+    let status = Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exited = first.child.wait().unwrap();
+    assert!(exited.success(), "{exited:?}");
+
+    // The lease (30 s) has not run out: the job is back in the queue, not stuck in `running`.
+    let second = cluster.start(&[]).await;
+    let done = cluster.wait_final(&second, &token, &id, 60).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(
+        done["attempts"], 1,
+        "the interrupted attempt is not counted: {done}"
+    );
+    assert_eq!(done["file"]["rows"], 30_000);
+}

@@ -489,3 +489,67 @@ async fn files_past_their_retention_are_deleted_and_answer_410() {
     assert!(job["file"]["download_url"].is_null());
     assert_eq!(job["file"]["rows"], 3, "what was exported is still known");
 }
+
+#[tokio::test]
+async fn a_running_export_stops_when_cancelled_and_leaves_no_file() {
+    let app = TestApp::spawn_with(|c| {
+        c.exports.lease_secs = 2;
+        c.exports.page_rows = 20;
+    })
+    .await;
+    let token = app.user("x10@example.com").await;
+    let mut csv = String::from("n,label\n");
+    for i in 0..30_000 {
+        csv.push_str(&format!("{i},row {i}\n"));
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/tables/import"))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("n.csv"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let table: Value = resp.json().await.unwrap();
+    let (_, job) = create(
+        &app,
+        &token,
+        json!({"table_id": table["id"], "format": "xlsx"}),
+    )
+    .await;
+    let id = job["id"].as_str().unwrap();
+    wait_for(&app, &token, id, &["running"]).await;
+    let (status, cancelled) = app
+        .post(
+            &format!("/api/v1/exports/{id}/cancel"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let leftovers = |dir: &str| {
+        std::fs::read_dir(app.state.config.data_dir.join(dir))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // The worker notices at its next heartbeat (lease / 3), stops writing and removes the
+    // partial file.
+    for _ in 0..200 {
+        if leftovers("tmp") == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, job) = app
+        .get(&format!("/api/v1/exports/{id}"), Some(&token))
+        .await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    assert!(job["file"].is_null());
+    assert_eq!(leftovers("exports"), 0, "no file for a cancelled export");
+    assert_eq!(leftovers("tmp"), 0, "the partial file is removed");
+}
