@@ -25,6 +25,8 @@ const STRING_KEYS: &[&str] = &[
     "log_level",
     "auth.issuer",
     "auth.audience",
+    "google.client_id",
+    "google.client_secret_env",
 ];
 
 /// The file read when neither `--config` nor `SHEETGPT_CONFIG` names one.
@@ -57,6 +59,7 @@ pub struct Config {
     pub tables: TablesConfig,
     pub chat: ChatConfig,
     pub exports: ExportsConfig,
+    pub google: GoogleConfig,
     /// The model used when a conversation names none; the built-in `offline` model when unset.
     pub default_model: Option<String>,
     /// Models offered by name (`[models.NAME]` in the file).
@@ -155,6 +158,54 @@ pub struct TablesConfig {
     pub max_columns: usize,
     /// Most rows a table may have.
     pub max_rows: u64,
+}
+
+/// Google Sheets: OAuth2 for users (needs `client_id` and the secret from `client_secret_env`)
+/// and/or a service account key file. Every endpoint can be pointed elsewhere (proxies, tests).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    /// OAuth2 client id (`….apps.googleusercontent.com`); empty: users cannot connect.
+    pub client_id: String,
+    /// Environment variable holding the OAuth2 client secret.
+    pub client_secret_env: String,
+    /// Where Google sends the user back; must be registered with the client.
+    pub redirect_url: String,
+    /// Where the browser goes after the callback (`?google=connected|error`).
+    pub after_connect_url: String,
+    /// A service account's JSON key file, for writing into spreadsheets shared with it.
+    pub service_account_key_file: Option<PathBuf>,
+    pub auth_url: String,
+    pub token_url: String,
+    pub revoke_url: String,
+    pub sheets_api_url: String,
+    pub drive_api_url: String,
+    /// Write requests per minute per Google account (Google's quota is 60).
+    pub writes_per_minute: u32,
+    /// Writes that may go at once before pacing starts.
+    pub write_burst: u32,
+    /// Attempts of one request answered 429 or 5xx before giving up.
+    pub max_retries: u32,
+    /// Longest wait between retries (a longer `Retry-After` fails the attempt instead).
+    pub max_retry_wait_secs: u64,
+    /// Cells per values write request.
+    pub cells_per_request: u32,
+    /// Changed rows up to which a sync updates those rows only (more: the tab is rewritten).
+    pub sync_max_changed_rows: u32,
+    pub request_timeout_secs: u64,
+    /// The client secret read from `client_secret_env` at start-up.
+    #[serde(skip)]
+    pub client_secret: Option<SecretString>,
+}
+
+impl GoogleConfig {
+    pub fn oauth_enabled(&self) -> bool {
+        !self.client_id.is_empty()
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.oauth_enabled() || self.service_account_key_file.is_some()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -285,6 +336,27 @@ impl Default for Config {
                 max_continuations: 3,
                 ws_idle_secs: 300,
             },
+            google: GoogleConfig {
+                client_id: String::new(),
+                client_secret_env: "GOOGLE_CLIENT_SECRET".to_owned(),
+                redirect_url: "http://127.0.0.1:8080/api/v1/integrations/google/callback"
+                    .to_owned(),
+                after_connect_url: "/".to_owned(),
+                service_account_key_file: None,
+                auth_url: "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
+                token_url: "https://oauth2.googleapis.com/token".to_owned(),
+                revoke_url: "https://oauth2.googleapis.com/revoke".to_owned(),
+                sheets_api_url: "https://sheets.googleapis.com".to_owned(),
+                drive_api_url: "https://www.googleapis.com".to_owned(),
+                writes_per_minute: 60,
+                write_burst: 10,
+                max_retries: 5,
+                max_retry_wait_secs: 120,
+                cells_per_request: 100_000,
+                sync_max_changed_rows: 500,
+                request_timeout_secs: 60,
+                client_secret: None,
+            },
             exports: ExportsConfig {
                 workers: 2,
                 lease_secs: 60,
@@ -379,6 +451,14 @@ impl Config {
                     .filter(|v| !v.expose_secret().is_empty());
             }
         }
+        if config.google.oauth_enabled() {
+            let var = &config.google.client_secret_env;
+            config.google.client_secret = env
+                .iter()
+                .find(|(k, _)| k == var)
+                .map(|(_, v)| SecretString::from(v.clone()))
+                .filter(|v| !v.expose_secret().is_empty());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -438,6 +518,45 @@ impl Config {
                 "auth.access_token_ttl_secs",
                 "must be between 60 and 86400",
             ));
+        }
+        let google = &self.google;
+        if google.oauth_enabled() && google.client_secret.is_none() {
+            return Err(invalid(
+                "google.client_secret_env",
+                format!(
+                    "google.client_id is set but the environment variable {} is not",
+                    google.client_secret_env
+                ),
+            ));
+        }
+        for (key, url) in [
+            ("google.redirect_url", &google.redirect_url),
+            ("google.auth_url", &google.auth_url),
+            ("google.token_url", &google.token_url),
+            ("google.revoke_url", &google.revoke_url),
+            ("google.sheets_api_url", &google.sheets_api_url),
+            ("google.drive_api_url", &google.drive_api_url),
+        ] {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(key, "must be an http:// or https:// URL"));
+            }
+        }
+        if let Some(file) = &google.service_account_key_file
+            && !file.is_file()
+        {
+            return Err(invalid(
+                "google.service_account_key_file",
+                format!("{} does not exist", file.display()),
+            ));
+        }
+        if google.writes_per_minute == 0 || google.write_burst == 0 {
+            return Err(invalid(
+                "google.writes_per_minute",
+                "writes_per_minute and write_burst must be at least 1",
+            ));
+        }
+        if google.cells_per_request < 100 {
+            return Err(invalid("google.cells_per_request", "must be at least 100"));
         }
         if self.exports.lease_secs < 2 {
             return Err(invalid("exports.lease_secs", "must be at least 2"));

@@ -9,6 +9,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod exports;
+pub mod google;
 pub mod http;
 pub mod llm;
 pub mod schemas;

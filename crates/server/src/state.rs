@@ -36,6 +36,7 @@ pub struct Inner {
     pub ws_tickets: SpentTickets,
     /// Wakes this process's job workers when a job is queued here (others poll).
     pub jobs_queued: Arc<tokio::sync::Notify>,
+    pub google: crate::google::Google,
 }
 
 impl AppState {
@@ -51,6 +52,7 @@ impl AppState {
         let jwt = JwtKeys::new(jwt_secret, auth);
         let sessions = SessionCache::new(Duration::from_secs(auth.session_cache_secs), 100_000);
         let models = Models::from_config(&config)?;
+        let google = crate::google::Google::from_config(&config.google)?;
         let login_throttle = LoginThrottle::new(
             auth.login_failures_per_account,
             auth.login_failures_per_ip,
@@ -69,6 +71,7 @@ impl AppState {
             runs: Runs::default(),
             ws_tickets: SpentTickets::default(),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
+            google,
         })))
     }
 }

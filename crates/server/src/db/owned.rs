@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entity::{job, schema_preset, template};
+use super::entity::{job, schema_preset, sheet_link, template};
 
 /// An entity with the owner-scoped columns.
 pub trait Owned: EntityTrait {
@@ -31,7 +31,7 @@ macro_rules! owned {
     )*};
 }
 
-owned!(schema_preset, template, job);
+owned!(schema_preset, template, job, sheet_link);
 
 /// The live rows of one owner.
 pub fn live<E: Owned>(owner_id: Uuid) -> Select<E> {

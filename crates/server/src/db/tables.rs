@@ -386,6 +386,23 @@ pub async fn rows_after(
     raw_rows(db.query_all_raw(stmt(backend, &sql, values)).await?)
 }
 
+/// How many rows of the current version come before the row at (position, id).
+pub async fn row_index(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    position: i64,
+    id: RowId,
+) -> Result<i64, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = "SELECT COUNT(*) FROM table_rows WHERE table_id = ? AND valid_to IS NULL \
+               AND (position < ? OR (position = ? AND row_id < ?))";
+    let values: Vec<Value> = vec![table_id.into(), position.into(), position.into(), id.into()];
+    let row = db.query_one_raw(stmt(backend, sql, values)).await?;
+    Ok(row
+        .and_then(|r| r.try_get_by_index::<i64>(0).ok())
+        .unwrap_or(0))
+}
+
 /// Position of the first row after `position` in a version (None: it is the last).
 pub async fn next_position(
     db: &impl ConnectionTrait,

@@ -20,7 +20,9 @@ use super::templates;
 use crate::auth::extract::AuthUser;
 use crate::db::jobs::{self as store, JobRecord, NewJob};
 use crate::db::tables as table_store;
-use crate::http::error::ApiError;
+use crate::google::client::Credential;
+use crate::google::sheets::{SheetMode, SheetResult, SheetsDestination};
+use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -42,6 +44,8 @@ pub enum Destination {
     /// A file kept for download at `GET /exports/{id}/download`.
     #[default]
     Download,
+    /// A Google spreadsheet (connect Google first, or use the server's service account).
+    GoogleSheets(SheetsDestination),
 }
 
 /// What a job does, fixed when it is created: the version and a copy of the template, so that
@@ -54,6 +58,9 @@ pub struct ExportPayload {
     pub template_id: Option<Uuid>,
     pub template: Option<Template>,
     pub destination: Destination,
+    /// Google access used (`oauth` or `service_account`), for Google destinations.
+    #[serde(default)]
+    pub google_auth: Option<String>,
 }
 
 /// What a finished export produced.
@@ -64,6 +71,9 @@ pub struct ExportResult {
     pub file_name: String,
     /// Path of the file under the data directory; None once deleted after retention.
     pub artifact: Option<String>,
+    /// Where a Google Sheets export wrote.
+    #[serde(default)]
+    pub sheet: Option<SheetResult>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -74,6 +84,8 @@ pub struct ExportRequest {
     /// Version to export (default: the current one when the job is created).
     #[garde(range(min = 1))]
     pub version: Option<i32>,
+    /// File format (default xlsx; ignored for Google Sheets).
+    #[serde(default = "default_format")]
     #[garde(skip)]
     pub format: FileFormat,
     /// A template (own or shared) to apply.
@@ -90,6 +102,10 @@ pub struct ExportRequest {
     #[serde(default)]
     #[garde(skip)]
     pub layout: JsonShape,
+}
+
+fn default_format() -> FileFormat {
+    FileFormat::Xlsx
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -128,6 +144,8 @@ pub struct ExportResponse {
     pub error: Option<String>,
     /// The file, once the export succeeded.
     pub file: Option<ExportFile>,
+    /// The spreadsheet, once a Google Sheets export succeeded.
+    pub sheet: Option<SheetResult>,
     /// When the file will be deleted.
     pub expires_at: Option<DateTime<Utc>>,
     /// When a queued job will be tried again (after a failed attempt).
@@ -150,7 +168,9 @@ fn result(job: &JobRecord) -> Option<ExportResult> {
 
 fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
     let payload = payload(&job)?;
-    let file = result(&job).map(|r| ExportFile {
+    let result = result(&job);
+    let sheet = result.as_ref().and_then(|r| r.sheet.clone());
+    let file = result.filter(|r| r.sheet.is_none()).map(|r| ExportFile {
         download_url: r
             .artifact
             .as_ref()
@@ -176,6 +196,7 @@ fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
         max_attempts: job.max_attempts,
         error: job.error,
         file,
+        sheet,
         expires_at: job.expires_at,
         run_after: job.run_after,
         created_at: job.created_at,
@@ -252,6 +273,10 @@ async fn create_export(
             detail: format!("You have {limit} exports queued or running; wait for one to finish."),
         });
     }
+    let google_auth = match &body.destination {
+        Destination::Download => None,
+        Destination::GoogleSheets(dest) => Some(check_google(&state, owner, dest).await?),
+    };
     let payload = ExportPayload {
         table_id: table.id,
         version,
@@ -263,6 +288,7 @@ async fn create_export(
         template_id: body.template_id,
         template,
         destination: body.destination,
+        google_auth: google_auth.map(|c| c.as_str().to_owned()),
     };
     let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     let (job, created) = store::enqueue(
@@ -282,6 +308,72 @@ async fn create_export(
         tracing::info!(job.id = %job.id, table.id = %table.id, version, "export queued");
     }
     created_response(job, created)
+}
+
+/// Checks a Google Sheets destination and picks the access to use: the user's connected
+/// account, else the server's service account.
+async fn check_google(
+    state: &AppState,
+    owner: Uuid,
+    dest: &SheetsDestination,
+) -> Result<Credential, ApiError> {
+    dest.validate().map_err(|report| {
+        ApiError::Validation(
+            report
+                .iter()
+                .map(|(path, e)| FieldError::new(format!("destination.{path}"), e.to_string()))
+                .collect(),
+        )
+    })?;
+    if !state.google.enabled() {
+        return Err(ApiError::conflict(
+            "google-not-configured",
+            "This server is not set up for Google Sheets.",
+        ));
+    }
+    let account = crate::google::oauth::account(&state.db, owner).await?;
+    let credential = match account {
+        Some(a) if a.status == crate::google::oauth::CONNECTED => Credential::User(owner),
+        Some(_) => {
+            return Err(ApiError::conflict(
+                "google-reconnect-required",
+                "Google access was revoked or has expired; connect your Google account again.",
+            ));
+        }
+        None if state.google.service_account.is_some() => Credential::ServiceAccount,
+        None => {
+            return Err(ApiError::conflict(
+                "google-not-connected",
+                "Connect your Google account first (POST /api/v1/integrations/google/connect).",
+            ));
+        }
+    };
+    let needs_spreadsheet = dest.mode != SheetMode::NewSpreadsheet;
+    if needs_spreadsheet
+        && dest
+            .spreadsheet
+            .as_deref()
+            .and_then(crate::google::sheets::spreadsheet_id)
+            .is_none()
+    {
+        return Err(ApiError::field(
+            "destination.spreadsheet",
+            "give the id or URL of the spreadsheet for this mode",
+        ));
+    }
+    if dest.mode == SheetMode::NewSpreadsheet && credential == Credential::ServiceAccount {
+        return Err(ApiError::field(
+            "destination.mode",
+            "a service account cannot create spreadsheets in your Drive; share a spreadsheet with it and use new_tab, replace_tab or append",
+        ));
+    }
+    if dest.link && dest.mode == SheetMode::Append {
+        return Err(ApiError::field(
+            "destination.link",
+            "an appended range cannot follow the table; link a new or replaced tab",
+        ));
+    }
+    Ok(credential)
 }
 
 fn created_response(job: JobRecord, created: bool) -> Result<Response, ApiError> {

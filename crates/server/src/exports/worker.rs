@@ -15,10 +15,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::jobs::{ExportPayload, ExportResult, KIND};
+use super::jobs::{Destination, ExportPayload, ExportResult, KIND};
 use super::render::{self, Control, RenderError, Source};
 use crate::db::jobs::{self as store, JobRecord};
 use crate::db::tables as table_store;
+use crate::google::client::{Credential, Session};
+use crate::google::{links, sheets};
 use crate::state::AppState;
 
 /// Directory (under the data dir) of finished export files.
@@ -76,12 +78,10 @@ pub fn backoff(base_secs: u64, max_secs: u64, attempts: i32) -> Duration {
 
 /// How an attempt ended.
 enum Outcome {
-    Succeeded(ExportResult),
+    /// Succeeded with this result (JSON); `artifact` is the file to keep, if any.
+    Succeeded(Finished),
     /// Failed; retry when the error may pass.
-    Failed {
-        message: String,
-        retryable: bool,
-    },
+    Failed { message: String, retryable: bool },
     /// The worker no longer holds the job (cancelled, or the lease ran out and another worker
     /// took it): nothing more to record.
     Lost,
@@ -104,6 +104,8 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         }
     } else if job.kind == KIND {
         export(state, worker, &job, stop).await
+    } else if job.kind == links::SYNC_KIND {
+        sync(state, worker, &job, stop).await
     } else {
         Outcome::Failed {
             message: format!("Unknown job kind `{}`.", job.kind),
@@ -114,13 +116,14 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
     let db = &state.db;
     let (label, recorded) = match outcome {
         Outcome::Succeeded(result) => {
-            let text = serde_json::to_string(&result).unwrap_or_default();
+            let text = result.to_string();
             let expires = Utc::now()
                 + chrono::Duration::hours(i64::try_from(config.retention_hours).unwrap_or(168));
             let rows = i64::try_from(result.rows).unwrap_or(i64::MAX);
-            let recorded = store::succeed(db, job.id, worker, &text, rows, Some(expires)).await;
+            let expires = result.artifact.is_some().then_some(expires);
+            let recorded = store::succeed(db, job.id, worker, &text, rows, expires).await;
             if matches!(recorded, Ok(false)) {
-                discard_if_cancelled(state, &job, &result).await;
+                discard_if_cancelled(state, &job, result.artifact.as_deref()).await;
             }
             ("succeeded", recorded)
         }
@@ -152,13 +155,13 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
 }
 
 /// A run that finished after the job was cancelled leaves no file behind.
-async fn discard_if_cancelled(state: &AppState, job: &JobRecord, result: &ExportResult) {
+async fn discard_if_cancelled(state: &AppState, job: &JobRecord, artifact: Option<&str>) {
     let cancelled = store::find(&state.db, job.owner_id, &job.kind, job.id)
         .await
         .ok()
         .flatten()
         .is_some_and(|j| j.status == store::CANCELLED);
-    if cancelled && let Some(artifact) = &result.artifact {
+    if cancelled && let Some(artifact) = artifact {
         let _ = std::fs::remove_file(state.config.data_dir.join(artifact));
     }
 }
@@ -212,6 +215,70 @@ async fn export(
         Arc::clone(&control),
         stop.clone(),
     ));
+    if let Destination::GoogleSheets(dest) = &payload.destination {
+        let credential = match payload.google_auth.as_deref() {
+            Some("service_account") => Credential::ServiceAccount,
+            _ => Credential::User(job.owner_id),
+        };
+        let session = Session::new(state, credential);
+        let rows = sheets::Rows {
+            table_id: table.id,
+            version: payload.version,
+            current: payload.version == table.current_version,
+            schema,
+            row_count: u64::try_from(record.row_count).unwrap_or(0),
+        };
+        let written = sheets::write(&session, dest, &table.name, &rows, &resolved, &control).await;
+        heartbeat.abort();
+        let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+        return match (written, held) {
+            (_, Ok(Held::Lost)) => Outcome::Lost,
+            (_, Ok(Held::Stopping)) => Outcome::Released,
+            (Ok(tab), _) => {
+                let link_id = if dest.link {
+                    match links::create(
+                        state,
+                        job.owner_id,
+                        table.id,
+                        &tab,
+                        credential,
+                        payload.template.as_ref(),
+                        payload.version,
+                    )
+                    .await
+                    {
+                        Ok(link) => Some(link.id),
+                        Err(err) => return retry_db(&err),
+                    }
+                } else {
+                    None
+                };
+                Outcome::Succeeded(Finished::export(ExportResult {
+                    rows: rows.row_count,
+                    bytes: 0,
+                    file_name: String::new(),
+                    artifact: None,
+                    sheet: Some(sheets::SheetResult {
+                        spreadsheet_url: sheets::spreadsheet_url(&tab.spreadsheet_id),
+                        spreadsheet_id: tab.spreadsheet_id,
+                        sheet_id: tab.sheet_id,
+                        sheet_title: tab.title,
+                        api_calls: session.calls(),
+                        link_id,
+                    }),
+                }))
+            }
+            (Err(err), _) => {
+                if !matches!(err, sheets::SheetError::Cancelled) {
+                    tracing::warn!(job.id = %job.id, error = %err, "Google Sheets export attempt failed");
+                }
+                Outcome::Failed {
+                    message: err.public_message(),
+                    retryable: err.is_retryable(),
+                }
+            }
+        };
+    }
     let source = Source {
         table_id: table.id,
         table_name: table.name.clone(),
@@ -253,12 +320,13 @@ async fn export(
                     };
                 }
             };
-            Outcome::Succeeded(ExportResult {
+            Outcome::Succeeded(Finished::export(ExportResult {
                 rows,
                 bytes,
                 file_name: render::file_name(&table.name, payload.version, format),
                 artifact: Some(relative.to_string_lossy().into_owned()),
-            })
+                sheet: None,
+            }))
         }
         (Err(err), _) => {
             if !matches!(err, RenderError::Cancelled) {
@@ -269,6 +337,64 @@ async fn export(
                 retryable: err.is_retryable(),
             }
         }
+    }
+}
+
+/// A sheet sync job, with the same lease and heartbeat as an export.
+async fn sync(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        0,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let synced = links::run_sync(state, job, &control).await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (synced, held) {
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Ok(result), _) => Outcome::Succeeded(Finished {
+            rows: result.rows_written,
+            artifact: None,
+            json: serde_json::to_string(&result).unwrap_or_default(),
+        }),
+        (Err(err), _) => Outcome::Failed {
+            message: err.public_message(),
+            retryable: err.is_retryable(),
+        },
+    }
+}
+
+/// A successful attempt's result.
+struct Finished {
+    rows: u64,
+    /// The file to keep (and to delete after retention), under the data dir.
+    artifact: Option<String>,
+    json: String,
+}
+
+impl Finished {
+    fn export(result: ExportResult) -> Self {
+        Self {
+            rows: result.rows,
+            artifact: result.artifact.clone(),
+            json: serde_json::to_string(&result).unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.json)
     }
 }
 

@@ -41,6 +41,8 @@ pub fn router(state: AppState) -> Router {
                 .merge(crate::schemas::router())
                 .merge(crate::exports::templates::router())
                 .merge(crate::exports::jobs::router())
+                .merge(crate::google::routes::router())
+                .merge(crate::google::links::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,
                 )),

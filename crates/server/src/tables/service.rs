@@ -732,6 +732,7 @@ pub async fn change(
     .await?;
     store::set_current(&txn, table.id, new_version, outcome.next_row_id, row_count).await?;
     txn.commit().await?;
+    crate::google::links::table_changed(state, owner, table.id).await;
     Ok(ChangeResult {
         version: new_version,
         row_count,
@@ -912,6 +913,7 @@ pub async fn revert(
     .await?;
     store::set_current(&txn, table.id, new_version, table.next_row_id, row_count).await?;
     txn.commit().await?;
+    crate::google::links::table_changed(state, owner, table.id).await;
     let deleted: HashSet<RowId> = to_close
         .iter()
         .copied()

@@ -19,6 +19,7 @@ mod cli;
 mod errors;
 mod export_processes;
 mod exports;
+mod google;
 mod llm;
 mod model_keys;
 mod ops;

@@ -3,11 +3,14 @@
 
 pub mod api_key;
 pub mod conversation;
+pub mod google_account;
+pub mod google_authorization;
 pub mod job;
 pub mod message;
 pub mod refresh_token;
 pub mod schema_preset;
 pub mod session;
+pub mod sheet_link;
 pub mod table;
 pub mod table_version;
 pub mod template;

@@ -10,6 +10,7 @@ mod m20261125_000003_chat;
 mod m20261125_000004_schemas;
 mod m20261125_000005_model_keys;
 mod m20261125_000006_exports;
+mod m20261125_000007_google;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_schemas::Migration),
             Box::new(m20261125_000005_model_keys::Migration),
             Box::new(m20261125_000006_exports::Migration),
+            Box::new(m20261125_000007_google::Migration),
         ]
     }
 }

@@ -9,6 +9,7 @@
 )]
 
 pub mod anthropic;
+pub mod google;
 pub mod openai;
 
 use std::collections::{BTreeMap, VecDeque};

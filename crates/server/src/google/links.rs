@@ -1,0 +1,398 @@
+//! Links: a table whose export asked for `link: true` keeps its Google tab in step. Each new
+//! version queues a `sheet_sync` job; the job writes only the changed rows when the change is
+//! small (same columns, same rows in the same order), and rewrites the tab otherwise.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use sheetgpt_core::template::{Resolved, Template};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::client::{Credential, Session};
+use super::sheets::{self, Rows, SheetError, Tab};
+use crate::auth::extract::AuthUser;
+use crate::db::entity::sheet_link;
+use crate::db::jobs::{self as job_store, JobRecord, NewJob};
+use crate::db::owned;
+use crate::db::tables as table_store;
+use crate::exports::render::Control;
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query};
+use crate::http::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub const SYNC_KIND: &str = "sheet_sync";
+pub const ACTIVE: &str = "active";
+pub const ERROR: &str = "error";
+
+pub use sheet_link::Model as LinkRecord;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncPayload {
+    pub link_id: Uuid,
+}
+
+/// What a sync did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SyncResult {
+    pub from_version: i32,
+    pub to_version: i32,
+    /// `none` (already in step), `rows` (changed rows written) or `rewrite`.
+    pub method: String,
+    pub rows_written: u64,
+    pub api_calls: u32,
+}
+
+pub async fn create(
+    state: &AppState,
+    owner_id: Uuid,
+    table_id: Uuid,
+    tab: &Tab,
+    credential: Credential,
+    template: Option<&Template>,
+    version: i32,
+) -> Result<LinkRecord, sea_orm::DbErr> {
+    let now = Utc::now();
+    sheet_link::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        owner_id: Set(owner_id),
+        table_id: Set(table_id),
+        spreadsheet_id: Set(tab.spreadsheet_id.clone()),
+        sheet_id: Set(tab.sheet_id),
+        sheet_title: Set(tab.title.clone()),
+        auth: Set(credential.as_str().to_owned()),
+        template: Set(template.and_then(|t| serde_json::to_string(t).ok())),
+        last_synced_version: Set(version),
+        last_synced_at: Set(now),
+        last_error: Set(None),
+        status: Set(ACTIVE.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+    .insert(&state.db)
+    .await
+}
+
+/// Queues a sync for every live link of the table (called after each new version). Failures
+/// are logged: the change itself has been made.
+pub async fn table_changed(state: &AppState, owner_id: Uuid, table_id: Uuid) {
+    let links = owned::live::<sheet_link::Entity>(owner_id)
+        .filter(sheet_link::Column::TableId.eq(table_id))
+        .all(&state.db)
+        .await;
+    let links = match links {
+        Ok(l) => l,
+        Err(err) => {
+            tracing::warn!(table.id = %table_id, error = %err, "could not look up sheet links");
+            return;
+        }
+    };
+    for link in links {
+        if let Err(err) = enqueue(state, &link).await {
+            tracing::warn!(link.id = %link.id, error = %err, "could not queue a sheet sync");
+        }
+    }
+}
+
+async fn enqueue(state: &AppState, link: &LinkRecord) -> Result<JobRecord, sea_orm::DbErr> {
+    let payload = serde_json::to_string(&SyncPayload { link_id: link.id })
+        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
+    let (job, _) = job_store::enqueue(
+        &state.db,
+        link.owner_id,
+        NewJob {
+            kind: SYNC_KIND,
+            payload: &payload,
+            max_attempts: state.config.exports.max_attempts,
+            progress_total: None,
+            idempotency_key: None,
+        },
+    )
+    .await?;
+    state.jobs_queued.notify_one();
+    Ok(job)
+}
+
+async fn record(
+    state: &AppState,
+    id: Uuid,
+    version: Option<(i32, &str)>,
+    error: Option<&str>,
+) -> Result<(), sea_orm::DbErr> {
+    let mut q = sheet_link::Entity::update_many()
+        .col_expr(sheet_link::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(
+            sheet_link::Column::LastError,
+            Expr::value(error.map(str::to_owned)),
+        )
+        .col_expr(
+            sheet_link::Column::Status,
+            Expr::value(if error.is_some() { ERROR } else { ACTIVE }),
+        )
+        .filter(sheet_link::Column::Id.eq(id));
+    if let Some((version, title)) = version {
+        q = q
+            .col_expr(sheet_link::Column::LastSyncedVersion, Expr::value(version))
+            .col_expr(sheet_link::Column::LastSyncedAt, Expr::value(Utc::now()))
+            .col_expr(sheet_link::Column::SheetTitle, Expr::value(title));
+    }
+    q.exec(&state.db).await?;
+    Ok(())
+}
+
+/// Runs a sync job: brings the linked tab to the table's current version.
+pub async fn run_sync(
+    state: &AppState,
+    job: &JobRecord,
+    control: &Arc<Control>,
+) -> Result<SyncResult, SheetError> {
+    let payload: SyncPayload = serde_json::from_str(&job.payload)
+        .map_err(|_| SheetError::Invalid("The sync's settings could not be read.".to_owned()))?;
+    let Some(link) =
+        owned::find::<sheet_link::Entity>(&state.db, job.owner_id, payload.link_id).await?
+    else {
+        return Err(SheetError::Invalid("The link was removed.".to_owned()));
+    };
+    let result = sync(state, &link, control).await;
+    match &result {
+        Ok(done) if done.method != "none" => {
+            tracing::info!(link.id = %link.id, version = done.to_version, method = %done.method, calls = done.api_calls, "sheet synced");
+        }
+        Ok(_) => {}
+        Err(err) if !err.is_retryable() && !matches!(err, SheetError::Cancelled) => {
+            record(state, link.id, None, Some(&err.public_message())).await?;
+        }
+        Err(_) => {}
+    }
+    result
+}
+
+async fn sync(
+    state: &AppState,
+    link: &LinkRecord,
+    control: &Arc<Control>,
+) -> Result<SyncResult, SheetError> {
+    let owner = link.owner_id;
+    let table = table_store::find(&state.db, owner, link.table_id)
+        .await?
+        .ok_or_else(|| SheetError::Invalid("The linked table was deleted.".to_owned()))?;
+    let from = link.last_synced_version;
+    let to = table.current_version;
+    let mut result = SyncResult {
+        from_version: from,
+        to_version: to,
+        method: "none".to_owned(),
+        rows_written: 0,
+        api_calls: 0,
+    };
+    if from >= to {
+        return Ok(result);
+    }
+    let record_to = table_store::version(&state.db, table.id, to)
+        .await?
+        .ok_or_else(|| SheetError::Invalid("The table version no longer exists.".to_owned()))?;
+    let schema = table_store::parse_schema(&record_to)?;
+    let template: Option<Template> = link
+        .template
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok());
+    let resolved = match &template {
+        None => Resolved::identity(&schema.columns),
+        Some(t) => t
+            .resolve(&schema.columns)
+            .map_err(|missing| SheetError::Invalid(missing.to_string()))?,
+    };
+    let credential = if link.auth == Credential::ServiceAccount.as_str() {
+        Credential::ServiceAccount
+    } else {
+        Credential::User(owner)
+    };
+    let session = Session::new(state, credential);
+    let tab = sheets::tabs(&session, &link.spreadsheet_id)
+        .await?
+        .into_iter()
+        .find(|t| t.sheet_id == link.sheet_id)
+        .ok_or_else(|| {
+            SheetError::Invalid("The linked tab was deleted from the spreadsheet.".to_owned())
+        })?;
+
+    let diff = crate::tables::service::diff(state, owner, table.id, from, to)
+        .await
+        .map_err(|e| match e {
+            ApiError::Internal(err) => SheetError::Db(sea_orm::DbErr::Custom(err.to_string())),
+            other => SheetError::Invalid(other.to_string()),
+        })?;
+    let changed: BTreeSet<i64> = diff.cells_changed.iter().map(|c| c.row).collect();
+    let small = diff.schema.is_empty()
+        && diff.rows_added.is_empty()
+        && diff.rows_removed.is_empty()
+        && diff.rows_moved == 0
+        && changed.len() <= state.config.google.sync_max_changed_rows as usize;
+    if small {
+        let ids: Vec<i64> = changed.into_iter().collect();
+        let raw = table_store::rows_at(&state.db, table.id, to, true, Some(&ids)).await?;
+        let mut rows = Vec::with_capacity(raw.len());
+        for r in raw {
+            let index = table_store::row_index(&state.db, table.id, r.position, r.id).await?;
+            let row = r.into_row(&schema);
+            let cells: Vec<_> = schema.columns.iter().map(|c| row.get(c).clone()).collect();
+            rows.push((
+                u32::try_from(index).unwrap_or(u32::MAX),
+                resolved.map_row(&cells),
+            ));
+        }
+        result.rows_written = rows.len() as u64;
+        sheets::update_rows(&session, &tab, &resolved, rows).await?;
+        result.method = "rows".to_owned();
+    } else {
+        let rows = Rows {
+            table_id: table.id,
+            version: to,
+            current: true,
+            schema,
+            row_count: u64::try_from(record_to.row_count).unwrap_or(0),
+        };
+        sheets::rewrite(&session, &tab, &rows, &resolved, control, true).await?;
+        result.rows_written = rows.row_count;
+        result.method = "rewrite".to_owned();
+    }
+    result.api_calls = session.calls();
+    record(state, link.id, Some((to, &tab.title)), None).await?;
+    Ok(result)
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_links))
+        .routes(routes!(get_link, delete_link))
+        .routes(routes!(sync_link))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkResponse {
+    pub id: Uuid,
+    pub table_id: Uuid,
+    pub spreadsheet_id: String,
+    pub spreadsheet_url: String,
+    pub sheet_id: i64,
+    pub sheet_title: String,
+    /// `oauth` or `service_account`.
+    pub auth: String,
+    /// `active`, or `error` when the last sync failed for good (see `last_error`).
+    pub status: String,
+    pub last_synced_version: i32,
+    pub last_synced_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn response(link: LinkRecord) -> LinkResponse {
+    LinkResponse {
+        spreadsheet_url: sheets::spreadsheet_url(&link.spreadsheet_id),
+        id: link.id,
+        table_id: link.table_id,
+        spreadsheet_id: link.spreadsheet_id,
+        sheet_id: link.sheet_id,
+        sheet_title: link.sheet_title,
+        auth: link.auth,
+        status: link.status,
+        last_synced_version: link.last_synced_version,
+        last_synced_at: link.last_synced_at,
+        last_error: link.last_error,
+        created_at: link.created_at,
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkListQuery {
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    /// Only the links of this table.
+    pub table_id: Option<Uuid>,
+}
+
+/// The caller's sheet links, newest first.
+#[utoipa::path(get, path = "/sheet-links", tag = "google", params(LinkListQuery),
+    responses((status = 200, description = "Links", body = Page<LinkResponse>)))]
+async fn list_links(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<LinkListQuery>,
+) -> Result<Json<Page<LinkResponse>>, ApiError> {
+    let (limit, before) = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let mut select = owned::live::<sheet_link::Entity>(auth.user.id);
+    if let Some(table_id) = q.table_id {
+        select = select.filter(sheet_link::Column::TableId.eq(table_id));
+    }
+    let rows = owned::page(&state.db, select, before, limit + 1).await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
+}
+
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, ApiError> {
+    owned::find::<sheet_link::Entity>(&state.db, owner, id)
+        .await?
+        .ok_or(ApiError::NotFound("sheet link"))
+}
+
+/// One link: where it writes and how its last sync went.
+#[utoipa::path(get, path = "/sheet-links/{id}", tag = "google",
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses((status = 200, description = "The link", body = LinkResponse)))]
+async fn get_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<LinkResponse>, ApiError> {
+    Ok(Json(response(find(&state, auth.user.id, id).await?)))
+}
+
+/// Unlink: the tab stays as it is and no longer follows the table.
+#[utoipa::path(delete, path = "/sheet-links/{id}", tag = "google",
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses((status = 204, description = "Unlinked")))]
+async fn delete_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if !owned::soft_delete::<sheet_link::Entity>(&state.db, auth.user.id, id).await? {
+        return Err(ApiError::NotFound("sheet link"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncQueued {
+    /// The sync job (`kind` sheet_sync).
+    pub job_id: Uuid,
+}
+
+/// Sync now (after fixing what made a sync fail, for instance).
+#[utoipa::path(post, path = "/sheet-links/{id}/sync", tag = "google",
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses((status = 202, description = "Queued", body = SyncQueued)))]
+async fn sync_link(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, Json<SyncQueued>), ApiError> {
+    let link = find(&state, auth.user.id, id).await?;
+    let job = enqueue(&state, &link).await?;
+    Ok((StatusCode::ACCEPTED, Json(SyncQueued { job_id: job.id })))
+}

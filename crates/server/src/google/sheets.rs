@@ -1,0 +1,1024 @@
+//! Writing a version of a table into a Google spreadsheet: values typed (`RAW`, so nothing a
+//! cell holds is run as a formula; dates as serial numbers with a date format), written in
+//! chunks under the request limits, then the template's formatting in one `batchUpdate`
+//! (header style, freeze, number formats, widths, alignment, validation, conditional formats,
+//! filter), and sharing through Drive permissions.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use garde::Validate;
+use reqwest::Method;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use sheetgpt_core::table::{Column, ColumnType, Value};
+use sheetgpt_core::template::{
+    Align, CellStyle, CompareValue, Condition, Resolved, TotalFunction, parse_color,
+};
+use sheetgpt_core::version::Schema;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::client::{GoogleError, Session};
+use crate::db::tables as table_store;
+use crate::exports::render::Control;
+
+/// Google's limit on cells in one spreadsheet.
+pub const MAX_CELLS: u64 = 10_000_000;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SheetMode {
+    /// A new spreadsheet in the user's Drive (OAuth only).
+    #[default]
+    NewSpreadsheet,
+    /// A new tab in an existing spreadsheet.
+    NewTab,
+    /// Replace the contents and formatting of an existing tab.
+    ReplaceTab,
+    /// Add the rows under what an existing tab already holds.
+    Append,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareRole {
+    Reader,
+    Writer,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Share {
+    #[garde(email)]
+    pub email: String,
+    #[garde(skip)]
+    pub role: ShareRole,
+}
+
+/// Where in Google Sheets an export goes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SheetsDestination {
+    #[serde(default)]
+    #[garde(skip)]
+    pub mode: SheetMode,
+    /// The spreadsheet (its id, or its URL) for `new_tab`, `replace_tab` and `append`.
+    #[garde(length(max = 500))]
+    pub spreadsheet: Option<String>,
+    /// Title of a new spreadsheet (default: the table's name).
+    #[garde(length(min = 1, max = 200))]
+    pub title: Option<String>,
+    /// The tab to create, replace or append to (default: the template's sheet name, or
+    /// the table's name).
+    #[garde(length(min = 1, max = 100))]
+    pub sheet: Option<String>,
+    /// People to share the spreadsheet with.
+    #[serde(default)]
+    #[garde(length(max = 20), dive)]
+    pub share_with: Vec<Share>,
+    /// Keep the tab in step with later versions of the table.
+    #[serde(default)]
+    #[garde(skip)]
+    pub link: bool,
+}
+
+/// What was written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SheetResult {
+    pub spreadsheet_id: String,
+    pub spreadsheet_url: String,
+    pub sheet_id: i64,
+    pub sheet_title: String,
+    /// API requests the export made.
+    pub api_calls: u32,
+    /// The link that keeps the tab in step, when one was asked for.
+    pub link_id: Option<Uuid>,
+}
+
+/// The spreadsheet id from an id or a `…/spreadsheets/d/<id>/…` URL.
+pub fn spreadsheet_id(text: &str) -> Option<String> {
+    let text = text.trim();
+    let id = match text.find("/d/") {
+        Some(at) => text[at + 3..]
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or_default(),
+        None => text,
+    };
+    let ok = !id.is_empty()
+        && id.len() <= 200
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then(|| id.to_owned())
+}
+
+pub fn spreadsheet_url(id: &str) -> String {
+    format!("https://docs.google.com/spreadsheets/d/{id}/edit")
+}
+
+/// The table version to write.
+pub struct Rows {
+    pub table_id: Uuid,
+    pub version: i32,
+    pub current: bool,
+    pub schema: Schema,
+    pub row_count: u64,
+}
+
+/// A tab of a spreadsheet.
+#[derive(Clone, Debug)]
+pub struct Tab {
+    pub spreadsheet_id: String,
+    pub sheet_id: i64,
+    pub title: String,
+    /// Conditional format rules the tab has now (to be removed before a rewrite).
+    pub conditional_rules: usize,
+}
+
+fn sheets_url(session: &Session<'_>, path: &str) -> String {
+    format!(
+        "{}/v4/spreadsheets{path}",
+        session
+            .state
+            .config
+            .google
+            .sheets_api_url
+            .trim_end_matches('/')
+    )
+}
+
+/// `'Tab name'!B5`
+pub fn a1(title: &str, row: u32, col: u32) -> String {
+    format!(
+        "'{}'!{}{}",
+        title.replace('\'', "''"),
+        column_letters(col),
+        row + 1
+    )
+}
+
+pub fn column_letters(mut col: u32) -> String {
+    let mut out = Vec::new();
+    loop {
+        out.push(b'A' + (col % 26) as u8);
+        if col < 26 {
+            break;
+        }
+        col = col / 26 - 1;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The tabs of a spreadsheet (one read request).
+pub async fn tabs(session: &Session<'_>, spreadsheet_id: &str) -> Result<Vec<Tab>, GoogleError> {
+    let url = sheets_url(
+        session,
+        &format!(
+            "/{spreadsheet_id}?fields={}",
+            encode("sheets(properties(sheetId,title),conditionalFormats)")
+        ),
+    );
+    let doc = session.call(Method::GET, &url, None, false).await?;
+    Ok(doc["sheets"]
+        .as_array()
+        .map(|sheets| {
+            sheets
+                .iter()
+                .map(|s| Tab {
+                    spreadsheet_id: spreadsheet_id.to_owned(),
+                    sheet_id: s["properties"]["sheetId"].as_i64().unwrap_or(0),
+                    title: s["properties"]["title"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    conditional_rules: s["conditionalFormats"].as_array().map_or(0, Vec::len),
+                })
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+async fn batch_update(
+    session: &Session<'_>,
+    spreadsheet_id: &str,
+    requests: Vec<Json>,
+) -> Result<Json, GoogleError> {
+    if requests.is_empty() {
+        return Ok(Json::Null);
+    }
+    let url = sheets_url(session, &format!("/{spreadsheet_id}:batchUpdate"));
+    session
+        .call(
+            Method::POST,
+            &url,
+            Some(&json!({"requests": requests})),
+            true,
+        )
+        .await
+}
+
+/// One `values:batchUpdate` with the given ranges.
+pub async fn write_values(
+    session: &Session<'_>,
+    spreadsheet_id: &str,
+    data: Vec<Json>,
+    user_entered: bool,
+) -> Result<(), GoogleError> {
+    let url = sheets_url(session, &format!("/{spreadsheet_id}/values:batchUpdate"));
+    let body = json!({
+        "valueInputOption": if user_entered { "USER_ENTERED" } else { "RAW" },
+        "data": data,
+    });
+    session.call(Method::POST, &url, Some(&body), true).await?;
+    Ok(())
+}
+
+async fn append_values(
+    session: &Session<'_>,
+    tab: &Tab,
+    rows: Vec<Json>,
+) -> Result<(), GoogleError> {
+    let range = encode(&format!("'{}'", tab.title.replace('\'', "''")));
+    let url = sheets_url(
+        session,
+        &format!(
+            "/{}/values/{range}:append?valueInputOption=RAW&insertDataOption=INSERT_ROWS",
+            tab.spreadsheet_id
+        ),
+    );
+    session
+        .call(Method::POST, &url, Some(&json!({"values": rows})), true)
+        .await?;
+    Ok(())
+}
+
+/// Shares a Drive file with people.
+pub async fn share(
+    session: &Session<'_>,
+    file_id: &str,
+    shares: &[Share],
+) -> Result<(), GoogleError> {
+    for share in shares {
+        let url = format!(
+            "{}/drive/v3/files/{file_id}/permissions?sendNotificationEmail=true&supportsAllDrives=true",
+            session
+                .state
+                .config
+                .google
+                .drive_api_url
+                .trim_end_matches('/')
+        );
+        let role = match share.role {
+            ShareRole::Reader => "reader",
+            ShareRole::Writer => "writer",
+        };
+        let body = json!({"type": "user", "role": role, "emailAddress": share.email});
+        session.call(Method::POST, &url, Some(&body), true).await?;
+    }
+    Ok(())
+}
+
+/// Days since 1899-12-30, the spreadsheet epoch.
+fn serial_date(date: NaiveDate) -> f64 {
+    let epoch = NaiveDate::from_ymd_opt(1899, 12, 30).unwrap_or_default();
+    (date - epoch).num_days() as f64
+}
+
+fn serial_datetime(dt: NaiveDateTime) -> f64 {
+    let seconds = f64::from(
+        dt.time()
+            .signed_duration_since(chrono::NaiveTime::MIN)
+            .num_seconds() as i32,
+    );
+    serial_date(dt.date()) + seconds / 86_400.0
+}
+
+fn decimal(d: Decimal) -> Json {
+    d.to_f64()
+        .and_then(serde_json::Number::from_f64)
+        .map_or_else(|| Json::String(d.to_string()), Json::Number)
+}
+
+/// A cell as Sheets takes it with `RAW`: numbers, booleans and strings; "" empties a cell.
+pub fn cell(value: &Value) -> Json {
+    match value {
+        Value::Null => Json::String(String::new()),
+        Value::Integer(i) if i.unsigned_abs() < (1 << 53) => json!(i),
+        Value::Integer(i) => Json::String(i.to_string()),
+        Value::Decimal(d) => decimal(*d),
+        Value::Float(x) => serde_json::Number::from_f64(*x)
+            .map_or_else(|| Json::String(x.to_string()), Json::Number),
+        Value::Percent(p) => p
+            .checked_div(Decimal::ONE_HUNDRED)
+            .map_or_else(|| Json::String(value.to_string()), decimal),
+        Value::Currency(m) => decimal(m.amount),
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Date(d) => json!(serial_date(*d)),
+        Value::Datetime(dt) => json!(serial_datetime(*dt)),
+        Value::Url(s) | Value::Email(s) | Value::Text(s) => Json::String(s.clone()),
+    }
+}
+
+fn row_cells(row: &[Value]) -> Json {
+    Json::Array(row.iter().map(cell).collect())
+}
+
+/// Where the block (titles, header, data) sits on the tab.
+struct Block {
+    start_row: u32,
+    start_col: u32,
+    header_row: u32,
+    columns: u32,
+}
+
+impl Block {
+    fn of(resolved: &Resolved) -> Self {
+        let start = resolved
+            .layout
+            .start()
+            .unwrap_or(sheetgpt_core::template::CellRef { row: 0, col: 0 });
+        Self {
+            start_row: start.row,
+            start_col: u32::from(start.col),
+            header_row: start.row + resolved.layout.header_offset(),
+            columns: u32::try_from(resolved.columns.len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn first_data_row(&self) -> u32 {
+        self.header_row + 1
+    }
+}
+
+/// Reads the version's rows page by page, mapped through the template.
+pub struct RowReader<'a> {
+    db: &'a sea_orm::DatabaseConnection,
+    rows: &'a Rows,
+    resolved: &'a Resolved,
+    after: Option<(i64, i64)>,
+    done: bool,
+}
+
+impl<'a> RowReader<'a> {
+    pub fn new(
+        db: &'a sea_orm::DatabaseConnection,
+        rows: &'a Rows,
+        resolved: &'a Resolved,
+    ) -> Self {
+        Self {
+            db,
+            rows,
+            resolved,
+            after: None,
+            done: false,
+        }
+    }
+
+    pub async fn next(&mut self, limit: u64) -> Result<Vec<Vec<Value>>, sea_orm::DbErr> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let page = table_store::rows_after(
+            self.db,
+            self.rows.table_id,
+            self.rows.version,
+            self.rows.current,
+            self.after,
+            limit,
+        )
+        .await?;
+        self.done = (page.len() as u64) < limit;
+        self.after = page.last().map(|r| (r.position, r.id));
+        let schema = &self.rows.schema;
+        Ok(page
+            .into_iter()
+            .map(|raw| {
+                let row = raw.into_row(schema);
+                let cells: Vec<Value> = schema.columns.iter().map(|c| row.get(c).clone()).collect();
+                self.resolved.map_row(&cells)
+            })
+            .collect())
+    }
+}
+
+/// Why writing a sheet failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SheetError {
+    #[error(transparent)]
+    Google(#[from] GoogleError),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+    /// Something about the request that no retry fixes, said for the user.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl SheetError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Google(e) => e.is_retryable(),
+            Self::Db(_) => true,
+            Self::Invalid(_) | Self::Cancelled => false,
+        }
+    }
+
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Google(e) => e.public_message(),
+            Self::Db(_) => "The table could not be read (database error).".to_owned(),
+            Self::Invalid(m) => m.clone(),
+            Self::Cancelled => "The export was cancelled.".to_owned(),
+        }
+    }
+}
+
+/// Writes the rows into a tab: creates the spreadsheet or tab, or clears the tab, then the
+/// values in chunks, then the formatting; shares the spreadsheet. Returns the tab.
+pub async fn write(
+    session: &Session<'_>,
+    destination: &SheetsDestination,
+    table_name: &str,
+    rows: &Rows,
+    resolved: &Resolved,
+    control: &Arc<Control>,
+) -> Result<Tab, SheetError> {
+    let block = Block::of(resolved);
+    let totals = resolved.styles.iter().any(|s| s.total.is_some());
+    let needed_rows = u64::from(block.first_data_row()) + rows.row_count + u64::from(totals) + 1;
+    let needed_cols = u64::from(block.start_col + block.columns.max(1));
+    if needed_rows.saturating_mul(needed_cols) > MAX_CELLS {
+        return Err(SheetError::Invalid(format!(
+            "The table is larger than a Google spreadsheet can hold ({MAX_CELLS} cells); export it as CSV."
+        )));
+    }
+    let sheet_title = destination
+        .sheet
+        .clone()
+        .or_else(|| resolved.layout.sheet_name.clone())
+        .unwrap_or_else(|| table_name.chars().take(100).collect());
+    let grid = json!({"rowCount": needed_rows, "columnCount": needed_cols});
+    let existing = || {
+        destination
+            .spreadsheet
+            .as_deref()
+            .and_then(spreadsheet_id)
+            .ok_or_else(|| SheetError::Invalid("Give the spreadsheet's id or URL.".to_owned()))
+    };
+    let tab = match destination.mode {
+        SheetMode::NewSpreadsheet => {
+            let title = destination
+                .title
+                .clone()
+                .unwrap_or_else(|| table_name.to_owned());
+            let body = json!({
+                "properties": {"title": title},
+                "sheets": [{"properties": {"title": sheet_title, "gridProperties": grid}}],
+            });
+            let doc = session
+                .call(Method::POST, &sheets_url(session, ""), Some(&body), true)
+                .await?;
+            let id = doc["spreadsheetId"].as_str().unwrap_or_default().to_owned();
+            if id.is_empty() {
+                return Err(GoogleError::Transient("no spreadsheetId in the answer".into()).into());
+            }
+            Tab {
+                spreadsheet_id: id,
+                sheet_id: doc["sheets"][0]["properties"]["sheetId"]
+                    .as_i64()
+                    .unwrap_or(0),
+                title: sheet_title,
+                conditional_rules: 0,
+            }
+        }
+        SheetMode::NewTab => {
+            let id = existing()?;
+            let reply = batch_update(
+                session,
+                &id,
+                vec![json!({"addSheet": {"properties": {"title": sheet_title, "gridProperties": grid}}})],
+            )
+            .await?;
+            Tab {
+                spreadsheet_id: id,
+                sheet_id: reply["replies"][0]["addSheet"]["properties"]["sheetId"]
+                    .as_i64()
+                    .unwrap_or(0),
+                title: sheet_title,
+                conditional_rules: 0,
+            }
+        }
+        SheetMode::ReplaceTab | SheetMode::Append => {
+            let id = existing()?;
+            tabs(session, &id)
+                .await?
+                .into_iter()
+                .find(|t| t.title == sheet_title)
+                .ok_or_else(|| {
+                    SheetError::Invalid(format!(
+                        "The spreadsheet has no tab named `{sheet_title}`."
+                    ))
+                })?
+        }
+    };
+    match destination.mode {
+        SheetMode::Append => append(session, &tab, rows, resolved, control).await?,
+        SheetMode::ReplaceTab => rewrite(session, &tab, rows, resolved, control, true).await?,
+        SheetMode::NewSpreadsheet | SheetMode::NewTab => {
+            rewrite(session, &tab, rows, resolved, control, false).await?;
+        }
+    }
+    if !destination.share_with.is_empty() {
+        share(session, &tab.spreadsheet_id, &destination.share_with).await?;
+    }
+    Ok(tab)
+}
+
+fn check_cancel(control: &Control) -> Result<(), SheetError> {
+    if control.cancelled.load(Ordering::Relaxed) {
+        Err(SheetError::Cancelled)
+    } else {
+        Ok(())
+    }
+}
+
+fn chunk_rows(session: &Session<'_>, columns: u32) -> u64 {
+    (u64::from(session.state.config.google.cells_per_request) / u64::from(columns.max(1))).max(1)
+}
+
+/// Writes titles, header, rows and totals into `tab` (cleared first when `clear`), then the
+/// formatting.
+pub async fn rewrite(
+    session: &Session<'_>,
+    tab: &Tab,
+    rows: &Rows,
+    resolved: &Resolved,
+    control: &Arc<Control>,
+    clear: bool,
+) -> Result<(), SheetError> {
+    let block = Block::of(resolved);
+    let totals = resolved.styles.iter().any(|s| s.total.is_some());
+    if clear {
+        let needed_rows =
+            u64::from(block.first_data_row()) + rows.row_count + u64::from(totals) + 1;
+        let needed_cols = u64::from(block.start_col + block.columns.max(1));
+        let mut requests: Vec<Json> = (0..tab.conditional_rules)
+            .map(|_| json!({"deleteConditionalFormatRule": {"sheetId": tab.sheet_id, "index": 0}}))
+            .collect();
+        requests.push(json!({"updateCells": {
+            "range": {"sheetId": tab.sheet_id},
+            "fields": "userEnteredValue,userEnteredFormat,dataValidation"
+        }}));
+        requests.push(json!({"clearBasicFilter": {"sheetId": tab.sheet_id}}));
+        requests.push(json!({"updateSheetProperties": {
+            "properties": {"sheetId": tab.sheet_id, "gridProperties": {
+                "rowCount": needed_rows, "columnCount": needed_cols, "frozenRowCount": 0, "frozenColumnCount": 0}},
+            "fields": "gridProperties(rowCount,columnCount,frozenRowCount,frozenColumnCount)"
+        }}));
+        batch_update(session, &tab.spreadsheet_id, requests).await?;
+    }
+
+    // Titles and header go with the first chunk of rows.
+    let mut head: Vec<Json> = Vec::new();
+    for title in &resolved.layout.title_rows {
+        head.push(json!({"range": a1(&tab.title, block.start_row + head.len() as u32, block.start_col), "values": [[title]]}));
+    }
+    let header: Vec<Json> = resolved
+        .columns
+        .iter()
+        .map(|c| Json::String(c.name.clone()))
+        .collect();
+    head.push(
+        json!({"range": a1(&tab.title, block.header_row, block.start_col), "values": [header]}),
+    );
+
+    let mut reader = RowReader::new(&session.state.db, rows, resolved);
+    let per_request = chunk_rows(session, block.columns);
+    let mut written: u32 = 0;
+    let mut first_currency: Vec<Option<String>> = vec![None; resolved.columns.len()];
+    loop {
+        check_cancel(control)?;
+        let page = reader.next(per_request).await?;
+        if page.is_empty() && head.is_empty() {
+            break;
+        }
+        let mut data = std::mem::take(&mut head);
+        if !page.is_empty() {
+            for row in &page {
+                for (i, v) in row.iter().enumerate() {
+                    if let (Value::Currency(m), Some(slot @ None)) = (v, first_currency.get_mut(i))
+                    {
+                        *slot = Some(m.currency.clone());
+                    }
+                }
+            }
+            let values: Vec<Json> = page.iter().map(|r| row_cells(r)).collect();
+            data.push(json!({"range": a1(&tab.title, block.first_data_row() + written, block.start_col), "values": values}));
+        }
+        write_values(session, &tab.spreadsheet_id, data, false).await?;
+        written += u32::try_from(page.len()).unwrap_or(u32::MAX);
+        control.rows.fetch_add(page.len() as u64, Ordering::Relaxed);
+        if (page.len() as u64) < per_request {
+            break;
+        }
+    }
+    if totals {
+        write_totals(session, tab, &block, resolved, written).await?;
+    }
+    let requests = formatting(tab, &block, resolved, written, totals, &first_currency);
+    batch_update(session, &tab.spreadsheet_id, requests).await?;
+    Ok(())
+}
+
+async fn append(
+    session: &Session<'_>,
+    tab: &Tab,
+    rows: &Rows,
+    resolved: &Resolved,
+    control: &Arc<Control>,
+) -> Result<(), SheetError> {
+    let mut reader = RowReader::new(&session.state.db, rows, resolved);
+    let per_request = chunk_rows(
+        session,
+        u32::try_from(resolved.columns.len()).unwrap_or(u32::MAX),
+    );
+    loop {
+        check_cancel(control)?;
+        let page = reader.next(per_request).await?;
+        if page.is_empty() {
+            break;
+        }
+        let values: Vec<Json> = page.iter().map(|r| row_cells(r)).collect();
+        append_values(session, tab, values).await?;
+        control.rows.fetch_add(page.len() as u64, Ordering::Relaxed);
+        if (page.len() as u64) < per_request {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The totals row: `SUBTOTAL` formulas (honouring filters), entered as formulas. They are the
+/// only cells not written `RAW`, and hold nothing from the table.
+async fn write_totals(
+    session: &Session<'_>,
+    tab: &Tab,
+    block: &Block,
+    resolved: &Resolved,
+    rows: u32,
+) -> Result<(), SheetError> {
+    let first = block.first_data_row() + 1;
+    let last = block.first_data_row() + rows.max(1);
+    let label_at = resolved.styles.iter().position(|s| s.total.is_none());
+    let cells: Vec<Json> = resolved
+        .styles
+        .iter()
+        .enumerate()
+        .map(|(i, style)| {
+            let col = column_letters(block.start_col + i as u32);
+            match style.total {
+                Some(f) => Json::String(format!(
+                    "=SUBTOTAL({},{col}{first}:{col}{last})",
+                    subtotal(f)
+                )),
+                None if Some(i) == label_at => Json::String("Total".to_owned()),
+                None => Json::String(String::new()),
+            }
+        })
+        .collect();
+    let range = a1(&tab.title, block.first_data_row() + rows, block.start_col);
+    write_values(
+        session,
+        &tab.spreadsheet_id,
+        vec![json!({"range": range, "values": [cells]})],
+        true,
+    )
+    .await?;
+    Ok(())
+}
+
+fn subtotal(f: TotalFunction) -> u16 {
+    f.subtotal_code()
+}
+
+fn color(hex: &str) -> Option<Json> {
+    let rgb = parse_color(hex)?;
+    let part = |shift: u32| f64::from((rgb >> shift) & 0xff) / 255.0;
+    Some(json!({"red": part(16), "green": part(8), "blue": part(0)}))
+}
+
+fn text_style(style: &CellStyle) -> Json {
+    let mut text = json!({"bold": style.bold, "italic": style.italic});
+    if let Some(c) = style.font_color.as_deref().and_then(color) {
+        text["foregroundColor"] = c;
+    }
+    let mut format = json!({"textFormat": text});
+    if let Some(c) = style.background.as_deref().and_then(color) {
+        format["backgroundColor"] = c;
+    }
+    format
+}
+
+/// The number format of a column: the template's, or one for its type.
+fn number_format(column: &Column, custom: Option<&str>, currency: Option<&str>) -> Option<Json> {
+    let (kind, default) = match column.ty {
+        ColumnType::Integer => ("NUMBER", "#,##0".to_owned()),
+        ColumnType::Decimal => ("NUMBER", "#,##0.00".to_owned()),
+        ColumnType::Float => ("NUMBER", "General".to_owned()),
+        ColumnType::Percent => ("PERCENT", "0.00%".to_owned()),
+        ColumnType::Currency => (
+            "CURRENCY",
+            match currency {
+                Some(code) => format!("#,##0.00 \"{}\"", code.replace('"', "")),
+                None => "#,##0.00".to_owned(),
+            },
+        ),
+        ColumnType::Date => ("DATE", "yyyy-mm-dd".to_owned()),
+        ColumnType::Datetime => ("DATE_TIME", "yyyy-mm-dd hh:mm:ss".to_owned()),
+        ColumnType::Boolean | ColumnType::Url | ColumnType::Email | ColumnType::Text => {
+            return custom.map(|p| json!({"type": "TEXT", "pattern": p}));
+        }
+    };
+    if default == "General" && custom.is_none() {
+        return None;
+    }
+    Some(json!({"type": kind, "pattern": custom.map_or(default, str::to_owned)}))
+}
+
+fn grid_range(tab: &Tab, rows: (u32, u32), cols: (u32, u32)) -> Json {
+    json!({
+        "sheetId": tab.sheet_id,
+        "startRowIndex": rows.0, "endRowIndex": rows.1,
+        "startColumnIndex": cols.0, "endColumnIndex": cols.1,
+    })
+}
+
+fn compare(value: &CompareValue, ty: ColumnType) -> Json {
+    let text = match value {
+        CompareValue::Boolean(b) => b.to_string().to_uppercase(),
+        CompareValue::Number(n) if ty == ColumnType::Percent => (n / 100.0).to_string(),
+        CompareValue::Number(n) => n.to_string(),
+        CompareValue::Text(t) => t.clone(),
+    };
+    json!({"userEnteredValue": text})
+}
+
+fn condition(when: &Condition, ty: ColumnType, first_cell: &str) -> Json {
+    let numeric = ty.is_numeric() || matches!(ty, ColumnType::Date | ColumnType::Datetime);
+    let one = |kind: &str, v: &CompareValue| json!({"type": kind, "values": [compare(v, ty)]});
+    match when {
+        Condition::GreaterThan { value } => one("NUMBER_GREATER", value),
+        Condition::GreaterThanOrEqual { value } => one("NUMBER_GREATER_THAN_EQ", value),
+        Condition::LessThan { value } => one("NUMBER_LESS", value),
+        Condition::LessThanOrEqual { value } => one("NUMBER_LESS_THAN_EQ", value),
+        Condition::EqualTo { value } if numeric => one("NUMBER_EQ", value),
+        Condition::EqualTo { value } => one("TEXT_EQ", value),
+        Condition::NotEqualTo { value } if numeric => one("NUMBER_NOT_EQ", value),
+        Condition::NotEqualTo { value } => {
+            // No TEXT_NOT_EQ in Sheets: a formula relative to the range's first cell.
+            let text = compare(value, ty)["userEnteredValue"]
+                .as_str()
+                .unwrap_or_default()
+                .replace('"', "\"\"");
+            json!({"type": "CUSTOM_FORMULA", "values": [{"userEnteredValue": format!("={first_cell}<>\"{text}\"")}]})
+        }
+        Condition::Between { min, max } => {
+            json!({"type": "NUMBER_BETWEEN", "values": [compare(min, ty), compare(max, ty)]})
+        }
+        Condition::Contains { text } => {
+            json!({"type": "TEXT_CONTAINS", "values": [{"userEnteredValue": text}]})
+        }
+        Condition::Blank {} => json!({"type": "BLANK"}),
+        Condition::NotBlank {} => json!({"type": "NOT_BLANK"}),
+    }
+}
+
+/// The `batchUpdate` requests that give the written block the template's look.
+fn formatting(
+    tab: &Tab,
+    block: &Block,
+    resolved: &Resolved,
+    rows: u32,
+    totals: bool,
+    currencies: &[Option<String>],
+) -> Vec<Json> {
+    let layout = &resolved.layout;
+    let start_col = block.start_col;
+    let end_col = block.start_col + block.columns;
+    let data = (block.first_data_row(), block.first_data_row() + rows.max(1));
+    let mut requests = Vec::new();
+
+    // Frozen header and columns.
+    let frozen_rows = if layout.freeze_header {
+        block.header_row + 1
+    } else {
+        0
+    };
+    let frozen_cols = if layout.freeze_columns > 0 {
+        start_col + u32::from(layout.freeze_columns)
+    } else {
+        0
+    };
+    requests.push(json!({"updateSheetProperties": {
+        "properties": {"sheetId": tab.sheet_id, "gridProperties": {"frozenRowCount": frozen_rows, "frozenColumnCount": frozen_cols}},
+        "fields": "gridProperties(frozenRowCount,frozenColumnCount)"
+    }}));
+    // Title rows: the first bold and larger.
+    if !layout.title_rows.is_empty() {
+        requests.push(json!({"repeatCell": {
+            "range": grid_range(tab, (block.start_row, block.start_row + 1), (start_col, start_col + 1)),
+            "cell": {"userEnteredFormat": {"textFormat": {"bold": true, "fontSize": 14}}},
+            "fields": "userEnteredFormat.textFormat"
+        }}));
+    }
+    // Header.
+    let h = &layout.header;
+    let mut header_format = text_style(&CellStyle {
+        bold: h.bold,
+        italic: h.italic,
+        font_color: h.font_color.clone(),
+        background: h.background.clone(),
+    });
+    if h.wrap {
+        header_format["wrapStrategy"] = json!("WRAP");
+    }
+    requests.push(json!({"repeatCell": {
+        "range": grid_range(tab, (block.header_row, block.header_row + 1), (start_col, end_col)),
+        "cell": {"userEnteredFormat": header_format},
+        "fields": "userEnteredFormat(textFormat,backgroundColor,wrapStrategy)"
+    }}));
+    for (i, (column, style)) in resolved.columns.iter().zip(&resolved.styles).enumerate() {
+        let col = start_col + i as u32;
+        let cols = (col, col + 1);
+        let mut format = json!({});
+        let mut fields = Vec::new();
+        let currency = currencies.get(i).and_then(|c| c.as_deref());
+        if let Some(nf) = number_format(column, style.format.number_format.as_deref(), currency) {
+            format["numberFormat"] = nf;
+            fields.push("numberFormat");
+        }
+        if let Some(align) = style.format.align {
+            format["horizontalAlignment"] = json!(match align {
+                Align::Left => "LEFT",
+                Align::Center => "CENTER",
+                Align::Right => "RIGHT",
+            });
+            fields.push("horizontalAlignment");
+        }
+        if style.format.wrap {
+            format["wrapStrategy"] = json!("WRAP");
+            fields.push("wrapStrategy");
+        }
+        if !fields.is_empty() {
+            let end = data.1 + u32::from(totals);
+            requests.push(json!({"repeatCell": {
+                "range": grid_range(tab, (data.0, end), cols),
+                "cell": {"userEnteredFormat": format},
+                "fields": format!("userEnteredFormat({})", fields.join(","))
+            }}));
+        }
+        let width = style
+            .format
+            .width
+            .unwrap_or_else(|| (column.name.chars().count() as f64 + 3.0).clamp(8.0, 40.0));
+        requests.push(json!({"updateDimensionProperties": {
+            "range": {"sheetId": tab.sheet_id, "dimension": "COLUMNS", "startIndex": col, "endIndex": col + 1},
+            "properties": {"pixelSize": (width * 7.0 + 10.0).round() as u32},
+            "fields": "pixelSize"
+        }}));
+        if let Some(rule) = validation(column) {
+            requests.push(
+                json!({"setDataValidation": {"range": grid_range(tab, data, cols), "rule": rule}}),
+            );
+        }
+        let first_cell = format!("{}{}", column_letters(col), data.0 + 1);
+        for (index, conditional) in style.conditional.iter().enumerate() {
+            requests.push(json!({"addConditionalFormatRule": {
+                "index": index,
+                "rule": {
+                    "ranges": [grid_range(tab, data, cols)],
+                    "booleanRule": {"condition": condition(&conditional.when, column.ty, &first_cell), "format": text_style(&conditional.style)}
+                }
+            }}));
+        }
+    }
+    if totals {
+        requests.push(json!({"repeatCell": {
+            "range": grid_range(tab, (data.1, data.1 + 1), (start_col, end_col)),
+            "cell": {"userEnteredFormat": {"textFormat": {"bold": true}}},
+            "fields": "userEnteredFormat.textFormat.bold"
+        }}));
+    }
+    if layout.autofilter && block.columns > 0 {
+        requests.push(json!({"setBasicFilter": {"filter": {"range": grid_range(tab, (block.header_row, data.1), (start_col, end_col))}}}));
+    }
+    requests
+}
+
+/// Sheets data validation for a column's rules: a list for `one_of`, a number range for
+/// `min`/`max` on numeric columns.
+fn validation(column: &Column) -> Option<Json> {
+    let rules = &column.rules;
+    if let Some(options) = rules.one_of.as_ref().filter(|o| !o.is_empty()) {
+        let values: Vec<Json> = options
+            .iter()
+            .map(|o| json!({"userEnteredValue": o}))
+            .collect();
+        return Some(
+            json!({"condition": {"type": "ONE_OF_LIST", "values": values}, "strict": true, "showCustomUi": true}),
+        );
+    }
+    if !column.ty.is_numeric() {
+        return None;
+    }
+    let scale = |d: Decimal| {
+        if column.ty == ColumnType::Percent {
+            d.checked_div(Decimal::ONE_HUNDRED).unwrap_or(d)
+        } else {
+            d
+        }
+        .to_string()
+    };
+    let condition = match (rules.min, rules.max) {
+        (Some(min), Some(max)) => {
+            json!({"type": "NUMBER_BETWEEN", "values": [{"userEnteredValue": scale(min)}, {"userEnteredValue": scale(max)}]})
+        }
+        (Some(min), None) => {
+            json!({"type": "NUMBER_GREATER_THAN_EQ", "values": [{"userEnteredValue": scale(min)}]})
+        }
+        (None, Some(max)) => {
+            json!({"type": "NUMBER_LESS_THAN_EQ", "values": [{"userEnteredValue": scale(max)}]})
+        }
+        (None, None) => return None,
+    };
+    Some(json!({"condition": condition, "strict": true}))
+}
+
+/// Writes changed rows in place: one `values:batchUpdate` with a range per row. `rows` are
+/// (0-based index among the data rows, mapped cells).
+pub async fn update_rows(
+    session: &Session<'_>,
+    tab: &Tab,
+    resolved: &Resolved,
+    rows: Vec<(u32, Vec<Value>)>,
+) -> Result<(), GoogleError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let block = Block::of(resolved);
+    let data: Vec<Json> = rows
+        .iter()
+        .map(|(index, cells)| {
+            json!({"range": a1(&tab.title, block.first_data_row() + index, block.start_col), "values": [row_cells(cells)]})
+        })
+        .collect();
+    write_values(session, &tab.spreadsheet_id, data, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_come_from_urls_or_ids() {
+        assert_eq!(
+            spreadsheet_id("https://docs.google.com/spreadsheets/d/1AbC-d_9/edit#gid=0").as_deref(),
+            Some("1AbC-d_9")
+        );
+        assert_eq!(spreadsheet_id(" 1AbC ").as_deref(), Some("1AbC"));
+        assert_eq!(spreadsheet_id("../etc"), None);
+        assert_eq!(spreadsheet_id(""), None);
+    }
+
+    #[test]
+    fn a1_names_quote_the_tab_and_count_columns_like_sheets() {
+        assert_eq!(column_letters(0), "A");
+        assert_eq!(column_letters(25), "Z");
+        assert_eq!(column_letters(26), "AA");
+        assert_eq!(column_letters(701), "ZZ");
+        assert_eq!(column_letters(702), "AAA");
+        assert_eq!(a1("Bob's data", 4, 1), "'Bob''s data'!B5");
+    }
+
+    #[test]
+    fn dates_are_serial_numbers() {
+        let d = NaiveDate::from_ymd_opt(2024, 1, 31).unwrap_or_default();
+        assert_eq!(cell(&Value::Date(d)), json!(45322.0));
+        let dt = d.and_hms_opt(12, 0, 0).unwrap_or_default();
+        assert_eq!(cell(&Value::Datetime(dt)), json!(45322.5));
+        assert_eq!(cell(&Value::Null), json!(""));
+        assert_eq!(cell(&Value::Text("=1+1".into())), json!("=1+1"));
+        assert_eq!(cell(&Value::Percent(Decimal::new(125, 1))), json!(0.125));
+    }
+}
