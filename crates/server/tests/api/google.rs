@@ -802,3 +802,73 @@ async fn a_service_account_writes_into_a_spreadsheet_shared_with_it() {
     let book = fake.spreadsheet("shared-1");
     assert_eq!(book.sheets[1].cell(1, 0), json!("Paris"));
 }
+
+#[tokio::test]
+async fn a_100k_row_export_costs_a_handful_of_calls_and_a_one_cell_sync_two() {
+    let fake = FakeGoogle::start().await;
+    let app = app(&fake).await;
+    let token = app.user("g10@example.com").await;
+    connect(&app, &token).await;
+    let mut csv = String::from("id,name,amount,day\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!(
+            "{i},name {i},{}.5,2024-03-{:02}\n",
+            i % 977,
+            i % 28 + 1
+        ));
+    }
+    let resp = app
+        .client
+        .post(app.url("/api/v1/tables/import"))
+        .bearer_auth(&token)
+        .multipart(reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.into_bytes()).file_name("big.csv"),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let table: Value = resp.json().await.unwrap();
+    let table = table["id"].as_str().unwrap().to_owned();
+    fake.clear_calls();
+    let done = export(
+        &app,
+        &token,
+        json!({"table_id": table, "destination": {"type": "google_sheets", "link": true,
+               "share_with": [{"email": "team@example.com", "role": "reader"}]}}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // create + 4 value writes (100,000 cells each) + formatting + one share.
+    assert_eq!(done["sheet"]["api_calls"], 7, "{done}");
+    assert_eq!(done["progress"]["done"], 100_000);
+    let id = done["sheet"]["spreadsheet_id"].as_str().unwrap();
+    assert_eq!(
+        fake.spreadsheet(id).sheets[0].cell(100_000, 0),
+        json!(99_999)
+    );
+
+    fake.clear_calls();
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tables/{table}/changes"),
+            Some(&token),
+            json!({"ops": [{"op": "set_cells", "cells": [{"row": 50_000, "column": "name", "value": "changed"}]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let link_id = done["sheet"]["link_id"].as_str().unwrap();
+    synced(&app, &token, link_id, 2).await;
+    let calls: Vec<_> = fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.bearer.is_some())
+        .collect();
+    assert_eq!(calls.len(), 2, "a one-cell sync: one read, one write");
+    assert_eq!(calls[1].body["data"][0]["range"], "'big'!A50001");
+    assert_eq!(
+        fake.spreadsheet(id).sheets[0].cell(50_000, 1),
+        json!("changed")
+    );
+}
