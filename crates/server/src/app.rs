@@ -47,6 +47,7 @@ impl Application {
                 tick.tick().await;
                 state.metrics.run_upkeep();
                 state.login_throttle.prune();
+                state.rate_limiter.prune();
                 if let Err(err) = exports::worker::sweep(&state).await {
                     tracing::warn!(error = %err, "export file sweep failed");
                 }

@@ -60,6 +60,8 @@ pub struct Config {
     pub chat: ChatConfig,
     pub exports: ExportsConfig,
     pub google: GoogleConfig,
+    pub quotas: QuotasConfig,
+    pub rate_limits: RateLimitsConfig,
     /// The model used when a conversation names none; the built-in `offline` model when unset.
     pub default_model: Option<String>,
     /// Models offered by name (`[models.NAME]` in the file).
@@ -158,6 +160,34 @@ pub struct TablesConfig {
     pub max_columns: usize,
     /// Most rows a table may have.
     pub max_rows: u64,
+}
+
+/// Request rate limits per route class; keyed by user, or by client address before sign-in.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub enabled: bool,
+    /// Sign-up, sign-in and token refresh, per client address.
+    pub auth: crate::http::rate_limit::Limit,
+    /// Sending messages and regenerating replies.
+    pub chat: crate::http::rate_limit::Limit,
+    /// Creating exports and downloading files.
+    pub export: crate::http::rate_limit::Limit,
+    /// Every other API request.
+    pub default: crate::http::rate_limit::Limit,
+    /// Prefix of the Redis keys (with `redis_url`).
+    pub redis_prefix: String,
+}
+
+/// Per-user quotas (0 = no limit); admins can override them per user. The model token quota
+/// is `chat.daily_token_quota`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotasConfig {
+    /// Export jobs a user may create per UTC day.
+    pub exports_per_day: u64,
+    /// Rows a user's tables may hold in all.
+    pub max_stored_rows: u64,
 }
 
 /// Google Sheets: OAuth2 for users (needs `client_id` and the secret from `client_secret_env`)
@@ -356,6 +386,30 @@ impl Default for Config {
                 sync_max_changed_rows: 500,
                 request_timeout_secs: 60,
                 client_secret: None,
+            },
+            rate_limits: RateLimitsConfig {
+                enabled: true,
+                auth: crate::http::rate_limit::Limit {
+                    requests: 60,
+                    per_secs: 60,
+                },
+                chat: crate::http::rate_limit::Limit {
+                    requests: 60,
+                    per_secs: 60,
+                },
+                export: crate::http::rate_limit::Limit {
+                    requests: 60,
+                    per_secs: 60,
+                },
+                default: crate::http::rate_limit::Limit {
+                    requests: 1200,
+                    per_secs: 60,
+                },
+                redis_prefix: "sheetgpt".to_owned(),
+            },
+            quotas: QuotasConfig {
+                exports_per_day: 0,
+                max_stored_rows: 0,
             },
             exports: ExportsConfig {
                 workers: 2,
@@ -557,6 +611,16 @@ impl Config {
         }
         if google.cells_per_request < 100 {
             return Err(invalid("google.cells_per_request", "must be at least 100"));
+        }
+        for (key, limit) in [
+            ("rate_limits.auth", self.rate_limits.auth),
+            ("rate_limits.chat", self.rate_limits.chat),
+            ("rate_limits.export", self.rate_limits.export),
+            ("rate_limits.default", self.rate_limits.default),
+        ] {
+            if limit.requests == 0 || limit.per_secs == 0 {
+                return Err(invalid(key, "requests and per_secs must be at least 1"));
+            }
         }
         if self.exports.lease_secs < 2 {
             return Err(invalid("exports.lease_secs", "must be at least 2"));

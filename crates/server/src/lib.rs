@@ -1,7 +1,9 @@
 //! SheetGPT: a web service where conversations with language models become typed, versioned
 //! tables that leave as Excel, CSV, JSON or Google Sheets.
 
+pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod chat;
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod exports;
 pub mod google;
 pub mod http;
 pub mod llm;
+pub mod quotas;
 pub mod schemas;
 pub mod secrets;
 pub mod state;

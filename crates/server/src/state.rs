@@ -37,6 +37,7 @@ pub struct Inner {
     /// Wakes this process's job workers when a job is queued here (others poll).
     pub jobs_queued: Arc<tokio::sync::Notify>,
     pub google: crate::google::Google,
+    pub rate_limiter: crate::http::rate_limit::Limiter,
 }
 
 impl AppState {
@@ -53,6 +54,10 @@ impl AppState {
         let sessions = SessionCache::new(Duration::from_secs(auth.session_cache_secs), 100_000);
         let models = Models::from_config(&config)?;
         let google = crate::google::Google::from_config(&config.google)?;
+        let rate_limiter = crate::http::rate_limit::Limiter::new(
+            &config.rate_limits,
+            config.redis_url.as_deref(),
+        )?;
         let login_throttle = LoginThrottle::new(
             auth.login_failures_per_account,
             auth.login_failures_per_ip,
@@ -72,6 +77,7 @@ impl AppState {
             ws_tickets: SpentTickets::default(),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             google,
+            rate_limiter,
         })))
     }
 }

@@ -243,6 +243,8 @@ async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, ApiError> 
 pub struct ClientInfo {
     pub ip: String,
     pub user_agent: Option<String>,
+    /// The request's `x-request-id` (set for every request by the middleware).
+    pub request_id: Option<String>,
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
@@ -275,6 +277,15 @@ impl FromRequestParts<AppState> for ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        Ok(Self { ip, user_agent })
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(Self {
+            ip,
+            user_agent,
+            request_id,
+        })
     }
 }

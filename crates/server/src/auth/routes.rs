@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::cache::CurrentUser;
 use super::extract::{AuthUser, ClientInfo, SessionUser};
 use super::service::{self, TokenPair};
+use crate::audit;
 use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::{api_keys, sessions};
@@ -190,10 +191,17 @@ impl From<api_keys::ApiKey> for ApiKeyResponse {
     ))]
 async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     ValidatedJson(body): ValidatedJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (email, password) = service::parse_credentials(&body.email, &body.password)?;
     let user = service::register(&state, &email, &password, Role::User).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        audit::Event::new("auth.register", Some(user.id)).target("user", user.id),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(UserResponse {
@@ -239,17 +247,28 @@ async fn login(
     ))]
 async fn refresh(
     State(state): State<AppState>,
+    client: ClientInfo,
     ValidatedJson(body): ValidatedJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let pair = service::refresh(&state, &body.refresh_token).await?;
+    let pair = service::refresh(&state, &body.refresh_token, &client).await?;
     Ok(Json(pair.into()))
 }
 
 /// Sign out: ends the session of the access token used.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth",
     responses((status = 204, description = "Signed out")))]
-async fn logout(State(state): State<AppState>, auth: SessionUser) -> Result<StatusCode, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    auth: SessionUser,
+    client: ClientInfo,
+) -> Result<StatusCode, ApiError> {
     service::logout(&state, &auth.user, auth.session_id).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        audit::Event::new("auth.logout", Some(auth.user.id)).target("session", auth.session_id),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -319,9 +338,16 @@ async fn list_sessions(
 async fn revoke_session(
     State(state): State<AppState>,
     auth: SessionUser,
+    client: ClientInfo,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     service::revoke_session(&state, &auth.user, id).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        audit::Event::new("session.revoked", Some(auth.user.id)).target("session", id),
+    )
+    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,6 +360,7 @@ async fn revoke_session(
 async fn create_api_key(
     State(state): State<AppState>,
     auth: SessionUser,
+    client: ClientInfo,
     ValidatedJson(body): ValidatedJson<CreateApiKeyRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     if body.name.trim().is_empty() {
@@ -344,6 +371,16 @@ async fn create_api_key(
         .map(|days| Utc::now() + chrono::Duration::days(i64::from(days)));
     let created =
         service::create_api_key(&state, &auth.user, &body.name, body.scope, expires_at).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        audit::Event::new("api_key.created", Some(auth.user.id))
+            .target("api_key", created.record.id)
+            .details(
+                serde_json::json!({"name": created.record.name, "prefix": created.record.prefix}),
+            ),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedApiKeyResponse {
@@ -393,11 +430,18 @@ async fn get_api_key(
 async fn revoke_api_key(
     State(state): State<AppState>,
     auth: SessionUser,
+    client: ClientInfo,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if !api_keys::revoke(&state.db, auth.user.id, id).await? {
         return Err(ApiError::NotFound("API key"));
     }
+    audit::record(
+        &state,
+        Some(&client),
+        audit::Event::new("api_key.revoked", Some(auth.user.id)).target("api_key", id),
+    )
+    .await;
     tracing::info!(api_key.id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@ use super::email::Email;
 use super::extract::ClientInfo;
 use super::password::Password;
 use super::tokens::{self, digest, random_token};
+use crate::audit;
 use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::sessions::NewSession;
@@ -100,6 +101,13 @@ pub async fn login(
         Some(user) if verified => user,
         _ => {
             tracing::info!("failed sign-in");
+            audit::record(
+                state,
+                Some(client),
+                audit::Event::new("auth.login_failed", user.as_ref().map(|u| u.id))
+                    .details(serde_json::json!({"email": email})),
+            )
+            .await;
             if let Some(wait) = state.login_throttle.record_failure(&email, &client.ip) {
                 return Err(throttled(wait));
             }
@@ -107,6 +115,13 @@ pub async fn login(
         }
     };
     if user.disabled_at.is_some() {
+        audit::record(
+            state,
+            Some(client),
+            audit::Event::new("auth.login_refused", Some(user.id))
+                .details(serde_json::json!({"reason": "disabled"})),
+        )
+        .await;
         return Err(ApiError::forbidden(
             "account-disabled",
             "This account has been disabled; contact an administrator.",
@@ -129,6 +144,12 @@ pub async fn login(
     sessions::insert_refresh_token(&txn, session.id, digest(&refresh_token), expires_at).await?;
     txn.commit().await?;
     tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
+    audit::record(
+        state,
+        Some(client),
+        audit::Event::new("auth.login", Some(user.id)).target("session", session.id),
+    )
+    .await;
     Ok(TokenPair {
         access_token: state.jwt.issue(user.id, session.id)?,
         refresh_token,
@@ -146,7 +167,11 @@ fn refresh_refused() -> ApiError {
 /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a
 /// spent one means it was copied, so the whole session (the login family) is revoked.
 #[tracing::instrument(skip_all)]
-pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, ApiError> {
+pub async fn refresh(
+    state: &AppState,
+    refresh_token: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, ApiError> {
     let token = sessions::find_refresh_token(&state.db, &digest(refresh_token))
         .await?
         .ok_or_else(refresh_refused)?;
@@ -157,7 +182,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair,
         return Err(refresh_refused());
     }
     if token.used_at.is_some() {
-        return Err(reuse_detected(state, &session).await);
+        return Err(reuse_detected(state, &session, client).await);
     }
     if token.expires_at <= Utc::now() {
         return Err(refresh_refused());
@@ -171,7 +196,7 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair,
     if !sessions::spend_refresh_token(&txn, token.id).await? {
         // Spent by a concurrent exchange between our read and this write: also reuse.
         txn.rollback().await?;
-        return Err(reuse_detected(state, &session).await);
+        return Err(reuse_detected(state, &session, client).await);
     }
     let new_token = random_token(32);
     sessions::insert_refresh_token(&txn, session.id, digest(&new_token), session.expires_at)
@@ -185,8 +210,19 @@ pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair,
     })
 }
 
-async fn reuse_detected(state: &AppState, session: &sessions::Session) -> ApiError {
+async fn reuse_detected(
+    state: &AppState,
+    session: &sessions::Session,
+    client: &ClientInfo,
+) -> ApiError {
     tracing::warn!(user.id = %session.user_id, session.id = %session.id, "refresh token reused; session revoked");
+    audit::record(
+        state,
+        Some(client),
+        audit::Event::new("auth.refresh_token_reused", Some(session.user_id))
+            .target("session", session.id),
+    )
+    .await;
     if let Err(err) = sessions::revoke(
         &state.db,
         session.user_id,
@@ -266,6 +302,14 @@ pub async fn change_password(
     txn.commit().await?;
     state.sessions.forget_user(user.id);
     tracing::info!(revoked = revoked.len(), "password changed");
+    audit::record(
+        state,
+        Some(client),
+        audit::Event::new("auth.password_changed", Some(user.id))
+            .target("user", user.id)
+            .details(serde_json::json!({"sessions_revoked": revoked.len()})),
+    )
+    .await;
     Ok(revoked.len())
 }
 

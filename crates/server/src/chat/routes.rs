@@ -502,13 +502,23 @@ async fn usage(
     auth: AuthUser,
     Query(q): Query<UsageQuery>,
 ) -> Result<Json<UsageResponse>, ApiError> {
+    Ok(Json(usage_report(&state, auth.user.id, q.days).await?))
+}
+
+/// A user's usage per day and model over the last `days` days (default 30).
+pub async fn usage_report(
+    state: &AppState,
+    user_id: Uuid,
+    days: Option<u32>,
+) -> Result<UsageResponse, ApiError> {
+    let q = UsageQuery { days };
     let days = match q.days {
         None => 30,
         Some(d @ 1..=366) => d,
         Some(_) => return Err(ApiError::field("days", "must be between 1 and 366")),
     };
     let since = Utc::now() - chrono::Duration::days(i64::from(days));
-    let rows = store::usage_rows(&state.db, auth.user.id, since).await?;
+    let rows = store::usage_rows(&state.db, user_id, since).await?;
     let mut grouped: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
     for (at, model, p, c, cost) in rows {
         let day = at.format("%Y-%m-%d").to_string();
@@ -529,13 +539,13 @@ async fn usage(
         row.cost_micros += cost;
     }
     let items: Vec<UsageRow> = grouped.into_values().rev().collect();
-    Ok(Json(UsageResponse {
+    Ok(UsageResponse {
         total_tokens: items
             .iter()
             .map(|r| r.prompt_tokens + r.completion_tokens)
             .sum(),
         total_cost_micros: items.iter().map(|r| r.cost_micros).sum(),
         items,
-        daily_token_quota: state.config.chat.daily_token_quota,
-    }))
+        daily_token_quota: crate::quotas::limits(state, user_id).await?.tokens_per_day,
+    })
 }

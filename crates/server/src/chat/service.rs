@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use chrono::{Datelike, TimeZone, Utc};
 use futures_util::StreamExt;
 use serde::Serialize;
 use sheetgpt_core::extract;
@@ -121,31 +120,6 @@ fn llm_error(err: &LlmError) -> ApiError {
     }
 }
 
-/// Refuses when the user's tokens for today are spent.
-async fn check_quota(state: &AppState, user: Uuid) -> Result<(), ApiError> {
-    let quota = state.config.chat.daily_token_quota;
-    if quota == 0 {
-        return Ok(());
-    }
-    let now = Utc::now();
-    let midnight = Utc
-        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
-        .single()
-        .unwrap_or(now);
-    let used = store::tokens_since(&state.db, user, midnight).await?;
-    if used as u64 >= quota {
-        let reset = midnight + chrono::Duration::days(1);
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: (reset - now).num_seconds().max(1) as u64,
-            detail: format!(
-                "Your daily model quota of {quota} tokens is spent ({used} used); it resets at {} UTC.",
-                reset.format("%Y-%m-%d %H:%M")
-            ),
-        });
-    }
-    Ok(())
-}
-
 /// A reply that has started: its events arrive on `events`.
 pub struct Started {
     pub events: mpsc::Receiver<ChatEvent>,
@@ -167,7 +141,7 @@ pub async fn send(
     let model_name = model_name.unwrap_or(&conversation.model).to_owned();
     let entry =
         crate::llm::keys::model_for_user(state, user, model_for(state, &model_name)?).await?;
-    check_quota(state, user).await?;
+    crate::quotas::check_tokens(state, user).await?;
 
     let user_message = match content {
         Some(text) => {

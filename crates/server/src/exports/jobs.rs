@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::render::{FileFormat, FileOptions, JsonShape};
 use super::templates;
-use crate::auth::extract::AuthUser;
+use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::db::jobs::{self as store, JobRecord, NewJob};
 use crate::db::tables as table_store;
 use crate::google::client::Credential;
@@ -234,6 +234,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 async fn create_export(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
     headers: HeaderMap,
     ValidatedJson(body): ValidatedJson<ExportRequest>,
 ) -> Result<Response, ApiError> {
@@ -266,6 +267,7 @@ async fn create_export(
             ),
         });
     }
+    crate::quotas::check_exports(&state, owner).await?;
     let limit = state.config.exports.max_active_per_user;
     if store::count_active(&state.db, owner, KIND).await? >= limit {
         return Err(ApiError::TooManyRequests {
@@ -305,6 +307,14 @@ async fn create_export(
     .await?;
     if created {
         state.jobs_queued.notify_one();
+        crate::audit::record(
+            &state,
+            Some(&client),
+            crate::audit::Event::new("export.created", Some(owner))
+                .target("export", job.id)
+                .details(serde_json::json!({"table_id": table.id, "version": version, "destination": if google_auth.is_some() { "google_sheets" } else { "download" }})),
+        )
+        .await;
         tracing::info!(job.id = %job.id, table.id = %table.id, version, "export queued");
     }
     created_response(job, created)

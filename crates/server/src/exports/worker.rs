@@ -235,6 +235,21 @@ async fn export(
             (_, Ok(Held::Lost)) => Outcome::Lost,
             (_, Ok(Held::Stopping)) => Outcome::Released,
             (Ok(tab), _) => {
+                if !dest.share_with.is_empty() {
+                    let shared: Vec<_> = dest
+                        .share_with
+                        .iter()
+                        .map(|s| serde_json::json!({"email": s.email, "role": s.role}))
+                        .collect();
+                    crate::audit::record(
+                        state,
+                        None,
+                        crate::audit::Event::new("sheet.shared", Some(job.owner_id))
+                            .target("spreadsheet", &tab.spreadsheet_id)
+                            .details(serde_json::json!({"export": job.id, "with": shared})),
+                    )
+                    .await;
+                }
                 let link_id = if dest.link {
                     match links::create(
                         state,

@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::oauth;
-use crate::auth::extract::AuthUser;
+use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::http::error::ApiError;
 use crate::http::extract::Query;
 use crate::state::AppState;
@@ -71,7 +71,11 @@ pub struct CallbackQuery {
 #[utoipa::path(get, path = "/integrations/google/callback", tag = "google", params(CallbackQuery),
     security(()),
     responses((status = 303, description = "Back to the page")))]
-async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
+async fn callback(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     let back = &state.config.google.after_connect_url;
     let sep = if back.contains('?') { '&' } else { '?' };
     let outcome = match (q.error.as_deref(), q.code.as_deref(), q.state.as_deref()) {
@@ -82,7 +86,16 @@ async fn callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>)
         }
         (None, Some(code), Some(csrf)) if !code.is_empty() && code.len() <= 2048 => {
             match oauth::complete(&state, code, csrf).await {
-                Ok(_) => "google=connected".to_owned(),
+                Ok(user_id) => {
+                    crate::audit::record(
+                        &state,
+                        Some(&client),
+                        crate::audit::Event::new("google.connected", Some(user_id))
+                            .target("user", user_id),
+                    )
+                    .await;
+                    "google=connected".to_owned()
+                }
                 Err(err) => {
                     let problem = err.problem();
                     tracing::info!(code = %problem.code, "Google authorization not completed");
@@ -156,12 +169,21 @@ pub struct Disconnected {
 async fn disconnect(
     State(state): State<AppState>,
     auth: AuthUser,
+    client: ClientInfo,
 ) -> Result<Json<Disconnected>, ApiError> {
     enabled(&state)?;
-    match oauth::disconnect(&state, auth.user.id).await? {
-        Some(revoked) => Ok(Json(Disconnected {
-            revoked_at_google: revoked,
-        })),
-        None => Err(ApiError::NotFound("Google connection")),
-    }
+    let revoked = oauth::disconnect(&state, auth.user.id)
+        .await?
+        .ok_or(ApiError::NotFound("Google connection"))?;
+    crate::audit::record(
+        &state,
+        Some(&client),
+        crate::audit::Event::new("google.disconnected", Some(auth.user.id))
+            .target("user", auth.user.id)
+            .details(serde_json::json!({"revoked_at_google": revoked})),
+    )
+    .await;
+    Ok(Json(Disconnected {
+        revoked_at_google: revoked,
+    }))
 }

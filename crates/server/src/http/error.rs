@@ -80,6 +80,13 @@ pub enum ApiError {
     PayloadTooLarge { detail: String },
     #[error("{detail}")]
     UnsupportedMediaType { detail: String },
+    /// A quota is used up: 429 for daily ones (with `Retry-After`), 403 for totals.
+    #[error("{detail}")]
+    QuotaExceeded {
+        status: StatusCode,
+        retry_after_secs: Option<u64>,
+        detail: String,
+    },
     #[error("too many requests")]
     TooManyRequests {
         retry_after_secs: u64,
@@ -141,6 +148,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded { status, .. } => *status,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Gateway { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,6 +183,7 @@ impl ApiError {
                 ("unsupported-media-type", detail.clone(), vec![])
             }
             Self::TooManyRequests { detail, .. } => ("too-many-requests", detail.clone(), vec![]),
+            Self::QuotaExceeded { detail, .. } => ("quota-exceeded", detail.clone(), vec![]),
             Self::Gateway { status, detail } => (
                 if *status == StatusCode::GATEWAY_TIMEOUT {
                     "model-timeout"
@@ -281,6 +290,10 @@ impl IntoResponse for ApiError {
             }
             Self::TooManyRequests {
                 retry_after_secs, ..
+            }
+            | Self::QuotaExceeded {
+                retry_after_secs: Some(retry_after_secs),
+                ..
             } => {
                 response
                     .headers_mut()

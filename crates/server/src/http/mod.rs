@@ -6,6 +6,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
+pub mod rate_limit;
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(crate::exports::jobs::router())
                 .merge(crate::google::routes::router())
                 .merge(crate::google::links::router())
+                .merge(crate::admin::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,
                 )),
@@ -58,6 +60,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             Problem::for_status(StatusCode::NOT_FOUND).into_response_with(StatusCode::NOT_FOUND)
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(http.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(

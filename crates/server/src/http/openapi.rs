@@ -82,11 +82,17 @@ fn add_problem_responses(op: &mut Operation) {
     });
     let has_body = op.request_body.is_some();
     let has_params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
-    let mut codes = vec![("400", "Malformed request"), ("500", "Internal error")];
+    let mut codes = vec![
+        ("400", "Malformed request"),
+        (
+            "429",
+            "Too many requests (rate limit or quota; see Retry-After)",
+        ),
+        ("500", "Internal error"),
+    ];
     if !public {
         codes.push(("401", "Missing, invalid or expired credentials"));
         codes.push(("403", "Not allowed (e.g. read-only API key on a write)"));
-        codes.push(("429", "Too many requests"));
     }
     if has_body {
         codes.push(("413", "Body too large"));

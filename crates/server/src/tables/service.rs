@@ -94,6 +94,7 @@ pub async fn create(
 ) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
     check_limits(state, table.columns.len(), table.rows.len() as u64)?;
+    crate::quotas::check_rows(state, owner, table.rows.len() as i64).await?;
     let schema = Schema::new(table.columns.clone());
     let rows: Vec<Row> = table
         .rows
@@ -324,6 +325,7 @@ pub async fn import_delimited(
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;
     check_limits(state, scan.columns.len(), scan.rows)?;
+    crate::quotas::check_rows(state, owner, i64::try_from(scan.rows).unwrap_or(i64::MAX)).await?;
     let schema = Schema::new(scan.columns.clone());
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ApiError>>(4);
@@ -710,6 +712,7 @@ pub async fn change(
         .count() as i64;
     let row_count = table.row_count + rows_new - outcome.deleted.len() as i64;
     check_limits(state, outcome.schema.columns.len(), row_count.max(0) as u64)?;
+    crate::quotas::check_rows(state, owner, row_count - table.row_count).await?;
     let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
     to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
     to_close.sort_unstable();
@@ -898,6 +901,7 @@ pub async fn revert(
     store::close_rows(&txn, table.id, new_version, &to_close).await?;
     store::insert_rows(&txn, table.id, new_version, &to_write).await?;
     let row_count = target_record.row_count;
+    crate::quotas::check_rows(state, owner, row_count - table.row_count).await?;
     store::insert_version(
         &txn,
         NewVersion {

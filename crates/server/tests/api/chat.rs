@@ -300,9 +300,10 @@ async fn a_spent_daily_quota_is_answered_429_saying_when_it_resets() {
         status,
         &body,
         StatusCode::TOO_MANY_REQUESTS,
-        "too-many-requests",
+        "quota-exceeded",
     );
     assert!(body["detail"].as_str().unwrap().contains("resets at"));
+    assert!(body["detail"].as_str().unwrap().contains("model token"));
     let (_, usage) = app.get("/api/v1/usage", Some(&token)).await;
     assert_eq!(usage["items"][0]["model"], "offline");
     assert_eq!(usage["items"][0]["replies"], 1);

@@ -2,6 +2,7 @@
 //! `deleted_at` (soft delete); repositories never return a row whose `deleted_at` is set.
 
 pub mod api_key;
+pub mod audit_event;
 pub mod conversation;
 pub mod google_account;
 pub mod google_authorization;
@@ -16,3 +17,4 @@ pub mod table_version;
 pub mod template;
 pub mod user;
 pub mod user_model_key;
+pub mod user_quota;

@@ -11,6 +11,7 @@ mod m20261125_000004_schemas;
 mod m20261125_000005_model_keys;
 mod m20261125_000006_exports;
 mod m20261125_000007_google;
+mod m20261125_000008_operations;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_model_keys::Migration),
             Box::new(m20261125_000006_exports::Migration),
             Box::new(m20261125_000007_google::Migration),
+            Box::new(m20261125_000008_operations::Migration),
         ]
     }
 }

@@ -1,0 +1,205 @@
+//! Per-user quotas: model tokens per day, export jobs per day and rows stored in total.
+//! Defaults come from the configuration (0 = no limit); an admin can override them per user.
+//! An exceeded quota is a 429 (daily ones, with `Retry-After` until midnight UTC) or a 403
+//! (stored rows), whose problem names the quota and when it resets.
+
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QuerySelect, Set,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::entity::{job, table, user_quota};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// A user's limits (0: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Limits {
+    pub tokens_per_day: u64,
+    pub exports_per_day: u64,
+    pub max_stored_rows: u64,
+}
+
+/// An admin's overrides; a missing field keeps the configured default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Overrides {
+    pub tokens_per_day: Option<u64>,
+    pub exports_per_day: Option<u64>,
+    pub max_stored_rows: Option<u64>,
+}
+
+pub fn defaults(state: &AppState) -> Limits {
+    Limits {
+        tokens_per_day: state.config.chat.daily_token_quota,
+        exports_per_day: state.config.quotas.exports_per_day,
+        max_stored_rows: state.config.quotas.max_stored_rows,
+    }
+}
+
+fn to_u64(v: Option<i64>) -> Option<u64> {
+    v.and_then(|n| u64::try_from(n).ok())
+}
+
+pub async fn overrides(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+) -> Result<Overrides, sea_orm::DbErr> {
+    let row = user_quota::Entity::find()
+        .filter(user_quota::Column::UserId.eq(user_id))
+        .one(db)
+        .await?;
+    Ok(row.map_or_else(Overrides::default, |r| Overrides {
+        tokens_per_day: to_u64(r.tokens_per_day),
+        exports_per_day: to_u64(r.exports_per_day),
+        max_stored_rows: to_u64(r.max_stored_rows),
+    }))
+}
+
+pub async fn limits(state: &AppState, user_id: Uuid) -> Result<Limits, sea_orm::DbErr> {
+    let d = defaults(state);
+    let o = overrides(&state.db, user_id).await?;
+    Ok(Limits {
+        tokens_per_day: o.tokens_per_day.unwrap_or(d.tokens_per_day),
+        exports_per_day: o.exports_per_day.unwrap_or(d.exports_per_day),
+        max_stored_rows: o.max_stored_rows.unwrap_or(d.max_stored_rows),
+    })
+}
+
+/// Replaces a user's overrides.
+pub async fn set_overrides(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    o: Overrides,
+) -> Result<(), sea_orm::DbErr> {
+    let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let now = Utc::now();
+    let updated = user_quota::Entity::update_many()
+        .col_expr(
+            user_quota::Column::TokensPerDay,
+            Expr::value(to_i64(o.tokens_per_day)),
+        )
+        .col_expr(
+            user_quota::Column::ExportsPerDay,
+            Expr::value(to_i64(o.exports_per_day)),
+        )
+        .col_expr(
+            user_quota::Column::MaxStoredRows,
+            Expr::value(to_i64(o.max_stored_rows)),
+        )
+        .col_expr(user_quota::Column::UpdatedAt, Expr::value(now))
+        .filter(user_quota::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        user_quota::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user_id),
+            tokens_per_day: Set(to_i64(o.tokens_per_day)),
+            exports_per_day: Set(to_i64(o.exports_per_day)),
+            max_stored_rows: Set(to_i64(o.max_stored_rows)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        }
+        .insert(db)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The start of today, UTC.
+pub fn today() -> DateTime<Utc> {
+    let now = Utc::now();
+    Utc.with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .single()
+        .unwrap_or(now)
+}
+
+fn daily_exceeded(what: &str, limit: u64, used: u64) -> ApiError {
+    let now = Utc::now();
+    let reset = today() + chrono::Duration::days(1);
+    ApiError::QuotaExceeded {
+        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+        retry_after_secs: Some((reset - now).num_seconds().max(1) as u64),
+        detail: format!(
+            "Your daily {what} quota of {limit} is used up ({used} used); it resets at {} UTC.",
+            reset.format("%Y-%m-%d %H:%M")
+        ),
+    }
+}
+
+/// Model tokens used today.
+pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+    let limit = limits(state, user_id).await?.tokens_per_day;
+    if limit == 0 {
+        return Ok(());
+    }
+    let used = crate::db::conversations::tokens_since(&state.db, user_id, today()).await?;
+    let used = u64::try_from(used).unwrap_or(0);
+    if used >= limit {
+        return Err(daily_exceeded("model token", limit, used));
+    }
+    Ok(())
+}
+
+/// Export jobs created today (including this one).
+pub async fn check_exports(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+    let limit = limits(state, user_id).await?.exports_per_day;
+    if limit == 0 {
+        return Ok(());
+    }
+    let used = job::Entity::find()
+        .filter(job::Column::OwnerId.eq(user_id))
+        .filter(job::Column::Kind.eq(crate::exports::jobs::KIND))
+        .filter(job::Column::CreatedAt.gte(today()))
+        .count(&state.db)
+        .await?;
+    if used >= limit {
+        return Err(daily_exceeded("export", limit, used));
+    }
+    Ok(())
+}
+
+/// Rows the user's live tables hold now.
+pub async fn stored_rows(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, sea_orm::DbErr> {
+    let sum: Option<Option<i64>> = table::Entity::find()
+        .select_only()
+        .column_as(table::Column::RowCount.sum(), "rows")
+        .filter(table::Column::OwnerId.eq(user_id))
+        .filter(table::Column::DeletedAt.is_null())
+        .into_tuple()
+        .one(db)
+        .await?;
+    Ok(sum
+        .flatten()
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(0))
+}
+
+/// Refuses a change that would take the user's stored rows past their quota.
+pub async fn check_rows(state: &AppState, user_id: Uuid, adding: i64) -> Result<(), ApiError> {
+    if adding <= 0 {
+        return Ok(());
+    }
+    let limit = limits(state, user_id).await?.max_stored_rows;
+    if limit == 0 {
+        return Ok(());
+    }
+    let stored = stored_rows(&state.db, user_id).await?;
+    let after = stored.saturating_add(adding.unsigned_abs());
+    if after > limit {
+        return Err(ApiError::QuotaExceeded {
+            status: axum::http::StatusCode::FORBIDDEN,
+            retry_after_secs: None,
+            detail: format!(
+                "Your tables may hold {limit} rows in all; you have {stored} and this would add {adding}. Delete rows or tables to make room (it does not reset)."
+            ),
+        });
+    }
+    Ok(())
+}
