@@ -43,13 +43,18 @@ impl Application {
         let state = self.state.clone();
         let housekeeping = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let every = Duration::from_secs(state.config.retention.sweep_interval_secs.max(30));
+            let mut last_sweep: Option<std::time::Instant> = None;
             loop {
                 tick.tick().await;
                 state.metrics.run_upkeep();
                 state.login_throttle.prune();
                 state.rate_limiter.prune();
-                if let Err(err) = exports::worker::sweep(&state).await {
-                    tracing::warn!(error = %err, "export file sweep failed");
+                if last_sweep.is_none_or(|at| at.elapsed() >= every) {
+                    last_sweep = Some(std::time::Instant::now());
+                    if let Err(err) = crate::retention::sweep(&state).await {
+                        tracing::warn!(error = %err, "retention sweep failed");
+                    }
                 }
             }
         });

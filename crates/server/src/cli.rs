@@ -74,6 +74,46 @@ pub enum UserCommand {
     Disable { email: String },
     /// Enable a disabled user again
     Enable { email: String },
+    /// A user's quotas (defaults, overrides, what applies, what is used) and model usage
+    Usage {
+        email: String,
+        /// Days of usage to show
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Override a user's quotas; `default` goes back to the configured value, 0 is no limit
+    Quota {
+        email: String,
+        #[arg(long, value_name = "N|default")]
+        tokens_per_day: Option<String>,
+        #[arg(long, value_name = "N|default")]
+        exports_per_day: Option<String>,
+        #[arg(long, value_name = "N|default")]
+        max_stored_rows: Option<String>,
+    },
+    /// The audit log, newest first
+    Audit {
+        /// Only events by this user
+        #[arg(long)]
+        email: Option<String>,
+        /// An action (`auth.login`) or a prefix ending in a dot (`auth.`)
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+}
+
+/// `N` or `default` (None) for a quota option; absent keeps the current override.
+fn quota_arg(current: Option<u64>, arg: Option<&str>) -> anyhow::Result<Option<u64>> {
+    match arg {
+        None => Ok(current),
+        Some("default") => Ok(None),
+        Some(n) => n
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("`{n}` is not a number or `default`")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -301,17 +341,152 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
         UserCommand::SetRole { email, role } => {
             let user = find(&state, &email).await?;
             users::set_role(&state.db, user.id, role).await?;
+            crate::audit::record(
+                &state,
+                None,
+                crate::audit::Event::new("admin.role_changed", None)
+                    .target("user", user.id)
+                    .details(serde_json::json!({"from": user.role.as_str(), "to": role.as_str(), "via": "cli"})),
+            )
+            .await;
             say(&format!("{} is now {}", user.email, role.as_str()));
         }
         UserCommand::Disable { email } => {
             let user = find(&state, &email).await?;
             users::set_disabled(&state.db, user.id, Some(chrono::Utc::now())).await?;
+            crate::audit::record(
+                &state,
+                None,
+                crate::audit::Event::new("admin.user_disabled", None)
+                    .target("user", user.id)
+                    .details(serde_json::json!({"via": "cli"})),
+            )
+            .await;
             say(&format!("{} is disabled", user.email));
         }
         UserCommand::Enable { email } => {
             let user = find(&state, &email).await?;
             users::set_disabled(&state.db, user.id, None).await?;
+            crate::audit::record(
+                &state,
+                None,
+                crate::audit::Event::new("admin.user_enabled", None)
+                    .target("user", user.id)
+                    .details(serde_json::json!({"via": "cli"})),
+            )
+            .await;
             say(&format!("{} is enabled", user.email));
+        }
+        UserCommand::Usage { email, days } => {
+            let user = find(&state, &email).await?;
+            let limits = crate::quotas::limits(&state, user.id).await?;
+            let overrides = crate::quotas::overrides(&state.db, user.id).await?;
+            let rows = crate::quotas::stored_rows(&state.db, user.id).await?;
+            let show = |n: u64| {
+                if n == 0 {
+                    "no limit".to_owned()
+                } else {
+                    n.to_string()
+                }
+            };
+            say(&format!("{} ({})", user.email, user.role.as_str()));
+            say(&format!(
+                "  tokens per day   {:>12}{}",
+                show(limits.tokens_per_day),
+                if overrides.tokens_per_day.is_some() {
+                    "  (override)"
+                } else {
+                    ""
+                }
+            ));
+            say(&format!(
+                "  exports per day  {:>12}{}",
+                show(limits.exports_per_day),
+                if overrides.exports_per_day.is_some() {
+                    "  (override)"
+                } else {
+                    ""
+                }
+            ));
+            say(&format!(
+                "  stored rows      {:>12}{}  ({rows} used)",
+                show(limits.max_stored_rows),
+                if overrides.max_stored_rows.is_some() {
+                    "  (override)"
+                } else {
+                    ""
+                }
+            ));
+            let usage = crate::chat::routes::usage_report(&state, user.id, Some(days))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            say(&format!(
+                "{:<10}  {:<16}  {:>7}  {:>12}  {:>10}",
+                "day", "model", "replies", "tokens", "cost $"
+            ));
+            for r in &usage.items {
+                say(&format!(
+                    "{:<10}  {:<16}  {:>7}  {:>12}  {:>10.4}",
+                    r.day,
+                    r.model,
+                    r.replies,
+                    r.prompt_tokens + r.completion_tokens,
+                    r.cost_micros as f64 / 1e6
+                ));
+            }
+        }
+        UserCommand::Quota {
+            email,
+            tokens_per_day,
+            exports_per_day,
+            max_stored_rows,
+        } => {
+            let user = find(&state, &email).await?;
+            let current = crate::quotas::overrides(&state.db, user.id).await?;
+            let next = crate::quotas::Overrides {
+                tokens_per_day: quota_arg(current.tokens_per_day, tokens_per_day.as_deref())?,
+                exports_per_day: quota_arg(current.exports_per_day, exports_per_day.as_deref())?,
+                max_stored_rows: quota_arg(current.max_stored_rows, max_stored_rows.as_deref())?,
+            };
+            crate::quotas::set_overrides(&state.db, user.id, next).await?;
+            crate::audit::record(
+                &state,
+                None,
+                crate::audit::Event::new("admin.quotas_changed", None)
+                    .target("user", user.id)
+                    .details(serde_json::to_value(next).unwrap_or_default()),
+            )
+            .await;
+            say(&format!("quotas of {} updated", user.email));
+        }
+        UserCommand::Audit {
+            email,
+            action,
+            limit,
+        } => {
+            let actor = match email {
+                Some(e) => Some(find(&state, &e).await?.id),
+                None => None,
+            };
+            let filter = crate::audit::Filter {
+                actor,
+                action,
+                ..Default::default()
+            };
+            let events =
+                crate::audit::list(&state.db, &filter, None, limit.clamp(1, 10_000)).await?;
+            for e in events {
+                say(&format!(
+                    "{}  {:<28}  actor={}  target={}:{}  ip={}  {}",
+                    e.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    e.action,
+                    e.actor_id.map_or_else(|| "-".to_owned(), |a| a.to_string()),
+                    e.target_type.as_deref().unwrap_or("-"),
+                    e.target_id.as_deref().unwrap_or("-"),
+                    e.ip.as_deref().unwrap_or("-"),
+                    e.details.as_deref().unwrap_or("")
+                ));
+            }
         }
     }
     Ok(())

@@ -62,6 +62,7 @@ pub struct Config {
     pub google: GoogleConfig,
     pub quotas: QuotasConfig,
     pub rate_limits: RateLimitsConfig,
+    pub retention: RetentionConfig,
     /// The model used when a conversation names none; the built-in `offline` model when unset.
     pub default_model: Option<String>,
     /// Models offered by name (`[models.NAME]` in the file).
@@ -177,6 +178,19 @@ pub struct RateLimitsConfig {
     pub default: crate::http::rate_limit::Limit,
     /// Prefix of the Redis keys (with `redis_url`).
     pub redis_prefix: String,
+}
+
+/// How long deleted things and records are kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days a deleted record (table, conversation, template, account…) stays restorable
+    /// before it is purged for good.
+    pub soft_deleted_days: u64,
+    /// Days audit events are kept.
+    pub audit_days: u64,
+    /// How often each server sweeps.
+    pub sweep_interval_secs: u64,
 }
 
 /// Per-user quotas (0 = no limit); admins can override them per user. The model token quota
@@ -406,6 +420,11 @@ impl Default for Config {
                     per_secs: 60,
                 },
                 redis_prefix: "sheetgpt".to_owned(),
+            },
+            retention: RetentionConfig {
+                soft_deleted_days: 30,
+                audit_days: 365,
+                sweep_interval_secs: 3600,
             },
             quotas: QuotasConfig {
                 exports_per_day: 0,

@@ -1,6 +1,7 @@
 //! SheetGPT: a web service where conversations with language models become typed, versioned
 //! tables that leave as Excel, CSV, JSON or Google Sheets.
 
+pub mod account;
 pub mod admin;
 pub mod app;
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod google;
 pub mod http;
 pub mod llm;
 pub mod quotas;
+pub mod retention;
 pub mod schemas;
 pub mod secrets;
 pub mod state;

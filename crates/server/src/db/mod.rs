@@ -192,6 +192,30 @@ pub async fn purge(
         .exec(&txn)
         .await?
         .rows_affected;
+    // User content in the trash: its versions, rows and messages go with it (cascade).
+    macro_rules! purge_deleted {
+        ($($entity:ident),*) => {$(
+            removed += entity::$entity::Entity::delete_many()
+                .filter(entity::$entity::Column::DeletedAt.lt(cutoff))
+                .exec(&txn)
+                .await?
+                .rows_affected;
+        )*};
+    }
+    purge_deleted!(
+        conversation,
+        table,
+        schema_preset,
+        template,
+        job,
+        sheet_link,
+        user_quota
+    );
+    removed += entity::google_authorization::Entity::delete_many()
+        .filter(entity::google_authorization::Column::ExpiresAt.lt(chrono::Utc::now()))
+        .exec(&txn)
+        .await?
+        .rows_affected;
     removed += user::Entity::delete_many()
         .filter(user::Column::DeletedAt.lt(cutoff))
         .exec(&txn)

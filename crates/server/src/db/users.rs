@@ -99,3 +99,9 @@ pub async fn set_disabled(
 ) -> Result<bool, DbErr> {
     update_live(db, id, user::Column::DisabledAt, Expr::value(disabled_at)).await
 }
+
+/// Deletes the user and, through the foreign keys, everything they own.
+pub async fn delete_for_good(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {
+    let r = user::Entity::delete_by_id(id).exec(db).await?;
+    Ok(r.rows_affected == 1)
+}

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(crate::google::routes::router())
                 .merge(crate::google::links::router())
                 .merge(crate::admin::router())
+                .merge(crate::account::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,
                 )),

@@ -455,3 +455,67 @@ async fn convert_applies_a_template_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("sheet"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn quotas_usage_and_the_audit_log_on_the_command_line() {
+    let env = Env::new().await;
+    let out = env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "q@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["user", "quota", "q@example.com", "--exports-per-day", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.run(&["user", "usage", "q@example.com"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains("exports per day"))
+        .unwrap();
+    assert!(line.contains('3') && line.contains("(override)"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("tokens per day") && l.contains("no limit"))
+    );
+    let out = env.run(&[
+        "user",
+        "quota",
+        "q@example.com",
+        "--exports-per-day",
+        "default",
+    ]);
+    assert!(out.status.success());
+    let out = env.run(&["user", "usage", "q@example.com"]);
+    assert!(!stdout(&out).contains("(override)"), "{}", stdout(&out));
+    let out = env.run(&[
+        "user",
+        "quota",
+        "q@example.com",
+        "--exports-per-day",
+        "lots",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("lots"));
+    env.run(&["user", "disable", "q@example.com"]);
+    let out = env.run(&["user", "audit", "--action", "admin."]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains("admin.quotas_changed"))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.lines().next().unwrap().contains("admin.user_disabled"),
+        "newest first: {text}"
+    );
+}

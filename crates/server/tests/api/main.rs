@@ -11,6 +11,7 @@
 mod fakes;
 mod helpers;
 
+mod admin;
 mod api_keys;
 mod auth;
 mod chat;

@@ -152,6 +152,8 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
         "GET /api/v1/admin/users/{id}/quotas",
         "PUT /api/v1/admin/users/{id}/quotas",
         "GET /api/v1/admin/audit",
+        "GET /api/v1/account/export",
+        "DELETE /api/v1/account",
         "GET /healthz",
         "GET /readyz",
         "GET /metrics",
