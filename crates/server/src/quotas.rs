@@ -169,7 +169,8 @@ pub async fn check_exports(state: &AppState, user_id: Uuid) -> Result<(), ApiErr
 pub async fn stored_rows(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, sea_orm::DbErr> {
     let sum: Option<Option<i64>> = table::Entity::find()
         .select_only()
-        .column_as(table::Column::RowCount.sum(), "rows")
+        // PostgreSQL sums BIGINT as NUMERIC: cast back.
+        .column_as(Expr::cust("CAST(SUM(row_count) AS BIGINT)"), "rows")
         .filter(table::Column::OwnerId.eq(user_id))
         .filter(table::Column::DeletedAt.is_null())
         .into_tuple()
