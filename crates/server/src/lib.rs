@@ -22,6 +22,7 @@ pub mod secrets;
 pub mod state;
 pub mod tables;
 pub mod telemetry;
+pub mod web;
 
 pub use app::Application;
 pub use config::Config;

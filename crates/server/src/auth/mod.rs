@@ -10,3 +10,4 @@ pub mod routes;
 pub mod service;
 pub mod throttle;
 pub mod tokens;
+pub mod web;

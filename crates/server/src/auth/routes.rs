@@ -36,6 +36,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_session))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(get_api_key, revoke_api_key))
+        .merge(super::web::router())
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

@@ -22,6 +22,8 @@ pub struct TokenPair {
     pub access_token: String,
     pub refresh_token: String,
     pub expires_in: u64,
+    /// When the session, and so the refresh token, ends (the web page's cookie lifetime).
+    pub refresh_expires_at: DateTime<Utc>,
 }
 
 /// Parses a new account's email and password, reporting both fields' problems at once.
@@ -154,6 +156,7 @@ pub async fn login(
         access_token: state.jwt.issue(user.id, session.id)?,
         refresh_token,
         expires_in: state.jwt.ttl_secs(),
+        refresh_expires_at: expires_at,
     })
 }
 
@@ -207,6 +210,7 @@ pub async fn refresh(
         access_token: state.jwt.issue(user.id, session.id)?,
         refresh_token: new_token,
         expires_in: state.jwt.ttl_secs(),
+        refresh_expires_at: session.expires_at,
     })
 }
 
@@ -247,6 +251,24 @@ pub async fn logout(
 ) -> Result<(), ApiError> {
     sessions::revoke(&state.db, user.id, session_id, "logout").await?;
     state.sessions.forget_session(session_id);
+    Ok(())
+}
+
+/// Sign-out by refresh token (the web page's cookie, when its access token may be gone): ends
+/// the token's session. An unknown token is already signed out.
+#[tracing::instrument(skip_all)]
+pub async fn logout_by_refresh_token(
+    state: &AppState,
+    refresh_token: &str,
+) -> Result<(), ApiError> {
+    let Some(token) = sessions::find_refresh_token(&state.db, &digest(refresh_token)).await? else {
+        return Ok(());
+    };
+    if let Some(session) = sessions::find(&state.db, token.session_id).await? {
+        sessions::revoke(&state.db, session.user_id, session.id, "logout").await?;
+        state.sessions.forget_session(session.id);
+        tracing::info!(user.id = %session.user_id, session.id = %session.id, "signed out");
+    }
     Ok(())
 }
 

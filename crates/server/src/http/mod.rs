@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .merge(crate::web::router())
         .fallback(|| async {
             Problem::for_status(StatusCode::NOT_FOUND).into_response_with(StatusCode::NOT_FOUND)
         })
@@ -129,7 +130,8 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
-/// Same-origin everything; Swagger UI needs inline styles and data: images.
+/// Same-origin everything; Swagger UI needs inline styles and data: images. The web page's
+/// files carry a stricter one of their own (`web::PAGE_CSP`).
 const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'self'";

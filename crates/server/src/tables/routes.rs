@@ -477,7 +477,8 @@ async fn list_rows(
                 Some(("p", n)) if sort.is_empty() => {
                     (Some(n.parse::<i64>().map_err(|_| bad())?), 0)
                 }
-                Some(("o", n)) if !sort.is_empty() => (None, n.parse::<u64>().map_err(|_| bad())?),
+                // An offset works in any order: a grid that jumps asks for the rows there.
+                Some(("o", n)) => (None, n.parse::<u64>().map_err(|_| bad())?),
                 _ => return Err(bad()),
             }
         }

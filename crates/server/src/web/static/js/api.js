@@ -1,0 +1,226 @@
+// The API client of the page. The access token lives only in this module's memory; the
+// refresh token is an HttpOnly cookie this script never sees. Errors become ApiError, whose
+// message is a sentence for a person, never the raw problem document.
+
+const BASE = "/api/v1";
+let access = null;
+let refreshing = null;
+let onSignedOut = () => {};
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(humanize(status, problem));
+    this.status = status;
+    this.code = problem?.code || null;
+    this.fields = Array.isArray(problem?.errors) ? problem.errors : [];
+  }
+}
+
+const FIELD_NAMES = {
+  email: "Email",
+  password: "Password",
+  new_password: "New password",
+  current_password: "Current password",
+  name: "Name",
+  content: "The message",
+  template: "Template:",
+  ops: "",
+  body: "The request",
+};
+
+function fieldLabel(field) {
+  if (field in FIELD_NAMES) return FIELD_NAMES[field];
+  const cell = /^rows\[(\d+)\]\.(.+)$/.exec(field);
+  if (cell) return `Row ${cell[1]}, column “${cell[2]}”:`;
+  return field.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+function sentence(text) {
+  // `name` in the API's messages reads better as “name” on a page.
+  const t = String(text).trim().replace(/`([^`]*)`/g, "“$1”");
+  if (!t) return t;
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?…]$/.test(first) ? first : `${first}.`;
+}
+
+/** A problem+json document (or nothing) as sentences. */
+export function humanize(status, problem) {
+  if (problem && Array.isArray(problem.errors) && problem.errors.length) {
+    return problem.errors.map((e) => sentence(`${fieldLabel(e.field || "")} ${e.message}`)).join(" ");
+  }
+  if (problem && problem.detail) return sentence(problem.detail);
+  if (status === 0) return "SheetGPT cannot be reached. Check your connection and try again.";
+  if (status === 401) return "Your session has ended. Please sign in again.";
+  if (status === 403) return "You are not allowed to do this.";
+  if (status === 404) return "This no longer exists.";
+  if (status === 413) return "This is larger than the server accepts.";
+  if (status === 429) return "Too many requests. Wait a moment and try again.";
+  if (status >= 500) return "Something went wrong on the server. Try again in a moment.";
+  return "The request could not be completed.";
+}
+
+async function errorFrom(res) {
+  let problem = null;
+  const type = res.headers.get("content-type") || "";
+  if (type.includes("json")) {
+    try {
+      problem = await res.json();
+    } catch {
+      problem = null;
+    }
+  }
+  return new ApiError(res.status, problem);
+}
+
+function csrfToken() {
+  const match = document.cookie.split(";").map((c) => c.trim()).find((c) => c.startsWith("sheetgpt_csrf="));
+  return match ? decodeURIComponent(match.slice("sheetgpt_csrf=".length)) : "";
+}
+
+export function setSignedOutHandler(fn) {
+  onSignedOut = fn;
+}
+
+export function signedIn() {
+  return access !== null;
+}
+
+/**
+ * Any API call. `body` is sent as JSON (or as is for FormData); `raw` returns the Response
+ * (downloads, streams). A 401 with an expired access token is retried once after a refresh.
+ */
+export async function request(method, path, { body, headers = {}, raw = false, signal, retry = true } = {}) {
+  const h = { ...headers };
+  if (access) h.authorization = `Bearer ${access}`;
+  let payload;
+  if (body instanceof FormData) payload = body;
+  else if (body !== undefined) {
+    h["content-type"] = "application/json";
+    payload = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(BASE + path, { method, headers: h, body: payload, signal, credentials: "same-origin" });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, null);
+  }
+  if (res.status === 401 && retry && access) {
+    if (await refresh()) return request(method, path, { body, headers, raw, signal, retry: false });
+    access = null;
+    onSignedOut();
+  }
+  if (!res.ok) throw await errorFrom(res);
+  if (raw) return res;
+  if (res.status === 204) return null;
+  const type = res.headers.get("content-type") || "";
+  return type.includes("json") ? res.json() : res.text();
+}
+
+export const get = (path, opts) => request("GET", path, opts);
+export const post = (path, body, opts) => request("POST", path, { ...opts, body });
+export const patch = (path, body, opts) => request("PATCH", path, { ...opts, body });
+export const del = (path, opts) => request("DELETE", path, opts);
+
+async function cookieCall(path, body) {
+  const headers = { "x-csrf-token": csrfToken() };
+  if (body !== undefined) headers["content-type"] = "application/json";
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method: "POST",
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: "same-origin",
+    });
+  } catch {
+    throw new ApiError(0, null);
+  }
+  if (!res.ok) throw await errorFrom(res);
+  return res.status === 204 ? null : res.json();
+}
+
+/**
+ * New access token from the refresh cookie. One refresh at a time, also across tabs (Web
+ * Locks): the cookie rotates on each use and a token used twice ends the session.
+ */
+export function refresh() {
+  // No CSRF cookie: this browser has not signed in (or signed out); nothing to refresh.
+  if (!csrfToken()) return Promise.resolve(false);
+  if (!refreshing) {
+    const run = async () => {
+      try {
+        const tokens = await cookieCall("/auth/web/refresh");
+        access = tokens.access_token;
+        return true;
+      } catch (err) {
+        if (err.status === 0) throw err;
+        access = null;
+        return false;
+      }
+    };
+    const locked = navigator.locks ? navigator.locks.request("sheetgpt-refresh", run) : run();
+    refreshing = locked.finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+export async function login(email, password) {
+  const tokens = await cookieCall("/auth/web/login", { email, password });
+  access = tokens.access_token;
+}
+
+export async function register(email, password) {
+  await request("POST", "/auth/register", { body: { email, password }, retry: false });
+  await login(email, password);
+}
+
+export async function logout() {
+  try {
+    await cookieCall("/auth/web/logout");
+  } finally {
+    access = null;
+  }
+}
+
+/** Percent-encodes each path segment given. */
+export function enc(value) {
+  return encodeURIComponent(String(value));
+}
+
+/** Reads a Server-Sent Events response, calling onEvent(name, data) for each event. */
+export async function readEvents(res, onEvent) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.search(/\r?\n\r?\n/)) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(buffer[cut] === "\r" ? cut + 4 : cut + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const key = colon < 0 ? line : line.slice(0, colon);
+        const val = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (key === "event") name = val;
+        else if (key === "data") data.push(val);
+      }
+      if (!data.length) continue;
+      let parsed;
+      try {
+        parsed = JSON.parse(data.join("\n"));
+      } catch {
+        parsed = data.join("\n");
+      }
+      onEvent(name, parsed);
+    }
+  }
+}

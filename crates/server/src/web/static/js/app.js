@@ -1,0 +1,213 @@
+// The page: sign-in, then the shell (navigation, conversations) and one screen at a time,
+// chosen by the address's hash (#/c/<id>, #/t/<id>, #/tables, #/templates, #/exports,
+// #/keys, #/usage), so reloads and the back button keep their place.
+
+import { get, logout, post, refresh, setSignedOutHandler } from "./api.js";
+import { authView } from "./auth.js";
+import { ChatView } from "./chat.js";
+import { h, replace, toast } from "./dom.js";
+import { when } from "./format.js";
+import { exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
+import { TablePanel } from "./table.js";
+
+const root = document.getElementById("app");
+let me = null;
+let current = null; // the screen shown: {el, destroy?}
+let modelsCache = null;
+
+const ctx = {
+  async models() {
+    if (!modelsCache) modelsCache = get("/models").then((r) => r.items).catch(() => [{ name: "offline" }]);
+    return modelsCache;
+  },
+  conversationsChanged: () => loadConversations(),
+};
+
+// --- shell -------------------------------------------------------------------------------
+
+const convList = h("ul", { class: "conv-list", "aria-label": "Conversations" });
+const main = h("main", { id: "main", class: "main", tabindex: "-1" });
+const nav = h("nav", { class: "sidebar", id: "sidebar", "aria-label": "SheetGPT" });
+const menuButton = h("button", {
+  type: "button",
+  class: "menu-button",
+  "aria-controls": "sidebar",
+  "aria-expanded": "false",
+  onclick: () => setMenu(!document.body.classList.contains("menu-open")),
+}, "Menu");
+const userLabel = h("span", { class: "user" });
+
+function setMenu(open) {
+  document.body.classList.toggle("menu-open", open);
+  menuButton.setAttribute("aria-expanded", String(open));
+}
+
+function buildShell() {
+  const link = (href, label) => h("a", { href, class: "nav-link", dataset: { route: href } }, label);
+  replace(nav,
+    h("div", { class: "brand" }, h("img", { src: "/assets/icon.svg", alt: "", width: "24", height: "24" }), h("span", {}, "SheetGPT")),
+    h("button", { type: "button", class: "primary wide", onclick: newConversation }, "New conversation"),
+    h("h2", { class: "nav-heading" }, "Conversations"),
+    convList,
+    h("h2", { class: "nav-heading" }, "Workspace"),
+    h("ul", { class: "nav-links" },
+      h("li", {}, link("#/tables", "Tables")),
+      h("li", {}, link("#/templates", "Templates")),
+      h("li", {}, link("#/exports", "Exports")),
+      h("li", {}, link("#/keys", "API keys")),
+      h("li", {}, link("#/usage", "Usage"))),
+    h("div", { class: "account" }, userLabel,
+      h("button", { type: "button", onclick: signOut }, "Sign out")));
+  replace(root,
+    h("header", { class: "topbar" }, menuButton, h("span", { class: "brand" }, "SheetGPT")),
+    h("div", { class: "layout" }, nav, main));
+  userLabel.textContent = me?.email || "";
+}
+
+async function loadConversations() {
+  try {
+    const { items } = await get("/conversations?limit=100");
+    const active = location.hash.startsWith("#/c/") ? location.hash.slice(4) : null;
+    replace(convList, items.length
+      ? items.map((c) => h("li", {},
+        h("a", {
+          href: `#/c/${c.id}`,
+          class: "conv-link",
+          "aria-current": c.id === active ? "page" : null,
+        }, h("span", { class: "conv-name" }, c.title || "New conversation"), h("span", { class: "conv-when" }, when(c.updated_at)))))
+      : h("li", { class: "muted" }, "None yet"));
+  } catch (err) {
+    replace(convList, h("li", { class: "error" }, err.message));
+  }
+}
+
+async function newConversation() {
+  try {
+    const conv = await post("/conversations", {});
+    location.hash = `#/c/${conv.id}`;
+    loadConversations();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+}
+
+async function signOut() {
+  try {
+    await logout();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+  me = null;
+  showAuth();
+}
+
+// --- screens -------------------------------------------------------------------------------
+
+function home() {
+  return {
+    el: h("div", { class: "page home" },
+      h("h1", {}, "Welcome to SheetGPT"),
+      h("p", { class: "intro" }, "Start a conversation: ask for a table, or paste one (CSV, TSV, Markdown or JSON). Tables in replies appear as grids you can sort, filter, edit and export; every edit is a version you can compare and revert."),
+      h("button", { type: "button", class: "primary", onclick: newConversation }, "New conversation")),
+  };
+}
+
+function tableScreen(id) {
+  const panel = new TablePanel(id, { tall: true });
+  panel.load();
+  return {
+    el: h("div", { class: "page table-page" }, h("p", {}, h("a", { href: "#/tables" }, "← All tables")), panel.el),
+    destroy: () => panel.destroy(),
+  };
+}
+
+function chatScreen(id) {
+  const view = new ChatView(id, ctx);
+  view.load();
+  return view;
+}
+
+const ROUTES = [
+  [/^#\/c\/([\w-]+)$/, (m) => chatScreen(m[1])],
+  [/^#\/t\/([\w-]+)$/, (m) => tableScreen(m[1])],
+  [/^#\/tables$/, tablesView],
+  [/^#\/templates$/, templatesView],
+  [/^#\/exports$/, exportsView],
+  [/^#\/keys$/, keysView],
+  [/^#\/usage$/, usageView],
+];
+
+function route() {
+  if (!me) return;
+  const hash = location.hash || "#/";
+  if (!hash.startsWith("#/")) return; // an in-page anchor such as #main
+  current?.destroy?.();
+  const found = ROUTES.map(([re, make]) => [re.exec(hash), make]).find(([m]) => m);
+  current = found ? found[1](found[0]) : home();
+  replace(main, current.el);
+  document.title = "SheetGPT";
+  for (const a of nav.querySelectorAll(".nav-link, .conv-link")) {
+    if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  setMenu(false);
+  const heading = main.querySelector("h1");
+  if (heading && !hash.startsWith("#/c/")) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+}
+
+// --- start -------------------------------------------------------------------------------
+
+function showAuth() {
+  current?.destroy?.();
+  current = null;
+  modelsCache = null;
+  const view = authView(async () => {
+    await start();
+  });
+  replace(root, view.el);
+  view.focus();
+}
+
+async function start() {
+  try {
+    me = await get("/auth/me");
+  } catch {
+    showAuth();
+    return;
+  }
+  buildShell();
+  await loadConversations();
+  route();
+}
+
+setSignedOutHandler(() => {
+  if (me) {
+    me = null;
+    toast("Your session has ended. Please sign in again.", "error");
+    showAuth();
+  }
+});
+window.addEventListener("hashchange", route);
+document.addEventListener("click", (e) => {
+  const skip = e.target.closest?.(".skip-link");
+  if (skip) {
+    e.preventDefault();
+    document.getElementById("main")?.focus();
+  }
+});
+
+(async () => {
+  let ok = false;
+  try {
+    ok = await refresh();
+  } catch (err) {
+    replace(root, h("p", { class: "boot error" }, err.message));
+    return;
+  }
+  if (ok) await start();
+  else showAuth();
+})();
+

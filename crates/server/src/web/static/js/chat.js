@@ -1,0 +1,243 @@
+// A conversation: messages, the composer, replies streamed as they are written (fetch with
+// `Accept: text/event-stream`: EventSource cannot send the Authorization header), and the
+// tables of replies as grids under them.
+
+import { ApiError, enc, get, patch, post, readEvents, request } from "./api.js";
+import { h, replace, toast, uid } from "./dom.js";
+import { count } from "./format.js";
+import { TablePanel } from "./table.js";
+
+export class ChatView {
+  constructor(conversationId, ctx) {
+    this.id = conversationId;
+    this.ctx = ctx;
+    this.panels = new Map(); // table id → {panel, host}
+    this.running = null;
+    this.log = h("div", { class: "messages", role: "log", "aria-label": "Messages", "aria-live": "polite" });
+    this.titleEl = h("h1", { class: "conv-title" }, "Conversation");
+    this.model = h("select", { onchange: () => this.changeModel() });
+    this.input = h("textarea", {
+      rows: "3",
+      placeholder: "Ask for a table, or paste CSV, TSV, Markdown or JSON…",
+      onkeydown: (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          this.form.requestSubmit();
+        }
+      },
+    });
+    this.sendButton = h("button", { type: "submit", class: "primary" }, "Send");
+    this.stopButton = h("button", { type: "button", hidden: true, onclick: () => this.stop() }, "Stop");
+    const inputId = uid("msg");
+    this.input.id = inputId;
+    const hintId = uid("hint");
+    this.input.setAttribute("aria-describedby", hintId);
+    this.form = h("form", { class: "composer", onsubmit: (e) => this.onSubmit(e) },
+      h("label", { for: inputId, class: "sr-only" }, "Message"),
+      this.input,
+      h("div", { class: "composer-bar" },
+        h("small", { id: hintId, class: "hint" }, "Enter sends · Shift+Enter starts a new line"),
+        h("div", { class: "composer-actions" }, this.stopButton, this.sendButton)));
+    const modelId = uid("model");
+    this.model.id = modelId;
+    this.el = h("div", { class: "chat" },
+      h("header", { class: "chat-head" }, this.titleEl,
+        h("div", { class: "model-pick" }, h("label", { for: modelId }, "Model"), this.model)),
+      this.log,
+      this.form);
+  }
+
+  async load() {
+    let conv;
+    try {
+      conv = await get(`/conversations/${enc(this.id)}`);
+    } catch (err) {
+      replace(this.log, h("p", { class: "error" }, err.message));
+      return;
+    }
+    this.conv = conv;
+    this.titleEl.textContent = conv.title || "New conversation";
+    document.title = `${conv.title || "New conversation"} · SheetGPT`;
+    const models = await this.ctx.models();
+    replace(this.model, models.map((m) => h("option", { value: m.name, selected: m.name === conv.model }, m.name)));
+    const messages = [];
+    let cursor = "";
+    for (let i = 0; i < 20; i += 1) {
+      const page = await get(`/conversations/${enc(this.id)}/messages?limit=200${cursor ? `&cursor=${enc(cursor)}` : ""}`);
+      messages.push(...page.items);
+      if (!page.next_cursor) break;
+      cursor = page.next_cursor;
+    }
+    replace(this.log);
+    if (!messages.length) {
+      this.log.append(h("div", { class: "empty" },
+        h("p", {}, "Paste a table (CSV, TSV, Markdown or JSON) or ask for one. With the offline model you can then say “sort by population desc”, “keep rows where country = France”, or “add column total = price * qty”.")));
+    }
+    // Each table is shown once, under the newest reply that made or changed it.
+    const latest = new Map();
+    for (const m of messages) if (m.table_id) latest.set(m.table_id, m.id);
+    for (const m of messages) {
+      const bubble = this.bubble(m.role, m.content, m.model);
+      if (m.status === "error" || m.status === "incomplete") bubble.note(m.error || "This reply stopped before it was finished.");
+      if (m.table_id) {
+        if (latest.get(m.table_id) === m.id) this.mountTable(bubble, m.table_id);
+        else bubble.note(`The table made here${m.table_version ? ` (version ${m.table_version})` : ""} is shown under a later reply.`);
+      }
+    }
+    this.scrollDown();
+    this.input.focus();
+  }
+
+  bubble(role, text, model) {
+    const content = h("div", { class: "content" }, role === "assistant" ? formatReply(text) : text);
+    const notes = h("div", { class: "notes" });
+    const tables = h("div", { class: "tables" });
+    const el = h("article", { class: `message ${role}` },
+      h("div", { class: "who" }, role === "user" ? "You" : `SheetGPT${model ? ` · ${model}` : ""}`),
+      content, notes, tables);
+    this.log.querySelector(".empty")?.remove();
+    this.log.append(el);
+    return {
+      el,
+      content,
+      tables,
+      append(t) {
+        content.append(t);
+      },
+      /** Once complete: data blocks folded away under the text. */
+      finish() {
+        replace(content, formatReply(content.textContent));
+      },
+      note(t, kind = "muted") {
+        notes.append(h("p", { class: kind }, t));
+      },
+    };
+  }
+
+  mountTable(bubble, tableId) {
+    const existing = this.panels.get(tableId);
+    if (existing) {
+      // Move the table under this newer reply and show its new version.
+      bubble.tables.append(existing.panel.el);
+      existing.panel.load();
+      return existing.panel;
+    }
+    const panel = new TablePanel(tableId);
+    bubble.tables.append(panel.el);
+    this.panels.set(tableId, { panel });
+    const atEnd = this.log.scrollHeight - this.log.scrollTop - this.log.clientHeight < 80;
+    panel.load().then(() => {
+      if (atEnd) requestAnimationFrame(() => this.scrollDown());
+    });
+    return panel;
+  }
+
+  scrollDown() {
+    this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  async changeModel() {
+    try {
+      this.conv = await patch(`/conversations/${enc(this.id)}`, { model: this.model.value });
+      toast(`Replies now come from ${this.model.value}.`);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  }
+
+  async onSubmit(e) {
+    e.preventDefault();
+    const content = this.input.value;
+    if (!content.trim() || this.running) return;
+    this.input.value = "";
+    this.bubble("user", content);
+    const reply = this.bubble("assistant", "", this.model.value);
+    reply.el.classList.add("streaming");
+    // Screen readers read the reply once it is complete, not every piece of it.
+    this.log.setAttribute("aria-busy", "true");
+    const controller = new AbortController();
+    this.running = { controller, messageId: null };
+    this.sendButton.disabled = true;
+    this.stopButton.hidden = false;
+    const tables = [];
+    try {
+      const res = await request("POST", `/conversations/${enc(this.id)}/messages`, {
+        body: { content },
+        headers: { accept: "text/event-stream" },
+        raw: true,
+        signal: controller.signal,
+      });
+      await readEvents(res, (name, data) => {
+        if (name === "start") this.running.messageId = data.message_id;
+        else if (name === "delta") {
+          reply.append(data.text);
+          this.scrollDown();
+        } else if (name === "table") tables.push(data);
+        else if (name === "usage") reply.note(`${count(data.prompt_tokens + data.completion_tokens)} tokens${data.estimated ? " (estimated)" : ""}`, "usage");
+        else if (name === "error") reply.note(data.message || "The reply stopped with an error.", "error");
+        else if (name === "done" && data.status === "incomplete") reply.note("Stopped before the reply was finished.");
+      });
+    } catch (err) {
+      if (err.name !== "AbortError") reply.note(err instanceof ApiError ? err.message : "The reply could not be received.", "error");
+    } finally {
+      reply.finish();
+      reply.el.classList.remove("streaming");
+      this.log.removeAttribute("aria-busy");
+      this.running = null;
+      this.sendButton.disabled = false;
+      this.stopButton.hidden = true;
+    }
+    for (const t of tables) {
+      reply.note(`${t.kind === "created" ? "New table" : "Table changed"}: “${t.name}”, ${count(t.row_count)} rows, version ${t.version}${t.complete === false ? " (cut at the model's output limit)" : ""}.`);
+      this.mountTable(reply, t.table_id);
+    }
+    this.scrollDown();
+    if (this.conv && !this.conv.title) {
+      const conv = await get(`/conversations/${enc(this.id)}`).catch(() => null);
+      if (conv) {
+        this.conv = conv;
+        this.titleEl.textContent = conv.title || "Conversation";
+      }
+    }
+    this.ctx.conversationsChanged();
+    this.input.focus();
+  }
+
+  async stop() {
+    const run = this.running;
+    if (!run) return;
+    if (run.messageId) {
+      try {
+        await post(`/conversations/${enc(this.id)}/messages/${enc(run.messageId)}/cancel`, undefined);
+        return;
+      } catch {
+        // Not running any more on the server: stop reading anyway.
+      }
+    }
+    run.controller.abort();
+  }
+
+  destroy() {
+    this.running?.controller.abort();
+    for (const { panel } of this.panels.values()) panel.destroy();
+  }
+}
+
+/**
+ * A reply as text, with fenced blocks (the table's data as JSON, the operations of a change)
+ * folded into a <details> under a short summary: the grid shows the data better.
+ */
+export function formatReply(text) {
+  const parts = [];
+  const fence = /```([\w-]*)[^\n]*\n([\s\S]*?)(?:```|$)/g;
+  let last = 0;
+  for (let m = fence.exec(text); m; m = fence.exec(text)) {
+    if (m.index > last) parts.push(text.slice(last, m.index).replace(/\n+$/, "\n"));
+    const kind = m[1] || "text";
+    const label = kind === "sheetgpt-ops" ? "The changes, as operations" : `The data (${kind})`;
+    parts.push(h("details", { class: "code" }, h("summary", {}, label), h("pre", {}, h("code", {}, m[2]))));
+    last = fence.lastIndex;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}

@@ -1,0 +1,117 @@
+// Building the page without innerHTML: text always goes in as text, so nothing a model or a
+// user writes can become markup.
+
+/**
+ * h("button", {class: "primary", onclick: fn, "aria-label": "Send"}, "Send")
+ * Attributes: `class`, `text`, `on<event>` handlers, `dataset` (object), booleans (set when
+ * true), everything else with setAttribute. Children: nodes, strings, arrays, null (skipped).
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key.startsWith("on") && typeof value === "function") {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === "value") el.value = value;
+    else if (key === "checked" || key === "selected" || key === "disabled") el[key] = Boolean(value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else if (child instanceof Node) el.appendChild(child);
+    else el.appendChild(document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  return el;
+}
+
+export function replace(el, ...children) {
+  clear(el);
+  append(el, children);
+  return el;
+}
+
+let nextId = 0;
+/** A unique id for label/aria wiring. */
+export function uid(prefix = "id") {
+  nextId += 1;
+  return `${prefix}-${nextId}`;
+}
+
+/** A labelled form field: a <label> and the control it names. */
+export function field(label, control, hint) {
+  const id = control.id || uid("f");
+  control.id = id;
+  const hintEl = hint ? h("small", { class: "hint", id: `${id}-hint` }, hint) : null;
+  if (hintEl) control.setAttribute("aria-describedby", hintEl.id);
+  return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
+}
+
+/** A short message at the bottom of the screen; errors stay until dismissed. */
+export function toast(message, kind = "info") {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const close = h("button", { class: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
+  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : null },
+    h("span", {}, message), close);
+  box.appendChild(item);
+  if (kind !== "error") setTimeout(() => item.remove(), 4000);
+}
+
+/** A modal <dialog>; resolves with the value given to `done`, or null when dismissed. */
+export function modal(title, build) {
+  return new Promise((resolve) => {
+    const titleId = uid("dlg");
+    const dialog = h("dialog", { class: "modal", "aria-labelledby": titleId });
+    let result = null;
+    const done = (value) => {
+      result = value;
+      dialog.close();
+    };
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(result);
+    });
+    dialog.append(
+      h("div", { class: "modal-head" },
+        h("h2", { id: titleId }, title),
+        h("button", { class: "icon", type: "button", "aria-label": "Close", onclick: () => done(null) }, "×")),
+      build(done),
+    );
+    document.body.appendChild(dialog);
+    dialog.showModal();
+  });
+}
+
+/** Asks a yes/no question; resolves true or false. */
+export async function confirmDialog(title, message, confirmLabel = "Confirm", danger = false) {
+  const answer = await modal(title, (done) => h("div", {},
+    h("p", {}, message),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => done(false) }, "Cancel"),
+      h("button", { type: "button", class: danger ? "danger" : "primary", onclick: () => done(true) }, confirmLabel))));
+  return answer === true;
+}
+
+/** Saves a Blob as a file through a temporary link. */
+export function saveBlob(blob, fileName) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: fileName, class: "hidden" });
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}

@@ -1,0 +1,427 @@
+// A virtualised data grid over the rows API: only the rows in view (and a few around them)
+// are in the DOM, rows are fetched a page at a time at the offset being looked at (the API's
+// `o<n>` cursor), so a table of any length scrolls at the same speed. Sorting and filtering
+// happen on the server; the grid only shows what it is given.
+//
+// Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell; Enter or F2
+// edits it (or just start typing); Enter saves and moves down, Tab saves and moves right,
+// Escape cancels; Delete empties the cell. The grid is one tab stop (role=grid with
+// aria-activedescendant), as the ARIA grid pattern describes.
+
+import { h, uid } from "./dom.js";
+import { NUMERIC, display, editText } from "./format.js";
+
+const ROW_H = 32;
+const PAGE = 200;
+const OVERSCAN = 6;
+// Browsers cap an element's height (Chrome near 33M px, Firefox near 17M px); past this the
+// scroll position is scaled to the rows instead of 1 px per px.
+const MAX_PX = 8_000_000;
+const MAX_PAGES = 40;
+const ROWNUM_W = 64;
+
+function widthFor(column) {
+  const base = NUMERIC.has(column.type) ? 120 : column.type === "boolean" ? 90 : column.type === "date" ? 130 : 180;
+  // Room for the name, the type badge and the sort mark.
+  const header = column.name.length * 8.5 + column.type.length * 6.5 + 52;
+  return Math.round(Math.min(360, Math.max(base, header)));
+}
+
+export class Grid {
+  /**
+   * @param {object} opts
+   *   label: accessible name; columns: [{id, name, type}];
+   *   rowCount: number of rows, or null when unknown (filtered: it grows as pages arrive);
+   *   fetchPage(offset, limit) → Promise<{rows: [{id, cells}], more: boolean}>;
+   *   onEdit(rowId, column, value) → Promise (none: read-only);
+   *   onSort(column) (none: headers are not buttons); sort: {column, desc} | null;
+   *   highlight: Map<rowId, Set<columnId>>, added: Set<rowId> (diffs);
+   *   onCount(count, exact); onError(err); startedAt: performance.now() of the request.
+   */
+  constructor(opts) {
+    this.opts = opts;
+    this.id = uid("grid");
+    this.startedAt = opts.startedAt ?? performance.now();
+    this.active = { row: 0, col: 0 };
+    this.editing = null;
+    this.rowEls = new Map();
+    this.frame = 0;
+    this.head = h("div", { class: "grid-head", role: "rowgroup" });
+    this.body = h("div", { class: "grid-body", role: "rowgroup" });
+    this.el = h("div", {
+      class: "grid",
+      role: "grid",
+      tabindex: "0",
+      id: this.id,
+      "aria-label": opts.label || "Table",
+      "aria-readonly": opts.onEdit ? null : "true",
+      onscroll: () => this.schedule(),
+      onkeydown: (e) => this.onKey(e),
+      onmousedown: (e) => this.onMouseDown(e),
+      ondblclick: (e) => {
+        if (this.cellFrom(e.target)) this.startEdit();
+      },
+      onfocus: () => this.updateActive(false),
+    }, this.head, this.body);
+    this.resizeObserver = new ResizeObserver(() => this.schedule());
+    this.resizeObserver.observe(this.el);
+    this.reset(opts.columns, opts.rowCount, opts);
+  }
+
+  /** New data (another version, sort or filter): forget every page, keep the place. */
+  reset(columns, rowCount, changes = {}) {
+    Object.assign(this.opts, changes);
+    this.generation = (this.generation || 0) + 1;
+    this.columns = columns;
+    this.pages = new Map();
+    this.loading = new Set();
+    this.exact = rowCount !== null && rowCount !== undefined;
+    this.rowCount = this.exact ? rowCount : 0;
+    this.firstPainted = false;
+    this.startedAt = changes.startedAt ?? performance.now();
+    this.cancelEdit();
+    for (const row of this.rowEls.values()) row.remove();
+    this.rowEls.clear();
+    this.widths = columns.map(widthFor);
+    this.lefts = [];
+    let x = ROWNUM_W;
+    for (const w of this.widths) {
+      this.lefts.push(x);
+      x += w;
+    }
+    this.totalWidth = x;
+    this.el.style.setProperty("--cols", [`${ROWNUM_W}px`, ...this.widths.map((w) => `${w}px`)].join(" "));
+    this.el.style.setProperty("--grid-w", `${x}px`);
+    this.el.setAttribute("aria-colcount", String(columns.length + 1));
+    this.active.col = Math.min(this.active.col, Math.max(0, columns.length - 1));
+    this.buildHead();
+    this.updateCount();
+    this.load(0);
+    this.schedule();
+  }
+
+  buildHead() {
+    const { sort, onSort } = this.opts;
+    const cells = this.columns.map((c, j) => {
+      const sorted = sort && sort.column === c.name ? (sort.desc ? "descending" : "ascending") : null;
+      const label = [
+        h("span", { class: "col-name" }, c.name),
+        h("span", { class: "col-type" }, c.type),
+        sorted ? h("span", { class: "sort-mark", "aria-hidden": "true" }, sorted === "ascending" ? "▲" : "▼") : null,
+      ];
+      return h("div", {
+        role: "columnheader",
+        class: NUMERIC.has(c.type) ? "cell num" : "cell",
+        "aria-colindex": String(j + 2),
+        "aria-sort": sorted || (onSort ? "none" : null),
+        dataset: { column: c.name },
+      }, onSort
+        ? h("button", { type: "button", class: "col-sort", title: `Sort by ${c.name}`, onclick: () => onSort(c.name) }, label)
+        : label);
+    });
+    this.head.replaceChildren(h("div", { class: "grid-row head", role: "row", "aria-rowindex": "1" },
+      h("div", { class: "cell rownum", role: "columnheader", "aria-colindex": "1" }, h("span", { class: "sr-only" }, "Row"), "#"),
+      cells));
+  }
+
+  updateCount() {
+    this.el.setAttribute("aria-rowcount", this.exact ? String(this.rowCount + 1) : "-1");
+    this.opts.onCount?.(this.rowCount, this.exact);
+  }
+
+  rowAt(i) {
+    const page = this.pages.get(Math.floor(i / PAGE));
+    if (!page) return undefined;
+    return page.rows[i % PAGE] ?? null;
+  }
+
+  load(p) {
+    if (this.pages.has(p) || this.loading.has(p)) return;
+    if (this.exact && p * PAGE >= this.rowCount && p > 0) return;
+    const generation = this.generation;
+    this.loading.add(p);
+    this.opts.fetchPage(p * PAGE, PAGE).then(({ rows, more }) => {
+      if (generation !== this.generation) return;
+      this.loading.delete(p);
+      this.pages.set(p, { rows, used: performance.now() });
+      const end = p * PAGE + rows.length;
+      if (!more && (!this.exact || end !== this.rowCount)) {
+        // The last page says how many rows there are (filtered, or changed meanwhile).
+        this.rowCount = end;
+        this.exact = true;
+        this.updateCount();
+      } else if (more && !this.exact && end + PAGE > this.rowCount) {
+        this.rowCount = end + PAGE;
+        this.updateCount();
+      }
+      this.evict();
+      this.schedule();
+    }).catch((err) => {
+      if (generation !== this.generation) return;
+      this.loading.delete(p);
+      this.opts.onError?.(err);
+    });
+  }
+
+  evict() {
+    if (this.pages.size <= MAX_PAGES) return;
+    const byAge = [...this.pages.entries()].sort((a, b) => a[1].used - b[1].used);
+    for (const [p] of byAge.slice(0, this.pages.size - MAX_PAGES)) this.pages.delete(p);
+  }
+
+  schedule() {
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  /** The scroll geometry: real pixels (ROW_H a row) against the scaled body. */
+  geometry() {
+    const headH = this.head.offsetHeight || ROW_H;
+    const viewH = Math.max(ROW_H, this.el.clientHeight - headH);
+    const realH = this.rowCount * ROW_H;
+    const bodyH = Math.min(realH, MAX_PX);
+    const scrollable = Math.max(0, bodyH - viewH);
+    const realScrollable = Math.max(0, realH - viewH);
+    const ratio = scrollable > 0 ? realScrollable / scrollable : 1;
+    return { headH, viewH, realH, bodyH, ratio };
+  }
+
+  render() {
+    const g = this.geometry();
+    this.body.style.height = `${g.bodyH}px`;
+    const top = this.el.scrollTop * g.ratio;
+    const shift = this.el.scrollTop - top;
+    const first = Math.max(0, Math.floor(top / ROW_H) - OVERSCAN);
+    const last = Math.min(this.rowCount, Math.ceil((top + g.viewH) / ROW_H) + OVERSCAN);
+    for (let p = Math.floor(first / PAGE); p <= Math.floor(Math.max(first, last - 1) / PAGE); p += 1) {
+      const page = this.pages.get(p);
+      if (page) page.used = performance.now();
+      else this.load(p);
+    }
+    const keep = new Map();
+    const fresh = [];
+    for (let i = first; i < last; i += 1) {
+      const data = this.rowAt(i);
+      if (data === null) continue; // past the end of a filtered table
+      let row = this.rowEls.get(i);
+      if (!row || row.data !== data) {
+        row?.remove();
+        row = this.buildRow(i, data);
+        fresh.push(row);
+      }
+      row.style.transform = `translateY(${i * ROW_H + shift}px)`;
+      keep.set(i, row);
+    }
+    for (const [i, row] of this.rowEls) if (!keep.has(i)) row.remove();
+    this.rowEls = keep;
+    if (fresh.length) this.body.append(...fresh);
+    this.updateActive(false);
+    if (!this.firstPainted && this.pages.has(0)) {
+      this.firstPainted = true;
+      // After the next paint: the time a person waits for the first rows.
+      requestAnimationFrame(() => setTimeout(() => {
+        const ms = performance.now() - this.startedAt;
+        this.el.dataset.firstRenderMs = ms.toFixed(1);
+        this.opts.onFirstPaint?.(ms);
+      }, 0));
+    }
+  }
+
+  buildRow(i, data) {
+    const { highlight, added } = this.opts;
+    const changed = data && highlight ? highlight.get(data.id) : null;
+    const cls = ["grid-row"];
+    if (!data) cls.push("loading");
+    if (data && added && added.has(data.id)) cls.push("added");
+    if (i % 2) cls.push("odd");
+    const cells = this.columns.map((c, j) => {
+      const value = data ? data.cells[j] : undefined;
+      const classes = ["cell"];
+      if (NUMERIC.has(c.type)) classes.push("num");
+      if (value === null) classes.push("null");
+      if (changed && changed.has(c.id)) classes.push("changed");
+      const text = data ? display(value, c.type) : "";
+      return h("div", {
+        role: "gridcell",
+        class: classes.join(" "),
+        id: `${this.id}-r${i}-c${j}`,
+        "aria-colindex": String(j + 2),
+        title: text.length > 24 ? text : null,
+        dataset: { row: String(i), col: String(j), type: c.type },
+      }, text);
+    });
+    const row = h("div", { class: cls.join(" "), role: "row", "aria-rowindex": String(i + 2), dataset: { index: String(i) } },
+      h("div", { class: "cell rownum", role: "rowheader", "aria-colindex": "1" }, data ? String(i + 1) : "…"),
+      cells);
+    row.data = data;
+    return row;
+  }
+
+  cellFrom(target) {
+    const cell = target.closest?.('[role="gridcell"]');
+    return cell && this.el.contains(cell) ? cell : null;
+  }
+
+  onMouseDown(e) {
+    const cell = this.cellFrom(e.target);
+    if (!cell || (this.editing && this.editing.cell === cell)) return;
+    this.setActive(Number(cell.dataset.row), Number(cell.dataset.col), false);
+    if (!this.editing) {
+      e.preventDefault();
+      this.el.focus({ preventScroll: true });
+    }
+  }
+
+  setActive(row, col, scroll = true) {
+    const maxRow = Math.max(0, this.rowCount - 1);
+    this.active = {
+      row: Math.min(Math.max(0, row), maxRow),
+      col: Math.min(Math.max(0, col), Math.max(0, this.columns.length - 1)),
+    };
+    if (scroll) this.scrollToActive();
+    this.updateActive(true);
+  }
+
+  updateActive() {
+    const id = `${this.id}-r${this.active.row}-c${this.active.col}`;
+    for (const el of this.body.querySelectorAll(".cell.active")) if (el.id !== id) el.classList.remove("active");
+    const cell = document.getElementById(id);
+    if (cell) {
+      cell.classList.add("active");
+      this.el.setAttribute("aria-activedescendant", id);
+    } else {
+      this.el.removeAttribute("aria-activedescendant");
+    }
+  }
+
+  scrollToActive() {
+    const g = this.geometry();
+    const realTop = this.el.scrollTop * g.ratio;
+    const y = this.active.row * ROW_H;
+    let target = null;
+    if (y < realTop) target = y;
+    else if (y + ROW_H > realTop + g.viewH) target = y + ROW_H - g.viewH;
+    if (target !== null) this.el.scrollTop = target / g.ratio;
+    const left = this.lefts[this.active.col] ?? 0;
+    const right = left + (this.widths[this.active.col] ?? 0);
+    if (left - ROWNUM_W < this.el.scrollLeft) this.el.scrollLeft = left - ROWNUM_W;
+    else if (right > this.el.scrollLeft + this.el.clientWidth) this.el.scrollLeft = right - this.el.clientWidth;
+    this.render();
+  }
+
+  onKey(e) {
+    if (this.editing || e.target !== this.el) return;
+    const { row, col } = this.active;
+    const pageRows = Math.max(1, Math.floor(this.geometry().viewH / ROW_H) - 1);
+    const ctrl = e.ctrlKey || e.metaKey;
+    let next = null;
+    switch (e.key) {
+      case "ArrowDown": next = [row + 1, col]; break;
+      case "ArrowUp": next = [row - 1, col]; break;
+      case "ArrowRight": next = [row, col + 1]; break;
+      case "ArrowLeft": next = [row, col - 1]; break;
+      case "PageDown": next = [row + pageRows, col]; break;
+      case "PageUp": next = [row - pageRows, col]; break;
+      case "Home": next = ctrl ? [0, col] : [row, 0]; break;
+      case "End": next = ctrl ? [this.rowCount - 1, col] : [row, this.columns.length - 1]; break;
+      case "Enter":
+      case "F2":
+        e.preventDefault();
+        this.startEdit();
+        return;
+      case "Delete":
+        if (this.opts.onEdit) {
+          e.preventDefault();
+          this.save(this.active, null);
+        }
+        return;
+      default:
+        if (e.key.length === 1 && !ctrl && !e.altKey && this.opts.onEdit) {
+          e.preventDefault();
+          this.startEdit(e.key);
+        }
+        return;
+    }
+    e.preventDefault();
+    this.setActive(next[0], next[1]);
+  }
+
+  startEdit(initial) {
+    if (!this.opts.onEdit || this.editing) return;
+    const { row, col } = this.active;
+    const data = this.rowAt(row);
+    const cell = document.getElementById(`${this.id}-r${row}-c${col}`);
+    if (!data || !cell) return;
+    const column = this.columns[col];
+    const original = editText(data.cells[col], column.type);
+    const input = h("input", {
+      class: "cell-editor",
+      "aria-label": `Edit ${column.name}, row ${row + 1}`,
+      value: initial ?? original,
+      onkeydown: (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          this.finishEdit(true, [row + 1, col]);
+        } else if (e.key === "Tab") {
+          e.preventDefault();
+          this.finishEdit(true, [row, col + (e.shiftKey ? -1 : 1)]);
+        } else if (e.key === "Escape") {
+          e.preventDefault();
+          this.finishEdit(false);
+        }
+      },
+      onblur: () => this.finishEdit(true),
+    });
+    this.editing = { cell, input, original, row, col };
+    cell.classList.add("editing");
+    cell.append(input);
+    input.focus();
+    if (initial === undefined) input.select();
+  }
+
+  finishEdit(save, moveTo) {
+    const ed = this.editing;
+    if (!ed) return;
+    this.editing = null;
+    const value = ed.input.value;
+    ed.input.remove();
+    ed.cell.classList.remove("editing");
+    if (moveTo) this.setActive(moveTo[0], moveTo[1]);
+    this.el.focus({ preventScroll: true });
+    if (save && value !== ed.original) this.save({ row: ed.row, col: ed.col }, value.trim() === "" ? null : value, ed.cell);
+  }
+
+  cancelEdit() {
+    if (!this.editing) return;
+    this.editing.input.remove();
+    this.editing.cell.classList.remove("editing");
+    this.editing = null;
+  }
+
+  save(at, value, cellEl) {
+    const data = this.rowAt(at.row);
+    const column = this.columns[at.col];
+    if (!data || !column) return;
+    const cell = cellEl || document.getElementById(`${this.id}-r${at.row}-c${at.col}`);
+    if (cell) {
+      cell.textContent = value === null ? "" : value;
+      cell.classList.add("saving");
+    }
+    this.opts.onEdit(data.id, column, value).catch(() => {
+      // The owner reports the error; show the old value again.
+      if (cell) {
+        cell.classList.remove("saving");
+        cell.textContent = display(data.cells[at.col], column.type);
+      }
+    });
+  }
+
+  destroy() {
+    this.generation += 1;
+    this.resizeObserver.disconnect();
+    if (this.frame) cancelAnimationFrame(this.frame);
+  }
+}

@@ -1,0 +1,476 @@
+// The other screens: tables (and imports), templates, export jobs, API keys, usage.
+
+import { del, enc, get, patch, post, request } from "./api.js";
+import { confirmDialog, field, h, replace, saveBlob, toast, uid } from "./dom.js";
+import { bytes, count, dollars, when } from "./format.js";
+
+function page(title, intro, ...body) {
+  return h("div", { class: "page" }, h("h1", {}, title), intro ? h("p", { class: "intro" }, intro) : null, ...body);
+}
+
+function errorBox() {
+  return h("p", { class: "error", role: "alert", hidden: true });
+}
+
+function showIn(box, err) {
+  box.textContent = err instanceof Error ? err.message : String(err);
+  box.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------
+// Tables
+
+export function tablesView() {
+  const list = h("div", { class: "list" }, h("p", { class: "muted" }, "Loading…"));
+  const file = h("input", { type: "file", accept: ".csv,.tsv,.txt,.xlsx,.xlsm,.xls,.ods", required: true });
+  const error = errorBox();
+  const form = h("form", {
+    class: "inline-form",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      if (!file.files.length) return;
+      const data = new FormData();
+      data.append("file", file.files[0]);
+      error.hidden = true;
+      try {
+        const table = await post("/tables/import", data);
+        location.hash = `#/t/${table.id}`;
+      } catch (err) {
+        showIn(error, err);
+      }
+    },
+  }, field("Import a file (CSV, TSV, XLSX, XLS, ODS)", file), h("button", { type: "submit" }, "Import"), error);
+
+  async function load() {
+    try {
+      const { items } = await get("/tables?limit=200");
+      replace(list, items.length
+        ? h("table", { class: "data" },
+          h("thead", {}, h("tr", {}, ["Name", "Rows", "Version", "Changed"].map((t, i) => h("th", { scope: "col", class: i === 1 || i === 2 ? "num" : null }, t)))),
+          h("tbody", {}, items.map((t) => h("tr", {},
+            h("td", {}, h("a", { href: `#/t/${t.id}` }, t.name)),
+            h("td", { class: "num" }, count(t.row_count)),
+            h("td", { class: "num" }, String(t.version)),
+            h("td", {}, when(t.updated_at))))))
+        : h("p", { class: "muted" }, "No tables yet: paste one in a conversation, or import a file."));
+    } catch (err) {
+      replace(list, h("p", { class: "error" }, err.message));
+    }
+  }
+  load();
+  return { el: page("Tables", "Every table from your conversations and imports.", form, list) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Export jobs
+
+export function exportsView() {
+  const list = h("div", { class: "list" }, h("p", { class: "muted" }, "Loading…"));
+  let timer = 0;
+  let alive = true;
+
+  async function load() {
+    let items;
+    try {
+      ({ items } = await get("/exports?limit=50"));
+    } catch (err) {
+      replace(list, h("p", { class: "error" }, err.message));
+      return;
+    }
+    replace(list, items.length
+      ? h("ul", { class: "jobs" }, items.map(job))
+      : h("p", { class: "muted" }, "No exports yet. Use Export on a table and choose “Export in the background”."));
+    if (alive && items.some((j) => j.status === "queued" || j.status === "running")) {
+      timer = setTimeout(load, 1500);
+    }
+  }
+
+  function job(j) {
+    const total = j.progress.total ?? 0;
+    const progressId = uid("p");
+    const dest = j.destination?.type === "download" || !j.destination ? "file" : j.destination.type.replace(/_/g, " ");
+    return h("li", { class: `job ${j.status}` },
+      h("div", { class: "job-main" },
+        h("strong", {}, j.file?.name || `${j.format.toUpperCase()} export`),
+        h("span", { class: `status ${j.status}` }, j.status),
+        h("span", { class: "muted" }, ` version ${j.version} · ${dest} · ${when(j.created_at)}`)),
+      j.status === "running" || j.status === "queued"
+        ? h("div", { class: "job-progress" },
+          h("label", { for: progressId, class: "sr-only" }, "Progress"),
+          h("progress", { id: progressId, max: String(Math.max(total, 1)), value: String(j.progress.done) }),
+          h("span", { class: "muted" }, `${count(j.progress.done)} of ${count(total)} rows`))
+        : null,
+      j.error ? h("p", { class: "error" }, j.error) : null,
+      h("div", { class: "job-actions" },
+        j.file?.download_url ? h("button", { type: "button", onclick: () => downloadJob(j) }, `Download (${bytes(j.file.bytes)})`) : null,
+        j.status === "running" || j.status === "queued"
+          ? h("button", { type: "button", onclick: async () => {
+            try {
+              await post(`/exports/${enc(j.id)}/cancel`, undefined);
+              load();
+            } catch (err) {
+              toast(err.message, "error");
+            }
+          } }, "Cancel")
+          : null));
+  }
+
+  async function downloadJob(j) {
+    try {
+      const res = await request("GET", `/exports/${enc(j.id)}/download`, { raw: true });
+      saveBlob(await res.blob(), j.file.name);
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  }
+
+  load();
+  return {
+    el: page("Exports", "Files exported in the background, with their progress. Files are kept for a week.", list),
+    destroy() {
+      alive = false;
+      clearTimeout(timer);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// API keys
+
+export function keysView() {
+  const list = h("div", { class: "list" });
+  const shown = h("div", { class: "key-shown", hidden: true, role: "status" });
+  const name = h("input", { type: "text", required: true, maxlength: "100", autocomplete: "off" });
+  const scope = h("select", {}, h("option", { value: "read" }, "Read only"), h("option", { value: "read_write" }, "Read and write"));
+  const days = h("input", { type: "number", min: "1", max: "3650", inputmode: "numeric" });
+  const error = errorBox();
+  const form = h("form", {
+    class: "inline-form",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      error.hidden = true;
+      const body = { name: name.value, scope: scope.value };
+      if (days.value) body.expires_in_days = Number(days.value);
+      try {
+        const created = await post("/api-keys", body);
+        name.value = "";
+        days.value = "";
+        const keyId = uid("key");
+        replace(shown,
+          h("p", {}, h("strong", {}, "Copy your new key now. "), "It is shown only this once."),
+          h("div", { class: "key-row" },
+            h("label", { for: keyId, class: "sr-only" }, "New API key"),
+            h("input", { id: keyId, class: "mono", type: "text", readonly: true, value: created.key }),
+            h("button", { type: "button", onclick: async () => {
+              try {
+                await navigator.clipboard.writeText(created.key);
+                toast("Key copied.");
+              } catch {
+                document.getElementById(keyId)?.select();
+              }
+            } }, "Copy")));
+        shown.hidden = false;
+        load();
+      } catch (err) {
+        showIn(error, err);
+      }
+    },
+  }, field("Name", name, "What the key is for, e.g. “nightly export script”."), field("Access", scope), field("Expires after (days, optional)", days), h("button", { type: "submit", class: "primary" }, "Create key"), error);
+
+  async function load() {
+    try {
+      const { items } = await get("/api-keys?limit=200");
+      replace(list, items.length
+        ? h("table", { class: "data" },
+          h("thead", {}, h("tr", {}, ["Name", "Key", "Access", "Last used", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))),
+          h("tbody", {}, items.map((k) => h("tr", {},
+            h("td", {}, k.name),
+            h("td", { class: "mono" }, `${k.prefix}…`),
+            h("td", {}, k.scope === "read" ? "read only" : "read and write"),
+            h("td", {}, k.last_used_at ? when(k.last_used_at) : "never"),
+            h("td", {}, k.expires_at ? when(k.expires_at) : "never"),
+            h("td", {}, h("button", { type: "button", class: "danger", "aria-label": `Revoke ${k.name}`, onclick: async () => {
+              if (!(await confirmDialog("Revoke key", `Revoke “${k.name}”? Scripts using it stop working at once.`, "Revoke", true))) return;
+              try {
+                await del(`/api-keys/${enc(k.id)}`);
+                toast("Key revoked.");
+                load();
+              } catch (err) {
+                toast(err.message, "error");
+              }
+            } }, "Revoke"))))))
+        : h("p", { class: "muted" }, "No API keys yet."));
+    } catch (err) {
+      replace(list, h("p", { class: "error" }, err.message));
+    }
+  }
+  load();
+  return { el: page("API keys", "Keys let scripts use the API as you: send `Authorization: Bearer <key>`.", form, shown, list) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Usage
+
+export function usageView() {
+  const body = h("div", { class: "list" });
+  const days = h("select", { onchange: () => load() },
+    [7, 30, 90, 365].map((d) => h("option", { value: String(d), selected: d === 30 }, `Last ${d} days`)));
+
+  async function load() {
+    let usage;
+    try {
+      usage = await get(`/usage?days=${days.value}`);
+    } catch (err) {
+      replace(body, h("p", { class: "error" }, err.message));
+      return;
+    }
+    const max = Math.max(1, ...usage.items.map((r) => r.prompt_tokens + r.completion_tokens));
+    replace(body,
+      h("p", { class: "totals" },
+        h("span", {}, h("strong", {}, count(usage.total_tokens)), " tokens"),
+        h("span", {}, h("strong", {}, dollars(usage.total_cost_micros)), " cost"),
+        usage.daily_token_quota ? h("span", {}, `Daily allowance: ${count(usage.daily_token_quota)} tokens`) : null),
+      usage.items.length
+        ? h("table", { class: "data usage" },
+          h("thead", {}, h("tr", {}, ["Day", "Model", "Replies", "Tokens", "Cost"].map((t, i) => h("th", { scope: "col", class: i >= 2 ? "num" : null }, t)))),
+          h("tbody", {}, usage.items.map((r) => {
+            const tokens = r.prompt_tokens + r.completion_tokens;
+            const bar = h("span", { class: "bar", "aria-hidden": "true" });
+            bar.style.width = `${Math.max(2, (tokens / max) * 100)}%`;
+            return h("tr", {},
+              h("td", {}, r.day),
+              h("td", {}, r.model),
+              h("td", { class: "num" }, count(r.replies)),
+              h("td", { class: "num" }, h("div", { class: "tokens" }, h("span", { class: "bar-track" }, bar), count(tokens))),
+              h("td", { class: "num" }, dollars(r.cost_micros)));
+          })))
+        : h("p", { class: "muted" }, "No replies in this period."));
+  }
+  load();
+  return { el: page("Usage", "Tokens and cost per day and model.", field("Period", days), body) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Templates
+
+const FORMATS = [
+  ["", "Default"],
+  ["#,##0", "1,234"],
+  ["#,##0.00", "1,234.56"],
+  ["0.0%", "12.3%"],
+  ["yyyy-mm-dd", "2024-01-31"],
+  ["dd/mm/yyyy", "31/01/2024"],
+  ["mmm d, yyyy", "Jan 31, 2024"],
+  ["@", "Text"],
+];
+const TOTALS = [["", "None"], ["sum", "Sum"], ["average", "Average"], ["count", "Count"], ["min", "Min"], ["max", "Max"]];
+
+export function templatesView() {
+  const list = h("div", { class: "list" });
+  const editor = h("div", { class: "template-editor" });
+
+  async function load() {
+    try {
+      const { items } = await get("/templates?limit=200");
+      replace(list,
+        h("div", { class: "row-actions" }, h("button", { type: "button", class: "primary", onclick: () => edit(null) }, "New template")),
+        items.length
+          ? h("ul", { class: "templates" }, items.map((t) => h("li", {},
+            h("strong", {}, t.name),
+            t.shared ? h("span", { class: "badge" }, "shared") : null,
+            h("span", { class: "muted" }, ` ${t.description || ""}`),
+            h("div", { class: "row-actions" },
+              h("button", { type: "button", onclick: () => edit(t) }, t.owned ? "Edit" : "View"),
+              t.owned ? h("button", { type: "button", class: "danger", onclick: async () => {
+                if (!(await confirmDialog("Delete template", `Delete “${t.name}”?`, "Delete", true))) return;
+                try {
+                  await del(`/templates/${enc(t.id)}`);
+                  replace(editor);
+                  load();
+                } catch (err) {
+                  toast(err.message, "error");
+                }
+              } }, "Delete") : null))))
+          : h("p", { class: "muted" }, "No templates yet."));
+    } catch (err) {
+      replace(list, h("p", { class: "error" }, err.message));
+    }
+  }
+
+  function edit(existing) {
+    // Fields the simple editor does not show (rules, conditional formats, constants…) are
+    // kept as they are.
+    const tpl = structuredClone(existing?.template || {});
+    tpl.layout = tpl.layout || {};
+    tpl.columns = tpl.columns || [];
+    const name = h("input", { type: "text", required: true, value: existing?.name || "", maxlength: "200" });
+    const description = h("input", { type: "text", value: existing?.description || "", maxlength: "2000" });
+    const rows = h("tbody", {});
+    const preview = h("pre", { class: "json-preview", "aria-label": "Template as JSON" });
+    const error = errorBox();
+
+    const L = tpl.layout;
+    const sheet = h("input", { type: "text", value: L.sheet_name || "", placeholder: "Data" });
+    const titles = h("textarea", { rows: "2" });
+    titles.value = (L.title_rows || []).join("\n");
+    const start = h("input", { type: "text", value: L.start_cell || "", placeholder: "A1", size: "6" });
+    const freezeCols = h("input", { type: "number", min: "0", max: "100", value: String(L.freeze_columns || 0) });
+    const check = (value) => h("input", { type: "checkbox", checked: value });
+    const freezeHeader = check(L.freeze_header !== false);
+    const autofilter = check(L.autofilter !== false);
+    const about = check(L.about_sheet !== false);
+    const unmapped = check(Boolean(tpl.include_unmapped));
+    const headerBg = h("input", { type: "color", value: L.header?.background || "#ffffff" });
+    const headerFg = h("input", { type: "color", value: L.header?.font_color || "#000000" });
+    const exclude = h("input", { type: "text", value: (tpl.exclude || []).join(", "), placeholder: "internal id, notes" });
+
+    function addRow(col = {}) {
+      const source = h("input", { type: "text", value: col.source || "", "aria-label": "Source column" });
+      const header = h("input", { type: "text", value: col.header || "", "aria-label": "Header in the file" });
+      const format = h("select", { "aria-label": "Number format" }, FORMATS.map(([v, l]) => h("option", { value: v, selected: (col.format?.number_format || "") === v }, l)));
+      if (col.format?.number_format && !FORMATS.some(([v]) => v === col.format.number_format)) {
+        format.append(h("option", { value: col.format.number_format, selected: true }, col.format.number_format));
+      }
+      const width = h("input", { type: "number", min: "0", max: "255", value: col.format?.width ?? "", "aria-label": "Width in characters" });
+      const align = h("select", { "aria-label": "Alignment" }, [["", "Auto"], ["left", "Left"], ["center", "Center"], ["right", "Right"]].map(([v, l]) => h("option", { value: v, selected: (col.format?.align || "") === v }, l)));
+      const total = h("select", { "aria-label": "Total" }, TOTALS.map(([v, l]) => h("option", { value: v, selected: (col.total || "") === v }, l)));
+      const tr = h("tr", {},
+        h("td", {}, source), h("td", {}, header), h("td", {}, format), h("td", {}, width), h("td", {}, align), h("td", {}, total),
+        h("td", {}, h("button", { type: "button", class: "icon", "aria-label": "Remove this column", onclick: () => {
+          tr.remove();
+          update();
+        } }, "×")));
+      tr.base = col;
+      tr.read = () => {
+        const out = structuredClone(tr.base);
+        const set = (k, v) => {
+          if (v === "" || v === null || v === undefined) delete out[k];
+          else out[k] = v;
+        };
+        set("source", source.value.trim());
+        set("header", header.value.trim());
+        out.format = { ...(out.format || {}) };
+        const fmt = out.format;
+        const setF = (k, v) => {
+          if (v === "" || v === null || v === undefined) delete fmt[k];
+          else fmt[k] = v;
+        };
+        setF("number_format", format.value);
+        setF("width", width.value === "" ? "" : Number(width.value));
+        setF("align", align.value);
+        if (!Object.keys(fmt).length) delete out.format;
+        set("total", total.value);
+        return out;
+      };
+      rows.append(tr);
+    }
+
+    function build() {
+      const out = structuredClone(tpl);
+      out.columns = [...rows.children].map((tr) => tr.read());
+      if (!out.columns.length) delete out.columns;
+      const lay = { ...(tpl.layout || {}) };
+      const setL = (k, v, dflt) => {
+        if (v === "" || v === dflt) delete lay[k];
+        else lay[k] = v;
+      };
+      setL("sheet_name", sheet.value.trim(), "");
+      const t = titles.value.split("\n").map((s) => s.trim()).filter(Boolean);
+      if (t.length) lay.title_rows = t;
+      else delete lay.title_rows;
+      setL("start_cell", start.value.trim().toUpperCase(), "");
+      setL("freeze_columns", Number(freezeCols.value) || 0, 0);
+      setL("freeze_header", freezeHeader.checked, true);
+      setL("autofilter", autofilter.checked, true);
+      setL("about_sheet", about.checked, true);
+      const hdr = { ...(lay.header || {}) };
+      if (headerBg.value.toLowerCase() !== "#ffffff") hdr.background = headerBg.value.toUpperCase();
+      else delete hdr.background;
+      if (headerFg.value.toLowerCase() !== "#000000") hdr.font_color = headerFg.value.toUpperCase();
+      else delete hdr.font_color;
+      if (Object.keys(hdr).length) lay.header = hdr;
+      else delete lay.header;
+      if (Object.keys(lay).length) out.layout = lay;
+      else delete out.layout;
+      if (unmapped.checked) out.include_unmapped = true;
+      else delete out.include_unmapped;
+      const ex = exclude.value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (ex.length) out.exclude = ex;
+      else delete out.exclude;
+      return out;
+    }
+
+    function update() {
+      preview.textContent = JSON.stringify(build(), null, 2);
+    }
+
+    for (const col of tpl.columns) addRow(col);
+    const form = h("form", {
+      class: "template-form",
+      oninput: update,
+      onchange: update,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.hidden = true;
+        const body = { name: name.value.trim(), description: description.value, template: build() };
+        try {
+          const saved = existing ? await patch(`/templates/${enc(existing.id)}`, body) : await post("/templates", body);
+          toast(`Template “${saved.name}” saved.`);
+          existing = saved;
+          load();
+        } catch (err) {
+          showIn(error, err);
+        }
+      },
+    },
+    h("h2", {}, existing ? `Template “${existing.name}”` : "New template"),
+    field("Name", name),
+    field("Description", description),
+    h("fieldset", {},
+      h("legend", {}, "Columns, in the order they go out"),
+      h("p", { class: "hint" }, "Leave empty to export every column as it is. Source: the table's column name; Header: its name in the file."),
+      h("div", { class: "scroll-x" },
+        h("table", { class: "data columns-edit" },
+          h("thead", {}, h("tr", {}, ["Source", "Header", "Format", "Width", "Align", "Total", ""].map((t) => h("th", { scope: "col" }, t)))),
+          rows)),
+      h("button", { type: "button", onclick: () => {
+        addRow();
+        update();
+      } }, "Add column"),
+      h("div", { class: "check" }, unmapped, h("label", {}, "Also export the columns not listed, after these")),
+      field("Leave out (comma-separated column names)", exclude)),
+    h("fieldset", {},
+      h("legend", {}, "Layout"),
+      h("div", { class: "grid-2" },
+        field("Sheet name", sheet),
+        field("Start cell", start),
+        field("Title rows (one a line)", titles),
+        field("Freeze first columns", freezeCols),
+        field("Header background", headerBg),
+        field("Header text colour", headerFg)),
+      h("div", { class: "check" }, freezeHeader, h("label", {}, "Keep the header in view")),
+      h("div", { class: "check" }, autofilter, h("label", {}, "Filter buttons on the header")),
+      h("div", { class: "check" }, about, h("label", {}, "An About sheet with the table's details"))),
+    h("details", {}, h("summary", {}, "Template as JSON"), preview),
+    error,
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => replace(editor) }, "Close"),
+      h("button", { type: "submit", class: "primary" }, "Save template")));
+    // Checkbox labels: wire `for` now that the inputs have ids.
+    for (const c of form.querySelectorAll(".check")) {
+      const input = c.querySelector("input");
+      input.id = uid("chk");
+      c.querySelector("label").htmlFor = input.id;
+    }
+    if (existing && !existing.owned) for (const el of form.elements) if (el.type !== "button") el.disabled = true;
+    replace(editor, form);
+    update();
+    name.focus();
+  }
+
+  load();
+  return {
+    el: page("Templates", "How a table becomes a sheet: which columns, their headers and formats, and the sheet's layout.", list, editor),
+  };
+}
+

@@ -1,0 +1,514 @@
+// One table: the grid with its toolbar (filter, rows, columns), versions (list, diff, revert)
+// and export. Every edit is a change on the server, and so a new version.
+
+import { ApiError, enc, get, post, request } from "./api.js";
+import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
+import { count, display, when } from "./format.js";
+import { Grid } from "./grid.js";
+
+const TYPES = ["text", "integer", "decimal", "float", "boolean", "date", "datetime", "currency", "percent", "url", "email"];
+const OPS = [
+  ["eq", "equals"], ["ne", "is not"], ["lt", "<"], ["lte", "≤"], ["gt", ">"], ["gte", "≥"],
+  ["contains", "contains"], ["is_null", "is empty"], ["not_null", "is not empty"],
+];
+
+function showError(err) {
+  toast(err instanceof ApiError || err instanceof Error ? err.message : String(err), "error");
+}
+
+export class TablePanel {
+  constructor(tableId, { tall = false } = {}) {
+    this.id = tableId;
+    this.tall = tall;
+    this.table = null;
+    this.viewVersion = null; // null: the current version (editable)
+    this.sort = null;
+    this.filters = [];
+    this.diff = null;
+    this.title = h("h3", { class: "table-title" }, "Table");
+    this.status = h("p", { class: "table-status", "aria-live": "polite" });
+    this.banner = h("div", { class: "table-banner", hidden: true });
+    this.filterBar = this.buildFilterBar();
+    this.gridHost = h("div", { class: tall ? "grid-host tall" : "grid-host" });
+    this.versions = h("section", { class: "versions", hidden: true, "aria-label": "Versions" });
+    this.diffBox = h("section", { class: "diff", hidden: true, "aria-label": "Changes between versions" });
+    this.toolbar = this.buildToolbar();
+    this.el = h("section", { class: "table-panel", dataset: { tableId } },
+      h("header", { class: "table-head" }, this.title, this.status),
+      this.toolbar, this.filterBar, this.banner, this.gridHost, this.diffBox, this.versions);
+    this.grid = null;
+  }
+
+  buildToolbar() {
+    const b = (label, onclick, extra = {}) => h("button", { type: "button", onclick, ...extra }, label);
+    this.editButtons = [
+      b("Add row", () => this.addRow()),
+      b("Delete row", () => this.deleteRow()),
+      b("Add column", () => this.addColumn()),
+      b("Delete column", () => this.deleteColumn()),
+    ];
+    this.versionsButton = b("Versions", () => this.toggleVersions(), { "aria-expanded": "false" });
+    this.filterButton = b("Filter", () => this.toggleFilter(), { "aria-expanded": "false" });
+    return h("div", { class: "toolbar", role: "toolbar", "aria-label": "Table actions" },
+      this.filterButton, ...this.editButtons, this.versionsButton,
+      b("Export", () => this.exportDialog(), { class: "primary" }));
+  }
+
+  buildFilterBar() {
+    this.filterColumn = h("select", {});
+    this.filterOp = h("select", {}, OPS.map(([v, label]) => h("option", { value: v }, label)));
+    this.filterValue = h("input", { type: "text", autocomplete: "off" });
+    this.filterOp.addEventListener("change", () => {
+      this.filterValue.disabled = this.filterOp.value === "is_null" || this.filterOp.value === "not_null";
+    });
+    this.chips = h("ul", { class: "chips", "aria-label": "Active filters" });
+    const form = h("form", {
+      class: "filter-form",
+      onsubmit: (e) => {
+        e.preventDefault();
+        const op = this.filterOp.value;
+        const value = this.filterValue.value;
+        if (!["is_null", "not_null"].includes(op) && value === "") {
+          this.filterValue.focus();
+          return;
+        }
+        this.filters.push({ column: this.filterColumn.value, op, value });
+        this.filterValue.value = "";
+        this.refreshGrid();
+      },
+    },
+    field("Column", this.filterColumn),
+    field("Condition", this.filterOp),
+    field("Value", this.filterValue),
+    h("button", { type: "submit" }, "Add filter"));
+    return h("div", { class: "filter-bar", hidden: true }, form, this.chips);
+  }
+
+  toggleFilter() {
+    const open = this.filterBar.hidden;
+    this.filterBar.hidden = !open;
+    this.filterButton.setAttribute("aria-expanded", String(open));
+    if (open) this.filterColumn.focus();
+  }
+
+  renderChips() {
+    replace(this.chips, this.filters.map((f, i) => {
+      const label = OPS.find(([v]) => v === f.op)?.[1] || f.op;
+      const text = `${f.column} ${label}${["is_null", "not_null"].includes(f.op) ? "" : ` ${f.value}`}`;
+      return h("li", { class: "chip" }, text, h("button", {
+        type: "button",
+        class: "icon",
+        "aria-label": `Remove filter ${text}`,
+        onclick: () => {
+          this.filters.splice(i, 1);
+          this.refreshGrid();
+        },
+      }, "×"));
+    }));
+  }
+
+  /** Loads the table's metadata and (re)builds the grid. */
+  async load() {
+    const startedAt = performance.now();
+    try {
+      this.table = await get(`/tables/${enc(this.id)}`);
+    } catch (err) {
+      replace(this.gridHost, h("p", { class: "error" }, err.message));
+      return;
+    }
+    replace(this.filterColumn, this.table.columns.map((c) => h("option", { value: c.name }, c.name)));
+    await this.refreshGrid(startedAt);
+    if (!this.versions.hidden) this.loadVersions();
+  }
+
+  /** What the grid shows: version, columns and rows count. */
+  async viewed() {
+    if (this.viewVersion === null) return { version: this.table.version, columns: this.table.columns, rowCount: this.table.row_count };
+    const v = await get(`/tables/${enc(this.id)}/versions/${this.viewVersion}`);
+    return { version: v.version, columns: v.columns, rowCount: v.row_count };
+  }
+
+  async refreshGrid(startedAt = performance.now()) {
+    let view;
+    try {
+      view = await this.viewed();
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    this.view = view;
+    const editable = this.viewVersion === null;
+    for (const btn of this.editButtons) btn.disabled = !editable;
+    this.title.textContent = this.table.name;
+    this.renderChips();
+    this.renderBanner();
+    const rowCount = this.filters.length ? null : view.rowCount;
+    const opts = {
+      label: `${this.table.name}, version ${view.version}`,
+      sort: this.sort,
+      highlight: this.diff && this.diff.to === view.version ? this.diff.cells : null,
+      added: this.diff && this.diff.to === view.version ? this.diff.added : null,
+      onEdit: editable ? (row, column, value) => this.editCell(row, column, value) : null,
+      onSort: (name) => this.toggleSort(name),
+      onCount: (n, exact) => this.updateStatus(n, exact),
+      onError: showError,
+      fetchPage: (offset, limit) => this.fetchRows(view.version, offset, limit),
+      startedAt,
+    };
+    if (!this.grid) {
+      this.grid = new Grid({ ...opts, columns: view.columns, rowCount });
+      replace(this.gridHost, this.grid.el);
+    } else {
+      this.grid.reset(view.columns, rowCount, opts);
+    }
+  }
+
+  async fetchRows(version, offset, limit) {
+    const q = new URLSearchParams({ limit: String(limit), cursor: `o${offset}`, version: String(version) });
+    if (this.sort) q.append("sort", `${this.sort.column}:${this.sort.desc ? "desc" : "asc"}`);
+    for (const f of this.filters) q.append("filter", `${f.column}:${f.op}:${f.value}`);
+    const page = await get(`/tables/${enc(this.id)}/rows?${q}`);
+    return { rows: page.rows, more: Boolean(page.next_cursor) };
+  }
+
+  updateStatus(n, exact) {
+    const rows = exact ? `${count(n)} row${n === 1 ? "" : "s"}` : n > 0 ? `${count(n - 200)}+ rows` : "Loading rows…";
+    const parts = [rows, `version ${this.view?.version ?? this.table.version}`];
+    if (this.viewVersion !== null) parts.push("read-only");
+    if (this.sort) parts.push(`sorted by ${this.sort.column}${this.sort.desc ? " (descending)" : ""}`);
+    if (this.filters.length) parts.push(`${this.filters.length} filter${this.filters.length > 1 ? "s" : ""}`);
+    this.status.textContent = parts.join(" · ");
+  }
+
+  renderBanner() {
+    const items = [];
+    if (this.viewVersion !== null) {
+      items.push(h("span", {}, `You are looking at version ${this.viewVersion}. Older versions are read-only.`),
+        h("button", { type: "button", onclick: () => this.showVersion(null) }, "Back to the current version"));
+    }
+    if (this.diff && this.diff.to === this.view?.version) {
+      items.push(h("span", {}, `Cells changed since version ${this.diff.from} are highlighted.`),
+        h("button", { type: "button", onclick: () => this.clearDiff() }, "Clear highlights"));
+    }
+    this.banner.hidden = items.length === 0;
+    replace(this.banner, items);
+  }
+
+  toggleSort(name) {
+    if (!this.sort || this.sort.column !== name) this.sort = { column: name, desc: false };
+    else if (!this.sort.desc) this.sort = { column: name, desc: true };
+    else this.sort = null;
+    this.refreshGrid();
+  }
+
+  /** Sends operations; the answer is a new version. */
+  async change(ops, summary) {
+    try {
+      const result = await request("POST", `/tables/${enc(this.id)}/changes`, {
+        body: summary ? { ops, summary } : { ops },
+        headers: { "if-match": `"${this.table.version}"` },
+      });
+      this.table.version = result.version;
+      this.table.row_count = result.row_count;
+      this.table = await get(`/tables/${enc(this.id)}`);
+      replace(this.filterColumn, this.table.columns.map((c) => h("option", { value: c.name }, c.name)));
+      await this.refreshGrid();
+      if (!this.versions.hidden) this.loadVersions();
+      toast(`Saved as version ${result.version}.`);
+      return result;
+    } catch (err) {
+      if (err.status === 409 && err.code !== "validation-failed") {
+        toast("Someone else changed this table meanwhile; it has been reloaded.", "error");
+        await this.load();
+      } else {
+        showError(err);
+      }
+      throw err;
+    }
+  }
+
+  editCell(row, column, value) {
+    return this.change([{ op: "set_cells", cells: [{ row, column: column.id, value }] }]);
+  }
+
+  activeRow() {
+    const { row } = this.grid.active;
+    return this.grid.rowAt(row);
+  }
+
+  async addRow() {
+    const row = this.activeRow();
+    await this.change([{ op: "insert_rows", rows: [{}], ...(row ? { after: row.id } : {}) }]).catch(() => {});
+  }
+
+  async deleteRow() {
+    const row = this.activeRow();
+    if (!row) return toast("Pick a row in the table first.");
+    const n = this.grid.active.row + 1;
+    if (await confirmDialog("Delete row", `Delete row ${n}? A new version is made; revert brings it back.`, "Delete row", true)) {
+      await this.change([{ op: "delete_rows", rows: [row.id] }]).catch(() => {});
+    }
+  }
+
+  async addColumn() {
+    const after = this.view.columns[this.grid.active.col];
+    const spec = await modal("Add a column", (done) => {
+      const name = h("input", { type: "text", required: true, autocomplete: "off" });
+      const type = h("select", {}, TYPES.map((t) => h("option", { value: t }, t)));
+      const formula = h("input", { type: "text", autocomplete: "off", placeholder: "price * quantity" });
+      return h("form", {
+        onsubmit: (e) => {
+          e.preventDefault();
+          done({ name: name.value.trim(), type: type.value, formula: formula.value.trim() });
+        },
+      },
+      field("Name", name),
+      field("Type", type),
+      field("Formula (optional)", formula, "Arithmetic over other columns, e.g. price * quantity."),
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
+        h("button", { type: "submit", class: "primary" }, "Add column")));
+    });
+    if (!spec || !spec.name) return;
+    const op = { op: "add_column", name: spec.name, type: spec.type };
+    if (after) op.after = after.id;
+    if (spec.formula) op.formula = spec.formula;
+    await this.change([op]).catch(() => {});
+  }
+
+  async deleteColumn() {
+    const column = this.view.columns[this.grid.active.col];
+    if (!column) return;
+    if (await confirmDialog("Delete column", `Delete the column “${column.name}”? A new version is made; revert brings it back.`, "Delete column", true)) {
+      await this.change([{ op: "drop_column", column: column.id }]).catch(() => {});
+    }
+  }
+
+  toggleVersions() {
+    const open = this.versions.hidden;
+    this.versions.hidden = !open;
+    this.versionsButton.setAttribute("aria-expanded", String(open));
+    if (open) this.loadVersions();
+  }
+
+  async loadVersions() {
+    let page;
+    try {
+      page = await get(`/tables/${enc(this.id)}/versions?limit=200`);
+    } catch (err) {
+      replace(this.versions, h("p", { class: "error" }, err.message));
+      return;
+    }
+    const items = page.items;
+    const options = (selected) => items.map((v) => h("option", { value: String(v.version), selected: v.version === selected }, `Version ${v.version}`));
+    const current = this.table.version;
+    const from = h("select", {}, options(Math.max(1, current - 1)));
+    const to = h("select", {}, options(current));
+    const list = h("ol", { class: "version-list", reversed: true },
+      items.map((v) => h("li", { class: v.version === current ? "current" : "", dataset: { version: String(v.version) } },
+        h("div", { class: "version-main" },
+          h("strong", {}, `Version ${v.version}`),
+          v.version === current ? h("span", { class: "badge" }, "current") : null,
+          h("span", { class: "muted" }, ` ${v.summary || ""}`)),
+        h("div", { class: "version-meta muted" }, `${count(v.row_count)} rows · ${when(v.created_at)}`),
+        h("div", { class: "version-actions" },
+          h("button", { type: "button", onclick: () => this.showVersion(v.version === current ? null : v.version) }, "View"),
+          v.version === current ? null : h("button", { type: "button", onclick: () => this.revert(v.version) }, "Revert to this")))));
+    replace(this.versions,
+      h("h4", {}, "Versions"),
+      h("form", {
+        class: "compare",
+        onsubmit: (e) => {
+          e.preventDefault();
+          this.showDiff(Number(from.value), Number(to.value));
+        },
+      }, field("Compare", from), field("with", to), h("button", { type: "submit" }, "Show changes")),
+      list);
+  }
+
+  async showVersion(version) {
+    this.viewVersion = version;
+    await this.refreshGrid();
+  }
+
+  async revert(version) {
+    if (!(await confirmDialog("Revert", `Make a new version equal to version ${version}? Nothing is lost: the versions in between stay in the history.`, "Revert"))) return;
+    try {
+      const result = await request("POST", `/tables/${enc(this.id)}/revert`, {
+        body: { version },
+        headers: { "if-match": `"${this.table.version}"` },
+      });
+      toast(`Reverted: version ${result.version} equals version ${version}.`);
+      this.viewVersion = null;
+      this.diff = null;
+      await this.load();
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  async showDiff(from, to) {
+    let d;
+    try {
+      d = await get(`/tables/${enc(this.id)}/diff?from=${from}&to=${to}`);
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    const cells = new Map();
+    for (const c of d.cells_changed) {
+      if (!cells.has(c.row)) cells.set(c.row, new Set());
+      cells.get(c.row).add(c.column);
+    }
+    this.diff = { from, to, cells, added: new Set(d.rows_added) };
+    const columnsTo = (await this.versionColumns(to)) || [];
+    const typeOf = (id) => columnsTo.find((c) => c.id === id)?.type || "text";
+    const schema = d.schema.map((s) => {
+      switch (s.change) {
+        case "added": return `Column “${s.name}” added.`;
+        case "removed": return `Column “${s.name}” removed.`;
+        case "renamed": return `Column “${s.from}” renamed to “${s.to}”.`;
+        case "type_changed": return `Column “${s.name}” changed from ${s.from} to ${s.to}.`;
+        default: return "Columns reordered.";
+      }
+    });
+    const summary = [
+      `${count(d.cells_changed.length)} cell${d.cells_changed.length === 1 ? "" : "s"} changed`,
+      `${count(d.rows_added.length)} row${d.rows_added.length === 1 ? "" : "s"} added`,
+      `${count(d.rows_removed.length)} removed`,
+    ];
+    if (d.rows_moved) summary.push(`${count(d.rows_moved)} moved`);
+    const shown = d.cells_changed.slice(0, 500);
+    const captionId = uid("cap");
+    replace(this.diffBox,
+      h("h4", {}, `Changes from version ${from} to version ${to}`),
+      h("p", {}, `${summary.join(", ")}.`),
+      schema.length ? h("ul", {}, schema.map((s) => h("li", {}, s))) : null,
+      shown.length ? h("table", { class: "diff-table", "aria-describedby": captionId },
+        h("caption", { id: captionId, class: "sr-only" }, "Changed cells"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Row id"), h("th", { scope: "col" }, "Column"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"))),
+        h("tbody", {}, shown.map((c) => h("tr", {},
+          h("td", {}, String(c.row)),
+          h("td", {}, c.column_name),
+          h("td", {}, h("del", {}, display(c.from, typeOf(c.column)) || "(empty)")),
+          h("td", {}, h("ins", {}, display(c.to, typeOf(c.column)) || "(empty)")))))) : null,
+      d.cells_changed.length > shown.length ? h("p", { class: "muted" }, `The first ${shown.length} changed cells are listed.`) : null);
+    this.diffBox.hidden = false;
+    this.viewVersion = to === this.table.version ? null : to;
+    await this.refreshGrid();
+    this.el.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  async versionColumns(version) {
+    if (version === this.table.version) return this.table.columns;
+    try {
+      return (await get(`/tables/${enc(this.id)}/versions/${version}`)).columns;
+    } catch {
+      return null;
+    }
+  }
+
+  clearDiff() {
+    this.diff = null;
+    this.diffBox.hidden = true;
+    this.refreshGrid();
+  }
+
+  async exportDialog() {
+    const [templates, google] = await Promise.all([
+      get("/templates?limit=200").then((p) => p.items).catch(() => []),
+      // The Google Sheets integration is offered only where the server has it.
+      get("/integrations/google").catch(() => null),
+    ]);
+    const version = this.view?.version ?? this.table.version;
+    await modal(`Export “${this.table.name}”`, (done) => {
+      const formatName = uid("fmt");
+      const destName = uid("dest");
+      const radio = (name, value, label, checked, hint) => {
+        const id = uid("r");
+        return h("div", { class: "radio" },
+          h("input", { type: "radio", name, value, id, checked }),
+          h("label", { for: id }, label),
+          hint ? h("small", { class: "hint" }, hint) : null);
+      };
+      const template = h("select", {},
+        h("option", { value: "" }, "No template"),
+        templates.map((t) => h("option", { value: t.id }, t.name)));
+      const google_ok = google && typeof google.connected === "boolean";
+      const destinations = h("fieldset", {},
+        h("legend", {}, "Where to"),
+        radio(destName, "download", "Download now", true),
+        radio(destName, "job", "Export in the background", false, "For large tables: follow it under Exports, download when ready."),
+        google_ok && google.connected ? radio(destName, "google", "Send to Google Sheets", false) : null,
+        google_ok && !google.connected ? h("div", { class: "radio" },
+          h("span", {}, "Google Sheets: connect your account first. "),
+          h("button", { type: "button", onclick: () => connectGoogle() }, "Connect Google")) : null);
+      const error = h("p", { class: "error", role: "alert", hidden: true });
+      const submit = h("button", { type: "submit", class: "primary" }, "Export");
+      const form = h("form", {
+        onsubmit: async (e) => {
+          e.preventDefault();
+          const data = new FormData(form);
+          const format = data.get(formatName);
+          const dest = data.get(destName);
+          submit.disabled = true;
+          error.hidden = true;
+          try {
+            if (dest === "download") {
+              await this.download(format, template.value, version);
+              done(true);
+            } else {
+              const body = { table_id: this.id, version, format };
+              if (template.value) body.template_id = template.value;
+              if (dest === "google") body.destination = { type: "google_sheets" };
+              await post("/exports", body);
+              toast("Export started. Follow it under Exports.");
+              done(true);
+            }
+          } catch (err) {
+            error.textContent = err.message;
+            error.hidden = false;
+            submit.disabled = false;
+          }
+        },
+      },
+      h("fieldset", {},
+        h("legend", {}, "Format"),
+        radio(formatName, "xlsx", "Excel workbook (.xlsx)", true),
+        radio(formatName, "csv", "CSV (.csv)", false),
+        radio(formatName, "json", "JSON (.json)", false)),
+      field("Template", template, "Column mapping, formats and layout; manage them under Templates."),
+      destinations,
+      error,
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
+        submit));
+      return form;
+    });
+  }
+
+  async download(format, templateId, version) {
+    const q = new URLSearchParams({ format, version: String(version) });
+    if (templateId) q.set("template", templateId);
+    const res = await request("GET", `/tables/${enc(this.id)}/download?${q}`, { raw: true });
+    const disposition = res.headers.get("content-disposition") || "";
+    const match = /filename="([^"]+)"/.exec(disposition);
+    const blob = await res.blob();
+    saveBlob(blob, match ? match[1] : `${this.table.name}.${format}`);
+    toast(`Downloaded ${match ? match[1] : format.toUpperCase()}.`);
+  }
+
+  destroy() {
+    this.grid?.destroy();
+  }
+}
+
+async function connectGoogle() {
+  try {
+    const res = await post("/integrations/google/connect", {});
+    const url = res && (res.authorization_url || res.authorize_url || res.url);
+    if (url) window.location.assign(url);
+  } catch (err) {
+    showError(err);
+  }
+}

@@ -1,0 +1,600 @@
+//! The web page in real headless Chromium, driven over WebDriver by the test itself, against a
+//! real server (port 0, fresh SQLite file or PostgreSQL database). Screenshots of the main
+//! screens and the page's measurements go to `target/screenshots/`.
+
+mod webdriver;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use calamine::{Data, Reader};
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp};
+use webdriver::{Browser, ENTER, artifacts_dir, installed};
+
+const CSV: &str = "city,country,population,last_census,area_km2
+Paris,France,2102650,2023-03-01,105.4
+Berlin,Germany,3850809,2022-05-15,891.1
+Madrid,Spain,3332035,2021-01-01,604.3
+Rome,Italy,2746984,2021-12-31,1285.0";
+
+fn db_kind() -> &'static str {
+    if std::env::var("TEST_DATABASE_URL").is_ok_and(|v| !v.is_empty()) {
+        "postgres"
+    } else {
+        "sqlite"
+    }
+}
+
+async fn shot(browser: &Browser, name: &str) {
+    // Let fonts and the last frame settle.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    browser.screenshot(&artifacts_dir().join(name)).await;
+}
+
+fn write_metrics(name: &str, value: &Value) {
+    let path = artifacts_dir().join(format!("{name}-{}.json", db_kind()));
+    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+    eprintln!("{name}: {value}");
+}
+
+/// Bytes transferred for the page itself (document and /assets), from Resource Timing.
+async fn page_weight(browser: &Browser) -> Value {
+    browser
+        .js(
+            "const all = [performance.getEntriesByType('navigation')[0],
+                          ...performance.getEntriesByType('resource')];
+             const page = all.filter(e => { const p = new URL(e.name).pathname;
+                                            return p === '/' || p.startsWith('/assets/'); });
+             return {
+               elsewhere: all.filter(e => new URL(e.name).origin !== location.origin).map(e => e.name),
+               files: page.length,
+               transferred: page.reduce((n, e) => n + e.transferSize, 0),
+               encoded: page.reduce((n, e) => n + e.encodedBodySize, 0),
+               decoded: page.reduce((n, e) => n + e.decodedBodySize, 0),
+               list: page.map(e => [new URL(e.name).pathname, e.transferSize, e.decodedBodySize]),
+             };",
+            json!([]),
+        )
+        .await
+}
+
+/// The grid's cells of one row, as shown, and each cell's text-align.
+async fn grid_row(browser: &Browser, scope: &str, index: usize) -> Value {
+    browser
+        .wait_js(
+            &format!("row {index} of the grid in {scope}"),
+            15,
+            "const [scope, index] = arguments;
+             const row = document.querySelector(scope + ` .grid-body .grid-row[data-index=\"${index}\"]:not(.loading)`);
+             if (!row) return null;
+             return [...row.querySelectorAll('[role=gridcell]')].map(c =>
+               ({text: c.textContent, align: getComputedStyle(c).textAlign, changed: c.classList.contains('changed')}));",
+            json!([scope, index]),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+
+    // First load: the sign-in screen, and what it weighs.
+    browser.goto(&app.url("/")).await;
+    browser.find(".auth-form input[name=email]").await;
+    let weight = page_weight(&browser).await;
+    let transferred = weight["transferred"].as_f64().unwrap();
+    assert!(
+        transferred <= 500.0 * 1024.0,
+        "first load must stay within 500 KB: {weight}"
+    );
+    assert_eq!(
+        weight["elsewhere"],
+        json!([]),
+        "nothing from another origin: the page works offline"
+    );
+    shot(&browser, "01-sign-in.png").await;
+
+    // Register.
+    browser.click(".tabs button:nth-child(2)").await;
+    browser
+        .type_into(".auth-form input[name=email]", "ada@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+
+    // A new conversation with the offline model; paste a CSV.
+    browser.click_button(".sidebar", "New conversation").await;
+    browser.find(".composer textarea").await;
+    let model = browser
+        .wait_js(
+            "the model list",
+            10,
+            "return document.querySelector('.model-pick select')?.value",
+            json!([]),
+        )
+        .await;
+    assert_eq!(model, "offline");
+    browser.click(".composer textarea").await;
+    browser
+        .js(
+            "document.execCommand('insertText', false, arguments[0]);",
+            json!([CSV]),
+        )
+        .await;
+    browser.click_button(".composer", "Send").await;
+    let conversation = browser.js("return location.hash", json!([])).await;
+    assert!(conversation.as_str().unwrap().starts_with("#/c/"));
+
+    // The reply streams in and its table appears as a grid under it, with typed columns.
+    let scope = ".message.assistant .table-panel";
+    let headers = browser
+        .wait_js(
+            "the grid's header",
+            20,
+            "const hs = [...document.querySelectorAll(arguments[0] + ' [role=columnheader][data-column]')];
+             return hs.length ? hs.map(h => [h.dataset.column, h.querySelector('.col-type').textContent]) : null;",
+            json!([scope]),
+        )
+        .await;
+    assert_eq!(
+        headers,
+        json!([
+            ["city", "text"],
+            ["country", "text"],
+            ["population", "integer"],
+            ["last_census", "date"],
+            ["area_km2", "decimal"]
+        ])
+    );
+    browser
+        .wait_js(
+            "four rows",
+            15,
+            "return document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length === 4",
+            json!([scope]),
+        )
+        .await;
+    let paris = grid_row(&browser, scope, 0).await;
+    assert_eq!(paris[0]["text"], "Paris");
+    assert_eq!(paris[2]["text"], "2,102,650", "grouped digits");
+    assert_eq!(paris[2]["align"], "right", "numbers right-aligned");
+    assert_eq!(paris[0]["align"], "start", "text as the language reads");
+    assert_eq!(paris[3]["text"], "Mar 1, 2023", "dates formatted");
+    assert_eq!(paris[4]["text"], "105.4");
+    let reply = browser
+        .js(
+            "return document.querySelector('.message.assistant .content').textContent",
+            json!([]),
+        )
+        .await;
+    assert!(
+        !reply.as_str().unwrap().is_empty(),
+        "the reply's text streamed in"
+    );
+    shot(&browser, "02-conversation-with-grid.png").await;
+
+    // Edit Berlin's population: Enter on the cell, type, Enter.
+    let cell = browser
+        .find(&format!(
+            "{scope} .grid-body .grid-row[data-index=\"1\"] [role=gridcell][data-col=\"2\"]"
+        ))
+        .await;
+    browser.click_element(&cell).await;
+    browser.type_into(&format!("{scope} .grid"), ENTER).await;
+    browser
+        .type_into(
+            &format!("{scope} .cell-editor"),
+            &format!("\u{E009}a\u{E000}3900000{ENTER}"),
+        )
+        .await;
+    browser
+        .wait_js(
+            "version 2 in the status",
+            15,
+            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('version 2')",
+            json!([scope]),
+        )
+        .await;
+    let berlin = grid_row(&browser, scope, 1).await;
+    assert_eq!(berlin[2]["text"], "3,900,000");
+
+    // Version 2 is in the list; the diff shows the change, highlighted in the grid.
+    browser
+        .click_button(&format!("{scope} .toolbar"), "Versions")
+        .await;
+    browser
+        .find(&format!("{scope} .version-list li[data-version=\"2\"]"))
+        .await;
+    let versions = browser
+        .js(
+            "return [...document.querySelectorAll(arguments[0] + ' .version-list li')].map(li => li.dataset.version)",
+            json!([scope]),
+        )
+        .await;
+    assert_eq!(versions, json!(["2", "1"]));
+    browser
+        .click_button(&format!("{scope} .versions"), "Show changes")
+        .await;
+    let changes = browser
+        .wait_js(
+            "the diff table",
+            15,
+            "const rows = [...document.querySelectorAll(arguments[0] + ' .diff-table tbody tr')];
+             return rows.length ? rows.map(r => [...r.cells].map(c => c.textContent)) : null;",
+            json!([scope]),
+        )
+        .await;
+    assert_eq!(
+        changes,
+        json!([["2", "population", "3,850,809", "3,900,000"]])
+    );
+    browser
+        .wait_js(
+            "the changed cell highlighted",
+            10,
+            "const c = document.querySelector(arguments[0] + ' .cell.changed');
+             return c && c.textContent === '3,900,000';",
+            json!([scope]),
+        )
+        .await;
+    shot(&browser, "03-versions-and-diff.png").await;
+
+    // Download the workbook and read it back.
+    browser
+        .click_button(&format!("{scope} .toolbar"), "Export")
+        .await;
+    browser.find("dialog.modal input[value=xlsx]").await;
+    shot(&browser, "04-export-dialog.png").await;
+    browser.click_button("dialog.modal", "Export").await;
+    let file = wait_for_download(downloads.path(), "xlsx").await;
+    let mut book = calamine::open_workbook_auto(&file).unwrap();
+    let sheet = book.worksheet_range("Data").unwrap();
+    let rows: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+    assert_eq!(rows[0][0], Data::String("city".into()));
+    assert_eq!(rows[2][0], Data::String("Berlin".into()));
+    assert_eq!(
+        rows[2][2],
+        Data::Float(3_900_000.0),
+        "the edited value, typed"
+    );
+
+    // A reload keeps the person signed in (refresh cookie) and in their conversation.
+    browser.refresh().await;
+    browser
+        .wait_js(
+            "the conversation after a reload",
+            20,
+            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length === 4",
+            json!([]),
+        )
+        .await;
+
+    // The other screens.
+    browser.js("location.hash = '#/templates'", json!([])).await;
+    browser.click_button(".page", "New template").await;
+    browser
+        .type_into(".template-form input[type=text]", "Monthly report")
+        .await;
+    browser.click_button(".template-form", "Add column").await;
+    browser
+        .type_into(
+            ".columns-edit input[aria-label='Source column']",
+            "population",
+        )
+        .await;
+    browser
+        .click_button(".template-form", "Save template")
+        .await;
+    browser
+        .wait_js(
+            "the saved template",
+            10,
+            "return document.querySelector('.templates')?.textContent.includes('Monthly report')",
+            json!([]),
+        )
+        .await;
+    browser
+        .js("document.querySelector('.main').scrollTop = 0", json!([]))
+        .await;
+    shot(&browser, "05-templates.png").await;
+
+    browser.js("location.hash = '#/keys'", json!([])).await;
+    browser
+        .type_into(".inline-form input[type=text]", "nightly export")
+        .await;
+    browser.click_button(".inline-form", "Create key").await;
+    let key = browser
+        .wait_js(
+            "the new key shown once",
+            10,
+            "return document.querySelector('.key-shown input')?.value",
+            json!([]),
+        )
+        .await;
+    assert!(key.as_str().unwrap().starts_with("sgk_"), "{key}");
+    shot(&browser, "06-api-keys.png").await;
+
+    browser.js("location.hash = '#/usage'", json!([])).await;
+    browser
+        .wait_js(
+            "usage rows",
+            10,
+            "return document.querySelector('table.usage tbody tr td:nth-child(2)')?.textContent === 'offline'",
+            json!([]),
+        )
+        .await;
+    shot(&browser, "07-usage.png").await;
+
+    // An export job in the background, followed on the Exports screen.
+    browser
+        .js("location.hash = arguments[0]", json!([conversation]))
+        .await;
+    browser
+        .click_button(".message.assistant .table-panel .toolbar", "Export")
+        .await;
+    browser.click("dialog.modal input[value=job]").await;
+    browser.click_button("dialog.modal", "Export").await;
+    browser
+        .wait_js(
+            "the export queued",
+            10,
+            "return [...document.querySelectorAll('.toast')].some(t => t.textContent.includes('Export started'))",
+            json!([]),
+        )
+        .await;
+    browser.js("location.hash = '#/exports'", json!([])).await;
+    browser
+        .wait_js(
+            "a finished export job",
+            30,
+            "return document.querySelector('.job.succeeded')",
+            json!([]),
+        )
+        .await;
+    shot(&browser, "08-exports.png").await;
+
+    // Errors read as sentences: sign out, then a wrong password.
+    browser.click_button(".sidebar", "Sign out").await;
+    browser
+        .type_into(".auth-form input[name=email]", "ada@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", "not the password at all")
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    let error = browser
+        .wait_js(
+            "the sign-in error",
+            10,
+            "const e = document.querySelector('.auth-form .error'); return e && !e.hidden && e.textContent",
+            json!([]),
+        )
+        .await;
+    assert_eq!(error, "The email or password is incorrect.");
+
+    // The same page on a phone.
+    browser.click(".auth-form input[name=password]").await;
+    browser
+        .js(
+            "document.querySelector('.auth-form input[name=password]').value = ''",
+            json!([]),
+        )
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar .conv-link").await;
+    browser
+        .js("location.hash = arguments[0]", json!([conversation]))
+        .await;
+    browser.set_window(390, 844).await;
+    browser
+        .wait_js(
+            "the grid on a phone",
+            20,
+            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length === 4",
+            json!([]),
+        )
+        .await;
+    shot(&browser, "09-phone.png").await;
+
+    write_metrics(
+        "page-weight",
+        &json!({"first_load": weight, "database": db_kind()}),
+    );
+}
+
+async fn wait_for_download(dir: &Path, ext: &str) -> std::path::PathBuf {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(path) = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+        {
+            return path;
+        }
+        assert!(Instant::now() < deadline, "no .{ext} download in {dir:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_ten_thousand_row_table_shows_its_first_page_fast_and_loads_the_rest_by_pages() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    let app = TestApp::spawn().await;
+    let token = app.user("grace@example.com").await;
+    let rows: Vec<Value> = (1..=10_000)
+        .map(|i| {
+            json!({
+                "id": i,
+                "city": format!("City {i}"),
+                "population": (i * 7919) % 100_000 + 1,
+                "founded": format!("{}-{:02}-{:02}", 1800 + i % 200, i % 12 + 1, i % 28 + 1),
+                "share": format!("{}.{}%", i % 100, i % 10),
+            })
+        })
+        .collect();
+    let (status, table) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Ten thousand cities", "rows": rows}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{table}");
+    let id = table["id"].as_str().unwrap().to_owned();
+
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .type_into(".auth-form input[name=email]", "grace@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar").await;
+
+    // Open the table; the grid reports when its first page is painted.
+    browser
+        .js("location.hash = arguments[0]", json!([format!("#/t/{id}")]))
+        .await;
+    let first_ms = browser
+        .wait_js(
+            "the first page painted",
+            30,
+            "return document.querySelector('.grid')?.dataset.firstRenderMs",
+            json!([]),
+        )
+        .await;
+    let first_ms: f64 = first_ms.as_str().unwrap().parse().unwrap();
+    let shape = browser
+        .js(
+            "const g = document.querySelector('.grid');
+             return {rowcount: g.getAttribute('aria-rowcount'),
+                     in_dom: g.querySelectorAll('.grid-body .grid-row').length,
+                     status: document.querySelector('.table-status').textContent};",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shape["rowcount"], "10001", "{shape}");
+    assert!(
+        shape["in_dom"].as_u64().unwrap() < 80,
+        "only the rows in view are in the DOM: {shape}"
+    );
+    assert!(
+        shape["status"].as_str().unwrap().starts_with("10,000 rows"),
+        "{shape}"
+    );
+    shot(&browser, "10-large-table.png").await;
+
+    // Jump to the middle: the rows there are fetched by offset, not everything before them.
+    let jump_ms = browser
+        .js(
+            "window.__jumpStart = performance.now();
+             const g = document.querySelector('.grid');
+             g.scrollTop = 5000 * 32 - 64;
+             return true;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(jump_ms, json!(true));
+    let jump_ms = browser
+        .wait_js(
+            "row 5001 after the jump",
+            15,
+            "const r = document.querySelector('.grid-body .grid-row[data-index=\"5000\"]:not(.loading)');
+             return r ? performance.now() - window.__jumpStart : null;",
+            json!([]),
+        )
+        .await;
+    let middle = grid_row(&browser, ".table-page", 5000).await;
+    assert_eq!(middle[0]["text"], "5,001", "the id column of row 5001");
+    assert_eq!(middle[1]["text"], "City 5001");
+
+    // Keyboard: Ctrl+End goes to the last row.
+    let cell = browser
+        .find(".grid-body .grid-row[data-index=\"5000\"] [role=gridcell][data-col=\"1\"]")
+        .await;
+    browser.click_element(&cell).await;
+    browser.type_into(".grid", "\u{E009}\u{E010}\u{E000}").await;
+    let last = grid_row(&browser, ".table-page", 9999).await;
+    assert_eq!(last[1]["text"], "City 10000");
+
+    let requests = browser
+        .js(
+            "return performance.getEntriesByType('resource')
+               .map(e => new URL(e.name)).filter(u => u.pathname.endsWith('/rows'))
+               .map(u => Number(u.searchParams.get('limit')));",
+            json!([]),
+        )
+        .await;
+    let limits: Vec<u64> = requests
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+    assert!(
+        !limits.is_empty() && limits.len() <= 8 && limits.iter().all(|&l| l <= 200),
+        "a few pages of at most 200 rows, not the whole table: {limits:?}"
+    );
+
+    // Sort by a column (server side), then filter.
+    browser.click(".grid [data-column=population] button").await;
+    browser
+        .wait_js(
+            "sorted ascending",
+            15,
+            "return document.querySelector('.table-status')?.textContent.includes('sorted by population')",
+            json!([]),
+        )
+        .await;
+    browser.click_button(".table-page .toolbar", "Filter").await;
+    browser
+        .js(
+            "const s = document.querySelector('.filter-form select'); s.value = 'id';
+             s.dispatchEvent(new Event('change'));
+             const o = document.querySelectorAll('.filter-form select')[1]; o.value = 'gt';
+             o.dispatchEvent(new Event('change'));",
+            json!([]),
+        )
+        .await;
+    browser.type_into(".filter-form input", "9990").await;
+    browser.click_button(".filter-form", "Add filter").await;
+    browser
+        .wait_js(
+            "ten filtered rows",
+            15,
+            "return document.querySelector('.table-status')?.textContent.startsWith('10 rows')",
+            json!([]),
+        )
+        .await;
+    shot(&browser, "11-sorted-and-filtered.png").await;
+
+    write_metrics(
+        "large-table",
+        &json!({
+            "rows": 10_000,
+            "first_page_render_ms": first_ms,
+            "jump_to_middle_ms": jump_ms,
+            "row_requests_limits": limits,
+            "database": db_kind(),
+        }),
+    );
+}
