@@ -229,7 +229,8 @@ async fn export_account(
 #[serde(deny_unknown_fields)]
 pub struct DeleteAccount {
     /// Your password, to confirm.
-    #[garde(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
+    #[garde(length(chars, min = 1, max = 1024))]
     pub password: String,
 }
 

@@ -77,11 +77,16 @@ impl From<users::User> for AdminUser {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UserSearch {
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
     /// Part of the email address (case-insensitive).
     pub q: Option<String>,
     /// `user` or `admin`.
+    #[param(pattern = "^(user|admin)?$")]
     pub role: Option<String>,
     pub disabled: Option<bool>,
 }
@@ -175,7 +180,8 @@ pub struct UserUpdate {
 /// Change a user's role or disable/enable them.
 #[utoipa::path(patch, path = "/admin/users/{id}", tag = "admin", request_body = UserUpdate,
     params(("id" = Uuid, Path, description = "User id")),
-    responses((status = 200, description = "Updated", body = AdminUser)))]
+    responses((status = 200, description = "Updated", body = AdminUser),
+        (status = 409, description = "An admin cannot demote or disable themselves", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn update_user(
     State(state): State<AppState>,
     Admin(admin): Admin,
@@ -230,6 +236,7 @@ async fn update_user(
 #[into_params(parameter_in = Query)]
 pub struct DaysQuery {
     /// Days back from today (1 to 366, default 30).
+    #[param(minimum = 1, maximum = 366)]
     pub days: Option<u32>,
 }
 
@@ -306,10 +313,13 @@ async fn get_quotas(
 #[serde(deny_unknown_fields)]
 pub struct QuotaUpdate {
     /// Model tokens per UTC day (0: no limit; null: the default).
+    #[schema(maximum = 1_000_000_000_000.0)]
     #[garde(range(max = 1_000_000_000_000))]
     pub tokens_per_day: Option<u64>,
+    #[schema(maximum = 1_000_000_000)]
     #[garde(range(max = 1_000_000_000))]
     pub exports_per_day: Option<u64>,
+    #[schema(maximum = 1_000_000_000_000.0)]
     #[garde(range(max = 1_000_000_000_000))]
     pub max_stored_rows: Option<u64>,
 }
@@ -346,7 +356,11 @@ async fn set_quotas(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
     /// Events by this user.
     pub actor: Option<Uuid>,

@@ -30,17 +30,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SchemaRequest {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: String,
     /// The target columns, in order; a column without `type` is text.
+    #[schema(min_items = 1, max_items = 200)]
     #[garde(length(min = 1, max = 200), dive)]
     pub columns: Vec<ColumnSpec>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SchemaUpdate {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: Option<String>,
+    #[schema(min_items = 1, max_items = 200)]
     #[garde(length(min = 1, max = 200), dive)]
     pub columns: Option<Vec<ColumnSpec>>,
 }

@@ -41,36 +41,48 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RegisterRequest {
-    #[garde(length(max = 320))]
-    #[schema(example = "alice@example.com")]
+    #[garde(length(chars, max = 320))]
+    #[schema(max_length = 320, example = "alice@example.com")]
     pub email: String,
     /// 10 to 256 characters; not a common password, not the email address.
-    #[garde(length(max = 1024))]
-    #[schema(example = "correct horse battery staple")]
+    #[garde(length(chars, max = 1024))]
+    #[schema(
+        min_length = 10,
+        max_length = 256,
+        example = "correct horse battery staple"
+    )]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct LoginRequest {
-    #[garde(length(min = 1, max = 320))]
-    #[schema(example = "alice@example.com")]
+    #[garde(length(chars, min = 1, max = 320))]
+    #[schema(min_length = 1, max_length = 320, example = "alice@example.com")]
     pub email: String,
-    #[garde(length(min = 1, max = 1024))]
-    #[schema(example = "correct horse battery staple")]
+    #[garde(length(chars, min = 1, max = 1024))]
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        example = "correct horse battery staple"
+    )]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RefreshRequest {
-    #[garde(length(min = 1, max = 512))]
+    #[schema(min_length = 1, max_length = 512)]
+    #[garde(length(chars, min = 1, max = 512))]
     pub refresh_token: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct ChangePasswordRequest {
-    #[garde(length(min = 1, max = 1024))]
+    #[schema(min_length = 1, max_length = 1024)]
+    #[garde(length(chars, min = 1, max = 1024))]
     pub current_password: String,
-    #[garde(length(max = 1024))]
+    /// 10 to 256 characters; not a common password, not the email address.
+    #[schema(min_length = 10, max_length = 256)]
+    #[garde(length(chars, max = 1024))]
     pub new_password: String,
 }
 
@@ -138,12 +150,14 @@ pub struct SessionResponse {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateApiKeyRequest {
     /// A name to tell the key apart, e.g. "nightly export script".
-    #[garde(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
+    #[garde(length(chars, min = 1, max = 100))]
     pub name: String,
     /// `read` (GET only) or `read_write`.
     #[garde(skip)]
     pub scope: Scope,
     /// Days until the key stops working (1 to 3650); never when absent.
+    #[schema(minimum = 1, maximum = 3650)]
     #[garde(range(min = 1, max = 3650))]
     pub expires_in_days: Option<u32>,
 }

@@ -120,13 +120,16 @@ impl From<Message> for MessageResponse {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateConversation {
-    #[garde(length(max = 200))]
+    #[schema(max_length = 200)]
+    #[garde(length(chars, max = 200))]
     pub title: Option<String>,
     /// A model name from `GET /models`; the default model when absent.
-    #[garde(length(max = 100))]
+    #[schema(max_length = 100)]
+    #[garde(length(chars, max = 100))]
     pub model: Option<String>,
     /// Extra instructions for the model in this conversation.
-    #[garde(length(max = 20000))]
+    #[schema(max_length = 20000)]
+    #[garde(length(chars, max = 20000))]
     pub system_prompt: Option<String>,
     /// A target schema preset: tables in replies get exactly its columns.
     #[garde(skip)]
@@ -202,12 +205,15 @@ async fn get_conversation(
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct UpdateConversation {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub title: Option<String>,
-    #[garde(length(max = 100))]
+    #[schema(max_length = 100)]
+    #[garde(length(chars, max = 100))]
     pub model: Option<String>,
     /// Empty string removes it.
-    #[garde(length(max = 20000))]
+    #[schema(max_length = 20000)]
+    #[garde(length(chars, max = 20000))]
     pub system_prompt: Option<String>,
     /// The table replies work on (one of yours).
     #[garde(skip)]
@@ -301,11 +307,15 @@ async fn list_messages(
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct SendMessage {
-    #[garde(length(min = 1))]
-    #[schema(example = "list the ten largest European airports with passengers in 2023")]
+    #[garde(length(chars, min = 1))]
+    #[schema(
+        min_length = 1,
+        example = "list the ten largest European airports with passengers in 2023"
+    )]
     pub content: String,
     /// Use another model for this reply only.
-    #[garde(length(max = 100))]
+    #[schema(max_length = 100)]
+    #[garde(length(chars, max = 100))]
     pub model: Option<String>,
 }
 
@@ -367,7 +377,8 @@ async fn send_message(
 /// Answer the last message again (the previous reply is removed).
 #[utoipa::path(post, path = "/conversations/{id}/regenerate", tag = "conversations",
     params(("id" = Uuid, Path, description = "Conversation id")),
-    responses((status = 200, description = "The new reply (JSON) or its events", body = ReplyResponse)))]
+    responses((status = 200, description = "The new reply (JSON) or its events", body = ReplyResponse),
+        (status = 409, description = "Nothing to answer yet, or a reply is being written", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn regenerate(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -471,6 +482,7 @@ async fn list_models(
 #[into_params(parameter_in = Query)]
 pub struct UsageQuery {
     /// Days back from today (1 to 366, default 30).
+    #[param(minimum = 1, maximum = 366)]
     pub days: Option<u32>,
 }
 

@@ -82,6 +82,7 @@ pub struct ExportRequest {
     #[garde(skip)]
     pub table_id: Uuid,
     /// Version to export (default: the current one when the job is created).
+    #[schema(minimum = 1)]
     #[garde(range(min = 1))]
     pub version: Option<i32>,
     /// File format (default xlsx; ignored for Google Sheets).
@@ -226,7 +227,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 /// Start an export. Answers 202 with the queued job; with an `Idempotency-Key` header that was
 /// used before, answers 200 with the job created then.
 #[utoipa::path(post, path = "/exports", tag = "exports", request_body = ExportRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request create one job")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request create one job", pattern = "^[!-~]([ !-~]{0,198}[!-~])?$")),
     responses(
         (status = 202, description = "Queued", body = ExportResponse),
         (status = 200, description = "The job an earlier request with this Idempotency-Key created", body = ExportResponse),
@@ -404,10 +405,15 @@ fn created_response(job: JobRecord, created: bool) -> Result<Response, ApiError>
 #[into_params(parameter_in = Query)]
 pub struct ExportListQuery {
     /// How many items (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
     /// Only jobs with this status.
+    #[param(pattern = "^(queued|running|succeeded|failed|cancelled)?$")]
     pub status: Option<String>,
 }
 

@@ -31,9 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct TemplateRequest {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: String,
-    #[garde(length(max = 2000))]
+    #[schema(max_length = 2000)]
+    #[garde(length(chars, max = 2000))]
     pub description: Option<String>,
     /// Readable by every user (admins only).
     #[serde(default)]
@@ -48,10 +50,12 @@ pub struct TemplateRequest {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct TemplatePatch {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: Option<String>,
     /// An empty string clears the description.
-    #[garde(length(max = 2000))]
+    #[schema(max_length = 2000)]
+    #[garde(length(chars, max = 2000))]
     pub description: Option<String>,
     #[garde(skip)]
     pub shared: Option<bool>,

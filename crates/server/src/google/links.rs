@@ -317,7 +317,11 @@ fn response(link: LinkRecord) -> LinkResponse {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LinkListQuery {
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
     /// Only the links of this table.
     pub table_id: Option<Uuid>,

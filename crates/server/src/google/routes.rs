@@ -39,7 +39,8 @@ pub struct ConnectResponse {
 
 /// Start connecting the caller's Google account: answers the consent URL (valid 10 minutes).
 #[utoipa::path(post, path = "/integrations/google/connect", tag = "google",
-    responses((status = 200, description = "Consent URL", body = ConnectResponse)))]
+    responses((status = 200, description = "Consent URL", body = ConnectResponse),
+        (status = 404, description = "Google is not configured on this server", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn connect(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -129,7 +130,8 @@ pub struct GoogleStatus {
 
 /// Whether the caller's Google account is connected, and how this server reaches Google.
 #[utoipa::path(get, path = "/integrations/google", tag = "google",
-    responses((status = 200, description = "Status", body = GoogleStatus)))]
+    responses((status = 200, description = "Status", body = GoogleStatus),
+        (status = 404, description = "Google is not configured on this server", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn status(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -165,7 +167,8 @@ pub struct Disconnected {
 
 /// Disconnect: revoke the grant at Google and delete the tokens here.
 #[utoipa::path(delete, path = "/integrations/google", tag = "google",
-    responses((status = 200, description = "Disconnected", body = Disconnected)))]
+    responses((status = 200, description = "Disconnected", body = Disconnected),
+        (status = 404, description = "Not connected, or Google is not configured on this server", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn disconnect(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -67,17 +67,21 @@ pub struct SheetsDestination {
     #[garde(skip)]
     pub mode: SheetMode,
     /// The spreadsheet (its id, or its URL) for `new_tab`, `replace_tab` and `append`.
-    #[garde(length(max = 500))]
+    #[schema(max_length = 500)]
+    #[garde(length(chars, max = 500))]
     pub spreadsheet: Option<String>,
     /// Title of a new spreadsheet (default: the table's name).
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub title: Option<String>,
     /// The tab to create, replace or append to (default: the template's sheet name, or
     /// the table's name).
-    #[garde(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
+    #[garde(length(chars, min = 1, max = 100))]
     pub sheet: Option<String>,
     /// People to share the spreadsheet with.
     #[serde(default)]
+    #[schema(max_items = 20)]
     #[garde(length(max = 20), dive)]
     pub share_with: Vec<Share>,
     /// Keep the tab in step with later versions of the table.

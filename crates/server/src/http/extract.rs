@@ -17,7 +17,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        let (parts, body) = req.into_parts();
+        let headers = parts.headers.clone();
+        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        let mut again = Request::new(axum::body::Body::from(bytes.clone()));
+        *again.headers_mut() = headers;
+        let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
+        // Every body is an object: serde would also read a struct from an array of its fields
+        // in order (`[null, null]`), which no client means.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "body",
+                "must be a JSON object",
+            )]));
+        }
         if let Err(report) = value.validate() {
             let errors = report
                 .iter()

@@ -14,8 +14,12 @@ pub const MAX_LIMIT: u64 = 200;
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// How many items (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
 }
 

@@ -97,8 +97,8 @@ fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct CreateTableRequest {
-    #[garde(length(min = 1, max = 200))]
-    #[schema(example = "European airports")]
+    #[garde(length(chars, min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200, example = "European airports")]
     pub name: String,
     /// Column names, types and rules; inferred from the rows when absent.
     #[garde(dive, length(max = 1000))]
@@ -106,12 +106,13 @@ pub struct CreateTableRequest {
     /// Rows as arrays (in column order) or objects keyed by column name.
     #[garde(length(max = 100000))]
     #[serde(default)]
-    #[schema(value_type = Vec<Object>)]
+    #[schema(max_items = 100000, value_type = Vec<Object>)]
     pub rows: Vec<serde_json::Value>,
     /// Instead of rows: take the table from this message (yours) …
     #[garde(skip)]
     pub message_id: Option<Uuid>,
     /// … the n-th table found in it (0-based, default 0).
+    #[schema(maximum = 1000)]
     #[garde(range(max = 1000))]
     pub table_index: Option<usize>,
 }
@@ -119,7 +120,8 @@ pub struct CreateTableRequest {
 /// Create a table from rows, or from a table found in a message (`message_id`, `table_index`).
 #[utoipa::path(post, path = "/tables", tag = "tables", request_body = CreateTableRequest,
     responses((status = 201, description = "Table created (version 1)", body = TableResponse,
-        headers(("ETag" = String, description = "The version, for If-Match")))))]
+        headers(("ETag" = String, description = "The version, for If-Match"))),
+        (status = 404, description = "`message_id` names no message of yours", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn create_table(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -266,7 +268,11 @@ fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListTablesQuery {
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub cursor: Option<String>,
     /// `true` lists deleted tables (the trash) instead.
     pub deleted: Option<bool>,
@@ -321,7 +327,8 @@ async fn get_table(
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RenameTable {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: String,
 }
 
@@ -399,9 +406,14 @@ pub struct RowResponse {
 )]
 pub struct RowsQuery {
     /// Version to read (default: current).
+    #[param(minimum = 1)]
     version: Option<i32>,
     /// Rows per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
+    /// `next_cursor` from the previous page, or `o<n>` to start at the n-th row (0-based) of
+    /// the sorted, filtered rows: what a scrolling grid asks for when it jumps.
+    #[param(pattern = "^(o[0-9]{1,18})?$|^p[0-9]{1,18}$")]
     cursor: Option<String>,
     /// `column` or `column:desc`; repeat for several keys.
     sort: Option<String>,
@@ -581,7 +593,7 @@ pub struct ChangeRequest {
     /// Operations applied in order, all or none: `set_cells`, `insert_rows`, `delete_rows`,
     /// `add_column`, `rename_column`, `drop_column`, `reorder_columns`, `change_type`,
     /// `set_rules`, `sort`, `filter_delete`.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Object>, min_items = 1)]
     pub ops: Vec<Op>,
     /// A description for the version list (generated when absent).
     pub summary: Option<String>,
@@ -591,7 +603,7 @@ pub struct ChangeRequest {
 /// when someone else changed the table since you read it.
 #[utoipa::path(post, path = "/tables/{id}/changes", tag = "tables", request_body = ChangeRequest,
     params(("id" = Uuid, Path, description = "Table id"),
-        ("If-Match" = Option<String>, Header, description = "Expected current version")),
+        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
     responses(
         (status = 201, description = "New version", body = ChangeResult),
         (status = 409, description = "Stale version", body = crate::http::error::Problem, content_type = "application/problem+json"),
@@ -659,15 +671,26 @@ fn version_response(v: store::VersionRecord, columns: Option<Vec<Column>>) -> Ve
     }
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionPageQuery {
+    /// How many versions (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page (a version number).
+    #[param(pattern = "^[0-9]{0,9}$")]
+    pub cursor: Option<String>,
+}
+
 /// Versions, newest first.
 #[utoipa::path(get, path = "/tables/{id}/versions", tag = "tables",
-    params(("id" = Uuid, Path, description = "Table id"), PageQuery),
+    params(("id" = Uuid, Path, description = "Table id"), VersionPageQuery),
     responses((status = 200, description = "Versions", body = Page<VersionResponse>)))]
 async fn list_versions(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-    Query(page): Query<PageQuery>,
+    Query(page): Query<VersionPageQuery>,
 ) -> Result<Json<Page<VersionResponse>>, ApiError> {
     let limit = match page.limit {
         None => 50,
@@ -755,6 +778,7 @@ async fn diff(
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 pub struct RevertRequest {
     /// The version to return to.
+    #[schema(minimum = 1)]
     #[garde(range(min = 1))]
     pub version: i32,
 }
@@ -762,7 +786,7 @@ pub struct RevertRequest {
 /// Revert: a new version equal to an older one (history is kept).
 #[utoipa::path(post, path = "/tables/{id}/revert", tag = "tables", request_body = RevertRequest,
     params(("id" = Uuid, Path, description = "Table id"),
-        ("If-Match" = Option<String>, Header, description = "Expected current version")),
+        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
     responses((status = 201, description = "New version", body = ChangeResult)))]
 async fn revert(
     State(state): State<AppState>,
@@ -872,12 +896,15 @@ async fn validate_rows(
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `xlsx`, `csv` or `json`.
+    #[param(pattern = "^(xlsx|csv|json)$")]
     pub format: String,
     /// Version to export (default: current).
+    #[param(minimum = 1)]
     pub version: Option<i32>,
     /// A template (own or shared) to apply: column mapping, formats, layout.
     pub template: Option<Uuid>,
     /// JSON only: `records` (default, `[{"column": value}]`) or `columns`.
+    #[param(pattern = "^(records|columns)$")]
     pub layout: Option<String>,
     /// CSV only: start with a UTF-8 byte order mark, for Excel.
     pub bom: Option<bool>,

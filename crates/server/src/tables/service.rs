@@ -288,7 +288,8 @@ fn json_text(v: &serde_json::Value) -> String {
 
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema, garde::Validate)]
 pub struct ColumnSpec {
-    #[garde(length(min = 1, max = 200))]
+    #[schema(min_length = 1, max_length = 200)]
+    #[garde(length(chars, min = 1, max = 200))]
     pub name: String,
     /// Inferred from the values when absent.
     #[serde(rename = "type", default)]
@@ -296,7 +297,8 @@ pub struct ColumnSpec {
     #[schema(value_type = Option<String>, example = "integer")]
     pub ty: Option<ColumnType>,
     #[serde(default)]
-    #[garde(length(max = 1000))]
+    #[schema(max_length = 1000)]
+    #[garde(length(chars, max = 1000))]
     pub description: Option<String>,
     #[serde(default)]
     #[garde(skip)]

@@ -12,7 +12,7 @@ use crate::exports::{cities, wait_for};
 use crate::fakes::google::{CLIENT_ID, CLIENT_SECRET, FakeGoogle};
 use crate::helpers::{IntoPair, TestApp, assert_problem};
 
-fn configure(c: &mut sheetgpt::Config, fake: &FakeGoogle) {
+pub fn configure(c: &mut sheetgpt::Config, fake: &FakeGoogle) {
     let g = &mut c.google;
     g.client_id = CLIENT_ID.to_owned();
     g.client_secret = Some(SecretString::from(CLIENT_SECRET));
@@ -34,7 +34,7 @@ async fn app(fake: &FakeGoogle) -> TestApp {
 
 /// Connect → Google's consent (the fake approves) → our callback. Returns the callback's
 /// redirect.
-async fn connect(app: &TestApp, token: &str) -> String {
+pub async fn connect(app: &TestApp, token: &str) -> String {
     let (status, body) = app
         .post(
             "/api/v1/integrations/google/connect",
