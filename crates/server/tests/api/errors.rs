@@ -3,7 +3,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem};
+use crate::helpers::{IntoPair, TestApp, assert_problem};
 
 async fn raw(
     app: &TestApp,
@@ -136,6 +136,42 @@ async fn a_missing_or_mistyped_field_is_a_422_naming_it() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation-failed",
     );
+}
+
+/// serde reads a struct from an array of its fields in order; a body must be an object, so
+/// `[null, null]` changes nothing instead of being a rename to nothing (found by the fuzz).
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_a_422_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.user("arrays@example.com").await;
+    let (_, conv) = app
+        .post(
+            "/api/v1/conversations",
+            Some(&token),
+            json!({"title": "Kept"}),
+        )
+        .await;
+    let path = format!("/api/v1/conversations/{}", conv["id"].as_str().unwrap());
+    for body in [
+        json!([null, null]),
+        json!(["Renamed"]),
+        json!("Renamed"),
+        json!(3),
+    ] {
+        let (status, answer) = app
+            .request(Method::PATCH, &path, Some(&token), Some(body.clone()))
+            .await
+            .into_pair();
+        assert_problem(
+            status,
+            &answer,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        );
+        assert_eq!(answer["errors"][0]["field"], "body", "{body}: {answer}");
+    }
+    let (_, kept) = app.get(&path, Some(&token)).await;
+    assert_eq!(kept["title"], "Kept");
 }
 
 #[tokio::test]
