@@ -490,7 +490,10 @@ async fn cancel_export(
 /// Download the file of a succeeded export.
 #[utoipa::path(get, path = "/exports/{id}/download", tag = "exports",
     params(("id" = Uuid, Path, description = "Export id")),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The file: xlsx, CSV or JSON", content(
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/csv"),
+            (Value = "application/json")))))]
 async fn download_export(
     State(state): State<AppState>,
     auth: AuthUser,

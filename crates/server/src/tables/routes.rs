@@ -106,7 +106,7 @@ pub struct CreateTableRequest {
     /// Rows as arrays (in column order) or objects keyed by column name.
     #[garde(length(max = 100000))]
     #[serde(default)]
-    #[schema(max_items = 100000, value_type = Vec<Object>)]
+    #[schema(max_items = 100000, value_type = Vec<Value>)]
     pub rows: Vec<serde_json::Value>,
     /// Instead of rows: take the table from this message (yours) …
     #[garde(skip)]
@@ -394,7 +394,7 @@ pub struct RowResponse {
     /// Stable row id (for `set_cells`, `delete_rows`, `insert_rows.after`).
     pub id: RowId,
     /// Cells in the order of `columns`, in canonical JSON form.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<Value>)]
     pub cells: Vec<serde_json::Value>,
 }
 
@@ -787,7 +787,8 @@ pub struct RevertRequest {
 #[utoipa::path(post, path = "/tables/{id}/revert", tag = "tables", request_body = RevertRequest,
     params(("id" = Uuid, Path, description = "Table id"),
         ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
-    responses((status = 201, description = "New version", body = ChangeResult)))]
+    responses((status = 201, description = "New version", body = ChangeResult),
+        (status = 409, description = "Stale version (If-Match)", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn revert(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -916,7 +917,10 @@ pub struct DownloadQuery {
 /// job (`POST /exports`), which reports progress and survives restarts.
 #[utoipa::path(get, path = "/tables/{id}/download", tag = "tables",
     params(("id" = Uuid, Path, description = "Table id"), DownloadQuery),
-    responses((status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The file: xlsx, CSV or JSON", content(
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/csv"),
+            (Value = "application/json")))))]
 async fn download(
     State(state): State<AppState>,
     auth: AuthUser,
