@@ -202,19 +202,24 @@ impl Limiter {
                     .map_or(0, |d| d.as_secs());
                 let window = now / per;
                 let reset_secs = (window + 1) * per - now;
-                let conn = connection
-                    .get_or_try_init(|| client.get_connection_manager())
-                    .await;
-                let count: Result<u64, _> = match conn {
-                    Ok(conn) => {
-                        let mut conn = conn.clone();
-                        redis::Script::new(WINDOW_SCRIPT)
-                            .key(format!("{prefix}:rl:{}:{key}:{window}", class.name()))
-                            .arg(per + 1)
-                            .invoke_async(&mut conn)
-                            .await
-                    }
-                    Err(err) => Err(err),
+                let counted = async {
+                    let conn = connection
+                        .get_or_try_init(|| client.get_connection_manager())
+                        .await?;
+                    let mut conn = conn.clone();
+                    redis::Script::new(WINDOW_SCRIPT)
+                        .key(format!("{prefix}:rl:{}:{key}:{window}", class.name()))
+                        .arg(per + 1)
+                        .invoke_async::<u64>(&mut conn)
+                        .await
+                        .map_err(anyhow::Error::from)
+                };
+                // A Redis that hangs must not hang every request with it.
+                let count = match tokio::time::timeout(REDIS_TIMEOUT, counted).await {
+                    Ok(result) => result,
+                    Err(_) => Err(anyhow::anyhow!(
+                        "no answer from Redis within {REDIS_TIMEOUT:?}"
+                    )),
                 };
                 match count {
                     Ok(n) => Some(Decision {
@@ -234,6 +239,9 @@ impl Limiter {
         }
     }
 }
+
+/// The longest a rate limit check waits for Redis before letting the request through.
+const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");

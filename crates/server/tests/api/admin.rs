@@ -461,6 +461,28 @@ async fn with_redis_the_limit_is_shared_by_every_instance() {
     assert_eq!(statuses[5], (200, "0".to_owned()));
     assert_eq!(statuses[6].0, 429);
     assert_eq!(statuses[7].0, 429, "the other instance refuses too");
+    let (_, headers, problem) = hit(&second, Some(&token), "/api/v1/auth/me").await;
+    assert_eq!(problem["code"], "too-many-requests");
+    let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(headers["ratelimit-policy"], "6;w=60");
+}
+
+#[tokio::test]
+async fn with_redis_down_requests_are_served_not_refused() {
+    let app = TestApp::spawn_with(|c| {
+        // Nothing listens on port 1.
+        c.redis_url = Some("redis://127.0.0.1:1".to_owned());
+        c.rate_limits.default.requests = 2;
+    })
+    .await;
+    assert_eq!(app.state.rate_limiter.backend(), "redis");
+    let token = app.user("redis-down@example.com").await;
+    for _ in 0..5 {
+        let (status, headers, _) = hit(&app, Some(&token), "/api/v1/auth/me").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.get("ratelimit-limit").is_none());
+    }
 }
 
 #[tokio::test]
