@@ -362,6 +362,18 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         .await;
     shot(&browser, "08-exports.png").await;
 
+    // Back from Google's consent screen: a reload keeps the sign-in (the refresh cookie), the
+    // outcome is said in a sentence, and the query is dropped from the address.
+    browser.goto(&app.url("/?google=connected#/exports")).await;
+    browser
+        .wait_js(
+            "the Google outcome",
+            10,
+            "return [...document.querySelectorAll('.toast')].some(t => t.textContent.includes('Google account connected')) && location.search === ''",
+            json!([]),
+        )
+        .await;
+
     // Errors read as sentences: sign out, then a wrong password.
     browser.click_button(".sidebar", "Sign out").await;
     browser

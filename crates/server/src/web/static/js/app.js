@@ -181,6 +181,22 @@ async function start() {
   buildShell();
   await loadConversations();
   route();
+  googleOutcome();
+}
+
+/** Back from Google's consent screen (`/?google=…`): say how it went, then drop the query. */
+function googleOutcome() {
+  const params = new URLSearchParams(location.search);
+  const outcome = params.get("google");
+  if (!outcome) return;
+  history.replaceState(null, "", location.pathname + location.hash);
+  if (outcome === "connected") {
+    toast("Google account connected. Exports can now go to Google Sheets.");
+  } else if (outcome === "denied") {
+    toast("Google access was not granted, so nothing was connected.", "error");
+  } else {
+    toast("Connecting Google did not work. Please try again from the export dialog.", "error");
+  }
 }
 
 setSignedOutHandler(() => {
