@@ -374,6 +374,54 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         )
         .await;
 
+    // A block copied from a spreadsheet, pasted at Rome: Rome's cells change and the line past
+    // the end becomes a new row, in one version.
+    browser
+        .js("location.hash = arguments[0]", json!([conversation]))
+        .await;
+    browser
+        .wait_js(
+            "the conversation's grid again",
+            15,
+            "return document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length === 4",
+            json!([scope]),
+        )
+        .await;
+    let rome = browser
+        .find(&format!(
+            "{scope} .grid-body .grid-row[data-index=\"3\"] [role=gridcell][data-col=\"0\"]"
+        ))
+        .await;
+    browser.click_element(&rome).await;
+    browser
+        .js(
+            "const grid = document.querySelector(arguments[0] + ' .grid');
+             const data = new DataTransfer();
+             data.setData('text/plain', 'Roma\\tItalia\\r\\nLisbon\\tPortugal\\t545923\\r\\n');
+             grid.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));",
+            json!([scope]),
+        )
+        .await;
+    browser
+        .wait_js(
+            "version 3 with five rows",
+            15,
+            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('version 3')
+                && document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length === 5",
+            json!([scope]),
+        )
+        .await;
+    let roma = grid_row(&browser, scope, 3).await;
+    assert_eq!(
+        (&roma[0]["text"], &roma[1]["text"], &roma[2]["text"]),
+        (&json!("Roma"), &json!("Italia"), &json!("2,746,984"))
+    );
+    let lisbon = grid_row(&browser, scope, 4).await;
+    assert_eq!(
+        (&lisbon[0]["text"], &lisbon[1]["text"], &lisbon[2]["text"]),
+        (&json!("Lisbon"), &json!("Portugal"), &json!("545,923"))
+    );
+
     // Errors read as sentences: sign out, then a wrong password.
     browser.click_button(".sidebar", "Sign out").await;
     browser
@@ -414,7 +462,7 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         .wait_js(
             "the grid on a phone",
             20,
-            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length === 4",
+            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length === 5",
             json!([]),
         )
         .await;

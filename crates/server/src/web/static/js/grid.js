@@ -34,6 +34,7 @@ export class Grid {
    *   rowCount: number of rows, or null when unknown (filtered: it grows as pages arrive);
    *   fetchPage(offset, limit) → Promise<{rows: [{id, cells}], more: boolean}>;
    *   onEdit(rowId, column, value) → Promise (none: read-only);
+   *   onPaste({row, col}, cells: string[][]) → a block pasted at the active cell;
    *   onSort(column) (none: headers are not buttons); sort: {column, desc} | null;
    *   highlight: Map<rowId, Set<columnId>>, added: Set<rowId> (diffs);
    *   onCount(count, exact); onError(err); startedAt: performance.now() of the request.
@@ -57,6 +58,7 @@ export class Grid {
       "aria-readonly": opts.onEdit ? null : "true",
       onscroll: () => this.schedule(),
       onkeydown: (e) => this.onKey(e),
+      onpaste: (e) => this.onPaste(e),
       onmousedown: (e) => this.onMouseDown(e),
       ondblclick: (e) => {
         if (this.cellFrom(e.target)) this.startEdit();
@@ -349,6 +351,16 @@ export class Grid {
     this.setActive(next[0], next[1]);
   }
 
+  /** A block copied from a spreadsheet (tab-separated lines) goes in from the active cell. */
+  onPaste(e) {
+    if (this.editing || !this.opts.onPaste || e.target !== this.el) return;
+    const text = e.clipboardData?.getData("text/plain");
+    if (!text) return;
+    e.preventDefault();
+    const block = parseBlock(text);
+    if (block.length) this.opts.onPaste({ ...this.active }, block);
+  }
+
   startEdit(initial) {
     if (!this.opts.onEdit || this.editing) return;
     const { row, col } = this.active;
@@ -424,4 +436,30 @@ export class Grid {
     this.resizeObserver.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
   }
+}
+
+/**
+ * Tab-separated text as spreadsheets put it on the clipboard: lines of cells, a cell with a tab,
+ * a line break or a quote inside is quoted ("a ""b"""); the last line break ends the block.
+ */
+export function parseBlock(text) {
+  const rows = [];
+  let row = [];
+  let cell = "";
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quoted) {
+      if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; }
+      else if (ch === '"') quoted = false;
+      else cell += ch;
+    } else if (ch === '"' && cell === "") quoted = true;
+    else if (ch === "\t") { row.push(cell); cell = ""; }
+    else if (ch === "\n" || ch === "\r") {
+      if (ch === "\r" && text[i + 1] === "\n") i++;
+      row.push(cell); rows.push(row); row = []; cell = "";
+    } else cell += ch;
+  }
+  if (cell !== "" || row.length) { row.push(cell); rows.push(row); }
+  return rows;
 }

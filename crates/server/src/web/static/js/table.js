@@ -6,6 +6,7 @@ import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from ".
 import { count, display, when } from "./format.js";
 import { Grid } from "./grid.js";
 
+const PASTE_MAX_ROWS = 1000; // the most rows one page of `/rows` holds
 const TYPES = ["text", "integer", "decimal", "float", "boolean", "date", "datetime", "currency", "percent", "url", "email"];
 const OPS = [
   ["eq", "equals"], ["ne", "is not"], ["lt", "<"], ["lte", "≤"], ["gt", ">"], ["gte", "≥"],
@@ -149,6 +150,7 @@ export class TablePanel {
       highlight: this.diff && this.diff.to === view.version ? this.diff.cells : null,
       added: this.diff && this.diff.to === view.version ? this.diff.added : null,
       onEdit: editable ? (row, column, value) => this.editCell(row, column, value) : null,
+      onPaste: editable ? (at, block) => this.pasteBlock(at, block) : null,
       onSort: (name) => this.toggleSort(name),
       onCount: (n, exact) => this.updateStatus(n, exact),
       onError: showError,
@@ -229,6 +231,48 @@ export class TablePanel {
 
   editCell(row, column, value) {
     return this.change([{ op: "set_cells", cells: [{ row, column: column.id, value }] }]);
+  }
+
+  /**
+   * Pastes a block of cells at `at`: the rows there are changed, rows past the end are added,
+   * columns past the last are left out; all of it is one new version.
+   */
+  async pasteBlock(at, block) {
+    const columns = this.view.columns.slice(at.col);
+    if (block.length > PASTE_MAX_ROWS) {
+      toast(`Paste at most ${count(PASTE_MAX_ROWS)} rows at a time.`, "error");
+      return;
+    }
+    const width = Math.max(...block.map((r) => r.length));
+    const value = (text) => (text.trim() === "" ? null : text);
+    let existing;
+    try {
+      ({ rows: existing } = await this.fetchRows(this.view.version, at.row, block.length));
+    } catch (err) {
+      showError(err);
+      return;
+    }
+    const cells = [];
+    const added = [];
+    block.forEach((line, i) => {
+      const target = existing[i];
+      const fields = {};
+      line.slice(0, columns.length).forEach((text, j) => {
+        if (target) cells.push({ row: target.id, column: columns[j].id, value: value(text) });
+        else fields[columns[j].id] = value(text);
+      });
+      if (!target) added.push(fields);
+    });
+    const ops = [];
+    if (cells.length) ops.push({ op: "set_cells", cells });
+    if (added.length) {
+      const last = existing[existing.length - 1];
+      ops.push({ op: "insert_rows", rows: added, ...(last ? { after: last.id } : {}) });
+    }
+    if (!ops.length) return;
+    const skipped = width > columns.length ? ` ${width - columns.length} column${width - columns.length > 1 ? "s" : ""} past the last were left out.` : "";
+    await this.change(ops, `Pasted ${block.length} × ${Math.min(width, columns.length)} cells`).catch(() => {});
+    if (skipped) toast(skipped.trim());
   }
 
   activeRow() {
