@@ -422,6 +422,65 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         (&json!("Lisbon"), &json!("Portugal"), &json!("545,923"))
     );
 
+    // Rename a column from the grid: pick a cell of it, Edit column, a new name.
+    let area = browser
+        .find(&format!(
+            "{scope} .grid-body .grid-row[data-index=\"0\"] [role=gridcell][data-col=\"4\"]"
+        ))
+        .await;
+    browser.click_element(&area).await;
+    browser
+        .click_button(&format!("{scope} .toolbar"), "Edit column")
+        .await;
+    browser
+        .js(
+            "document.querySelector('dialog.modal input[type=text]').value = ''",
+            json!([]),
+        )
+        .await;
+    browser
+        .type_into("dialog.modal input[type=text]", "area")
+        .await;
+    browser.click_button("dialog.modal", "Save column").await;
+    browser
+        .wait_js(
+            "the renamed column in version 4",
+            15,
+            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('version 4')
+                && [...document.querySelectorAll(arguments[0] + ' .grid-head [role=columnheader]')].some(c => c.textContent.startsWith('area') && !c.textContent.startsWith('area_km2'))",
+            json!([scope]),
+        )
+        .await;
+
+    // The account page: this browser among the sessions, and all of one's data in one ZIP.
+    browser.js("location.hash = '#/account'", json!([])).await;
+    let sessions = browser
+        .wait_js(
+            "the sessions",
+            15,
+            "const rows = [...document.querySelectorAll('.page table.data tbody tr')];
+             return rows.length ? rows.map(r => r.cells[0].textContent) : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        sessions
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().contains("this browser")),
+        "{sessions}"
+    );
+    shot(&browser, "12-account.png").await;
+    browser.click_button(".page", "Download all my data").await;
+    let archive = wait_for_download(downloads.path(), "zip").await;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&archive).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert!(names.iter().any(|n| n.ends_with(".xlsx")), "{names:?}");
+    let mut account = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("account.json").unwrap(), &mut account).unwrap();
+    assert!(account.contains("ada@example.com"), "{account}");
+
     // Errors read as sentences: sign out, then a wrong password.
     browser.click_button(".sidebar", "Sign out").await;
     browser

@@ -1,13 +1,13 @@
 // The page: sign-in, then the shell (navigation, conversations) and one screen at a time,
 // chosen by the address's hash (#/c/<id>, #/t/<id>, #/tables, #/templates, #/exports,
-// #/keys, #/usage), so reloads and the back button keep their place.
+// #/keys, #/usage, #/account), so reloads and the back button keep their place.
 
 import { get, logout, post, refresh, setSignedOutHandler } from "./api.js";
 import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
 import { h, replace, toast } from "./dom.js";
 import { when } from "./format.js";
-import { exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
+import { accountView, exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
 import { TablePanel } from "./table.js";
 
 const root = document.getElementById("app");
@@ -55,7 +55,8 @@ function buildShell() {
       h("li", {}, link("#/templates", "Templates")),
       h("li", {}, link("#/exports", "Exports")),
       h("li", {}, link("#/keys", "API keys")),
-      h("li", {}, link("#/usage", "Usage"))),
+      h("li", {}, link("#/usage", "Usage")),
+      h("li", {}, link("#/account", "Account"))),
     h("div", { class: "account" }, userLabel,
       h("button", { type: "button", onclick: signOut }, "Sign out")));
   replace(root,
@@ -135,6 +136,7 @@ const ROUTES = [
   [/^#\/exports$/, exportsView],
   [/^#\/keys$/, keysView],
   [/^#\/usage$/, usageView],
+  [/^#\/account$/, () => accountView({ email: me?.email })],
 ];
 
 function route() {

@@ -46,6 +46,7 @@ export class TablePanel {
       b("Add row", () => this.addRow()),
       b("Delete row", () => this.deleteRow()),
       b("Add column", () => this.addColumn()),
+      b("Edit column", () => this.editColumn()),
       b("Delete column", () => this.deleteColumn()),
     ];
     this.versionsButton = b("Versions", () => this.toggleVersions(), { "aria-expanded": "false" });
@@ -318,6 +319,32 @@ export class TablePanel {
     if (after) op.after = after.id;
     if (spec.formula) op.formula = spec.formula;
     await this.change([op]).catch(() => {});
+  }
+
+  /** Rename the selected column and/or change its type, as one version. */
+  async editColumn() {
+    const column = this.view.columns[this.grid.active.col];
+    if (!column) return;
+    const spec = await modal(`Edit the column “${column.name}”`, (done) => {
+      const name = h("input", { type: "text", required: true, autocomplete: "off", value: column.name });
+      const type = h("select", {}, TYPES.map((t) => h("option", { value: t, selected: t === column.type }, t)));
+      return h("form", {
+        onsubmit: (e) => {
+          e.preventDefault();
+          done({ name: name.value.trim(), type: type.value });
+        },
+      },
+      field("Name", name),
+      field("Type", type, "Cells that do not read as the new type are refused, with the rows named."),
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
+        h("button", { type: "submit", class: "primary" }, "Save column")));
+    });
+    if (!spec || !spec.name) return;
+    const ops = [];
+    if (spec.name !== column.name) ops.push({ op: "rename_column", column: column.id, to: spec.name });
+    if (spec.type !== column.type) ops.push({ op: "change_type", column: column.id, to: spec.type });
+    if (ops.length) await this.change(ops).catch(() => {});
   }
 
   async deleteColumn() {
