@@ -422,7 +422,19 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         (&json!("Lisbon"), &json!("Portugal"), &json!("545,923"))
     );
 
-    // Rename a column from the grid: pick a cell of it, Edit column, a new name.
+    // Rename a column from the grid, sorted by it: pick a cell of it, Edit column, a new
+    // name; the sort follows the column.
+    browser
+        .click(&format!("{scope} .grid [data-column=area_km2] button"))
+        .await;
+    browser
+        .wait_js(
+            "sorted by area_km2",
+            15,
+            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('sorted by area_km2')",
+            json!([scope]),
+        )
+        .await;
     let area = browser
         .find(&format!(
             "{scope} .grid-body .grid-row[data-index=\"0\"] [role=gridcell][data-col=\"4\"]"
@@ -446,7 +458,10 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         .wait_js(
             "the renamed column in version 4",
             15,
-            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('version 4')
+            "const status = document.querySelector(arguments[0] + ' .table-status')?.textContent || '';
+             return status.includes('version 4') && status.includes('sorted by area')
+                && !status.includes('area_km2')
+                && document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length === 5
                 && [...document.querySelectorAll(arguments[0] + ' .grid-head [role=columnheader]')].some(c => c.textContent.startsWith('area') && !c.textContent.startsWith('area_km2'))",
             json!([scope]),
         )

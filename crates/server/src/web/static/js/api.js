@@ -177,12 +177,11 @@ export async function register(email, password) {
   await login(email, password);
 }
 
+/** Ends the session. If the server could not be told, the page stays signed in (a session
+ *  left open behind a sign-in form would sign the next person in on reload). */
 export async function logout() {
-  try {
-    await cookieCall("/auth/web/logout");
-  } finally {
-    access = null;
-  }
+  await cookieCall("/auth/web/logout");
+  access = null;
 }
 
 /** Percent-encodes each path segment given. */

@@ -96,7 +96,8 @@ async function signOut() {
   try {
     await logout();
   } catch (err) {
-    toast(err.message, "error");
+    toast(`You are still signed in: ${err.message} Try signing out again.`, "error");
+    return;
   }
   me = null;
   showAuth();

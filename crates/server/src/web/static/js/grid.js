@@ -453,7 +453,7 @@ export function parseBlock(text) {
       if (ch === '"' && text[i + 1] === '"') { cell += '"'; i++; }
       else if (ch === '"') quoted = false;
       else cell += ch;
-    } else if (ch === '"' && cell === "") quoted = true;
+    } else if (ch === '"' && cell === "" && quotedField(text, i)) quoted = true;
     else if (ch === "\t") { row.push(cell); cell = ""; }
     else if (ch === "\n" || ch === "\r") {
       if (ch === "\r" && text[i + 1] === "\n") i++;
@@ -462,4 +462,16 @@ export function parseBlock(text) {
   }
   if (cell !== "" || row.length) { row.push(cell); rows.push(row); }
   return rows;
+}
+
+/** Whether the `"` at `start` opens a quoted field: its closing quote (not a doubled one) is
+ *  followed by a tab, a line break or the end. Otherwise the quote is just text (`"5" screws`). */
+function quotedField(text, start) {
+  for (let i = start + 1; i < text.length; i++) {
+    if (text[i] !== '"') continue;
+    if (text[i + 1] === '"') { i++; continue; }
+    const next = text[i + 1];
+    return next === undefined || next === "\t" || next === "\n" || next === "\r";
+  }
+  return false;
 }

@@ -139,6 +139,11 @@ export class TablePanel {
       return;
     }
     this.view = view;
+    // A sort or filter on a column this version lacks (deleted, renamed elsewhere, an old
+    // version) would make every page request fail: drop it.
+    const names = new Set(view.columns.map((c) => c.name));
+    if (this.sort && !names.has(this.sort.column)) this.sort = null;
+    this.filters = this.filters.filter((f) => names.has(f.column));
     const editable = this.viewVersion === null;
     for (const btn of this.editButtons) btn.disabled = !editable;
     this.title.textContent = this.table.name;
@@ -253,6 +258,10 @@ export class TablePanel {
       showError(err);
       return;
     }
+    if (existing.length < block.length && this.filters.length) {
+      toast("The paste runs past the last filtered row. Clear the filters to add rows.", "error");
+      return;
+    }
     const cells = [];
     const added = [];
     block.forEach((line, i) => {
@@ -344,7 +353,17 @@ export class TablePanel {
     const ops = [];
     if (spec.name !== column.name) ops.push({ op: "rename_column", column: column.id, to: spec.name });
     if (spec.type !== column.type) ops.push({ op: "change_type", column: column.id, to: spec.type });
-    if (ops.length) await this.change(ops).catch(() => {});
+    if (!ops.length) return;
+    // Sorting and filters follow the column to its new name (the new version is shown with
+    // them); they go back if the change is refused.
+    const before = { sort: this.sort && { ...this.sort }, filters: this.filters.map((f) => ({ ...f })) };
+    if (this.sort?.column === column.name) this.sort.column = spec.name;
+    for (const f of this.filters) if (f.column === column.name) f.column = spec.name;
+    await this.change(ops).catch(() => {
+      this.sort = before.sort;
+      this.filters = before.filters;
+      return this.refreshGrid();
+    });
   }
 
   async deleteColumn() {
