@@ -246,13 +246,14 @@ async fn delete_account(
     let user = users::find_by_id(&state.db, auth.user.id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
-    if !state
-        .hasher
-        .verify(&body.password, Some(&user.password_hash))
-        .await?
-    {
-        return Err(ApiError::field("password", "is not your password"));
-    }
+    crate::auth::service::confirm_password(
+        &state,
+        &user,
+        &body.password,
+        &client,
+        ("password", "is not your password"),
+    )
+    .await?;
     // Files first: the jobs that name them go with the account.
     let jobs = crate::db::jobs::list(
         &state.db,

@@ -325,6 +325,11 @@ pub struct AuthConfig {
     pub login_failures_per_ip: u32,
     /// Time over which the allowance above is restored.
     pub login_failure_window_secs: u64,
+    /// The web page's refresh (cookie) only: a spent refresh token presented again within this
+    /// many seconds of its exchange, while that exchange's new token is still unused, is taken
+    /// for a lost answer (a reload mid-refresh, two tabs at once) and exchanged again instead
+    /// of ending the session. 0 turns this off.
+    pub web_refresh_grace_secs: u64,
     /// Argon2id memory cost in KiB.
     pub argon2_memory_kib: u32,
     /// Argon2id passes.
@@ -364,6 +369,7 @@ impl Default for Config {
                 login_failures_per_account: 5,
                 login_failures_per_ip: 20,
                 login_failure_window_secs: 15 * 60,
+                web_refresh_grace_secs: 10,
                 argon2_memory_kib: 19 * 1024,
                 argon2_iterations: 2,
             },

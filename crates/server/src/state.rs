@@ -12,7 +12,6 @@ use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::chat::service::Runs;
-use crate::chat::ws::SpentTickets;
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::llm::registry::Models;
@@ -32,8 +31,6 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     pub models: Models,
     pub runs: Runs,
-    /// WebSocket tickets already redeemed on this instance.
-    pub ws_tickets: SpentTickets,
     /// Wakes this process's job workers when a job is queued here (others poll).
     pub jobs_queued: Arc<tokio::sync::Notify>,
     pub google: crate::google::Google,
@@ -74,7 +71,6 @@ impl AppState {
             metrics,
             models,
             runs: Runs::default(),
-            ws_tickets: SpentTickets::default(),
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             google,
             rate_limiter,

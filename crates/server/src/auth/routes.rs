@@ -265,7 +265,7 @@ async fn refresh(
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let pair = service::refresh(&state, &body.refresh_token, &client).await?;
+    let pair = service::refresh(&state, &body.refresh_token, &client, None).await?;
     Ok(Json(pair.into()))
 }
 

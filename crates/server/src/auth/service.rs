@@ -169,11 +169,17 @@ fn refresh_refused() -> ApiError {
 
 /// Exchanges a refresh token for a new pair. Each refresh token works once; presenting a
 /// spent one means it was copied, so the whole session (the login family) is revoked.
+///
+/// With a `grace` (the web page's cookie refresh), a spent token presented again within
+/// `grace` of its exchange, while it is the session's last exchange and the token that exchange
+/// made is still unused, is exchanged again in that token's place: the browser lost the answer
+/// (a reload mid-refresh, two tabs refreshing at once). The session keeps one live token.
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     state: &AppState,
     refresh_token: &str,
     client: &ClientInfo,
+    grace: Option<chrono::Duration>,
 ) -> Result<TokenPair, ApiError> {
     let token = sessions::find_refresh_token(&state.db, &digest(refresh_token))
         .await?
@@ -184,8 +190,14 @@ pub async fn refresh(
     if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
         return Err(refresh_refused());
     }
-    if token.used_at.is_some() {
-        return Err(reuse_detected(state, &session, client).await);
+    // The token this exchange spends: the one presented, or in the grace case its successor.
+    let mut spend = token.id;
+    if let Some(used_at) = token.used_at {
+        let Some(successor) = lost_answer(state, &token, used_at, &session, grace).await? else {
+            return Err(reuse_detected(state, &session, client).await);
+        };
+        tracing::info!(session.id = %session.id, "refresh token presented again within the grace; exchanged in its successor's place");
+        spend = successor;
     }
     if token.expires_at <= Utc::now() {
         return Err(refresh_refused());
@@ -196,7 +208,7 @@ pub async fn refresh(
         .ok_or_else(refresh_refused)?;
 
     let txn = state.db.begin().await?;
-    if !sessions::spend_refresh_token(&txn, token.id).await? {
+    if !sessions::spend_refresh_token(&txn, spend).await? {
         // Spent by a concurrent exchange between our read and this write: also reuse.
         txn.rollback().await?;
         return Err(reuse_detected(state, &session, client).await);
@@ -212,6 +224,31 @@ pub async fn refresh(
         expires_in: state.jwt.ttl_secs(),
         refresh_expires_at: session.expires_at,
     })
+}
+
+/// For a spent token presented again: the id of the live token its exchange made, when the
+/// grace applies (see [`refresh`]).
+async fn lost_answer(
+    state: &AppState,
+    token: &sessions::RefreshToken,
+    used_at: DateTime<Utc>,
+    session: &sessions::Session,
+    grace: Option<chrono::Duration>,
+) -> Result<Option<Uuid>, ApiError> {
+    let Some(grace) = grace.filter(|g| *g > chrono::Duration::zero()) else {
+        return Ok(None);
+    };
+    if Utc::now() - used_at > grace {
+        return Ok(None);
+    }
+    let last = sessions::last_spent_refresh_token(&state.db, session.id).await?;
+    if last.map(|t| t.id) != Some(token.id) {
+        return Ok(None);
+    }
+    Ok(sessions::live_refresh_token(&state.db, session.id)
+        .await?
+        .filter(|live| live.created_at >= used_at - chrono::Duration::seconds(1))
+        .map(|live| live.id))
 }
 
 async fn reuse_detected(
@@ -284,6 +321,34 @@ pub async fn revoke_session(
     Ok(())
 }
 
+/// Checks a signed-in user's password before a sensitive action (password change, account
+/// deletion), under the sign-in brake: wrong guesses count as failed sign-ins, so a stolen
+/// access token cannot be used to guess the password. `wrong` is the field and message of
+/// the 422.
+pub async fn confirm_password(
+    state: &AppState,
+    user: &users::User,
+    password: &str,
+    client: &ClientInfo,
+    wrong: (&str, &str),
+) -> Result<(), ApiError> {
+    state
+        .login_throttle
+        .check(&user.email, &client.ip)
+        .map_err(throttled)?;
+    if state
+        .hasher
+        .verify(password, Some(&user.password_hash))
+        .await?
+    {
+        return Ok(());
+    }
+    if let Some(wait) = state.login_throttle.record_failure(&user.email, &client.ip) {
+        return Err(throttled(wait));
+    }
+    Err(ApiError::field(wrong.0, wrong.1))
+}
+
 #[tracing::instrument(skip_all, fields(user.id = %user.id))]
 pub async fn change_password(
     state: &AppState,
@@ -293,28 +358,19 @@ pub async fn change_password(
     new: &str,
     client: &ClientInfo,
 ) -> Result<usize, ApiError> {
-    state
-        .login_throttle
-        .check(&user.email, &client.ip)
-        .map_err(throttled)?;
     let stored = users::find_by_id(&state.db, user.id)
         .await?
         .ok_or(ApiError::NotFound("user"))?;
     let new = Password::parse(new, Some(&user.email))
         .map_err(|msg| ApiError::field("new_password", msg))?;
-    if !state
-        .hasher
-        .verify(current, Some(&stored.password_hash))
-        .await?
-    {
-        if let Some(wait) = state.login_throttle.record_failure(&user.email, &client.ip) {
-            return Err(throttled(wait));
-        }
-        return Err(ApiError::field(
-            "current_password",
-            "is not your current password",
-        ));
-    }
+    confirm_password(
+        state,
+        &stored,
+        current,
+        client,
+        ("current_password", "is not your current password"),
+    )
+    .await?;
     let hash = state.hasher.hash(&new).await?;
     let txn = state.db.begin().await?;
     users::set_password_hash(&txn, user.id, hash).await?;

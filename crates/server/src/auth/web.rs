@@ -101,13 +101,28 @@ async fn web_refresh(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let csrf = check_csrf(&state, &headers)?;
-    let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE) else {
+    let sent = cookies(&headers, REFRESH_COOKIE);
+    if sent.len() > 1 {
+        // Which one is ours cannot be told: a planted cookie could sign the browser into
+        // someone else's account. Refuse, and clear ours.
+        let mut response = ApiError::unauthorized(
+            "ambiguous-sign-in",
+            "Your browser sent two sign-in cookies; sign in again.",
+        )
+        .into_response();
+        clear_cookies(&state, &headers, response.headers_mut());
+        return Ok(response);
+    }
+    let Some(refresh_token) = sent.into_iter().next() else {
         return Err(ApiError::unauthorized(
             "not-signed-in",
             "You are not signed in on this browser.",
         ));
     };
-    match service::refresh(&state, &refresh_token, &client).await {
+    let grace = chrono::Duration::seconds(
+        i64::try_from(state.config.auth.web_refresh_grace_secs).unwrap_or(i64::MAX / 1000),
+    );
+    match service::refresh(&state, &refresh_token, &client, Some(grace)).await {
         Ok(pair) => Ok(signed_in(&state, &headers, pair, &csrf)),
         // A refresh cookie that no longer works is removed, so the page shows the sign-in form.
         Err(err @ ApiError::Unauthorized { .. }) => {
@@ -133,7 +148,7 @@ async fn web_logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     check_csrf(&state, &headers)?;
-    if let Some(refresh_token) = cookie(&headers, REFRESH_COOKIE) {
+    for refresh_token in cookies(&headers, REFRESH_COOKIE) {
         service::logout_by_refresh_token(&state, &refresh_token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -214,15 +229,22 @@ fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
 
 /// A cookie's value from the `Cookie` header(s).
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    cookies(headers, name).into_iter().next()
+}
+
+/// Every non-empty cookie of that name, in the order sent. A browser sends two of one name
+/// when another site on a parent domain planted its own (with a longer path, first).
+fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
+        .filter(|(n, _)| *n == name)
         .map(|(_, v)| v.trim().to_owned())
         .filter(|v| !v.is_empty())
+        .collect()
 }
 
 fn cross_site() -> ApiError {
@@ -253,9 +275,11 @@ fn check_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
             .trust_forwarded_for
             .then(|| headers.get("x-forwarded-host"))
             .flatten();
+        // A chain of proxies lists several hosts; the first is the one the browser asked for.
         let host = forwarded_host
             .or_else(|| headers.get(header::HOST))
-            .and_then(|v| v.to_str().ok());
+            .and_then(|v| v.to_str().ok())
+            .map(|h| h.split(',').next().unwrap_or(h));
         match (origin_host, host) {
             (Some(o), Some(h)) if o.eq_ignore_ascii_case(h.trim()) => {}
             _ => return Err(cross_site()),

@@ -10,9 +10,8 @@
 //! `Authorization: Bearer` instead. Either way the session or key is checked again before the
 //! upgrade and before each request on the socket, so revoking it ends the socket's use.
 //!
-//! Single use is enforced by [`SpentTickets`], which is per process: with several instances
-//! behind a balancer a ticket could be redeemed once on each of them, which its 30-second
-//! life bounds (a shared store would close that gap).
+//! Single use is enforced in the database (`ws_tickets_spent`), so a ticket opens one socket
+//! whichever instance behind a balancer it reaches.
 //!
 //! Frames are JSON text. The client sends `{"type": "send", "content": "…", "model": "…"}`,
 //! `{"type": "regenerate"}` or `{"type": "cancel"}`; the server sends every [`ChatEvent`]
@@ -22,10 +21,8 @@
 //! socket. A socket that closes mid-reply cancels it, like an SSE client that disconnects:
 //! what was written is kept, marked `incomplete`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Json;
@@ -34,7 +31,6 @@ use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::request::Parts;
 use axum::response::Response;
-use chrono::Utc;
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -54,36 +50,6 @@ use crate::state::AppState;
 
 /// How often the server pings; a client silent for three times this is taken for gone.
 const PING_EVERY: Duration = Duration::from_secs(30);
-
-/// Tickets already redeemed on this process, remembered until they would be refused anyway.
-#[derive(Default)]
-pub struct SpentTickets {
-    inner: Mutex<Spent>,
-}
-
-#[derive(Default)]
-struct Spent {
-    /// `jti` → Unix time after which the ticket is refused for its age alone.
-    seen: HashMap<Uuid, i64>,
-    next_prune: i64,
-}
-
-impl SpentTickets {
-    /// True the first time a ticket is presented, false ever after.
-    pub fn spend(&self, jti: Uuid, refused_after: i64) -> bool {
-        let now = Utc::now().timestamp();
-        // A poisoned lock refuses every ticket: clients can fall back to a bearer header.
-        let Ok(mut spent) = self.inner.lock() else {
-            return false;
-        };
-        // Pruning now and then keeps this at most a few seconds' worth of tickets.
-        if now >= spent.next_prune {
-            spent.seen.retain(|_, until| *until >= now);
-            spent.next_prune = now + 10;
-        }
-        spent.seen.insert(jti, refused_after).is_none()
-    }
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WsTicketResponse {
@@ -197,7 +163,9 @@ impl FromRequestParts<AppState> for Caller {
             }
         })?;
         // Spent on first presentation, whatever happens next.
-        if !state.ws_tickets.spend(ticket.jti, ticket.refused_after) {
+        if !crate::db::sessions::spend_ws_ticket(&state.db, ticket.jti, ticket.refused_after)
+            .await?
+        {
             return Err(ApiError::unauthorized(
                 "ticket-used",
                 "The ticket has been used already; ask for a new one.",

@@ -216,6 +216,7 @@ pub async fn purge(
         .exec(&txn)
         .await?
         .rows_affected;
+    removed += sessions::sweep_ws_tickets(&txn).await?;
     removed += user::Entity::delete_many()
         .filter(user::Column::DeletedAt.lt(cutoff))
         .exec(&txn)

@@ -166,6 +166,65 @@ pub async fn find_refresh_token(
         .await
 }
 
+/// Records a WebSocket ticket as redeemed. True the first time, on whichever instance; false
+/// ever after.
+pub async fn spend_ws_ticket(
+    db: &impl ConnectionTrait,
+    jti: Uuid,
+    refused_after: i64,
+) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let result = db
+        .execute_raw(super::stmt(
+            backend,
+            "INSERT INTO ws_tickets_spent (jti, refused_after) VALUES (?, ?) \
+             ON CONFLICT (jti) DO NOTHING",
+            vec![jti.into(), refused_after.into()],
+        ))
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Forgets redeemed tickets that would be refused for their age anyway.
+pub async fn sweep_ws_tickets(db: &impl ConnectionTrait) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let result = db
+        .execute_raw(super::stmt(
+            backend,
+            "DELETE FROM ws_tickets_spent WHERE refused_after < ?",
+            vec![Utc::now().timestamp().into()],
+        ))
+        .await?;
+    Ok(result.rows_affected())
+}
+
+/// The session's most recently spent refresh token.
+pub async fn last_spent_refresh_token(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+) -> Result<Option<RefreshToken>, DbErr> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::SessionId.eq(session_id))
+        .filter(refresh_token::Column::UsedAt.is_not_null())
+        .order_by_desc(refresh_token::Column::UsedAt)
+        .one(db)
+        .await
+}
+
+/// The session's refresh token that has not been spent yet (a session has one at a time).
+pub async fn live_refresh_token(
+    db: &impl ConnectionTrait,
+    session_id: Uuid,
+) -> Result<Option<RefreshToken>, DbErr> {
+    refresh_token::Entity::find()
+        .filter(refresh_token::Column::SessionId.eq(session_id))
+        .filter(refresh_token::Column::UsedAt.is_null())
+        .filter(refresh_token::Column::DeletedAt.is_null())
+        .order_by_desc(refresh_token::Column::CreatedAt)
+        .one(db)
+        .await
+}
+
 /// Marks a refresh token spent. Returns false when it was already spent, so that two
 /// concurrent exchanges of one token cannot both succeed.
 pub async fn spend_refresh_token(db: &impl ConnectionTrait, id: Uuid) -> Result<bool, DbErr> {

@@ -541,14 +541,21 @@ fn parse_filter(
     column: &impl Fn(&str, &str) -> Result<Column, ApiError>,
 ) -> Result<RowFilter, ApiError> {
     let bad = |msg: &str| ApiError::field("filter", format!("`{text}`: {msg}"));
-    let mut parts = text.splitn(3, ':');
-    let name = parts.next().unwrap_or_default();
-    let cmp_text = parts
-        .next()
-        .ok_or_else(|| bad("expected column:cmp:value"))?;
-    let raw_value = parts.next().unwrap_or_default();
-    let cmp: Cmp = serde_json::from_value(serde_json::Value::String(cmp_text.to_owned()))
-        .map_err(|_| bad("cmp must be eq, ne, lt, lte, gt, gte, contains, is_null or not_null"))?;
+    let as_cmp = |s: &str| serde_json::from_value::<Cmp>(serde_json::Value::String(s.to_owned()));
+    // `column:cmp:value`, where the column's name may hold colons too ("Time: start"): the
+    // first colon followed by a comparison and a colon (or the end) ends the name.
+    let split = text.match_indices(':').find_map(|(i, _)| {
+        let rest = &text[i + 1..];
+        let (cmp, value) = rest.split_once(':').unwrap_or((rest, ""));
+        as_cmp(cmp).ok().map(|cmp| (&text[..i], cmp, value))
+    });
+    let Some((name, cmp, raw_value)) = split else {
+        return Err(if text.contains(':') {
+            bad("cmp must be eq, ne, lt, lte, gt, gte, contains, is_null or not_null")
+        } else {
+            bad("expected column:cmp:value")
+        });
+    };
     let col = column(name, "filter")?;
     let value: sea_orm::Value = match cmp {
         Cmp::IsNull | Cmp::NotNull => sea_orm::Value::from(0i64),

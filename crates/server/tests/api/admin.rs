@@ -678,3 +678,52 @@ async fn the_retention_sweep_purges_old_deleted_records_and_audit_events() {
         "nothing left to sweep"
     );
 }
+
+/// A stolen access token must not become a way to guess the password: wrong passwords on
+/// account deletion count as failed sign-ins, and the brake stops them.
+#[tokio::test]
+async fn guessing_the_password_to_delete_an_account_is_braked_like_sign_in() {
+    let app = TestApp::spawn().await;
+    let token = app.user("guess@example.com").await;
+    let mut statuses = Vec::new();
+    for i in 0..7 {
+        let (status, body) = app
+            .request(
+                Method::DELETE,
+                "/api/v1/account",
+                Some(&token),
+                Some(json!({"password": format!("wrong guess number {i}")})),
+            )
+            .await
+            .into_pair();
+        statuses.push((
+            status.as_u16(),
+            body["code"].as_str().unwrap_or("").to_owned(),
+        ));
+    }
+    assert_eq!(statuses[0], (422, "validation-failed".to_owned()));
+    assert!(
+        statuses
+            .iter()
+            .any(|(s, code)| *s == 429 && code == "too-many-requests"),
+        "{statuses:?}"
+    );
+    // Braked, even the right password waits; the account is still there.
+    let (status, body) = app
+        .request(
+            Method::DELETE,
+            "/api/v1/account",
+            Some(&token),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await
+        .into_pair();
+    assert_problem(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-requests",
+    );
+    let (status, _) = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -413,3 +413,103 @@ async fn the_page_is_served_with_its_files_a_strict_csp_etags_and_gzip() {
         .await;
     assert_eq!(headers["cache-control"], "no-store");
 }
+
+/// A reload mid-refresh (or two tabs refreshing at once) presents the token just spent, whose
+/// answer the browser dropped: within the grace that is not theft, and the sign-in survives.
+#[tokio::test]
+async fn a_refresh_whose_answer_was_lost_is_answered_again_within_the_grace() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = web_login(&app, "lost@example.com").await;
+    let (status, _, _) = send(refresh_request(&app, &browser, Some(&browser.csrf))).await;
+    assert_eq!(status, StatusCode::OK, "the answer the browser never saw");
+
+    let (status, headers, body) = send(refresh_request(&app, &browser, Some(&browser.csrf))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let again = Browser {
+        refresh: find(&set_cookies(&headers), "sheetgpt_refresh")
+            .value
+            .clone(),
+        csrf: browser.csrf.clone(),
+    };
+    let (status, _) = app
+        .get("/api/v1/auth/me", body["access_token"].as_str())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, headers, _) = send(refresh_request(&app, &again, Some(&again.csrf))).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the session goes on with one live token"
+    );
+    let next = Browser {
+        refresh: find(&set_cookies(&headers), "sheetgpt_refresh")
+            .value
+            .clone(),
+        csrf: browser.csrf.clone(),
+    };
+
+    // A token older than the last exchange is still a copy: the session ends.
+    let (status, _, body) = send(refresh_request(&app, &browser, Some(&browser.csrf))).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh-token-reused",
+    );
+    let (status, _, _) = send(refresh_request(&app, &next, Some(&next.csrf))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the whole session ended");
+}
+
+#[tokio::test]
+async fn without_a_grace_a_lost_answer_ends_the_session_and_bearer_refresh_never_has_one() {
+    let app = TestApp::spawn_with(|c| c.auth.web_refresh_grace_secs = 0).await;
+    let (browser, _) = web_login(&app, "nograce@example.com").await;
+    send(refresh_request(&app, &browser, Some(&browser.csrf))).await;
+    let (status, _, body) = send(refresh_request(&app, &browser, Some(&browser.csrf))).await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "refresh-token-reused",
+    );
+
+    let app = TestApp::spawn().await;
+    app.register("bearer-grace@example.com").await;
+    let (_, refresh) = app.login("bearer-grace@example.com", PASSWORD).await;
+    let body = json!({"refresh_token": refresh});
+    let (status, _) = app.post("/api/v1/auth/refresh", None, body.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, answer) = app.post("/api/v1/auth/refresh", None, body).await;
+    assert_problem(
+        status,
+        &answer,
+        StatusCode::UNAUTHORIZED,
+        "refresh-token-reused",
+    );
+}
+
+/// Another site on a parent domain can plant a `sheetgpt_refresh` cookie of its own; with two
+/// sent, neither is trusted.
+#[tokio::test]
+async fn two_refresh_cookies_are_refused_and_cleared() {
+    let app = TestApp::spawn().await;
+    let (browser, _) = web_login(&app, "twins@example.com").await;
+    let (status, headers, body) = send(
+        app.client
+            .post(app.url("/api/v1/auth/web/refresh"))
+            .header(
+                "cookie",
+                format!(
+                    "sheetgpt_refresh=planted-by-someone-else; {}",
+                    browser.cookie_header()
+                ),
+            )
+            .header("x-csrf-token", &browser.csrf),
+    )
+    .await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "ambiguous-sign-in");
+    assert_eq!(
+        find(&set_cookies(&headers), "sheetgpt_refresh").attribute("Max-Age"),
+        Some("0")
+    );
+}

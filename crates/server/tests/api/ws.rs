@@ -673,3 +673,21 @@ async fn an_idle_socket_is_closed() {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+/// Behind a balancer a ticket reaches any instance: it still opens one socket in all.
+#[tokio::test]
+async fn a_ticket_opens_one_socket_across_instances_sharing_the_database() {
+    let first = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::base_config(dir.path());
+    config.database_url = Some(first.state.config.effective_database_url());
+    let second = TestApp::start(config, dir).await;
+    let token = first.user("w-two@example.com").await;
+    let id = conversation(&first, &token, json!({})).await;
+    let ticket = ticket(&first, &token, &id).await;
+    let _socket = try_open(&second, &id, Some(&ticket), None)
+        .await
+        .unwrap_or_else(|(s, b)| panic!("refused: {s} {b}"));
+    let (status, body) = refused(&first, &id, &ticket).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "ticket-used");
+}

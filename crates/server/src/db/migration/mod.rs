@@ -12,6 +12,7 @@ mod m20261125_000005_model_keys;
 mod m20261125_000006_exports;
 mod m20261125_000007_google;
 mod m20261125_000008_operations;
+mod m20261130_000009_ws_tickets;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_exports::Migration),
             Box::new(m20261125_000007_google::Migration),
             Box::new(m20261125_000008_operations::Migration),
+            Box::new(m20261130_000009_ws_tickets::Migration),
         ]
     }
 }
