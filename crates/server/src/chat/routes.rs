@@ -451,11 +451,16 @@ async fn cancel_message(
         .await?
         .filter(|m| m.conversation_id == id)
         .ok_or(ApiError::NotFound("message"))?;
-    if message.status != "streaming" || !state.runs.cancel(message_id) {
+    if message.status != "streaming" {
         return Err(ApiError::conflict(
             "not-running",
             "This reply is not being written.",
         ));
+    }
+    // Running here: stopped at once. Elsewhere (another instance behind the balancer): the
+    // instance writing it sees the request within half a second.
+    if !state.runs.cancel(message_id) {
+        store::request_cancel(&state.db, message_id).await?;
     }
     Ok(StatusCode::ACCEPTED)
 }

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -84,6 +85,11 @@ impl Runs {
         }
     }
 
+    /// Whether this instance is writing the reply.
+    pub fn is_running(&self, id: Uuid) -> bool {
+        self.running.lock().is_ok_and(|m| m.contains_key(&id))
+    }
+
     /// Asks a running reply to stop; false when it is not running here.
     pub fn cancel(&self, id: Uuid) -> bool {
         self.running
@@ -91,6 +97,33 @@ impl Runs {
             .ok()
             .and_then(|m| m.get(&id).map(|tx| tx.send(true).is_ok()))
             .unwrap_or(false)
+    }
+}
+
+/// How often a running reply looks for a stop asked for on another instance.
+const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// While this instance writes the reply, looks for a stop asked through another instance
+/// (`reply_cancels`) and passes it on; clears the request when the reply has ended.
+async fn watch_remote_cancel(state: AppState, id: Uuid) {
+    let mut tick = tokio::time::interval(REMOTE_CANCEL_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if !state.runs.is_running(id) {
+            break;
+        }
+        match store::cancel_requested(&state.db, id).await {
+            Ok(true) => {
+                tracing::info!(message.id = %id, "reply stopped from another instance");
+                state.runs.cancel(id);
+            }
+            Ok(false) => {}
+            Err(err) => tracing::warn!(error = %err, "could not look for a stop request"),
+        }
+    }
+    if let Err(err) = store::clear_cancels(&state.db, Some(id)).await {
+        tracing::warn!(error = %err, "could not clear a stop request");
     }
 }
 
@@ -255,6 +288,7 @@ pub async fn send(
     let (started_tx, started_rx) = oneshot::channel();
     let (events_tx, events_rx) = mpsc::channel(256);
     let cancel = state.runs.register(reply.id);
+    tokio::spawn(watch_remote_cancel(state.clone(), reply.id));
     let run = Run {
         state: state.clone(),
         user,

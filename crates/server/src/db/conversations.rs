@@ -296,3 +296,53 @@ pub async fn usage_rows(
         .all(db)
         .await
 }
+
+/// Asks the instance writing this reply to stop it (whichever instance that is). Asking twice
+/// is asking once.
+pub async fn request_cancel(db: &impl ConnectionTrait, message_id: Uuid) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    db.execute_raw(super::stmt(
+        backend,
+        "INSERT INTO reply_cancels (message_id, requested_at) VALUES (?, ?) \
+         ON CONFLICT (message_id) DO NOTHING",
+        vec![message_id.into(), Utc::now().timestamp().into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// Whether a stop was asked for this reply.
+pub async fn cancel_requested(db: &impl ConnectionTrait, message_id: Uuid) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let row = db
+        .query_one_raw(super::stmt(
+            backend,
+            "SELECT 1 AS hit FROM reply_cancels WHERE message_id = ?",
+            vec![message_id.into()],
+        ))
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Forgets the stop request of a reply that ended; with `None`, every request older than a
+/// day (left by an instance that died mid-reply).
+pub async fn clear_cancels(
+    db: &impl ConnectionTrait,
+    message_id: Option<Uuid>,
+) -> Result<u64, DbErr> {
+    let backend = db.get_database_backend();
+    let (sql, values) = match message_id {
+        Some(id) => (
+            "DELETE FROM reply_cancels WHERE message_id = ?",
+            vec![id.into()],
+        ),
+        None => (
+            "DELETE FROM reply_cancels WHERE requested_at < ?",
+            vec![(Utc::now().timestamp() - 86_400).into()],
+        ),
+    };
+    Ok(db
+        .execute_raw(super::stmt(backend, sql, values))
+        .await?
+        .rows_affected())
+}

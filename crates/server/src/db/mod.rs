@@ -217,6 +217,7 @@ pub async fn purge(
         .await?
         .rows_affected;
     removed += sessions::sweep_ws_tickets(&txn).await?;
+    removed += conversations::clear_cancels(&txn, None).await?;
     removed += user::Entity::delete_many()
         .filter(user::Column::DeletedAt.lt(cutoff))
         .exec(&txn)

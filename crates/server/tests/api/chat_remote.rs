@@ -456,3 +456,65 @@ async fn an_azure_style_deployment_url_and_key_header_work() {
     assert_eq!(seen.header("api-key"), Some("azure-key-123"));
     assert_eq!(seen.header("authorization"), None);
 }
+
+/// Behind a balancer, Stop may reach an instance other than the one writing the reply: that
+/// one stops it all the same.
+#[tokio::test]
+async fn a_reply_running_on_another_instance_is_stopped_too() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behaviour::Stream {
+        chunks: (0..100).map(|i| format!("w{i} ")).collect(),
+        delay: Duration::from_millis(100),
+        usage: None,
+        finish: "stop",
+    });
+    let writer = app_with(&fake, 30).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::base_config(dir.path());
+    config.database_url = Some(writer.state.config.effective_database_url());
+    config
+        .models
+        .insert("fake".into(), openai_model(&fake.base_url(), 30));
+    config.default_model = Some("fake".into());
+    let other = TestApp::start(config, dir).await;
+
+    let token = writer.user("r-two@example.com").await;
+    let id = conversation(&writer, &token).await;
+    let resp = sse_request(&writer, &token, &id, "go")
+        .send()
+        .await
+        .unwrap();
+    let mut body = resp.bytes_stream();
+    let mut seen = String::new();
+    let message_id = loop {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(line) = seen
+            .lines()
+            .find(|l| l.starts_with("data: ") && l.contains("\"start\""))
+        {
+            let v: Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
+            break v["message_id"].as_str().unwrap().to_owned();
+        }
+    };
+    let started = std::time::Instant::now();
+    let (status, _) = other
+        .post(
+            &format!("/api/v1/conversations/{id}/messages/{message_id}/cancel"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut rest = String::new();
+    while let Some(chunk) = body.next().await {
+        rest.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(rest.contains("\"status\":\"incomplete\""), "{rest}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}, not run to its end (10 s)",
+        started.elapsed()
+    );
+    assert!(fake.client_disconnected(Duration::from_secs(3)).await);
+}

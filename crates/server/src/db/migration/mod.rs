@@ -13,6 +13,7 @@ mod m20261125_000006_exports;
 mod m20261125_000007_google;
 mod m20261125_000008_operations;
 mod m20261130_000009_ws_tickets;
+mod m20261130_000010_reply_cancels;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_google::Migration),
             Box::new(m20261125_000008_operations::Migration),
             Box::new(m20261130_000009_ws_tickets::Migration),
+            Box::new(m20261130_000010_reply_cancels::Migration),
         ]
     }
 }
