@@ -140,7 +140,12 @@ impl<'a> Session<'a> {
         let mut failures: u32 = 0;
         loop {
             if write {
-                google.pacer.until_key_ready(&self.pace_key()).await;
+                match super::write_slot(&self.state.db, &self.pace_key(), config).await {
+                    Ok(wait) if !wait.is_zero() => tokio::time::sleep(wait).await,
+                    Ok(_) => {}
+                    // Unpaced, Google's own 429 and the retries below still hold the line.
+                    Err(err) => tracing::warn!(error = %err, "could not pace a Google write"),
+                }
             }
             let token = self.token(refreshed).await?;
             let mut req = google

@@ -8,11 +8,10 @@ pub mod oauth;
 pub mod routes;
 pub mod sheets;
 
-use std::num::NonZeroU32;
+use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use oauth2::basic::BasicClient;
 use oauth2::{
     AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RedirectUrl, RevocationUrl,
@@ -32,14 +31,12 @@ pub const SCOPES: [&str; 2] = [
 pub type OAuthClient =
     BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointSet, EndpointSet>;
 
-/// What the service holds for Google: an HTTP client, the OAuth client, the service account
-/// and the write pacer. Built once at start-up.
+/// What the service holds for Google: an HTTP client, the OAuth client and the service
+/// account. Built once at start-up. (Writes are paced through the database: [`write_slot`].)
 pub struct Google {
     pub http: reqwest::Client,
     pub oauth: Option<OAuthClient>,
     pub service_account: Option<ServiceAccount>,
-    /// Write requests per Google account (user id or service account), paced to the quota.
-    pub pacer: DefaultKeyedRateLimiter<String>,
 }
 
 pub struct ServiceAccount {
@@ -87,17 +84,57 @@ impl Google {
                 })
             }
         };
-        let per_minute = NonZeroU32::new(config.writes_per_minute).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.write_burst).unwrap_or(NonZeroU32::MIN);
         Ok(Self {
             http,
             oauth,
             service_account,
-            pacer: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
         })
     }
 
     pub fn enabled(&self) -> bool {
         self.oauth.is_some() || self.service_account.is_some()
     }
+}
+
+/// Claims a Google account's next write slot and says how long to wait for it. The slots are
+/// kept in the database (`google_pacing`), so every instance paces one account against the same
+/// clock: `google.writes_per_minute` evenly spaced, the first `google.write_burst` at once (the
+/// generic cell rate algorithm, with the theoretical arrival time in the row).
+pub async fn write_slot(
+    db: &impl ConnectionTrait,
+    account: &str,
+    config: &GoogleConfig,
+) -> Result<Duration, DbErr> {
+    let interval = 60_000 / i64::from(config.writes_per_minute.max(1));
+    let tolerance = interval * (i64::from(config.write_burst.max(1)) - 1);
+    let now = chrono::Utc::now().timestamp_millis();
+    let floor = now - tolerance;
+    let backend = db.get_database_backend();
+    let greatest = match backend {
+        DatabaseBackend::Postgres => "GREATEST",
+        _ => "MAX",
+    };
+    let sql = format!(
+        "INSERT INTO google_pacing (account, next_at) VALUES (?, ?) \
+         ON CONFLICT (account) DO UPDATE SET next_at = {greatest}(google_pacing.next_at, ?) + ? \
+         RETURNING next_at"
+    );
+    let row = db
+        .query_one_raw(crate::db::stmt(
+            backend,
+            &sql,
+            vec![
+                account.into(),
+                (floor + interval).into(),
+                floor.into(),
+                interval.into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("google_pacing".to_owned()))?;
+    let next_at: i64 = row.try_get_by_index(0)?;
+    let slot = next_at - interval;
+    Ok(Duration::from_millis(
+        u64::try_from(slot - now).unwrap_or(0),
+    ))
 }

@@ -872,3 +872,67 @@ async fn a_100k_row_export_costs_a_handful_of_calls_and_a_one_cell_sync_two() {
         json!("changed")
     );
 }
+
+/// Google's write quota is per Google account, not per server: two instances exporting for one
+/// user at once share one pace (the slots are kept in the database).
+#[tokio::test]
+async fn two_instances_writing_for_one_account_share_its_pace() {
+    let fake = FakeGoogle::start().await;
+    let pace = |c: &mut sheetgpt::Config, fake: &FakeGoogle| {
+        configure(c, fake);
+        c.google.cells_per_request = 400;
+        // 10 writes a second for the account, one at a time.
+        c.google.writes_per_minute = 600;
+        c.google.write_burst = 1;
+        // One job at a time each: with one running here, the next is taken by the other.
+        c.exports.workers = 1;
+        // Instances share the key that encrypts Google tokens, as the README asks.
+        c.encryption_key = Some(SecretString::from("0123456789abcdef".repeat(4)));
+    };
+    let cfg = fake.clone();
+    let first = TestApp::spawn_with(move |c| pace(c, &cfg)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = crate::helpers::base_config(dir.path());
+    config.database_url = Some(first.state.config.effective_database_url());
+    pace(&mut config, &fake);
+    let second = TestApp::start(config, dir).await;
+
+    let token = first.user("g-pace@example.com").await;
+    connect(&first, &token).await;
+    let rows: Vec<Value> = (0..1000)
+        .map(|i| json!({"n": i, "label": format!("row {i}")}))
+        .collect();
+    let (_, table) = first
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Numbers", "rows": rows}),
+        )
+        .await;
+    fake.clear_calls();
+    let body = json!({"table_id": table["id"], "destination": {"type": "google_sheets"}});
+    let (status, one) = first
+        .post("/api/v1/exports", Some(&token), body.clone())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{one}");
+    let one = one["id"].as_str().unwrap().to_owned();
+    wait_for(&first, &token, &one, &["running", "succeeded"]).await;
+    let (status, two) = second.post("/api/v1/exports", Some(&token), body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{two}");
+    let two = two["id"].as_str().unwrap().to_owned();
+    for id in [&one, &two] {
+        let done = wait_for(&first, &token, id, &["succeeded", "failed"]).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+
+    let mut writes: Vec<_> = fake.calls().into_iter().filter(|c| c.is_write()).collect();
+    writes.sort_by_key(|c| c.at);
+    assert!(writes.len() >= 12, "both exports wrote: {}", writes.len());
+    for pair in writes.windows(2) {
+        let gap = pair[1].at.duration_since(pair[0].at);
+        assert!(
+            gap >= Duration::from_millis(90),
+            "one pace for the account across instances: {gap:?}"
+        );
+    }
+}

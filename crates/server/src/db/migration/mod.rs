@@ -14,6 +14,7 @@ mod m20261125_000007_google;
 mod m20261125_000008_operations;
 mod m20261130_000009_ws_tickets;
 mod m20261130_000010_reply_cancels;
+mod m20261130_000011_google_pacing;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_operations::Migration),
             Box::new(m20261130_000009_ws_tickets::Migration),
             Box::new(m20261130_000010_reply_cancels::Migration),
+            Box::new(m20261130_000011_google_pacing::Migration),
         ]
     }
 }
