@@ -62,6 +62,7 @@ impl Application {
         let mut workers = exports::worker::start(&self.state, stop_rx.clone());
         let app = http::router(self.state.clone());
         let mut stopped = stop_rx.clone();
+        let sockets = self.state.clone();
         let server = axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -70,15 +71,43 @@ impl Application {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
+            sockets.shutting_down.send_replace(true);
         });
         // In-flight requests get `grace` to finish; after that the process stops anyway.
         let deadline = async move {
             let _ = stopped.wait_for(|s| *s).await;
             tokio::time::sleep(grace).await;
         };
-        tokio::select! {
-            result = server => result.context("server failed")?,
-            () = deadline => tracing::warn!("shutdown grace period over; dropping open connections"),
+        let graceful = tokio::select! {
+            result = server => {
+                result.context("server failed")?;
+                true
+            }
+            () = deadline => {
+                tracing::warn!("shutdown grace period over; dropping open connections");
+                false
+            }
+        };
+        if graceful {
+            // WebSockets close themselves (1001) once their reply is done; give them the grace.
+            let open = || {
+                self.state
+                    .open_sockets
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            };
+            if tokio::time::timeout(grace, async {
+                while open() > 0 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+            .await
+            .is_err()
+            {
+                tracing::warn!(
+                    open = open(),
+                    "shutdown grace period over; dropping WebSockets"
+                );
+            }
         }
         drop(stop_rx);
         housekeeping.abort();

@@ -35,6 +35,12 @@ pub struct Inner {
     pub jobs_queued: Arc<tokio::sync::Notify>,
     pub google: crate::google::Google,
     pub rate_limiter: crate::http::rate_limit::Limiter,
+    /// Turns true when the server starts to stop: open WebSockets close (1001, going away)
+    /// once their reply is done.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
+    /// WebSockets open on this process. Their tasks are not part of the HTTP server's graceful
+    /// stop, so the stop waits for this to reach zero.
+    pub open_sockets: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
@@ -74,6 +80,8 @@ impl AppState {
             jobs_queued: Arc::new(tokio::sync::Notify::new()),
             google,
             rate_limiter,
+            shutting_down: tokio::sync::watch::Sender::new(false),
+            open_sockets: std::sync::atomic::AtomicUsize::new(0),
         })))
     }
 }

@@ -281,6 +281,9 @@ impl Connection {
         fields(user.id = %self.auth.user.id, conversation.id = %self.conversation))]
     async fn run(mut self, mut socket: WebSocket) {
         metrics::gauge!("sheetgpt_ws_connections").increment(1.0);
+        self.state
+            .open_sockets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stop = self.serve(&mut socket).await;
         if let Reply::Running { message_id, .. } = self.reply {
             // Dropping the receiver would stop it at its next token; this stops it now.
@@ -295,6 +298,9 @@ impl Connection {
                 .await;
         }
         metrics::gauge!("sheetgpt_ws_connections").decrement(1.0);
+        self.state
+            .open_sockets
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn serve(&mut self, socket: &mut WebSocket) -> Stop {
@@ -303,6 +309,7 @@ impl Connection {
             secs => Some(Duration::from_secs(secs)),
         };
         let mut ping = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
+        let mut shutting_down = self.state.shutting_down.subscribe();
         let mut heard = Instant::now();
         let mut active = Instant::now();
         loop {
@@ -348,6 +355,11 @@ impl Connection {
                 }
                 () = sleep_until(idle_at), if self.reply.is_idle() => {
                     return Stop::Close(close_code::NORMAL, "idle");
+                }
+                // A reply being written is finished first (within the shutdown grace).
+                true = async { shutting_down.wait_for(|stopping| *stopping).await.is_ok() },
+                    if self.reply.is_idle() => {
+                    return Stop::Close(close_code::AWAY, "the server is restarting");
                 }
             }
         }

@@ -169,6 +169,15 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Starts the server's stop (as SIGTERM does), without waiting for it.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -691,3 +691,45 @@ async fn a_ticket_opens_one_socket_across_instances_sharing_the_database() {
     let (status, body) = refused(&first, &id, &ticket).await;
     assert_problem(status, &body, StatusCode::UNAUTHORIZED, "ticket-used");
 }
+
+/// A server that stops tells its sockets (1001, going away), so clients reconnect to another
+/// instance instead of finding a dead connection; a reply being written is finished first.
+#[tokio::test]
+async fn a_stopping_server_finishes_the_reply_then_closes_its_sockets_as_going_away() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(Behaviour::Stream {
+        chunks: (0..10).map(|i| format!("w{i} ")).collect(),
+        delay: Duration::from_millis(50),
+        usage: None,
+        finish: "stop",
+    });
+    let mut app = slow_app(&fake).await;
+    let token = app.user("w-stop@example.com").await;
+    let id = conversation(&app, &token, json!({})).await;
+    let mut socket = open(&app, &token, &id).await;
+    send(&mut socket, json!({"type": "send", "content": "go"})).await;
+    assert_eq!(next_event(&mut socket).await["event"], "start");
+    app.stop();
+
+    let mut events = Vec::new();
+    let close = loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("the socket is open")
+            .unwrap();
+        match frame {
+            Message::Text(text) => {
+                events.push(serde_json::from_str::<Value>(text.as_str()).unwrap())
+            }
+            Message::Close(frame) => break frame.expect("a close frame with a code"),
+            _ => {}
+        }
+    };
+    let done = events
+        .iter()
+        .find(|e| e["event"] == "done")
+        .expect("the reply finished");
+    assert_eq!(done["status"], "complete", "{events:?}");
+    assert_eq!(close.code, CloseCode::Away);
+}
