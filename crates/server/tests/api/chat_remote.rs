@@ -66,6 +66,26 @@ fn sse_request(app: &TestApp, token: &str, id: &str, content: &str) -> reqwest::
         .json(&json!({"content": content}))
 }
 
+/// Reads an SSE reply until its `start` event; returns the reply's message id.
+async fn started_message_id<S, B>(body: &mut S) -> String
+where
+    S: futures_util::Stream<Item = reqwest::Result<B>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    let mut seen = String::new();
+    loop {
+        let chunk = body.next().await.unwrap().unwrap();
+        seen.push_str(&String::from_utf8_lossy(chunk.as_ref()));
+        if let Some(line) = seen
+            .lines()
+            .find(|l| l.starts_with("data: ") && l.contains("\"start\""))
+        {
+            let v: Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
+            return v["message_id"].as_str().unwrap().to_owned();
+        }
+    }
+}
+
 #[tokio::test]
 async fn an_openai_compatible_reply_streams_through_with_its_usage_and_cost() {
     let fake = FakeOpenAi::start().await;
@@ -262,18 +282,7 @@ async fn a_running_reply_can_be_cancelled() {
     let id = conversation(&app, &token).await;
     let resp = sse_request(&app, &token, &id, "go").send().await.unwrap();
     let mut body = resp.bytes_stream();
-    let mut seen = String::new();
-    let message_id = loop {
-        let chunk = body.next().await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(line) = seen
-            .lines()
-            .find(|l| l.starts_with("data: ") && l.contains("\"start\""))
-        {
-            let v: Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
-            break v["message_id"].as_str().unwrap().to_owned();
-        }
-    };
+    let message_id = started_message_id(&mut body).await;
     let (status, _) = app
         .post(
             &format!("/api/v1/conversations/{id}/messages/{message_id}/cancel"),
@@ -485,18 +494,7 @@ async fn a_reply_running_on_another_instance_is_stopped_too() {
         .await
         .unwrap();
     let mut body = resp.bytes_stream();
-    let mut seen = String::new();
-    let message_id = loop {
-        let chunk = body.next().await.unwrap().unwrap();
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(line) = seen
-            .lines()
-            .find(|l| l.starts_with("data: ") && l.contains("\"start\""))
-        {
-            let v: Value = serde_json::from_str(&line["data: ".len()..]).unwrap();
-            break v["message_id"].as_str().unwrap().to_owned();
-        }
-    };
+    let message_id = started_message_id(&mut body).await;
     let started = std::time::Instant::now();
     let (status, _) = other
         .post(

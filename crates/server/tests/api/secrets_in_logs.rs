@@ -15,7 +15,8 @@ use crate::helpers::{JWT_SECRET, PASSWORD, fresh_database_url};
 const NEW_PASSWORD: &str = "a brand new passphrase 7261";
 const WRONG_PASSWORD: &str = "not-the-password-5518";
 
-async fn json_of(resp: reqwest::Response) -> (StatusCode, Value) {
+async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = req.send().await.unwrap();
     let status = resp.status();
     (status, resp.json().await.unwrap_or(Value::Null))
 }
@@ -92,33 +93,24 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
         ("google client secret", CLIENT_SECRET.to_owned()),
     ];
     let email = "logs@example.com";
-    let (status, _) = json_of(
+    let (status, _) = send(
         client
             .post(format!("{api}/auth/register"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"email": email, "password": PASSWORD})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = json_of(
+    let (status, _) = send(
         client
             .post(format!("{api}/auth/login"))
-            .json(&json!({"email": email, "password": WRONG_PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"email": email, "password": WRONG_PASSWORD})),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, tokens) = json_of(
+    let (status, tokens) = send(
         client
             .post(format!("{api}/auth/login"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"email": email, "password": PASSWORD})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -128,13 +120,10 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
         tokens["access_token"].as_str().unwrap().into(),
     ));
     secrets.push(("refresh token", first_refresh.clone()));
-    let (status, tokens) = json_of(
+    let (status, tokens) = send(
         client
             .post(format!("{api}/auth/refresh"))
-            .json(&json!({"refresh_token": first_refresh}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"refresh_token": first_refresh})),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -145,25 +134,19 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
         tokens["refresh_token"].as_str().unwrap().into(),
     ));
     // The first refresh token again: reuse, which ends the session and is logged.
-    let (status, _) = json_of(
+    let (status, _) = send(
         client
             .post(format!("{api}/auth/refresh"))
-            .json(&json!({"refresh_token": first_refresh}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"refresh_token": first_refresh})),
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // A fresh session, a password change in it, then an API key used for a request.
-    let (_, tokens) = json_of(
+    let (_, tokens) = send(
         client
             .post(format!("{api}/auth/login"))
-            .json(&json!({"email": email, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"email": email, "password": PASSWORD})),
     )
     .await;
     let token = tokens["access_token"].as_str().unwrap().to_owned();
@@ -172,39 +155,25 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
         "third refresh token",
         tokens["refresh_token"].as_str().unwrap().into(),
     ));
-    let (status, body) = json_of(
+    let (status, body) = send(
         client
             .post(format!("{api}/auth/password"))
             .bearer_auth(&token)
-            .json(&json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, key) = json_of(
+    let (status, key) = send(
         client
             .post(format!("{api}/api-keys"))
             .bearer_auth(&token)
-            .json(&json!({"name": "script", "scope": "read_write"}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "script", "scope": "read_write"})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{key}");
     let key = key["key"].as_str().unwrap().to_owned();
     secrets.push(("api key", key.clone()));
-    let (status, _) = json_of(
-        client
-            .get(format!("{api}/auth/me"))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(client.get(format!("{api}/auth/me")).bearer_auth(&key)).await;
     assert_eq!(status, StatusCode::OK);
 
     // The web page's sign-in: the refresh cookie and the CSRF token.
@@ -250,14 +219,11 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
     ));
 
     // Google: connect (code, verifier, client secret, tokens), then export a table there.
-    let (status, body) = json_of(
+    let (status, body) = send(
         client
             .post(format!("{api}/integrations/google/connect"))
             .bearer_auth(&token)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -269,37 +235,28 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
     let back = consent.headers()["location"].to_str().unwrap().to_owned();
     let resp = client.get(back).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let (status, table) = json_of(
+    let (status, table) = send(
         client
             .post(format!("{api}/tables"))
             .bearer_auth(&token)
-            .json(&json!({"name": "T", "rows": [{"a": 1}, {"a": 2}]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"name": "T", "rows": [{"a": 1}, {"a": 2}]})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{table}");
-    let (status, job) = json_of(
+    let (status, job) = send(
         client
             .post(format!("{api}/exports"))
             .bearer_auth(&token)
-            .json(&json!({"table_id": table["id"], "destination": {"type": "google_sheets"}}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"table_id": table["id"], "destination": {"type": "google_sheets"}})),
     )
     .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{job}");
     let mut finished = false;
     for _ in 0..200 {
-        let (_, job) = json_of(
+        let (_, job) = send(
             client
                 .get(format!("{api}/exports/{}", job["id"].as_str().unwrap()))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap(),
+                .bearer_auth(&token),
         )
         .await;
         if job["status"] == "succeeded" {
