@@ -467,6 +467,28 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         )
         .await;
 
+    // Widen a column from the keyboard (its header's resize handle, arrows): the header and
+    // the cells below grow together.
+    let width = |column: &str| {
+        format!(
+            "const head = document.querySelector(arguments[0] + ' .grid-head [data-column=\"{column}\"]');
+             const cell = document.querySelector(arguments[0] + ' .grid-body .grid-row[data-index=\"0\"] [data-col=\"0\"]');
+             return [head.getBoundingClientRect().width, cell.getBoundingClientRect().width];"
+        )
+    };
+    let before = browser.js(&width("city"), json!([scope])).await;
+    browser
+        .type_into(
+            &format!("{scope} .grid-head [data-column=\"city\"] .col-resize"),
+            "\u{E014}\u{E014}\u{E014}\u{E014}",
+        )
+        .await;
+    let after = browser.js(&width("city"), json!([scope])).await;
+    for i in 0..2 {
+        let grown = after[i].as_f64().unwrap() - before[i].as_f64().unwrap();
+        assert!((grown - 64.0).abs() < 1.0, "{before} → {after}");
+    }
+
     // The account page: this browser among the sessions, and all of one's data in one ZIP.
     browser.js("location.hash = '#/account'", json!([])).await;
     let sessions = browser

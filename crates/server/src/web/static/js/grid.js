@@ -20,6 +20,9 @@ const MAX_PX = 8_000_000;
 const MAX_PAGES = 40;
 const ROWNUM_W = 64;
 
+const MIN_COL_W = 48;
+const MAX_COL_W = 800;
+
 function widthFor(column) {
   const base = NUMERIC.has(column.type) ? 120 : column.type === "boolean" ? 90 : column.type === "date" ? 130 : 180;
   // Room for the name, the type badge and the sort mark.
@@ -46,6 +49,8 @@ export class Grid {
     this.active = { row: 0, col: 0 };
     this.editing = null;
     this.rowEls = new Map();
+    /** Widths a person set, by column id: kept across versions, sorts and filters. */
+    this.customWidths = new Map();
     this.frame = 0;
     this.head = h("div", { class: "grid-head", role: "rowgroup" });
     this.body = h("div", { class: "grid-body", role: "rowgroup" });
@@ -84,7 +89,18 @@ export class Grid {
     this.cancelEdit();
     for (const row of this.rowEls.values()) row.remove();
     this.rowEls.clear();
-    this.widths = columns.map(widthFor);
+    this.widths = columns.map((c) => this.customWidths.get(c.id) ?? widthFor(c));
+    this.layoutColumns();
+    this.el.setAttribute("aria-colcount", String(columns.length + 1));
+    this.active.col = Math.min(this.active.col, Math.max(0, columns.length - 1));
+    this.buildHead();
+    this.updateCount();
+    this.load(0);
+    this.schedule();
+  }
+
+  /** Column offsets and the CSS grid template from `this.widths`. */
+  layoutColumns() {
     this.lefts = [];
     let x = ROWNUM_W;
     for (const w of this.widths) {
@@ -94,12 +110,54 @@ export class Grid {
     this.totalWidth = x;
     this.el.style.setProperty("--cols", [`${ROWNUM_W}px`, ...this.widths.map((w) => `${w}px`)].join(" "));
     this.el.style.setProperty("--grid-w", `${x}px`);
-    this.el.setAttribute("aria-colcount", String(columns.length + 1));
-    this.active.col = Math.min(this.active.col, Math.max(0, columns.length - 1));
-    this.buildHead();
-    this.updateCount();
-    this.load(0);
-    this.schedule();
+  }
+
+  /** Sets column `j`'s width (pixels, kept within bounds) and lays the grid out again. */
+  resizeColumn(j, width, handle) {
+    const w = Math.round(Math.min(MAX_COL_W, Math.max(MIN_COL_W, width)));
+    this.widths[j] = w;
+    this.customWidths.set(this.columns[j].id, w);
+    this.layoutColumns();
+    handle?.setAttribute("aria-valuenow", String(w));
+  }
+
+  /** The drag handle on a header's right edge; with the keyboard, arrows resize by 16 px. */
+  resizeHandle(j, column) {
+    const handle = h("div", {
+      class: "col-resize",
+      role: "separator",
+      tabindex: "0",
+      "aria-orientation": "vertical",
+      "aria-label": `Width of ${column.name}`,
+      "aria-valuemin": String(MIN_COL_W),
+      "aria-valuemax": String(MAX_COL_W),
+      "aria-valuenow": String(this.widths[j]),
+      onpointerdown: (e) => {
+        e.preventDefault();
+        e.stopPropagation();
+        const startX = e.clientX;
+        const startW = this.widths[j];
+        handle.setPointerCapture(e.pointerId);
+        const move = (ev) => this.resizeColumn(j, startW + ev.clientX - startX, handle);
+        const up = () => {
+          handle.removeEventListener("pointermove", move);
+          handle.removeEventListener("pointerup", up);
+          handle.removeEventListener("pointercancel", up);
+        };
+        handle.addEventListener("pointermove", move);
+        handle.addEventListener("pointerup", up);
+        handle.addEventListener("pointercancel", up);
+      },
+      onkeydown: (e) => {
+        const step = { ArrowRight: 16, ArrowLeft: -16 }[e.key];
+        if (!step) return;
+        e.preventDefault();
+        e.stopPropagation();
+        this.resizeColumn(j, this.widths[j] + step, handle);
+      },
+      onclick: (e) => e.stopPropagation(),
+    });
+    return handle;
   }
 
   buildHead() {
@@ -119,7 +177,7 @@ export class Grid {
         dataset: { column: c.name },
       }, onSort
         ? h("button", { type: "button", class: "col-sort", title: `Sort by ${c.name}`, onclick: () => onSort(c.name) }, label)
-        : label);
+        : label, this.resizeHandle(j, c));
     });
     this.head.replaceChildren(h("div", { class: "grid-row head", role: "row", "aria-rowindex": "1" },
       h("div", { class: "cell rownum", role: "columnheader", "aria-colindex": "1" }, h("span", { class: "sr-only" }, "Row"), "#"),
