@@ -291,6 +291,50 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
             "population",
         )
         .await;
+    // Highlight large populations; a second column with the same value on every row.
+    browser
+        .js(
+            "const when = document.querySelector('.columns-edit select[aria-label=\"Highlight when\"]');
+             when.value = 'greater_than';
+             when.dispatchEvent(new Event('change', {bubbles: true}));",
+            json!([]),
+        )
+        .await;
+    browser
+        .type_into(
+            ".columns-edit input[aria-label='Highlight value']",
+            "3000000",
+        )
+        .await;
+    browser.click_button(".template-form", "Add column").await;
+    browser
+        .type_into(
+            ".columns-edit tbody tr:nth-child(2) input[aria-label^='Fixed value']",
+            "Q4",
+        )
+        .await;
+    browser
+        .type_into(
+            ".columns-edit tbody tr:nth-child(2) input[aria-label='Header in the file']",
+            "quarter",
+        )
+        .await;
+    let json = browser
+        .js(
+            "return JSON.parse(document.querySelector('.json-preview').textContent)",
+            json!([]),
+        )
+        .await;
+    assert_eq!(
+        json["columns"],
+        json!([
+            {"source": "population", "conditional": [
+                {"when": {"op": "greater_than", "value": 3000000}, "style": {"background": "#FFEB9C"}}
+            ]},
+            {"header": "quarter", "constant": "Q4"}
+        ]),
+        "{json}"
+    );
     browser
         .click_button(".template-form", "Save template")
         .await;

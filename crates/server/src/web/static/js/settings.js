@@ -298,8 +298,8 @@ export function templatesView() {
   }
 
   function edit(existing) {
-    // Fields the simple editor does not show (rules, conditional formats, constants…) are
-    // kept as they are.
+    // Fields the editor does not show (validation rules, a column's second and later
+    // highlight rules…) are kept as they are.
     const tpl = structuredClone(existing?.template || {});
     tpl.layout = tpl.layout || {};
     tpl.columns = tpl.columns || [];
@@ -334,8 +334,27 @@ export function templatesView() {
       const width = h("input", { type: "number", min: "0", max: "255", value: col.format?.width ?? "", "aria-label": "Width in characters" });
       const align = h("select", { "aria-label": "Alignment" }, [["", "Auto"], ["left", "Left"], ["center", "Center"], ["right", "Right"]].map(([v, l]) => h("option", { value: v, selected: (col.format?.align || "") === v }, l)));
       const total = h("select", { "aria-label": "Total" }, TOTALS.map(([v, l]) => h("option", { value: v, selected: (col.total || "") === v }, l)));
+      const constant = h("input", {
+        type: "text",
+        value: col.constant === undefined || col.constant === null ? "" : String(col.constant),
+        "aria-label": "Fixed value (instead of a source column)",
+        placeholder: "—",
+      });
+      // The first highlight rule of the column (further ones, set through the API, are kept).
+      const rule = col.conditional?.[0];
+      const when = h("select", { "aria-label": "Highlight when" },
+        CONDITIONS.map(([v, l]) => h("option", { value: v, selected: (rule?.when?.op || "") === v }, l)));
+      const ruleValue = h("input", {
+        type: "text",
+        "aria-label": "Highlight value",
+        value: rule ? String(rule.when.value ?? rule.when.text ?? (rule.when.min !== undefined ? `${rule.when.min}..${rule.when.max}` : "")) : "",
+        placeholder: "100, or 1..9",
+        size: "8",
+      });
+      const ruleColor = h("input", { type: "color", "aria-label": "Highlight colour", value: rule?.style?.background || "#FFEB9C" });
       const tr = h("tr", {},
-        h("td", {}, source), h("td", {}, header), h("td", {}, format), h("td", {}, width), h("td", {}, align), h("td", {}, total),
+        h("td", {}, source), h("td", {}, constant), h("td", {}, header), h("td", {}, format), h("td", {}, width), h("td", {}, align), h("td", {}, total),
+        h("td", { class: "highlight" }, when, ruleValue, ruleColor),
         h("td", {}, h("button", { type: "button", class: "icon", "aria-label": "Remove this column", onclick: () => {
           tr.remove();
           update();
@@ -349,6 +368,12 @@ export function templatesView() {
         };
         set("source", source.value.trim());
         set("header", header.value.trim());
+        set("constant", constantValue(constant.value));
+        const rest = (tr.base.conditional || []).slice(1);
+        const first = condition(when.value, ruleValue.value);
+        const conditional = first ? [{ when: first, style: { background: ruleColor.value.toUpperCase() } }, ...rest] : rest;
+        if (conditional.length) out.conditional = conditional;
+        else delete out.conditional;
         out.format = { ...(out.format || {}) };
         const fmt = out.format;
         const setF = (k, v) => {
@@ -428,10 +453,10 @@ export function templatesView() {
     field("Description", description),
     h("fieldset", {},
       h("legend", {}, "Columns, in the order they go out"),
-      h("p", { class: "hint" }, "Leave empty to export every column as it is. Source: the table's column name; Header: its name in the file."),
+      h("p", { class: "hint" }, "Leave empty to export every column as it is. Source: the table's column name; or a fixed value for every row (then give a header). Header: its name in the file. Highlight: cells that meet the condition get the colour."),
       h("div", { class: "scroll-x" },
         h("table", { class: "data columns-edit" },
-          h("thead", {}, h("tr", {}, ["Source", "Header", "Format", "Width", "Align", "Total", ""].map((t) => h("th", { scope: "col" }, t)))),
+          h("thead", {}, h("tr", {}, ["Source", "Or a fixed value", "Header", "Format", "Width", "Align", "Total", "Highlight cells", ""].map((t) => h("th", { scope: "col" }, t)))),
           rows)),
       h("button", { type: "button", onclick: () => {
         addRow();
@@ -606,4 +631,45 @@ export function accountView(ctx = {}) {
         exportButton),
       h("section", { class: "danger-zone" }, h("h2", {}, "Delete your account"), deleteForm)),
   };
+}
+
+/** Conditions a column's highlight can use, as the template names them. */
+const CONDITIONS = [
+  ["", "Never"],
+  ["greater_than", ">"],
+  ["greater_than_or_equal", "≥"],
+  ["less_than", "<"],
+  ["less_than_or_equal", "≤"],
+  ["equal_to", "="],
+  ["not_equal_to", "≠"],
+  ["between", "between"],
+  ["contains", "contains"],
+  ["blank", "is empty"],
+  ["not_blank", "is not empty"],
+];
+
+/** A compare value as typed: a number when it reads as one, else the text. */
+function compareValue(text) {
+  const t = text.trim();
+  return t !== "" && Number.isFinite(Number(t)) ? Number(t) : t;
+}
+
+/** The template's condition for an operator and the typed value, or null for none. */
+function condition(op, text) {
+  if (!op) return null;
+  if (op === "blank" || op === "not_blank") return { op };
+  if (op === "contains") return { op, text: text.trim() };
+  if (op === "between") {
+    const [min, max] = text.split("..");
+    return { op, min: compareValue(min ?? ""), max: compareValue(max ?? "") };
+  }
+  return { op, value: compareValue(text) };
+}
+
+/** A fixed column's value as typed: empty is none, `true`/`false` booleans, numbers numbers. */
+function constantValue(text) {
+  const t = text.trim();
+  if (t === "") return "";
+  if (t === "true" || t === "false") return t === "true";
+  return Number.isFinite(Number(t)) ? Number(t) : t;
 }
