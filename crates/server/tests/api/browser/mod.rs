@@ -475,7 +475,8 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         .wait_js(
             "sorted by area_km2",
             15,
-            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('sorted by area_km2')",
+            "return document.querySelector(arguments[0] + ' .table-status')?.textContent.includes('sorted by area_km2')
+                && document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length === 5",
             json!([scope]),
         )
         .await;
