@@ -441,11 +441,7 @@ async fn with_redis_the_limit_is_shared_by_every_instance() {
     let first = TestApp::spawn_with(move |c| configure(c, &p)).await;
     assert_eq!(first.state.rate_limiter.backend(), "redis");
     let token = first.user("redis@example.com").await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(first.state.config.effective_database_url());
-    configure(&mut config, &prefix);
-    let second = TestApp::start(config, dir).await;
+    let second = first.sibling(|c| configure(c, &prefix)).await;
 
     let mut statuses = Vec::new();
     for i in 0..8 {

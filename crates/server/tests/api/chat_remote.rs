@@ -478,14 +478,13 @@ async fn a_reply_running_on_another_instance_is_stopped_too() {
         finish: "stop",
     });
     let writer = app_with(&fake, 30).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(writer.state.config.effective_database_url());
-    config
-        .models
-        .insert("fake".into(), openai_model(&fake.base_url(), 30));
-    config.default_model = Some("fake".into());
-    let other = TestApp::start(config, dir).await;
+    let other = writer
+        .sibling(|c| {
+            c.models
+                .insert("fake".into(), openai_model(&fake.base_url(), 30));
+            c.default_model = Some("fake".into());
+        })
+        .await;
 
     let token = writer.user("r-two@example.com").await;
     let id = conversation(&writer, &token).await;

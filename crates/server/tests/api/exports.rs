@@ -429,10 +429,7 @@ async fn a_job_of_a_deleted_table_fails_without_retrying() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(queuer.state.config.effective_database_url());
-    let runner = TestApp::start(config, dir).await;
+    let runner = queuer.sibling(|_| {}).await;
     let done = wait_for(
         &runner,
         &token,

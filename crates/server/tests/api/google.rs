@@ -907,11 +907,7 @@ async fn two_instances_writing_for_one_account_share_its_pace() {
     };
     let cfg = fake.clone();
     let first = TestApp::spawn_with(move |c| pace(c, &cfg)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(first.state.config.effective_database_url());
-    pace(&mut config, &fake);
-    let second = TestApp::start(config, dir).await;
+    let second = first.sibling(|c| pace(c, &fake)).await;
 
     let token = first.user("g-pace@example.com").await;
     connect(&first, &token).await;

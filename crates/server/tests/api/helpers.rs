@@ -170,6 +170,16 @@ impl TestApp {
 }
 
 impl TestApp {
+    /// Another instance on this one's database (its own data dir and port), configured from
+    /// the base configuration by `customize`: what a second server behind a balancer is.
+    pub async fn sibling(&self, customize: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = base_config(dir.path());
+        config.database_url = Some(self.state.config.effective_database_url());
+        customize(&mut config);
+        Self::start(config, dir).await
+    }
+
     /// Starts the server's stop (as SIGTERM does), without waiting for it.
     pub fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {

@@ -421,11 +421,8 @@ async fn an_export_job_keeps_the_template_it_was_given() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(app.state.config.effective_database_url());
-    config.data_dir = app.state.config.data_dir.clone();
-    let runner = TestApp::start(config, dir).await;
+    let data_dir = app.state.config.data_dir.clone();
+    let runner = app.sibling(|c| c.data_dir = data_dir).await;
     let id = job["id"].as_str().unwrap();
     let done = wait_for(&runner, &token, id, &["succeeded", "failed"]).await;
     assert_eq!(done["status"], "succeeded", "{done}");

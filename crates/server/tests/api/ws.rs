@@ -678,10 +678,7 @@ async fn an_idle_socket_is_closed() {
 #[tokio::test]
 async fn a_ticket_opens_one_socket_across_instances_sharing_the_database() {
     let first = TestApp::spawn().await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::helpers::base_config(dir.path());
-    config.database_url = Some(first.state.config.effective_database_url());
-    let second = TestApp::start(config, dir).await;
+    let second = first.sibling(|_| {}).await;
     let token = first.user("w-two@example.com").await;
     let id = conversation(&first, &token, json!({})).await;
     let ticket = ticket(&first, &token, &id).await;
