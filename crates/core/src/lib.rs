@@ -5,6 +5,7 @@ pub mod export;
 pub mod extract;
 pub mod formula;
 pub mod offline;
+pub mod paste;
 pub mod table;
 pub mod target;
 pub mod template;

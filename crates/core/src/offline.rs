@@ -2,7 +2,9 @@
 //! remote model's reply, so that nothing downstream can tell the difference.
 //!
 //! What it understands (one command per line, or joined with `;` or "and then"):
-//! - a pasted table (CSV, TSV, Markdown, JSON): answered with the typed table;
+//! - a pasted table (CSV, TSV, Markdown, JSON), or the summary SheetGPT sends in its place when
+//!   the message is too long (`crate::paste`): answered with what the table holds. The server
+//!   stores pasted tables itself, from the whole message, so the reply does not repeat them;
 //! - `sort by <column> [asc|desc]` (several keys: `sort by country, population desc`);
 //! - `keep rows where <column> <op> <value>` and `remove rows where …` with ops
 //!   `=`, `!=`, `<`, `<=`, `>`, `>=`, `contains`, `is empty`, `is not empty`;
@@ -10,27 +12,55 @@
 //! - `add column <name> = <formula>` (e.g. `add column total = price * qty`) and
 //!   `add column <name> [as <type>]`;
 //! - `remove column <name>` (also `delete`/`drop`);
-//! - `change column <name> to <type>`.
+//! - `change column <name> to <type>`;
+//! - `use table <name>`: the commands that follow are for that table (of the user's), which
+//!   becomes the conversation's current table.
 //!
 //! Changes are answered with a ```sheetgpt-ops block, as remote models are told to do.
 //! Anything else gets a short description of what it can do.
 
 use serde_json::{Value as Json, json};
 
-use crate::extract::{Format, extract_tables, to_json};
+use crate::extract::{Format, extract_tables};
+use crate::paste;
 use crate::table::ColumnType;
 
 /// Replies to the last user message of a conversation.
 pub fn reply(last_user_message: &str) -> String {
     let text = last_user_message.trim();
-    let tables = extract_tables(text);
-    if !tables.is_empty() {
-        return describe_tables(&tables);
+    let summaries = paste::find_summaries(text);
+    let tables: Vec<_> = extract_tables(text)
+        .into_iter()
+        .filter(|t| {
+            !summaries
+                .iter()
+                .any(|s| t.span.start < s.span.end && s.span.start < t.span.end)
+        })
+        .collect();
+    if !tables.is_empty() || !summaries.is_empty() {
+        return describe_tables(&tables, &summaries);
     }
     let mut ops = Vec::new();
     let mut done = Vec::new();
     let mut unknown = Vec::new();
+    let mut table = None;
     for command in split_commands(text) {
+        if let Some(name) = strip(
+            &command,
+            &[
+                "use table ",
+                "switch to table ",
+                "work on table ",
+                "use the table ",
+            ],
+        ) {
+            let name = unquote(name);
+            if !name.is_empty() {
+                done.push(format!("work on the table “{name}”"));
+                table = Some(name);
+                continue;
+            }
+        }
         match parse_command(&command) {
             Some((op, what)) => {
                 ops.push(op);
@@ -39,18 +69,23 @@ pub fn reply(last_user_message: &str) -> String {
             None => unknown.push(command),
         }
     }
-    if ops.is_empty() {
+    if ops.is_empty() && table.is_none() {
         return HELP.to_owned();
     }
-    let mut out = format!("Done: {}.", done.join("; "));
+    // Whether it worked is for the server to say once it has applied them.
+    let mut out = format!("Changes asked for: {}.", done.join("; "));
     if !unknown.is_empty() {
         out.push_str(&format!(
             " I did not understand: \"{}\" (say \"help\" to see what I can do).",
             unknown.join("\", \"")
         ));
     }
+    let block = match table {
+        Some(table) => json!({"table": table, "ops": ops}),
+        None => Json::Array(ops),
+    };
     out.push_str("\n\n```sheetgpt-ops\n");
-    out.push_str(&serde_json::to_string_pretty(&ops).unwrap_or_else(|_| "[]".to_owned()));
+    out.push_str(&serde_json::to_string_pretty(&block).unwrap_or_else(|_| "[]".to_owned()));
     out.push_str("\n```\n");
     out
 }
@@ -64,12 +99,16 @@ look things up, but I can turn data into tables and change them.\n\n\
 `rename column A to B`\n  \
 `add column total = price * qty`\n  \
 `remove column notes`\n  \
-`change column year to integer`\n\n\
+`change column year to integer`\n  \
+`use table Sales` (to work on another of your tables)\n\n\
 To ask questions about the world, configure a remote model (OpenAI, Anthropic or a local server).";
 
-fn describe_tables(tables: &[crate::extract::Extracted]) -> String {
-    let mut out = String::new();
-    for (i, t) in tables.iter().enumerate() {
+fn describe_tables(
+    tables: &[crate::extract::Extracted],
+    summaries: &[paste::Summarised],
+) -> String {
+    let mut parts = Vec::new();
+    for t in tables {
         let cols: Vec<String> = t
             .table
             .columns
@@ -78,22 +117,28 @@ fn describe_tables(tables: &[crate::extract::Extracted]) -> String {
             .collect();
         let source = match t.format {
             Format::Json | Format::FencedJson => "JSON",
-            Format::Markdown => "a Markdown table",
+            Format::Markdown => "Markdown table",
             Format::Csv => "CSV",
             Format::Tsv => "TSV",
         };
-        if i > 0 {
-            out.push_str("\n\n");
-        }
-        out.push_str(&format!(
-            "Here is the table from your {source}: {} rows and {} columns: {}.\n\n```json\n{}\n```",
+        parts.push(format!(
+            "I read your {source} as a table of {} rows and {} columns: {}.",
             t.table.rows.len(),
             t.table.columns.len(),
             cols.join(", "),
-            serde_json::to_string(&to_json(&t.table)).unwrap_or_default()
         ));
     }
-    out
+    for s in summaries {
+        parts.push(format!(
+            "I read your table “{}” of {} rows and {} columns: {}.",
+            s.name, s.rows, s.columns, s.described_columns
+        ));
+    }
+    parts.push(
+        "Tell me what to change: sort, keep or remove rows, add, rename or remove columns."
+            .to_owned(),
+    );
+    parts.join("\n\n")
 }
 
 fn split_commands(text: &str) -> Vec<String> {
@@ -118,7 +163,7 @@ fn strip<'a>(text: &'a str, prefixes: &[&str]) -> Option<&'a str> {
 
 fn unquote(s: &str) -> String {
     s.trim()
-        .trim_matches(|c| c == '"' || c == '\'' || c == '`')
+        .trim_matches(|c| matches!(c, '"' | '\'' | '`' | '“' | '”' | '‘' | '’'))
         .to_owned()
 }
 
@@ -389,12 +434,31 @@ mod tests {
     }
 
     #[test]
-    fn a_pasted_csv_comes_back_as_a_typed_json_table() {
+    fn a_pasted_csv_is_described_without_being_repeated() {
         let r = reply("city,population\nParis,2102650\nLyon,522250\n");
-        assert!(r.contains("2 rows and 2 columns"), "{r}");
-        let tables = extract_tables(&r);
-        assert_eq!(tables.len(), 1);
-        assert_eq!(tables[0].table.columns[1].ty, ColumnType::Integer);
+        assert!(
+            r.contains("2 rows and 2 columns: city (text), population (integer)"),
+            "{r}"
+        );
+        assert!(extract_tables(&r).is_empty(), "{r}");
+    }
+
+    #[test]
+    fn a_summary_of_a_long_paste_is_described_with_its_real_size() {
+        let csv: String = std::iter::once("city,population\n".to_owned())
+            .chain((0..3000).map(|i| format!("City {i},{i}\n")))
+            .collect();
+        let table = extract_tables(&csv).remove(0).table;
+        let message = format!(
+            "Here is my data\n{}",
+            paste::summarize("Cities", &table, 20, 4000)
+        );
+        let r = reply(&message);
+        assert!(r.contains("“Cities” of 3000 rows and 2 columns"), "{r}");
+        assert!(
+            !r.contains("20 rows"),
+            "the sample is not taken for the table: {r}"
+        );
     }
 
     #[test]
@@ -433,6 +497,16 @@ mod tests {
     }
 
     #[test]
+    fn use_table_names_the_table_the_commands_are_for() {
+        let r = reply("use table Sales; sort by amount desc");
+        let block = ops_of(&r);
+        assert_eq!(block["table"], "Sales");
+        assert_eq!(block["ops"][0]["op"], "sort");
+        let only = ops_of(&reply("use table “Q3 figures”"));
+        assert_eq!(only, json!({"table": "Q3 figures", "ops": []}));
+    }
+
+    #[test]
     fn anything_else_gets_help_without_operations() {
         let r = reply("what is the capital of France?");
         assert!(r.contains("offline model") && !r.contains("sheetgpt-ops"));
@@ -442,5 +516,6 @@ mod tests {
     fn unknown_parts_are_named_next_to_the_done_ones() {
         let r = reply("sort by name; fly me to the moon");
         assert!(r.contains("sorted by name") && r.contains("fly me to the moon"));
+        assert!(!r.contains("Done"), "the model does not claim success: {r}");
     }
 }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::{Column, ColumnType, ConvertError, Rules, Value, find_column};
+use crate::table::{Column, ColumnType, ConvertError, Rules, Value, closest_column, find_column};
 
 /// A row's stable id within its table (kept through edits and sorts).
 pub type RowId = i64;
@@ -48,7 +48,10 @@ impl Schema {
             .iter()
             .position(|c| c.id == name_or_id)
             .or_else(|| find_column(&self.columns, name_or_id))
-            .ok_or_else(|| OpError::UnknownColumn(name_or_id.to_owned()))
+            .ok_or_else(|| OpError::UnknownColumn {
+                name: name_or_id.to_owned(),
+                suggestion: closest_column(&self.columns, name_or_id).map(str::to_owned),
+            })
     }
 }
 
@@ -270,8 +273,12 @@ impl CompiledFilter {
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OpError {
-    #[error("no column named `{0}`")]
-    UnknownColumn(String),
+    #[error("no column named `{name}`{}", suggestion.as_ref().map(|s| format!("; did you mean `{s}`?")).unwrap_or_default())]
+    UnknownColumn {
+        name: String,
+        /// The column the name most likely meant.
+        suggestion: Option<String>,
+    },
     #[error("no row with id {0}")]
     UnknownRow(RowId),
     #[error("a column named `{0}` already exists")]

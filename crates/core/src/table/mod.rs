@@ -184,6 +184,36 @@ pub fn find_column(columns: &[Column], name: &str) -> Option<usize> {
     })
 }
 
+/// The column a mistyped or shortened name most likely meant (`passengers` →
+/// `Passengers 2023`), for "did you mean" hints. Compared in `find_column`'s terms (case,
+/// spaces and underscores ignored): a name that starts or ends another wins, then the most
+/// similar by Jaro-Winkler above 0.8. Long names get no hint (the comparison is quadratic).
+pub fn closest_column<'a>(columns: &'a [Column], name: &str) -> Option<&'a str> {
+    const LONGEST: usize = 200;
+    let key = normalize_name(name);
+    if key.is_empty() || key.chars().count() > LONGEST {
+        return None;
+    }
+    let mut best: Option<(f64, &str)> = None;
+    for column in columns {
+        let other = normalize_name(&column.name);
+        if other.is_empty() || other.chars().count() > LONGEST {
+            continue;
+        }
+        let affix = key.chars().count() >= 3
+            && (other.starts_with(&key) || other.ends_with(&key) || key.starts_with(&other));
+        let score = if affix {
+            2.0
+        } else {
+            strsim::jaro_winkler(&key, &other)
+        };
+        if score > 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, column.name.as_str()));
+        }
+    }
+    best.map(|(_, n)| n)
+}
+
 /// The key `find_column` compares names by when they are not equal as written.
 pub(crate) fn normalize_name(name: &str) -> String {
     name.chars()
@@ -252,6 +282,23 @@ mod tests {
         let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["a", "A 2", "Column 3", "Column 4"]);
         assert!(t.rows.iter().all(|r| r.len() == 4));
+    }
+
+    #[test]
+    fn the_closest_column_is_suggested_for_a_shortened_or_mistyped_name() {
+        let columns = [
+            Column::new("c1", "Airport", ColumnType::Text),
+            Column::new("c2", "Passengers 2023", ColumnType::Integer),
+            Column::new("c3", "Country", ColumnType::Text),
+        ];
+        assert_eq!(
+            closest_column(&columns, "passengers"),
+            Some("Passengers 2023")
+        );
+        assert_eq!(closest_column(&columns, "contry"), Some("Country"));
+        assert_eq!(closest_column(&columns, "airports"), Some("Airport"));
+        assert_eq!(closest_column(&columns, "revenue"), None);
+        assert_eq!(closest_column(&columns, &"x".repeat(10_000)), None);
     }
 
     #[test]

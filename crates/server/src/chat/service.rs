@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use serde::Deserialize;
 use serde::Serialize;
 use sheetgpt_core::extract;
 use sheetgpt_core::version::Op;
@@ -36,12 +37,15 @@ pub enum ChatEvent {
     },
     /// Text to append to the reply.
     Delta { text: String },
-    /// A table made from the reply, or the current table changed by it.
+    /// A table made from the reply or from a table pasted in the user's message, or the
+    /// current table changed by the reply.
     Table {
         table_id: Uuid,
         version: i32,
         /// `created` or `changed`.
         kind: &'static str,
+        /// `message` (pasted by the user, stored as given) or `reply`.
+        source: &'static str,
         name: String,
         row_count: i64,
         /// False when the reply was still cut at the output limit after continuing.
@@ -57,8 +61,15 @@ pub enum ChatEvent {
     /// The reply is stored.
     Done {
         message_id: Uuid,
+        /// `complete`, `incomplete`, or `error`: the model failed, or what the reply asked for
+        /// (a change to the table, storing a pasted table) was not done; `error` says why.
         status: String,
         finish_reason: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// Present when the model did not see the whole conversation (see `meta.context`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        context: Option<context::Report>,
     },
     /// Something went wrong mid-stream; the partial reply is kept.
     Error { message: String },
@@ -176,7 +187,15 @@ pub async fn send(
         crate::llm::keys::model_for_user(state, user, model_for(state, &model_name)?).await?;
     crate::quotas::check_tokens(state, user).await?;
 
-    let user_message = match content {
+    let target = match conversation.target_schema_id {
+        Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {
+            Some(preset) => Some(crate::db::schemas::columns(&preset)?),
+            None => None,
+        },
+        None => None,
+    };
+
+    let (user_message, pasted, pasted_now) = match content {
         Some(text) => {
             let m = store::insert_message(
                 &state.db,
@@ -202,10 +221,33 @@ pub async fn send(
                     },
                 )
                 .await?;
-                // Tables made from this reply are named after the conversation.
+                // Tables made from this message and its reply are named after the conversation.
                 conversation.title = title;
             }
-            m
+            let pasted =
+                store_pasted_tables(state, user, &conversation, text, target.as_deref()).await;
+            if !pasted.is_empty() {
+                store::set_message_meta(
+                    &state.db,
+                    m.id,
+                    &serde_json::json!({ "pasted_tables": pasted }),
+                )
+                .await?;
+                if let Some(id) = pasted.iter().rev().find_map(|p| p.table_id) {
+                    store::update(
+                        &state.db,
+                        user,
+                        conversation.id,
+                        store::Update {
+                            current_table_id: Some(Some(id)),
+                            ..store::Update::default()
+                        },
+                    )
+                    .await?;
+                    conversation.current_table_id = Some(id);
+                }
+            }
+            (m, pasted, true)
         }
         None => {
             // Regenerate: the last user message is the prompt; drop the reply after it.
@@ -222,31 +264,25 @@ pub async fn send(
             {
                 store::soft_delete_message(&state.db, m.id).await?;
             }
-            last_user
+            let pasted = pasted_of(&last_user.meta);
+            (last_user, pasted, false)
         }
     };
 
     // The context: newest messages first (the new one included), the current table's shape.
-    let history: Vec<(Role, String)> = store::recent_messages(&state.db, conversation.id, 200)
+    // Pasted tables were stored from the whole message above; what the model is sent of them
+    // may be a summary, and what was left out is reported in the reply's `meta.context`.
+    let history: Vec<context::Turn> = store::recent_messages(&state.db, conversation.id, 200)
         .await?
         .into_iter()
-        .filter(|m| m.status != "error" && !m.content.is_empty())
-        .map(|m| {
-            (
-                if m.role == "assistant" {
-                    Role::Assistant
-                } else {
-                    Role::User
-                },
-                m.content,
-            )
-        })
+        .filter(|m| !m.content.is_empty())
+        .map(turn_of)
         .collect();
     let table_context = match conversation.current_table_id {
         Some(id) => table_preview(state, user, id).await?,
         None => None,
     };
-    let messages = context::build(
+    let built = context::build(
         conversation.system_prompt.as_deref(),
         table_context.as_deref(),
         &history,
@@ -254,17 +290,12 @@ pub async fn send(
         state.config.chat.reply_max_tokens,
         &|text: &str| entry.tokenizer.count(text),
     );
+    let messages = built.messages;
+    let context_report = built.report;
     let prompt_estimate: u32 = messages
         .iter()
         .map(|m| entry.tokenizer.count(&m.content))
         .sum();
-    let target = match conversation.target_schema_id {
-        Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {
-            Some(preset) => Some(crate::db::schemas::columns(&preset)?),
-            None => None,
-        },
-        None => None,
-    };
     let request = ChatRequest {
         messages,
         max_tokens: Some(state.config.chat.reply_max_tokens),
@@ -299,6 +330,9 @@ pub async fn send(
         prompt_estimate,
         cancel,
         target,
+        pasted,
+        pasted_now,
+        context_report,
     };
     tokio::spawn(run.drive(request, started_tx, events_tx));
     match started_rx.await {
@@ -311,6 +345,155 @@ pub async fn send(
         Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
             "reply task ended early"
         ))),
+    }
+}
+
+/// A table found in a user's message, as recorded in the message's `meta.pasted_tables`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct PastedTable {
+    /// Byte range of the table in the message.
+    span: (usize, usize),
+    format: serde_json::Value,
+    /// The stored table; none when it could not be stored (`error` says why).
+    table_id: Option<Uuid>,
+    name: String,
+    rows: usize,
+    columns: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    /// How the table was matched to the conversation's target columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    issues: Vec<String>,
+    /// What the model is sent in the table's place when the message is too long for it.
+    summary: String,
+    /// The stored content's fingerprint, to know a reply that repeats the table.
+    #[serde(skip)]
+    fingerprint: Option<u64>,
+}
+
+/// A hash of a table's column names, types and cells (within this process).
+fn fingerprint(table: &sheetgpt_core::table::Table) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in &table.columns {
+        c.name.hash(&mut h);
+        c.ty.hash(&mut h);
+    }
+    for row in &table.rows {
+        for cell in row {
+            cell.to_json().to_string().hash(&mut h);
+        }
+        0xFFu8.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// Longest sample of a pasted table sent to the model in its summary, in characters.
+const SUMMARY_SAMPLE_CHARS: usize = 4_000;
+
+/// Stores every table in the user's message, read from the whole message (never from what the
+/// model is sent of it), exactly as given; in a conversation with target columns, matched to
+/// them (what does not match is listed in `issues`).
+async fn store_pasted_tables(
+    state: &AppState,
+    user: Uuid,
+    conversation: &Conversation,
+    text: &str,
+    target: Option<&[sheetgpt_core::table::Column]>,
+) -> Vec<PastedTable> {
+    let owned = text.to_owned();
+    // Large pastes take real CPU to parse: keep it off the async workers.
+    let found = match tokio::task::spawn_blocking(move || extract::extract_tables(&owned)).await {
+        Ok(found) => found,
+        Err(err) => {
+            tracing::error!(error = %err, "reading the tables of a message failed");
+            return Vec::new();
+        }
+    };
+    let base = if conversation.title.is_empty() {
+        "Table from chat".to_owned()
+    } else {
+        conversation.title.clone()
+    };
+    let mut out = Vec::with_capacity(found.len());
+    for (i, item) in found.into_iter().enumerate() {
+        let name = if i == 0 {
+            base.clone()
+        } else {
+            format!("{base} ({})", i + 1)
+        };
+        let (table, issues) = match target {
+            Some(target) => sheetgpt_core::target::conform(&item.table, target),
+            None => (item.table, Vec::new()),
+        };
+        let summary = sheetgpt_core::paste::summarize(
+            &name,
+            &table,
+            state.config.chat.table_sample_rows,
+            SUMMARY_SAMPLE_CHARS,
+        );
+        let (rows, columns) = (table.rows.len(), table.columns.len());
+        let print = fingerprint(&table);
+        let mut pasted = PastedTable {
+            span: (item.span.start, item.span.end),
+            format: serde_json::to_value(item.format).unwrap_or_default(),
+            table_id: None,
+            name: name.clone(),
+            rows,
+            columns,
+            error: None,
+            issues,
+            summary,
+            fingerprint: Some(print),
+        };
+        match tables::create(state, user, &name, table, "pasted in a message").await {
+            Ok(record) => {
+                pasted.table_id = Some(record.id);
+                pasted.name = record.name;
+            }
+            Err(e) => pasted.error = Some(problem_text(&e)),
+        }
+        out.push(pasted);
+    }
+    out
+}
+
+/// The pasted tables recorded in a user message's meta.
+fn pasted_of(meta: &str) -> Vec<PastedTable> {
+    serde_json::from_str::<serde_json::Value>(meta)
+        .ok()
+        .and_then(|mut v| v.get_mut("pasted_tables").map(serde_json::Value::take))
+        .and_then(|v| serde_json::from_value(v).ok())
+        .unwrap_or_default()
+}
+
+/// A stored message as the context builder takes it: a user's message with pasted tables
+/// also in its summarised form.
+fn turn_of(m: crate::db::conversations::Message) -> context::Turn {
+    let role = if m.role == "assistant" {
+        Role::Assistant
+    } else {
+        Role::User
+    };
+    let pasted = if role == Role::User {
+        pasted_of(&m.meta)
+    } else {
+        Vec::new()
+    };
+    let summarised = (!pasted.is_empty()).then(|| {
+        let spans: Vec<(std::ops::Range<usize>, String)> = pasted
+            .iter()
+            .filter(|p| {
+                m.content.is_char_boundary(p.span.0) && m.content.is_char_boundary(p.span.1)
+            })
+            .map(|p| (p.span.0..p.span.1, p.summary.clone()))
+            .collect();
+        sheetgpt_core::paste::replace_spans(&m.content, &spans)
+    });
+    context::Turn {
+        role,
+        content: m.content,
+        summarised,
     }
 }
 
@@ -388,6 +571,12 @@ struct Run {
     cancel: watch::Receiver<bool>,
     /// The conversation's target columns, when it has a schema preset.
     target: Option<Vec<sheetgpt_core::table::Column>>,
+    /// Tables in the user's message, stored before the model was asked.
+    pasted: Vec<PastedTable>,
+    /// Whether they were stored for this reply (false when regenerating).
+    pasted_now: bool,
+    /// What the model was not sent.
+    context_report: context::Report,
 }
 
 impl Run {
@@ -475,6 +664,26 @@ impl Run {
         } else {
             TableOutcome::default()
         };
+        self.add_pasted(&mut tables);
+        if self.context_report.trimmed()
+            && let Some(meta) = tables.meta.as_object_mut()
+        {
+            meta.insert(
+                "context".to_owned(),
+                serde_json::to_value(&self.context_report).unwrap_or_default(),
+            );
+        }
+        // What was done with the reply is said in the reply itself, so that neither the user
+        // nor the model later takes a change that failed for one that was made.
+        if !tables.appendix.is_empty() && !listener_gone {
+            let extra = format!("\n\n{}", tables.appendix.join("\n\n"));
+            let _ = events
+                .send(ChatEvent::Delta {
+                    text: extra.clone(),
+                })
+                .await;
+            text.push_str(&extra);
+        }
         if continuations > 0 || finish == Some(FinishReason::Length) {
             let cut = finish == Some(FinishReason::Length);
             if let Some(meta) = tables.meta.as_object_mut() {
@@ -492,9 +701,10 @@ impl Run {
         for event in &tables.events {
             let _ = events.send(event.clone()).await;
         }
-        let status = if complete {
+        let status = if complete && tables.failure.is_none() {
             "complete"
-        } else if failure.as_deref().is_some_and(|f| f != "cancelled") {
+        } else if complete || failure.as_deref().is_some_and(|f| f != "cancelled") {
+            // A change or a pasted table that failed, or the model failing mid-stream.
             "error"
         } else {
             "incomplete"
@@ -516,12 +726,13 @@ impl Run {
                 cost_micros: cost,
             })
             .await;
+        let error = failure.clone().or_else(|| tables.failure.clone());
         self.store(
             &text,
             status,
             usage,
             finish_text.as_deref(),
-            failure.as_deref(),
+            error.as_deref(),
             tables,
         )
         .await;
@@ -530,6 +741,11 @@ impl Run {
                 message_id: self.message_id,
                 status: status.to_owned(),
                 finish_reason: finish_text,
+                error: (status == "error").then_some(error).flatten(),
+                context: self
+                    .context_report
+                    .trimmed()
+                    .then(|| self.context_report.clone()),
             })
             .await;
         self.state.runs.remove(self.message_id);
@@ -635,43 +851,8 @@ impl Run {
             meta: serde_json::json!({}),
             ..TableOutcome::default()
         };
-        if let Some(ops) = ops_block(text) {
-            let ops = match ops {
-                Ok(ops) => ops,
-                Err(e) => {
-                    out.meta = serde_json::json!({"ops_error": e});
-                    return out;
-                }
-            };
-            let Some(table_id) = self.conversation.current_table_id else {
-                out.meta =
-                    serde_json::json!({"ops_error": "the conversation has no current table"});
-                return out;
-            };
-            match tables::change(&self.state, self.user, table_id, None, ops, None).await {
-                Ok(result) => {
-                    let name = table_store::find(&self.state.db, self.user, table_id)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|t| t.name)
-                        .unwrap_or_default();
-                    out.table_id = Some(table_id);
-                    out.version = Some(result.version);
-                    out.meta = serde_json::json!({"ops_applied": true, "version": result.version});
-                    out.events.push(ChatEvent::Table {
-                        table_id,
-                        version: result.version,
-                        kind: "changed",
-                        name,
-                        row_count: result.row_count,
-                        complete: true,
-                    });
-                }
-                Err(e) => {
-                    out.meta = serde_json::json!({"ops_error": problem_text(&e)});
-                }
-            }
+        if let Some(block) = ops_block(text) {
+            self.apply_ops(block, &mut out).await;
             return out;
         }
         let mut found = extract::extract_tables(text);
@@ -695,16 +876,23 @@ impl Run {
                 .unwrap_or_default();
         }
         let mut created = Vec::new();
+        // A model that repeats the table the user pasted does not make a second copy of it.
+        found.retain(|item| {
+            let print = fingerprint(&item.table);
+            !self.pasted.iter().any(|p| p.fingerprint == Some(print))
+        });
         for (i, item) in found.into_iter().enumerate() {
             let base = if self.conversation.title.is_empty() {
                 "Table from chat".to_owned()
             } else {
                 self.conversation.title.clone()
             };
-            let name = if i == 0 {
+            // Numbered after the tables pasted in the user's message.
+            let n = i + self.pasted.len();
+            let name = if n == 0 {
                 base
             } else {
-                format!("{base} ({})", i + 1)
+                format!("{base} ({})", n + 1)
             };
             match tables::create(
                 &self.state,
@@ -723,6 +911,7 @@ impl Run {
                         table_id: record.id,
                         version: 1,
                         kind: "created",
+                        source: "reply",
                         name: record.name.clone(),
                         row_count: record.row_count,
                         complete: true,
@@ -750,6 +939,155 @@ impl Run {
             obj.insert("structured".to_owned(), meta);
         }
         out
+    }
+
+    /// Applies the operations of a reply's `sheetgpt-ops` block to the table it names (or the
+    /// conversation's current table), and says in the reply what was changed, or why nothing was.
+    async fn apply_ops(&self, block: Result<OpsBlock, String>, out: &mut TableOutcome) {
+        let fail = |out: &mut TableOutcome, reason: String| {
+            out.appendix.push(format!("**Not applied:** {reason}"));
+            out.meta = serde_json::json!({"ops_error": reason});
+            out.failure = Some(reason);
+        };
+        let block = match block {
+            Ok(block) => block,
+            Err(e) => {
+                return fail(
+                    out,
+                    format!("the operations could not be read ({e}); nothing was changed."),
+                );
+            }
+        };
+        let table = match &block.table {
+            Some(name) => match table_store::find_by_name(&self.state.db, self.user, name).await {
+                Ok(Some(t)) => Some(t),
+                Ok(None) => {
+                    return fail(
+                        out,
+                        format!("you have no table named “{name}”; nothing was changed."),
+                    );
+                }
+                Err(e) => return fail(out, format!("the table could not be read ({e}).")),
+            },
+            None => match self.conversation.current_table_id {
+                Some(id) => table_store::find(&self.state.db, self.user, id)
+                    .await
+                    .ok()
+                    .flatten(),
+                None => None,
+            },
+        };
+        let Some(table) = table else {
+            return fail(
+                out,
+                "the conversation has no current table to change: paste one or ask for one first."
+                    .to_owned(),
+            );
+        };
+        if block.table.is_some() && self.conversation.current_table_id != Some(table.id) {
+            let _ = store::update(
+                &self.state.db,
+                self.user,
+                self.conversation.id,
+                store::Update {
+                    current_table_id: Some(Some(table.id)),
+                    ..store::Update::default()
+                },
+            )
+            .await;
+        }
+        if block.ops.is_empty() && block.table.is_some() {
+            out.table_id = Some(table.id);
+            out.version = Some(table.current_version);
+            out.meta = serde_json::json!({"current_table": table.id});
+            out.appendix.push(format!(
+                "Now working on “{}” (version {}, {} rows).",
+                table.name, table.current_version, table.row_count
+            ));
+            return;
+        }
+        match tables::change(&self.state, self.user, table.id, None, block.ops, None).await {
+            Ok(result) => {
+                out.table_id = Some(table.id);
+                out.version = Some(result.version);
+                out.meta = serde_json::json!({"ops_applied": true, "version": result.version});
+                out.appendix.push(format!(
+                    "Changed “{}”: now version {}, {} rows.",
+                    table.name, result.version, result.row_count
+                ));
+                out.events.push(ChatEvent::Table {
+                    table_id: table.id,
+                    version: result.version,
+                    kind: "changed",
+                    source: "reply",
+                    name: table.name,
+                    row_count: result.row_count,
+                    complete: true,
+                });
+            }
+            Err(e) => fail(
+                out,
+                format!(
+                    "“{}” was not changed: {}. It is still version {}.",
+                    table.name,
+                    problem_text(&e).trim_end_matches('.'),
+                    table.current_version
+                ),
+            ),
+        }
+    }
+
+    /// Adds the tables pasted in the user's message to the reply's outcome: their events (when
+    /// stored for this reply), the reply's table when it made none of its own, and a sentence
+    /// for each one that could not be stored.
+    fn add_pasted(&self, out: &mut TableOutcome) {
+        if !out.meta.is_object() {
+            out.meta = serde_json::json!({});
+        }
+        if self.pasted.is_empty() {
+            return;
+        }
+        let mut events = Vec::new();
+        for p in &self.pasted {
+            match (p.table_id, &p.error) {
+                (Some(id), _) if self.pasted_now => events.push(ChatEvent::Table {
+                    table_id: id,
+                    version: 1,
+                    kind: "created",
+                    source: "message",
+                    name: p.name.clone(),
+                    row_count: p.rows as i64,
+                    complete: true,
+                }),
+                (None, Some(error)) if self.pasted_now => {
+                    let reason = format!("your pasted table “{}” was not stored: {error}", p.name);
+                    out.appendix.push(format!("**Not stored:** {reason}"));
+                    out.failure.get_or_insert(reason);
+                }
+                _ => {}
+            }
+        }
+        events.append(&mut out.events);
+        out.events = events;
+        if out.table_id.is_none()
+            && let Some(id) = self.pasted.iter().rev().find_map(|p| p.table_id)
+        {
+            out.table_id = Some(id);
+            out.version = self.pasted_now.then_some(1);
+        }
+        if let Some(meta) = out.meta.as_object_mut() {
+            let list: Vec<serde_json::Value> = self
+                .pasted
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "table_id": p.table_id, "name": p.name, "rows": p.rows,
+                        "columns": p.columns, "format": p.format, "error": p.error,
+                    })
+                })
+                .collect();
+            meta.insert("pasted_tables".to_owned(), list.into());
+        }
     }
 
     /// The reply's table in the target schema. Structured JSON is validated against the
@@ -837,7 +1175,17 @@ impl Run {
                 }
                 (Some(table), meta)
             }
-            None => (None, meta),
+            // The table the user pasted in this message stands for the reply's.
+            None => match self.pasted.iter().rev().find(|p| p.table_id.is_some()) {
+                Some(pasted) => {
+                    meta["fallback"] = "pasted".into();
+                    if !pasted.issues.is_empty() {
+                        meta["issues"] = pasted.issues.clone().into();
+                    }
+                    (None, meta)
+                }
+                None => (None, meta),
+            },
         }
     }
 
@@ -943,6 +1291,10 @@ struct TableOutcome {
     version: Option<i32>,
     events: Vec<ChatEvent>,
     meta: serde_json::Value,
+    /// Sentences added to the end of the reply: what was changed, or why not.
+    appendix: Vec<String>,
+    /// Why what the reply asked for was not done; the reply's status is then `error`.
+    failure: Option<String>,
 }
 
 /// The JSON object of a structured reply: the whole text, or its first ```json block.
@@ -960,18 +1312,39 @@ fn json_candidate(text: &str) -> Option<serde_json::Value> {
     }
 }
 
-/// The operations in a ```sheetgpt-ops block, if the reply has one.
-fn ops_block(text: &str) -> Option<Result<Vec<Op>, String>> {
+/// The operations of a reply's ```sheetgpt-ops block, and the table they are for when the
+/// block names one (`{"table": "Sales", "ops": [...]}`; with no operations it only makes
+/// that table the conversation's current one).
+#[derive(Debug, Default)]
+struct OpsBlock {
+    table: Option<String>,
+    ops: Vec<Op>,
+}
+
+/// The reply's ```sheetgpt-ops block, if it has one.
+fn ops_block(text: &str) -> Option<Result<OpsBlock, String>> {
     let start = text.find("```sheetgpt-ops")?;
     let body = &text[start + "```sheetgpt-ops".len()..];
     let end = body.find("```").unwrap_or(body.len());
     let json = body[..end].trim();
     let parsed: Result<serde_json::Value, _> = serde_json::from_str(json);
     Some(match parsed {
-        Ok(serde_json::Value::Object(mut o)) if o.contains_key("ops") => {
-            serde_json::from_value(o.remove("ops").unwrap_or_default()).map_err(|e| e.to_string())
+        Ok(serde_json::Value::Object(mut o)) => {
+            let table = match o.remove("table") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(t)) if !t.trim().is_empty() => Some(t),
+                Some(_) => return Some(Err("`table` must be a table's name".to_owned())),
+            };
+            let ops = match o.remove("ops") {
+                Some(ops) => serde_json::from_value(ops).map_err(|e| e.to_string()),
+                None if table.is_some() => Ok(Vec::new()),
+                None => Err("the block holds no `ops`".to_owned()),
+            };
+            ops.map(|ops| OpsBlock { table, ops })
         }
-        Ok(v) => serde_json::from_value(v).map_err(|e| e.to_string()),
+        Ok(v) => serde_json::from_value(v)
+            .map(|ops| OpsBlock { table: None, ops })
+            .map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     })
 }
@@ -984,8 +1357,14 @@ mod tests {
     fn an_ops_block_is_found_in_prose() {
         let text =
             "Sorted.\n```sheetgpt-ops\n[{\"op\": \"sort\", \"by\": [{\"column\": \"a\"}]}]\n```\n";
-        let ops = ops_block(text).and_then(Result::ok).unwrap_or_default();
-        assert_eq!(ops.len(), 1);
+        let block = ops_block(text).and_then(Result::ok).unwrap_or_default();
+        assert_eq!(block.ops.len(), 1);
+        assert!(block.table.is_none());
+        let named = ops_block("```sheetgpt-ops\n{\"table\": \"Sales\"}\n```")
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        assert_eq!(named.table.as_deref(), Some("Sales"));
+        assert!(named.ops.is_empty());
         assert!(ops_block("no block here").is_none());
         assert!(ops_block("```sheetgpt-ops\nnot json\n```").is_some_and(|r| r.is_err()));
     }

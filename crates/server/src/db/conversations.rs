@@ -246,6 +246,22 @@ pub async fn recent_messages(
         .await
 }
 
+/// Replaces what is recorded about a message (`meta`): for a user's message, the tables
+/// made from it.
+pub async fn set_message_meta(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    meta: &serde_json::Value,
+) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(message::Column::Meta, Expr::value(meta.to_string()))
+        .col_expr(message::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(message::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
 pub async fn soft_delete_message(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
     let now = Utc::now();
     message::Entity::update_many()

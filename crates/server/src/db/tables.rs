@@ -72,6 +72,36 @@ pub async fn find(
         .await
 }
 
+/// The owner's table of that name, compared ignoring case; the most recently changed one when
+/// several share it.
+pub async fn find_by_name(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    name: &str,
+) -> Result<Option<TableRecord>, DbErr> {
+    let candidates = table::Entity::find()
+        .filter(table::Column::OwnerId.eq(owner_id))
+        .filter(table::Column::DeletedAt.is_null())
+        .filter(
+            // SQLite's lower() folds ASCII only: the exact name is matched on its own.
+            sea_orm::Condition::any()
+                .add(table::Column::Name.eq(name.trim()))
+                .add(sea_orm::sea_query::ExprTrait::eq(
+                    sea_orm::sea_query::Func::lower(Expr::col(table::Column::Name)),
+                    name.trim().to_lowercase(),
+                )),
+        )
+        .order_by_desc(table::Column::UpdatedAt)
+        .limit(20)
+        .all(db)
+        .await?;
+    Ok(candidates
+        .iter()
+        .find(|t| t.name == name.trim())
+        .or(candidates.first())
+        .cloned())
+}
+
 pub async fn list(
     db: &impl ConnectionTrait,
     owner_id: Uuid,

@@ -411,7 +411,8 @@ async fn a_table_can_be_made_again_from_a_message_but_only_by_its_owner() {
     let other = app.user("c10@example.com").await;
     let id = conversation(&app, &token).await;
     let reply = say(&app, &token, &id, CSV).await;
-    let mid = reply["message"]["id"].as_str().unwrap();
+    // The table is read from the user's own message (the reply only describes it).
+    let mid = reply["user_message_id"].as_str().unwrap();
     let (status, table) = app
         .post(
             "/api/v1/tables",

@@ -16,6 +16,7 @@ mod api_keys;
 mod auth;
 mod browser;
 mod chat;
+mod chat_fidelity;
 mod chat_remote;
 mod cli;
 mod errors;

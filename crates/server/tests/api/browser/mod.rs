@@ -182,6 +182,39 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
     );
     shot(&browser, "02-conversation-with-grid.png").await;
 
+    // A command that cannot be done says so under its reply, with the column it likely meant.
+    browser.click(".composer textarea").await;
+    browser
+        .js(
+            "document.execCommand('insertText', false, arguments[0]);",
+            json!(["sort by populaton desc"]),
+        )
+        .await;
+    browser.click_button(".composer", "Send").await;
+    let failed = browser
+        .wait_js(
+            "the reason the sort was not done",
+            15,
+            "const replies = document.querySelectorAll('.message.assistant');
+             if (replies.length < 2) return null;
+             const last = replies[replies.length - 1];
+             const note = last.querySelector('.notes .error');
+             return note && !last.classList.contains('streaming') ? [note.textContent, last.querySelector('.content').textContent] : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        failed[0]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `population`?"),
+        "{failed}"
+    );
+    assert!(
+        failed[1].as_str().unwrap().contains("Not applied"),
+        "{failed}"
+    );
+
     // Edit Berlin's population: Enter on the cell, type, Enter.
     let cell = browser
         .find(&format!(

@@ -78,7 +78,9 @@ export class ChatView {
     for (const m of messages) if (m.table_id) latest.set(m.table_id, m.id);
     for (const m of messages) {
       const bubble = this.bubble(m.role, m.content, m.model);
-      if (m.status === "error" || m.status === "incomplete") bubble.note(m.error || "This reply stopped before it was finished.");
+      if (m.status === "error") bubble.note(m.error || "This reply stopped with an error.", "error");
+      else if (m.status === "incomplete") bubble.note(m.error || "This reply stopped before it was finished.");
+      for (const t of contextNotes(m.meta?.context)) bubble.note(t);
       if (m.table_id) {
         if (latest.get(m.table_id) === m.id) this.mountTable(bubble, m.table_id);
         else bubble.note(`The table made here${m.table_version ? ` (version ${m.table_version})` : ""} is shown under a later reply.`);
@@ -160,6 +162,7 @@ export class ChatView {
     this.sendButton.disabled = true;
     this.stopButton.hidden = false;
     const tables = [];
+    let errorShown = false;
     try {
       const res = await request("POST", `/conversations/${enc(this.id)}/messages`, {
         body: { content },
@@ -174,8 +177,15 @@ export class ChatView {
           this.scrollDown();
         } else if (name === "table") tables.push(data);
         else if (name === "usage") reply.note(`${count(data.prompt_tokens + data.completion_tokens)} tokens${data.estimated ? " (estimated)" : ""}`, "usage");
-        else if (name === "error") reply.note(data.message || "The reply stopped with an error.", "error");
-        else if (name === "done" && data.status === "incomplete") reply.note("Stopped before the reply was finished.");
+        else if (name === "error") {
+          errorShown = true;
+          reply.note(data.message || "The reply stopped with an error.", "error");
+        }
+        else if (name === "done") {
+          if (data.status === "incomplete") reply.note("Stopped before the reply was finished.");
+          else if (data.status === "error" && data.error && !errorShown) reply.note(data.error, "error");
+          for (const t of contextNotes(data.context)) reply.note(t);
+        }
       });
     } catch (err) {
       if (err.name !== "AbortError") reply.note(err instanceof ApiError ? err.message : "The reply could not be received.", "error");
@@ -188,7 +198,8 @@ export class ChatView {
       this.stopButton.hidden = true;
     }
     for (const t of tables) {
-      reply.note(`${t.kind === "created" ? "New table" : "Table changed"}: “${t.name}”, ${count(t.row_count)} rows, version ${t.version}${t.complete === false ? " (cut at the model's output limit)" : ""}.`);
+      const what = t.kind !== "created" ? "Table changed" : t.source === "message" ? "Your pasted table, stored as given" : "New table";
+      reply.note(`${what}: “${t.name}”, ${count(t.row_count)} rows, version ${t.version}${t.complete === false ? " (cut at the model's output limit)" : ""}.`);
       this.mountTable(reply, t.table_id);
     }
     this.scrollDown();
@@ -221,6 +232,22 @@ export class ChatView {
     this.running?.controller.abort();
     for (const { panel } of this.panels.values()) panel.destroy();
   }
+}
+
+/**
+ * Sentences telling what the model did not see of the conversation (`meta.context`).
+ */
+export function contextNotes(context) {
+  if (!context) return [];
+  const notes = [];
+  if (context.new_message === "tables_summarised") {
+    notes.push("Your message was too long for this model: it saw a summary of the tables in it (their columns, size and first rows). The tables themselves were stored whole.");
+  } else if (context.new_message === "cut") {
+    notes.push(`Your message was too long for this model: it did not see its first ${count(context.cut_chars || 0)} characters. Tables in it were stored whole.`);
+  }
+  if (context.earlier_summarised) notes.push(`${count(context.earlier_summarised)} earlier message(s) were sent with their tables summarised.`);
+  if (context.earlier_left_out) notes.push(`${count(context.earlier_left_out)} earlier message(s) did not fit in this model's window and were not sent.`);
+  return notes;
 }
 
 /**
