@@ -6,8 +6,22 @@ use serde_json::{Value as Json, json};
 
 use crate::table::{Column, ColumnType, Table, Value, find_column};
 
-/// The JSON Schema of a structured reply: `{"rows": [{<column>: <value>, …}, …]}`.
-pub fn json_schema(columns: &[Column]) -> Json {
+/// How many rows a reply's table should have: at least one, unless a target says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowBounds {
+    pub min: usize,
+    pub max: Option<usize>,
+}
+
+impl Default for RowBounds {
+    fn default() -> Self {
+        Self { min: 1, max: None }
+    }
+}
+
+/// The JSON Schema of a structured reply: `{"rows": [{<column>: <value>, …}, …]}` with as
+/// many rows as `bounds` allow (a constrained model may otherwise answer with none).
+pub fn json_schema(columns: &[Column], bounds: RowBounds) -> Json {
     let mut properties = serde_json::Map::new();
     for c in columns {
         let (ty, format): (Json, Option<&str>) = match c.ty {
@@ -46,19 +60,22 @@ pub fn json_schema(columns: &[Column]) -> Json {
         properties.insert(c.name.clone(), prop);
     }
     let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut rows = json!({
+        "type": "array",
+        "minItems": bounds.min,
+        "items": {
+            "type": "object",
+            "properties": properties,
+            "required": names,
+            "additionalProperties": false
+        }
+    });
+    if let Some(max) = bounds.max {
+        rows["maxItems"] = json!(max);
+    }
     json!({
         "type": "object",
-        "properties": {
-            "rows": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": properties,
-                    "required": names,
-                    "additionalProperties": false
-                }
-            }
-        },
+        "properties": {"rows": rows},
         "required": ["rows"],
         "additionalProperties": false
     })
@@ -154,7 +171,18 @@ mod tests {
 
     #[test]
     fn the_schema_names_every_column_with_its_json_type() {
-        let s = json_schema(&target());
+        let s = json_schema(&target(), RowBounds::default());
+        assert_eq!(s["properties"]["rows"]["minItems"], 1, "at least one row");
+        assert!(s["properties"]["rows"].get("maxItems").is_none());
+        let bounded = json_schema(
+            &target(),
+            RowBounds {
+                min: 10,
+                max: Some(10),
+            },
+        );
+        assert_eq!(bounded["properties"]["rows"]["minItems"], 10);
+        assert_eq!(bounded["properties"]["rows"]["maxItems"], 10);
         let item = &s["properties"]["rows"]["items"];
         assert_eq!(item["required"], json!(["city", "population", "country"]));
         assert_eq!(item["properties"]["population"]["type"], "integer");

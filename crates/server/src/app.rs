@@ -58,6 +58,9 @@ impl Application {
                 }
             }
         });
+        // Each model server's real context window, asked once beside the service (a server
+        // that is down at start-up is only not checked).
+        let checks = tokio::spawn(self.state.models.clone().check_windows());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut workers = exports::worker::start(&self.state, stop_rx.clone());
         let app = http::router(self.state.clone());
@@ -111,6 +114,7 @@ impl Application {
         }
         drop(stop_rx);
         housekeeping.abort();
+        checks.abort();
         // Workers give their jobs back to the queue (for another process, or the next start).
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             while workers.join_next().await.is_some() {}

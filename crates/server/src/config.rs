@@ -114,9 +114,19 @@ pub struct ModelConfig {
     pub api_key_header: Option<String>,
     #[serde(default = "default_context_window")]
     pub context_window: u32,
-    /// The provider accepts `response_format` with a JSON schema.
+    /// How a JSON Schema for the reply is sent (OpenAI-compatible servers): `auto` (or `true`)
+    /// tries `json_schema`, then `json_object` with the schema, then the prompt, as the server
+    /// refuses them, and remembers what it took; `json_schema`, `json_object` or `prompt` (or
+    /// `false`, the default) pins one.
     #[serde(default)]
-    pub structured_output: bool,
+    pub structured_output: StructuredOutput,
+    /// Also offer every model the server lists (`GET {base_url}/models`) as `NAME/<id>`,
+    /// with this entry's settings (OpenAI-compatible servers).
+    #[serde(default)]
+    pub discover: bool,
+    /// How long a discovered list of models is kept before the server is asked again.
+    #[serde(default = "default_discover_cache")]
+    pub discover_cache_secs: u64,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_secs: u64,
     #[serde(default = "default_first_token_timeout")]
@@ -136,8 +146,96 @@ pub struct ModelConfig {
     pub api_key: Option<SecretString>,
 }
 
+/// How a JSON Schema for the reply is sent to an OpenAI-compatible server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredForm {
+    /// `response_format: {"type": "json_schema", "json_schema": {…}}` (OpenAI, vLLM,
+    /// llama.cpp's server, LM Studio, Ollama ≥ 0.5).
+    JsonSchema,
+    /// `response_format: {"type": "json_object", "schema": {…}}` (llama-cpp-python).
+    JsonObject,
+    /// The schema in the system prompt, for servers that take neither.
+    Prompt,
+}
+
+impl StructuredForm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JsonSchema => "json_schema",
+            Self::JsonObject => "json_object",
+            Self::Prompt => "prompt",
+        }
+    }
+
+    /// The form to try after a server refused this one.
+    pub fn next(self) -> Option<Self> {
+        match self {
+            Self::JsonSchema => Some(Self::JsonObject),
+            Self::JsonObject => Some(Self::Prompt),
+            Self::Prompt => None,
+        }
+    }
+}
+
+/// `structured_output` of a model: negotiated, or pinned to one form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StructuredOutput {
+    Auto,
+    Pinned(StructuredForm),
+}
+
+impl Default for StructuredOutput {
+    fn default() -> Self {
+        Self::Pinned(StructuredForm::Prompt)
+    }
+}
+
+impl StructuredOutput {
+    /// `auto`, `json_schema`, `json_object` or `prompt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Pinned(form) => form.as_str(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StructuredOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Name(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(true) => Ok(Self::Auto),
+            Raw::Flag(false) => Ok(Self::Pinned(StructuredForm::Prompt)),
+            Raw::Name(name) => match name.as_str() {
+                "auto" => Ok(Self::Auto),
+                "json_schema" => Ok(Self::Pinned(StructuredForm::JsonSchema)),
+                "json_object" => Ok(Self::Pinned(StructuredForm::JsonObject)),
+                "prompt" => Ok(Self::Pinned(StructuredForm::Prompt)),
+                other => Err(serde::de::Error::custom(format!(
+                    "structured_output `{other}`: expected auto, json_schema, json_object, prompt, true or false"
+                ))),
+            },
+        }
+    }
+}
+
+impl Serialize for StructuredOutput {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 fn default_context_window() -> u32 {
     8192
+}
+fn default_discover_cache() -> u64 {
+    60
 }
 fn default_connect_timeout() -> u64 {
     10

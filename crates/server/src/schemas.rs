@@ -37,6 +37,14 @@ pub struct SchemaRequest {
     #[schema(min_items = 1, max_items = 200)]
     #[garde(length(min = 1, max = 200), dive)]
     pub columns: Vec<ColumnSpec>,
+    /// Fewest rows a reply's table should have (default 1), sent as `minItems`.
+    #[schema(minimum = 0, maximum = 100000)]
+    #[garde(range(min = 0, max = 100_000))]
+    pub min_rows: Option<i32>,
+    /// Most rows a reply's table should have, sent as `maxItems`.
+    #[schema(minimum = 1, maximum = 100000)]
+    #[garde(range(min = 1, max = 100_000))]
+    pub max_rows: Option<i32>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -47,6 +55,13 @@ pub struct SchemaUpdate {
     #[schema(min_items = 1, max_items = 200)]
     #[garde(length(min = 1, max = 200), dive)]
     pub columns: Option<Vec<ColumnSpec>>,
+    /// With `max_rows`, replaces the row bounds (both are set together; null clears).
+    #[schema(minimum = 0, maximum = 100000)]
+    #[garde(range(min = 0, max = 100_000))]
+    pub min_rows: Option<i32>,
+    #[schema(minimum = 1, maximum = 100000)]
+    #[garde(range(min = 1, max = 100_000))]
+    pub max_rows: Option<i32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -55,6 +70,10 @@ pub struct SchemaResponse {
     pub name: String,
     #[schema(value_type = Vec<Object>)]
     pub columns: Vec<Column>,
+    /// Fewest rows a reply's table should have.
+    pub min_rows: i32,
+    /// Most rows a reply's table should have, if bounded.
+    pub max_rows: Option<i32>,
     /// The JSON Schema sent to models that support structured output.
     #[schema(value_type = Object)]
     pub json_schema: serde_json::Value,
@@ -64,10 +83,13 @@ pub struct SchemaResponse {
 
 fn response(p: SchemaPreset) -> Result<SchemaResponse, ApiError> {
     let columns = store::columns(&p)?;
+    let bounds = store::bounds(&p);
     Ok(SchemaResponse {
         id: p.id,
         name: p.name,
-        json_schema: sheetgpt_core::target::json_schema(&columns),
+        min_rows: i32::try_from(bounds.min).unwrap_or(1),
+        max_rows: p.max_rows,
+        json_schema: sheetgpt_core::target::json_schema(&columns, bounds),
         columns,
         created_at: p.created_at,
         updated_at: p.updated_at,
@@ -113,6 +135,19 @@ fn parse_columns(specs: &[ColumnSpec]) -> Result<Vec<Column>, ApiError> {
     }
 }
 
+/// Row bounds as given, refused when the fewest is above the most.
+fn row_bounds(min: Option<i32>, max: Option<i32>) -> Result<(Option<i32>, Option<i32>), ApiError> {
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Err(ApiError::field(
+            "min_rows",
+            format!("must not be above max_rows ({max})"),
+        ));
+    }
+    Ok((min, max))
+}
+
 /// Save a target schema.
 #[utoipa::path(post, path = "/schemas", tag = "schemas", request_body = SchemaRequest,
     responses((status = 201, description = "Saved", body = SchemaResponse)))]
@@ -122,7 +157,8 @@ async fn create_schema(
     ValidatedJson(body): ValidatedJson<SchemaRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let columns = parse_columns(&body.columns)?;
-    let preset = store::create(&state.db, auth.user.id, body.name.trim(), &columns).await?;
+    let rows = row_bounds(body.min_rows, body.max_rows)?;
+    let preset = store::create(&state.db, auth.user.id, body.name.trim(), &columns, rows).await?;
     Ok((StatusCode::CREATED, Json(response(preset)?)))
 }
 
@@ -174,7 +210,10 @@ async fn update_schema(
 ) -> Result<Json<SchemaResponse>, ApiError> {
     let columns = body.columns.as_deref().map(parse_columns).transpose()?;
     let name = body.name.as_deref().map(str::trim);
-    if !store::update(&state.db, auth.user.id, id, name, columns.as_deref()).await? {
+    let rows = (body.min_rows.is_some() || body.max_rows.is_some())
+        .then(|| row_bounds(body.min_rows, body.max_rows))
+        .transpose()?;
+    if !store::update(&state.db, auth.user.id, id, name, columns.as_deref(), rows).await? {
         return Err(ApiError::NotFound("schema"));
     }
     get_schema(State(state), auth, Path(id)).await

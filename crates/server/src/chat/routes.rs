@@ -91,6 +91,12 @@ pub struct MessageResponse {
     pub error: Option<String>,
     pub table_id: Option<Uuid>,
     pub table_version: Option<i32>,
+    /// A reasoning model's thinking, kept apart from `content` (never sent back to a model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<String>,
+    /// How long the model thought, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_ms: Option<i64>,
     /// What happened with tables in this reply.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
@@ -112,6 +118,8 @@ impl From<Message> for MessageResponse {
             error: m.error,
             table_id: m.table_id,
             table_version: m.table_version,
+            thinking: m.thinking,
+            thinking_ms: m.thinking_ms,
             meta: serde_json::from_str(&m.meta).unwrap_or_default(),
             created_at: m.created_at,
         }
@@ -153,7 +161,7 @@ async fn create_conversation(
     let model = body
         .model
         .unwrap_or_else(|| state.models.default_name().to_owned());
-    service::model_for(&state, &model)?;
+    service::model_for(&state, &model).await?;
     if let Some(schema) = body.target_schema_id
         && crate::db::schemas::find(&state.db, auth.user.id, schema)
             .await?
@@ -235,7 +243,7 @@ async fn update_conversation(
 ) -> Result<Json<ConversationResponse>, ApiError> {
     find(&state, auth.user.id, id).await?;
     if let Some(model) = &body.model {
-        service::model_for(&state, model)?;
+        service::model_for(&state, model).await?;
     }
     if let Some(table) = body.current_table_id
         && table_store::find(&state.db, auth.user.id, table)
@@ -402,6 +410,7 @@ async fn respond(
             let name = match &event {
                 ChatEvent::Start { .. } => "start",
                 ChatEvent::Delta { .. } => "delta",
+                ChatEvent::Thinking { .. } => "thinking",
                 ChatEvent::Table { .. } => "table",
                 ChatEvent::Usage { .. } => "usage",
                 ChatEvent::Done { .. } => "done",
@@ -479,7 +488,7 @@ async fn list_models(
 ) -> Result<Json<ModelsResponse>, ApiError> {
     let own_keys = crate::llm::keys::models_with_own_key(&state, auth.user.id).await?;
     Ok(Json(ModelsResponse {
-        items: state.models.list(&own_keys),
+        items: state.models.list(&own_keys).await,
     }))
 }
 

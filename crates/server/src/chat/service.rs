@@ -20,7 +20,7 @@ use super::context;
 use crate::db::conversations::{self as store, Conversation, Finished, NewMessage};
 use crate::db::tables as table_store;
 use crate::http::error::ApiError;
-use crate::llm::registry::ModelEntry;
+use crate::llm::registry::{ModelEntry, Unresolved};
 use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmError, Role, StreamEvent, Usage};
 use crate::state::AppState;
 use crate::tables::service as tables;
@@ -37,6 +37,9 @@ pub enum ChatEvent {
     },
     /// Text to append to the reply.
     Delta { text: String },
+    /// The model's thinking (reasoning models), apart from the reply: shown folded, never
+    /// searched for tables or changes, never sent back to the model.
+    Thinking { text: String },
     /// A table made from the reply or from a table pasted in the user's message, or the
     /// current table changed by the reply.
     Table {
@@ -138,17 +141,38 @@ async fn watch_remote_cancel(state: AppState, id: Uuid) {
     }
 }
 
-pub fn model_for<'a>(state: &'a AppState, name: &str) -> Result<&'a ModelEntry, ApiError> {
-    state.models.get(name).ok_or_else(|| {
-        ApiError::field(
+/// The model a conversation or message names: configured, or listed by the server of a
+/// `discover = true` entry (`local/qwen3`). A discovered model its server no longer lists is
+/// a 422 `model-unavailable`, not a failure of the request.
+pub async fn model_for(state: &AppState, name: &str) -> Result<ModelEntry, ApiError> {
+    match state.models.resolve(name).await {
+        Ok(entry) => Ok(entry),
+        Err(Unresolved::Unknown) => Err(ApiError::field(
             "model",
             format!("no model named `{name}`; see GET /api/v1/models"),
-        )
-    })
+        )),
+        Err(Unresolved::NotOffered(why)) => Err(ApiError::Unprocessable {
+            code: "model-unavailable",
+            detail: format!("{why}; pick another model (GET /api/v1/models lists them)."),
+            errors: Vec::new(),
+        }),
+    }
 }
 
-fn llm_error(err: &LlmError) -> ApiError {
+fn llm_error(err: &LlmError, entry: &ModelEntry) -> ApiError {
     match err {
+        LlmError::ContextTooLong(said) => ApiError::Unprocessable {
+            code: "context-too-long",
+            detail: format!(
+                "This conversation is too long for the model {}'s context window (its server \
+                 said: {said}). Start a new conversation, or pick a model with a larger window. \
+                 SheetGPT fits the conversation into the {} tokens configured for this model; \
+                 if the server's window is smaller, an administrator can lower \
+                 models.{}.context_window to match it.",
+                entry.name, entry.context_window, entry.name
+            ),
+            errors: Vec::new(),
+        },
         LlmError::RateLimited { retry_after } => ApiError::TooManyRequests {
             retry_after_secs: retry_after.map_or(30, |d| d.as_secs().max(1)),
             detail: "The model provider is rate limiting requests; try again shortly.".to_owned(),
@@ -184,12 +208,16 @@ pub async fn send(
     let mut conversation = conversation.clone();
     let model_name = model_name.unwrap_or(&conversation.model).to_owned();
     let entry =
-        crate::llm::keys::model_for_user(state, user, model_for(state, &model_name)?).await?;
+        crate::llm::keys::model_for_user(state, user, &model_for(state, &model_name).await?)
+            .await?;
     crate::quotas::check_tokens(state, user).await?;
 
     let target = match conversation.target_schema_id {
         Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {
-            Some(preset) => Some(crate::db::schemas::columns(&preset)?),
+            Some(preset) => Some(Target {
+                columns: crate::db::schemas::columns(&preset)?,
+                bounds: crate::db::schemas::bounds(&preset),
+            }),
             None => None,
         },
         None => None,
@@ -224,8 +252,14 @@ pub async fn send(
                 // Tables made from this message and its reply are named after the conversation.
                 conversation.title = title;
             }
-            let pasted =
-                store_pasted_tables(state, user, &conversation, text, target.as_deref()).await;
+            let pasted = store_pasted_tables(
+                state,
+                user,
+                &conversation,
+                text,
+                target.as_ref().map(|t| t.columns.as_slice()),
+            )
+            .await;
             if !pasted.is_empty() {
                 store::set_message_meta(
                     &state.db,
@@ -300,7 +334,9 @@ pub async fn send(
         messages,
         max_tokens: Some(state.config.chat.reply_max_tokens),
         temperature: None,
-        response_schema: target.as_deref().map(sheetgpt_core::target::json_schema),
+        response_schema: target
+            .as_ref()
+            .map(|t| sheetgpt_core::target::json_schema(&t.columns, t.bounds)),
     };
 
     let reply = store::insert_message(
@@ -320,6 +356,7 @@ pub async fn send(
     let (events_tx, events_rx) = mpsc::channel(256);
     let cancel = state.runs.register(reply.id);
     tokio::spawn(watch_remote_cancel(state.clone(), reply.id));
+    let entry_for_errors = entry.clone();
     let run = Run {
         state: state.clone(),
         user,
@@ -333,6 +370,7 @@ pub async fn send(
         pasted,
         pasted_now,
         context_report,
+        structured_form: None,
     };
     tokio::spawn(run.drive(request, started_tx, events_tx));
     match started_rx.await {
@@ -341,7 +379,7 @@ pub async fn send(
             user_message_id: user_message.id,
             message_id: reply.id,
         }),
-        Ok(Err(err)) => Err(llm_error(&err)),
+        Ok(Err(err)) => Err(llm_error(&err, &entry_for_errors)),
         Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
             "reply task ended early"
         ))),
@@ -570,13 +608,37 @@ struct Run {
     prompt_estimate: u32,
     cancel: watch::Receiver<bool>,
     /// The conversation's target columns, when it has a schema preset.
-    target: Option<Vec<sheetgpt_core::table::Column>>,
+    target: Option<Target>,
     /// Tables in the user's message, stored before the model was asked.
     pasted: Vec<PastedTable>,
     /// Whether they were stored for this reply (false when regenerating).
     pasted_now: bool,
     /// What the model was not sent.
     context_report: context::Report,
+    /// The form structured output was asked in, as the model's stream said.
+    structured_form: Option<crate::llm::StructuredForm>,
+}
+
+/// The columns a conversation's tables must have, and how many rows.
+struct Target {
+    columns: Vec<sheetgpt_core::table::Column>,
+    bounds: sheetgpt_core::target::RowBounds,
+}
+
+/// The thinking of a reasoning model's reply, and how long it took.
+#[derive(Default)]
+struct Thought {
+    text: String,
+    started: Option<std::time::Instant>,
+    ended: Option<std::time::Instant>,
+}
+
+impl Thought {
+    fn millis(&self) -> Option<i64> {
+        let started = self.started?;
+        let ended = self.ended.unwrap_or_else(std::time::Instant::now);
+        i64::try_from(ended.duration_since(started).as_millis()).ok()
+    }
 }
 
 impl Run {
@@ -592,6 +654,7 @@ impl Run {
                 tracing::warn!(error = %err, "model did not start");
                 self.store(
                     "",
+                    &Thought::default(),
                     "error",
                     Usage::default(),
                     None,
@@ -613,8 +676,11 @@ impl Run {
             })
             .await;
         let mut text = String::new();
+        let mut thought = Thought::default();
         let mut usage: Option<Usage> = None;
-        let mut pumped = self.pump(stream, &mut text, &mut usage, &events).await;
+        let mut pumped = self
+            .pump(stream, &mut text, &mut thought, &mut usage, &events)
+            .await;
         // A reply cut at the output limit is asked to go on, so long tables are not silently
         // cut; what the continuations write is streamed as part of the same reply.
         let mut continuations = 0;
@@ -635,7 +701,9 @@ impl Run {
             });
             match self.entry.model.stream(next).await {
                 Ok(stream) => {
-                    pumped = self.pump(stream, &mut text, &mut usage, &events).await;
+                    pumped = self
+                        .pump(stream, &mut text, &mut thought, &mut usage, &events)
+                        .await;
                 }
                 Err(err) => {
                     pumped.failure = Some(err.to_string());
@@ -653,9 +721,15 @@ impl Run {
             listener_gone,
         } = pumped;
         let estimated = usage.is_none();
+        // Thinking is part of what the model wrote: it counts in the completion.
         let mut usage = usage.unwrap_or(Usage {
             prompt_tokens: self.prompt_estimate,
-            completion_tokens: context::estimate_tokens(&text).saturating_sub(4),
+            completion_tokens: context::estimate_tokens(&text).saturating_sub(4)
+                + if thought.text.is_empty() {
+                    0
+                } else {
+                    context::estimate_tokens(&thought.text).saturating_sub(4)
+                },
         });
         let complete = finish.is_some() && failure.is_none() && !listener_gone;
         let mut tables = if complete {
@@ -729,6 +803,7 @@ impl Run {
         let error = failure.clone().or_else(|| tables.failure.clone());
         self.store(
             &text,
+            &thought,
             status,
             usage,
             finish_text.as_deref(),
@@ -756,6 +831,7 @@ impl Run {
         &mut self,
         mut stream: crate::llm::EventStream,
         text: &mut String,
+        thought: &mut Thought,
         usage: &mut Option<Usage>,
         events: &mpsc::Sender<ChatEvent>,
     ) -> Pumped {
@@ -770,7 +846,23 @@ impl Run {
             };
             match next {
                 None => break,
+                Some(Ok(StreamEvent::Thinking(delta))) => {
+                    thought.started.get_or_insert_with(std::time::Instant::now);
+                    thought.text.push_str(&delta);
+                    if events
+                        .send(ChatEvent::Thinking { text: delta })
+                        .await
+                        .is_err()
+                    {
+                        out.listener_gone = true;
+                        break;
+                    }
+                }
+                Some(Ok(StreamEvent::Structured(form))) => self.structured_form = Some(form),
                 Some(Ok(StreamEvent::Delta(delta))) => {
+                    if thought.started.is_some() && thought.ended.is_none() {
+                        thought.ended = Some(std::time::Instant::now());
+                    }
                     text.push_str(&delta);
                     if events.send(ChatEvent::Delta { text: delta }).await.is_err() {
                         out.listener_gone = true;
@@ -802,9 +894,11 @@ impl Run {
         out
     }
 
+    #[expect(clippy::too_many_arguments, reason = "the parts of one stored reply")]
     async fn store(
         &self,
         text: &str,
+        thought: &Thought,
         status: &str,
         usage: Usage,
         finish: Option<&str>,
@@ -826,6 +920,8 @@ impl Run {
                 error,
                 table_id: tables.table_id,
                 table_version: tables.version,
+                thinking: (!thought.text.is_empty()).then_some(thought.text.as_str()),
+                thinking_ms: thought.millis(),
                 meta: &tables.meta,
             },
         )
@@ -864,6 +960,12 @@ impl Run {
             let (table, meta) = self
                 .structured_table(text, found, target, request, usage)
                 .await;
+            if table.is_none() && meta["no_rows"] == true {
+                out.appendix.push(
+                    "**No table:** the model answered with no rows for the target columns."
+                        .to_owned(),
+                );
+            }
             structured_meta = Some(meta);
             found = table
                 .map(|table| {
@@ -1098,12 +1200,18 @@ impl Run {
         &self,
         text: &str,
         found: Vec<extract::Extracted>,
-        target: &[sheetgpt_core::table::Column],
+        target: &Target,
         request: &ChatRequest,
         usage: &mut Usage,
     ) -> (Option<sheetgpt_core::table::Table>, serde_json::Value) {
         use sheetgpt_core::target;
-        let schema = target::json_schema(target);
+        let schema = target::json_schema(&target.columns, target.bounds);
+        let no_rows = |candidate: &str| {
+            json_candidate(candidate)
+                .and_then(|v| v.get("rows").and_then(|r| r.as_array()).map(Vec::is_empty))
+                .unwrap_or(false)
+        };
+        let target = target.columns.as_slice();
         let check = |candidate: &str| -> Result<serde_json::Value, Vec<String>> {
             let Some(value) = json_candidate(candidate) else {
                 return Err(vec!["the reply holds no JSON object".to_owned()]);
@@ -1124,7 +1232,13 @@ impl Run {
                 Err(e) => Err(vec![format!("schema: {e}")]),
             }
         };
-        let mut meta = serde_json::json!({"schema_columns": target.len()});
+        let form = self
+            .structured_form
+            .map_or("prompt", crate::llm::StructuredForm::as_str);
+        let mut meta = serde_json::json!({"schema_columns": target.len(), "form": form});
+        if no_rows(text) {
+            meta["no_rows"] = true.into();
+        }
         let first = check(text);
         let valid = match first {
             Ok(v) => {
@@ -1140,6 +1254,7 @@ impl Run {
                 } else {
                     meta["retried"] = true.into();
                     let retry = self.retry_structured(text, &errors, request, usage).await;
+                    meta["no_rows"] = retry.as_deref().is_some_and(no_rows).into();
                     match retry.as_deref().map(check) {
                         Some(Ok(v)) => {
                             meta["valid_after_retry"] = true.into();
@@ -1221,6 +1336,8 @@ impl Run {
                     usage.completion_tokens += u.completion_tokens;
                 }
                 Ok(StreamEvent::Done(_)) => break,
+                // Thinking is not the answer; the form is already known.
+                Ok(StreamEvent::Thinking(_) | StreamEvent::Structured(_)) => {}
                 Err(_) => return None,
             }
         }

@@ -152,6 +152,8 @@ pub async fn insert_message(
         error: Set(None),
         table_id: Set(None),
         table_version: Set(None),
+        thinking: Set(None),
+        thinking_ms: Set(None),
         meta: Set("{}".to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
@@ -172,6 +174,8 @@ pub struct Finished<'a> {
     pub error: Option<&'a str>,
     pub table_id: Option<Uuid>,
     pub table_version: Option<i32>,
+    pub thinking: Option<&'a str>,
+    pub thinking_ms: Option<i64>,
     pub meta: &'a serde_json::Value,
 }
 
@@ -193,6 +197,8 @@ pub async fn finish_message(
         .col_expr(message::Column::Error, Expr::value(f.error))
         .col_expr(message::Column::TableId, Expr::value(f.table_id))
         .col_expr(message::Column::TableVersion, Expr::value(f.table_version))
+        .col_expr(message::Column::Thinking, Expr::value(f.thinking))
+        .col_expr(message::Column::ThinkingMs, Expr::value(f.thinking_ms))
         .col_expr(message::Column::Meta, Expr::value(f.meta.to_string()))
         .col_expr(message::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(message::Column::Id.eq(id))

@@ -19,11 +19,23 @@ fn to_text(columns: &[Column]) -> Result<String, DbErr> {
     serde_json::to_string(columns).map_err(|e| DbErr::Custom(e.to_string()))
 }
 
+/// The rows a preset asks for.
+pub fn bounds(preset: &SchemaPreset) -> sheetgpt_core::target::RowBounds {
+    sheetgpt_core::target::RowBounds {
+        min: preset
+            .min_rows
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(1),
+        max: preset.max_rows.and_then(|n| usize::try_from(n).ok()),
+    }
+}
+
 pub async fn create(
     db: &impl ConnectionTrait,
     owner_id: Uuid,
     name: &str,
     columns: &[Column],
+    rows: (Option<i32>, Option<i32>),
 ) -> Result<SchemaPreset, DbErr> {
     let now = Utc::now();
     schema_preset::ActiveModel {
@@ -31,6 +43,8 @@ pub async fn create(
         owner_id: Set(owner_id),
         name: Set(name.to_owned()),
         columns: Set(to_text(columns)?),
+        min_rows: Set(rows.0),
+        max_rows: Set(rows.1),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
@@ -68,8 +82,14 @@ pub async fn update(
     id: Uuid,
     name: Option<&str>,
     columns: Option<&[Column]>,
+    rows: Option<(Option<i32>, Option<i32>)>,
 ) -> Result<bool, DbErr> {
     let mut q = owned::update::<schema_preset::Entity>(owner_id, id);
+    if let Some((min, max)) = rows {
+        q = q
+            .col_expr(schema_preset::Column::MinRows, Expr::value(min))
+            .col_expr(schema_preset::Column::MaxRows, Expr::value(max));
+    }
     if let Some(name) = name {
         q = q.col_expr(schema_preset::Column::Name, Expr::value(name));
     }

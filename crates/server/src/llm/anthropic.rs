@@ -136,7 +136,7 @@ impl AnthropicModel {
             .post(&self.url)
             .headers(headers.clone())
             .body(body.to_vec());
-        let response = sse::send(request).await?;
+        let response = sse::send(request, self.config.api_key.as_ref()).await?;
         Ok(sse::decode(response, EventDecoder::default()))
     }
 }
@@ -211,6 +211,9 @@ struct WireDelta {
     kind: Option<String>,
     #[serde(default)]
     text: Option<String>,
+    /// `thinking_delta` (extended thinking)
+    #[serde(default)]
+    thinking: Option<String>,
     #[serde(default)]
     stop_reason: Option<String>,
 }
@@ -294,13 +297,18 @@ impl sse::Decoder for EventDecoder {
                     push_text(out, block.text);
                 }
             }
-            "content_block_delta" => {
-                if let Some(delta) = data.delta
-                    && delta.kind.as_deref() == Some("text_delta")
-                {
+            "content_block_delta" => match data.delta {
+                Some(delta) if delta.kind.as_deref() == Some("text_delta") => {
                     push_text(out, delta.text);
                 }
-            }
+                // Extended thinking: kept apart from the reply.
+                Some(delta) if delta.kind.as_deref() == Some("thinking_delta") => {
+                    if let Some(thought) = delta.thinking.filter(|t| !t.is_empty()) {
+                        out.push_back(StreamEvent::Thinking(thought));
+                    }
+                }
+                _ => {}
+            },
             "message_delta" => {
                 if let Some(reason) = data.delta.and_then(|d| d.stop_reason) {
                     self.stop = Some(stop_reason(&reason));

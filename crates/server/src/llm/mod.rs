@@ -9,12 +9,14 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 pub mod anthropic;
+pub mod discovery;
 pub mod keys;
 pub mod offline;
 pub mod openai;
 pub mod registry;
 pub mod retry;
 pub mod sse;
+pub mod thinking;
 pub mod tokens;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +70,17 @@ pub enum StreamEvent {
     Delta(String),
     /// Token counts (some servers send them at the end, some never).
     Usage(Usage),
+    /// The model's thinking (reasoning models), kept apart from the reply: `<think>…</think>`
+    /// in the content, or `reasoning_content` / `reasoning` / Anthropic `thinking` deltas.
+    Thinking(String),
+    /// The form the reply's structured output was asked in, when a schema was sent; comes
+    /// first.
+    Structured(StructuredForm),
     /// The reply is complete.
     Done(FinishReason),
 }
+
+pub use crate::config::StructuredForm;
 
 /// What can go wrong talking to a model. Messages are safe to show a user: they never hold
 /// keys, and upstream bodies are cut short.
@@ -88,6 +98,14 @@ pub enum LlmError {
     Upstream { status: u16, message: String },
     #[error("the model provider sent something unreadable: {0}")]
     Protocol(String),
+    /// The prompt is longer than the model's context window, says the provider.
+    #[error(
+        "the conversation is too long for this model's context window (the provider said: {0})"
+    )]
+    ContextTooLong(String),
+    /// The provider refused a request form it does not support (a `response_format`).
+    #[error("the model provider does not support this request: {0}")]
+    Unsupported(String),
 }
 
 impl LlmError {
@@ -96,7 +114,10 @@ impl LlmError {
         match self {
             Self::Connect(_) | Self::Timeout(_) | Self::RateLimited { .. } => true,
             Self::Upstream { status, .. } => *status >= 500,
-            Self::Unauthorized | Self::Protocol(_) => false,
+            Self::Unauthorized
+            | Self::Protocol(_)
+            | Self::ContextTooLong(_)
+            | Self::Unsupported(_) => false,
         }
     }
 }

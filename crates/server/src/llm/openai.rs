@@ -6,6 +6,7 @@
 //! stream without `data: [DONE]`. Everything not needed is ignored.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use eventsource_stream::Event;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -13,10 +14,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::sse::{self, parse_json};
+use super::thinking::ThinkSplitter;
 use super::{
     ChatMessage, ChatModel, ChatRequest, EventStream, FinishReason, Limits, LlmError, StreamEvent,
-    Usage, retry, schema_in_prompt, sensitive, wire_f32,
+    StructuredForm, Usage, retry, schema_in_prompt, sensitive, wire_f32,
 };
+use crate::config::StructuredOutput;
 
 /// Which request field carries the reply's token limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +43,31 @@ pub struct OpenAiConfig {
     pub model: String,
     /// Sent as `Authorization: Bearer …`; local servers usually need none.
     pub api_key: Option<SecretString>,
-    /// The server accepts `response_format: {"type": "json_schema", …}`; otherwise a schema
-    /// goes into the system prompt.
-    pub structured_output: bool,
+    /// How a JSON Schema for the reply is sent: negotiated (`Auto`) or one form.
+    pub structured_output: StructuredOutput,
     pub limits: Limits,
+}
+
+/// The structured-output form a server was found to accept, shared by every copy of a model
+/// (a user's own key makes a copy) for the life of the process.
+#[derive(Debug, Default)]
+pub struct Learned(Mutex<Option<StructuredForm>>);
+
+impl Learned {
+    fn get(&self) -> Option<StructuredForm> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+
+    /// Records `form`; true when it is news (to log it once).
+    fn set(&self, form: StructuredForm) -> bool {
+        match self.0.lock() {
+            Ok(mut g) if *g != Some(form) => {
+                *g = Some(form);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl OpenAiConfig {
@@ -53,7 +77,7 @@ impl OpenAiConfig {
             base_url: base_url.into(),
             model: model.into(),
             api_key: None,
-            structured_output: false,
+            structured_output: StructuredOutput::default(),
             limits: Limits::default(),
         }
     }
@@ -70,6 +94,7 @@ pub struct OpenAiModel {
     /// Send the key in this header as it is (Azure OpenAI: `api-key`) instead of
     /// `Authorization: Bearer`.
     key_header: Option<axum::http::HeaderName>,
+    learned: Arc<Learned>,
     client: reqwest::Client,
 }
 
@@ -89,8 +114,15 @@ impl OpenAiModel {
             max_tokens_field: MaxTokensField::default(),
             extra_headers: HeaderMap::new(),
             key_header: None,
+            learned: Arc::default(),
             client,
         }
+    }
+
+    /// Shares what was learned of the server's structured output with other copies.
+    pub fn with_learned(mut self, learned: Arc<Learned>) -> Self {
+        self.learned = learned;
+        self
     }
 
     /// Sends the reply's token limit in `field` (default `max_tokens`).
@@ -130,9 +162,9 @@ impl OpenAiModel {
         Ok(headers)
     }
 
-    fn body(&self, request: &ChatRequest) -> Result<Vec<u8>, LlmError> {
-        let (messages, response_format) = match &request.response_schema {
-            Some(schema) if self.config.structured_output => (
+    fn body(&self, request: &ChatRequest, form: StructuredForm) -> Result<Vec<u8>, LlmError> {
+        let (messages, response_format) = match (&request.response_schema, form) {
+            (Some(schema), StructuredForm::JsonSchema) => (
                 request.messages.clone(),
                 Some(serde_json::json!({
                     "type": "json_schema",
@@ -141,8 +173,15 @@ impl OpenAiModel {
                     "json_schema": {"name": "table", "schema": schema, "strict": false},
                 })),
             ),
-            Some(schema) => (schema_in_prompt(&request.messages, schema), None),
-            None => (request.messages.clone(), None),
+            // llama-cpp-python's JSON mode with a schema (it refuses `json_schema`).
+            (Some(schema), StructuredForm::JsonObject) => (
+                request.messages.clone(),
+                Some(serde_json::json!({"type": "json_object", "schema": schema})),
+            ),
+            (Some(schema), StructuredForm::Prompt) => {
+                (schema_in_prompt(&request.messages, schema), None)
+            }
+            (None, _) => (request.messages.clone(), None),
         };
         let (max_tokens, max_completion_tokens) = match self.max_tokens_field {
             MaxTokensField::MaxTokens => (request.max_tokens, None),
@@ -164,15 +203,58 @@ impl OpenAiModel {
             .map_err(|e| LlmError::Protocol(format!("cannot encode the request: {e}")))
     }
 
-    async fn attempt(&self, headers: &HeaderMap, body: &[u8]) -> Result<EventStream, LlmError> {
+    async fn attempt(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        form: Option<StructuredForm>,
+    ) -> Result<EventStream, LlmError> {
         let request = self
             .client
             .post(&self.url)
             .headers(headers.clone())
             .body(body.to_vec());
-        let response = sse::send(request).await?;
-        Ok(sse::decode(response, ChunkDecoder::default()))
+        match sse::send(request, self.config.api_key.as_ref()).await {
+            Ok(response) => Ok(sse::decode(response, ChunkDecoder::default())),
+            Err(LlmError::Upstream { status, message })
+                if matches!(
+                    form,
+                    Some(StructuredForm::JsonSchema | StructuredForm::JsonObject)
+                ) && refuses_response_format(status, &message) =>
+            {
+                Err(LlmError::Unsupported(message))
+            }
+            Err(e) => Err(e),
+        }
     }
+
+    /// The forms to try, in order, for a request with a schema.
+    fn forms(&self) -> Vec<StructuredForm> {
+        match self.config.structured_output {
+            StructuredOutput::Pinned(form) => vec![form],
+            StructuredOutput::Auto => {
+                let mut form = Some(self.learned.get().unwrap_or(StructuredForm::JsonSchema));
+                std::iter::from_fn(|| {
+                    let f = form?;
+                    form = f.next();
+                    Some(f)
+                })
+                .collect()
+            }
+        }
+    }
+}
+
+/// A refusal of the `response_format` sent, as servers word it: llama-cpp-python answers 500
+/// "Input should be 'text' or 'json_object'"; others 400/422 naming `response_format` or
+/// `json_schema`.
+fn refuses_response_format(status: u16, message: &str) -> bool {
+    let m = message.to_lowercase();
+    matches!(status, 400 | 415 | 422 | 500 | 501)
+        && (m.contains("response_format")
+            || m.contains("json_schema")
+            || m.contains("json_object")
+            || m.contains("response format"))
 }
 
 #[async_trait::async_trait]
@@ -180,14 +262,59 @@ impl ChatModel for OpenAiModel {
     #[tracing::instrument(skip_all, fields(model = %self.config.model))]
     async fn stream(&self, request: ChatRequest) -> Result<EventStream, LlmError> {
         let headers = self.headers()?;
-        let body = self.body(&request)?;
-        retry::start(
-            "openai",
-            &self.config.limits,
-            self.config.api_key.as_ref(),
-            || self.attempt(&headers, &body),
-        )
-        .await
+        if request.response_schema.is_none() {
+            let body = self.body(&request, StructuredForm::Prompt)?;
+            return retry::start(
+                "openai",
+                &self.config.limits,
+                self.config.api_key.as_ref(),
+                || self.attempt(&headers, &body, None),
+            )
+            .await;
+        }
+        // With a schema: the forms this server may take, each tried once it refused the one
+        // before (negotiation happens before any text reaches the user).
+        let forms = self.forms();
+        let mut last = None;
+        for form in forms {
+            let body = self.body(&request, form)?;
+            let started = retry::start(
+                "openai",
+                &self.config.limits,
+                self.config.api_key.as_ref(),
+                || self.attempt(&headers, &body, Some(form)),
+            )
+            .await;
+            match started {
+                Ok(stream) => {
+                    if self.config.structured_output == StructuredOutput::Auto
+                        && self.learned.set(form)
+                    {
+                        tracing::info!(
+                            model = %self.config.model,
+                            form = form.as_str(),
+                            "the model's server takes structured output in this form"
+                        );
+                    }
+                    let first =
+                        futures_util::stream::once(
+                            async move { Ok(StreamEvent::Structured(form)) },
+                        );
+                    return Ok(Box::pin(futures_util::StreamExt::chain(first, stream)));
+                }
+                Err(LlmError::Unsupported(message)) => {
+                    tracing::info!(
+                        model = %self.config.model,
+                        form = form.as_str(),
+                        %message,
+                        "the model's server refused this form of structured output"
+                    );
+                    last = Some(LlmError::Unsupported(message));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| LlmError::Protocol("no form of structured output".into())))
     }
 }
 
@@ -239,6 +366,13 @@ struct Choice {
 struct Delta {
     #[serde(default)]
     content: Option<String>,
+    /// The thinking of reasoning models: vLLM, DeepSeek's API and llama.cpp's server
+    /// (`--reasoning-format deepseek`) send `reasoning_content`; OpenRouter and Ollama
+    /// `reasoning`.
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    reasoning: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -255,10 +389,13 @@ struct WireUsage {
 struct ChunkDecoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
+    /// `<think>…</think>` in the content.
+    think: ThinkSplitter,
 }
 
 impl ChunkDecoder {
     fn finish(&mut self, out: &mut VecDeque<StreamEvent>) {
+        self.think.finish(out);
         if let Some(usage) = self.usage.take() {
             out.push_back(StreamEvent::Usage(usage));
         }
@@ -289,10 +426,17 @@ impl sse::Decoder for ChunkDecoder {
         }
         // We ask for one choice (`n` unset); any others are not ours to show.
         for choice in chunk.choices.into_iter().flatten().filter(|c| c.index == 0) {
-            if let Some(text) = choice.delta.and_then(|d| d.content)
-                && !text.is_empty()
-            {
-                out.push_back(StreamEvent::Delta(text));
+            if let Some(delta) = choice.delta {
+                if let Some(thought) = delta.reasoning_content.or(delta.reasoning)
+                    && !thought.is_empty()
+                {
+                    out.push_back(StreamEvent::Thinking(thought));
+                }
+                if let Some(text) = delta.content
+                    && !text.is_empty()
+                {
+                    self.think.push(&text, out);
+                }
             }
             if let Some(reason) = choice.finish_reason {
                 self.finish = Some(finish_reason(&reason));

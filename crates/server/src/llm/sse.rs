@@ -31,24 +31,34 @@ pub(crate) trait Decoder: Send + 'static {
 
 /// Sends `request` and returns the response if it is a success; otherwise the error it means.
 /// Messages taken from a body are kept whole here: [`clean`] scrubs and cuts them.
-pub(crate) async fn send(request: RequestBuilder) -> Result<Response, LlmError> {
+/// The whole error body (capped, scrubbed of `secret`) goes to the log for the operator; the
+/// error keeps a sentence fit for the user.
+pub(crate) async fn send(
+    request: RequestBuilder,
+    secret: Option<&SecretString>,
+) -> Result<Response, LlmError> {
     let response = request.send().await.map_err(transport_error)?;
     if response.status().is_success() {
         Ok(response)
     } else {
-        Err(error_from_response(response).await)
+        Err(error_from_response(response, secret).await)
     }
 }
 
 /// A refusal as an error: 401/403 → `Unauthorized`, 429 → `RateLimited` (unless the account
 /// is out of quota, which waiting does not fix), others → `Upstream` with the body's message.
-async fn error_from_response(response: Response) -> LlmError {
+async fn error_from_response(response: Response, secret: Option<&SecretString>) -> LlmError {
     let status = response.status();
+    let retry_after = retry_after(response.headers());
+    let body = read_capped(response, ERROR_BODY_BYTES).await;
+    tracing::warn!(
+        status = status.as_u16(),
+        body = %scrub(&String::from_utf8_lossy(&body), secret),
+        "the model provider answered with an error"
+    );
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         return LlmError::Unauthorized;
     }
-    let retry_after = retry_after(response.headers());
-    let body = read_capped(response, ERROR_BODY_BYTES).await;
     let parsed: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
     if status == StatusCode::TOO_MANY_REQUESTS && !is_quota_exhausted(parsed.as_ref()) {
         return LlmError::RateLimited { retry_after };
@@ -62,10 +72,44 @@ async fn error_from_response(response: Response) -> LlmError {
     } else {
         message
     };
+    if is_context_too_long(status, parsed.as_ref(), &message) {
+        return LlmError::ContextTooLong(message);
+    }
     LlmError::Upstream {
         status: status.as_u16(),
         message,
     }
+}
+
+/// A refusal because the prompt does not fit the model's window, as each server says it:
+/// OpenAI `code: context_length_exceeded`; llama.cpp's server `type:
+/// exceed_context_size_error` ("the request exceeds the available context size"); vLLM "This
+/// model's maximum context length is N tokens"; Anthropic "prompt is too long: N tokens > M
+/// maximum"; Ollama and others "context length" / "context window".
+fn is_context_too_long(
+    status: StatusCode,
+    body: Option<&serde_json::Value>,
+    message: &str,
+) -> bool {
+    if !(status.is_client_error() || status == StatusCode::INTERNAL_SERVER_ERROR) {
+        return false;
+    }
+    let error = body.and_then(|b| b.get("error"));
+    let code_says = ["code", "type"].iter().any(|key| {
+        error
+            .and_then(|e| e.get(key))
+            .and_then(|v| v.as_str())
+            .is_some_and(|v| matches!(v, "context_length_exceeded" | "exceed_context_size_error"))
+    });
+    let m = message.to_lowercase();
+    code_says
+        || m.contains("maximum context length")
+        || m.contains("context length exceeded")
+        || m.contains("exceeds the available context size")
+        || m.contains("exceeds the context window")
+        || m.contains("context window")
+        || m.contains("prompt is too long")
+        || (m.contains("context") && m.contains("too long"))
 }
 
 /// The message of an error body: `{"error": {"message": …}}` (OpenAI, Anthropic),
@@ -153,6 +197,10 @@ pub(crate) fn clean(error: LlmError, secret: Option<&SecretString>) -> LlmError 
             message: clean_message(&message, secret),
         },
         LlmError::Protocol(message) => LlmError::Protocol(clean_message(&message, secret)),
+        LlmError::ContextTooLong(message) => {
+            LlmError::ContextTooLong(clean_message(&message, secret))
+        }
+        LlmError::Unsupported(message) => LlmError::Unsupported(clean_message(&message, secret)),
         other @ (LlmError::Timeout(_) | LlmError::RateLimited { .. } | LlmError::Unauthorized) => {
             other
         }
@@ -160,9 +208,43 @@ pub(crate) fn clean(error: LlmError, secret: Option<&SecretString>) -> LlmError 
 }
 
 fn clean_message(message: &str, secret: Option<&SecretString>) -> String {
+    cut(&presentable(&scrub(message, secret)))
+}
+
+/// `text` with `secret` replaced, in case a server echoed the key back.
+fn scrub(text: &str, secret: Option<&SecretString>) -> String {
     match secret.map(|s| s.expose_secret()).filter(|s| !s.is_empty()) {
-        Some(secret) if message.contains(secret) => cut(&message.replace(secret, "[redacted]")),
-        _ => cut(message),
+        Some(secret) if text.contains(secret) => text.replace(secret, "[redacted]"),
+        _ => text.to_owned(),
+    }
+}
+
+/// A provider's message as a user may read it: its first line before any stack trace, with
+/// file paths of the server left out (the log keeps the whole body).
+fn presentable(message: &str) -> String {
+    let first = message
+        .split("Traceback (most recent call last)")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    let words: Vec<&str> = first
+        .split(' ')
+        .map(|w| {
+            let bare = w.trim_matches(|c: char| "\"'()[],:;".contains(c));
+            let unix = bare.starts_with('/') && bare[1..].contains('/');
+            let windows =
+                bare.len() > 3 && bare.as_bytes()[1] == b':' && bare[2..].starts_with('\\');
+            if unix || windows { "…" } else { w }
+        })
+        .collect();
+    let out = words.join(" ").trim_end_matches(':').trim().to_owned();
+    if out.is_empty() {
+        message.trim().chars().take(MESSAGE_CHARS).collect()
+    } else {
+        out
     }
 }
 
@@ -286,6 +368,47 @@ mod tests {
         assert!(!message.contains("sk-very-secret"));
         assert!(message.starts_with("bad key [redacted] "));
         assert_eq!(message.chars().count(), MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn a_message_loses_its_stack_trace_and_server_paths() {
+        let raw = "Input should be 'text' or 'json_object' /opt/app/llama_cpp/server/app.py:123\nTraceback (most recent call last):\n  File \"/usr/lib/python3/x.py\"";
+        let shown = clean_message(raw, None);
+        assert_eq!(shown, "Input should be 'text' or 'json_object' …");
+        let windows = clean_message("failed at C:\\models\\x.gguf: out of memory", None);
+        assert_eq!(windows, "failed at … out of memory");
+    }
+
+    #[test]
+    fn context_length_refusals_are_recognised_in_each_providers_words() {
+        let yes = |status: u16, body: serde_json::Value| {
+            let message = error_message(&body).unwrap_or_default();
+            is_context_too_long(StatusCode::from_u16(status).unwrap(), Some(&body), &message)
+        };
+        assert!(yes(
+            400,
+            serde_json::json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}})
+        ));
+        assert!(yes(
+            400,
+            serde_json::json!({"error": {"code": 400, "message": "request (9000 tokens) exceeds the available context size (4096 tokens), try increasing it", "type": "exceed_context_size_error"}})
+        ));
+        assert!(yes(
+            400,
+            serde_json::json!({"object": "error", "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion).", "type": "BadRequestError"})
+        ));
+        assert!(yes(
+            400,
+            serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 210000 tokens > 200000 maximum"}})
+        ));
+        assert!(!yes(
+            400,
+            serde_json::json!({"error": {"message": "model not found"}})
+        ));
+        assert!(!yes(
+            503,
+            serde_json::json!({"error": {"message": "context window full, busy"}})
+        ));
     }
 
     #[test]

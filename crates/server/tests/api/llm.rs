@@ -312,7 +312,9 @@ async fn replies_cut_by_the_token_limit_end_with_length() {
 #[tokio::test]
 async fn structured_output_sends_the_schema_as_response_format() {
     let fake = FakeOpenAi::start().await;
-    let model = openai_with(&fake, |c| c.structured_output = true);
+    let model = openai_with(&fake, |c| {
+        c.structured_output = sheetgpt::config::StructuredOutput::Auto;
+    });
     let mut request = ask("capitals");
     request.response_schema = Some(table_schema());
 
@@ -647,4 +649,179 @@ async fn replies_read_to_the_end_leave_the_connection_for_the_next_request() {
     assert_eq!(openai_requests[0].peer, openai_requests[1].peer);
     let anthropic_requests = anthropic_fake.requests();
     assert_eq!(anthropic_requests[0].peer, anthropic_requests[1].peer);
+}
+
+fn with_schema(text: &str) -> ChatRequest {
+    let mut request = ask(text);
+    request.response_schema = Some(table_schema());
+    request
+}
+
+#[tokio::test]
+async fn auto_structured_output_falls_back_to_json_object_where_json_schema_is_refused() {
+    // llama-cpp-python: 500 "Input should be 'text' or 'json_object'" for json_schema.
+    let fake = FakeOpenAi::start_with(fake_openai::Options {
+        response_formats: Some(vec!["json_object", "text"]),
+        refusal: fake_openai::LLAMA_CPP_PYTHON_REFUSAL,
+        ..fake_openai::Options::default()
+    })
+    .await;
+    let model = openai_with(&fake, |c| {
+        c.structured_output = sheetgpt::config::StructuredOutput::Auto;
+    });
+
+    let (events, error) = drain(model.stream(with_schema("capitals")).await.unwrap()).await;
+
+    assert_eq!(error, None);
+    assert_eq!(
+        events[0],
+        StreamEvent::Structured(sheetgpt::llm::StructuredForm::JsonObject)
+    );
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 2, "the refusal is not retried as a 5xx");
+    assert_eq!(sent[0].body["response_format"]["type"], "json_schema");
+    assert_eq!(
+        sent[1].body["response_format"],
+        json!({"type": "json_object", "schema": table_schema()})
+    );
+    // Remembered: the next request goes straight to the form that worked.
+    let _ = drain(model.stream(with_schema("again")).await.unwrap()).await;
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 3);
+    assert_eq!(sent[2].body["response_format"]["type"], "json_object");
+}
+
+#[tokio::test]
+async fn a_server_taking_no_response_format_gets_the_schema_in_the_prompt() {
+    let fake = FakeOpenAi::start_with(fake_openai::Options {
+        response_formats: Some(vec![]),
+        ..fake_openai::Options::default()
+    })
+    .await;
+    let model = openai_with(&fake, |c| {
+        c.structured_output = sheetgpt::config::StructuredOutput::Auto;
+    });
+    let (events, error) = drain(model.stream(with_schema("capitals")).await.unwrap()).await;
+    assert_eq!(error, None);
+    assert_eq!(
+        events[0],
+        StreamEvent::Structured(sheetgpt::llm::StructuredForm::Prompt)
+    );
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 3, "json_schema, json_object, then the prompt");
+    assert!(sent[2].body.get("response_format").is_none());
+    let system = sent[2].body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains(&table_schema().to_string()), "{system}");
+}
+
+#[tokio::test]
+async fn a_pinned_form_that_the_server_refuses_is_an_error_not_a_fallback() {
+    let fake = FakeOpenAi::start_with(fake_openai::Options {
+        response_formats: Some(vec!["json_object"]),
+        refusal: fake_openai::LLAMA_CPP_PYTHON_REFUSAL,
+        ..fake_openai::Options::default()
+    })
+    .await;
+    let model = openai_with(&fake, |c| {
+        c.structured_output =
+            sheetgpt::config::StructuredOutput::Pinned(sheetgpt::llm::StructuredForm::JsonSchema);
+    });
+    let error = model.stream(with_schema("capitals")).await.err().unwrap();
+    assert!(matches!(error, LlmError::Unsupported(_)), "{error:?}");
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn think_tags_in_the_content_become_thinking_apart_from_the_reply() {
+    let fake = FakeOpenAi::start().await;
+    fake.push(fake_openai::Behaviour::text(&[
+        "<thi",
+        "nk>\nThe user wants",
+        " capitals.\n</th",
+        "ink>\n\nParis",
+        " is the capital.",
+    ]));
+    let (events, error) = drain(openai(&fake).stream(ask("capital?")).await.unwrap()).await;
+    assert_eq!(error, None);
+    let thinking: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Thinking(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Delta(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(thinking, "\nThe user wants capitals.\n");
+    assert_eq!(text, "Paris is the capital.");
+}
+
+#[tokio::test]
+async fn reasoning_deltas_of_vllm_deepseek_and_openrouter_become_thinking() {
+    for field in ["reasoning_content", "reasoning"] {
+        let fake = FakeOpenAi::start().await;
+        fake.push(fake_openai::Behaviour::reasoning(
+            field,
+            &["Let me ", "think."],
+            &["Done."],
+        ));
+        let (events, _) = drain(openai(&fake).stream(ask("x")).await.unwrap()).await;
+        assert_eq!(
+            events[..3],
+            [
+                StreamEvent::Thinking("Let me ".into()),
+                StreamEvent::Thinking("think.".into()),
+                StreamEvent::Delta("Done.".into())
+            ],
+            "{field}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn anthropic_thinking_deltas_become_thinking() {
+    let fake = FakeAnthropic::start().await;
+    fake.push(fake_anthropic::Behaviour::Thinking {
+        thinking: vec!["Hmm.".into()],
+        chunks: vec!["Answer.".into()],
+    });
+    let (events, error) = drain(anthropic(&fake).stream(ask("x")).await.unwrap()).await;
+    assert_eq!(error, None);
+    assert_eq!(events[0], StreamEvent::Thinking("Hmm.".into()));
+    assert_eq!(events[1], StreamEvent::Delta("Answer.".into()));
+}
+
+#[tokio::test]
+async fn context_length_refusals_of_each_server_are_context_too_long() {
+    let bodies = [
+        // OpenAI
+        json!({"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted in 9120 tokens. Please reduce the length of the messages.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}),
+        // llama.cpp's server
+        json!({"error": {"code": 400, "message": "request (9120 tokens) exceeds the available context size (8192 tokens), try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 9120, "n_ctx": 8192}}),
+        // vLLM
+        json!({"object": "error", "message": "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", "type": "BadRequestError", "param": null, "code": 400}),
+    ];
+    for body in bodies {
+        let fake = FakeOpenAi::start().await;
+        fake.push(fake_openai::Behaviour::body(400, body.clone()));
+        let error = openai(&fake).stream(ask("x")).await.err().unwrap();
+        assert!(
+            matches!(error, LlmError::ContextTooLong(_)),
+            "{body}: {error:?}"
+        );
+    }
+    let fake = FakeAnthropic::start().await;
+    fake.push(fake_anthropic::Behaviour::Error {
+        status: 400,
+        error_type: "invalid_request_error",
+        message: "prompt is too long: 210000 tokens > 200000 maximum".into(),
+        retry_after: None,
+    });
+    let error = anthropic(&fake).stream(ask("x")).await.err().unwrap();
+    assert!(matches!(error, LlmError::ContextTooLong(_)), "{error:?}");
 }

@@ -25,6 +25,7 @@ mod exports;
 mod google;
 mod isolation;
 mod llm;
+mod local_models;
 mod model_keys;
 mod ops;
 mod schemas;

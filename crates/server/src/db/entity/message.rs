@@ -24,6 +24,11 @@ pub struct Model {
     /// A table made from (or changed by) this reply.
     pub table_id: Option<Uuid>,
     pub table_version: Option<i32>,
+    /// The thinking of a reasoning model, apart from the reply; never sent back to a model.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub thinking: Option<String>,
+    /// How long the model thought, in milliseconds.
+    pub thinking_ms: Option<i64>,
     /// What happened while handling the reply (tables found, operations applied…), JSON.
     #[sea_orm(column_type = "Text")]
     pub meta: String,

@@ -10,6 +10,9 @@ pub struct Model {
     /// The target columns (JSON array of `sheetgpt_core::table::Column`).
     #[sea_orm(column_type = "Text")]
     pub columns: String,
+    /// Fewest and most rows a reply's table should have (sent in the JSON Schema).
+    pub min_rows: Option<i32>,
+    pub max_rows: Option<i32>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,

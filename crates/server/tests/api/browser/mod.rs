@@ -832,3 +832,87 @@ async fn a_ten_thousand_row_table_shows_its_first_page_fast_and_loads_the_rest_b
         }),
     );
 }
+
+#[tokio::test]
+async fn a_reasoning_models_thinking_is_shown_folded_above_its_reply() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    let fake = crate::fakes::openai::FakeOpenAi::start().await;
+    fake.set_fallback(crate::fakes::openai::Behaviour::Stream {
+        chunks: vec![
+            "<think>\nThe user greets me.".into(),
+            "\n</think>\n\n".into(),
+            "Hello there.".into(),
+        ],
+        delay: Duration::from_millis(300),
+        usage: None,
+        finish: "stop",
+    });
+    let url = fake.base_url();
+    let app = TestApp::spawn_with(move |c| {
+        let model: sheetgpt::config::ModelConfig = serde_json::from_value(json!({
+            "provider": "openai", "base_url": url, "model": "qwen3", "max_retries": 0}))
+        .unwrap();
+        c.models.insert("qwen".into(), model);
+        c.default_model = Some("qwen".into());
+    })
+    .await;
+    app.user("thinker@example.com").await;
+
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .type_into(".auth-form input[name=email]", "thinker@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.click_button(".sidebar", "New conversation").await;
+    browser.click(".composer textarea").await;
+    browser
+        .js(
+            "document.execCommand('insertText', false, arguments[0]);",
+            json!(["hi"]),
+        )
+        .await;
+    browser.click_button(".composer", "Send").await;
+    let shown = browser
+        .wait_js(
+            "the folded thinking",
+            20,
+            "const m = document.querySelector('.message.assistant:not(.streaming)');
+             const d = m?.querySelector('details.thinking');
+             return d && !d.hidden ? {open: d.open, label: d.querySelector('summary').textContent,
+               thought: d.querySelector('pre').textContent,
+               reply: m.querySelector('.content').textContent} : null;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown["open"], false, "folded: {shown}");
+    let label = shown["label"].as_str().unwrap();
+    assert!(
+        label.starts_with("Thought for ") && label.ends_with(" s"),
+        "{label}"
+    );
+    assert_eq!(shown["thought"], "\nThe user greets me.\n");
+    assert_eq!(shown["reply"], "Hello there.");
+
+    // After a reload the stored thinking is shown the same way.
+    browser.refresh().await;
+    let again = browser
+        .wait_js(
+            "the stored thinking",
+            20,
+            "const d = document.querySelector('.message.assistant details.thinking');
+             return d && !d.hidden ? d.querySelector('summary').textContent : null;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        again.as_str().unwrap().starts_with("Thought for "),
+        "{again}"
+    );
+}

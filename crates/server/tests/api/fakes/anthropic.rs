@@ -51,6 +51,12 @@ pub enum Behaviour {
     Malformed { chunks: Vec<String> },
     /// Reads the request and never answers, not even with headers.
     Hang,
+    /// Extended thinking: a `thinking` block of `thinking_delta`s (index 0), then a text
+    /// block of `chunks` (index 1), then `end_turn`.
+    Thinking {
+        thinking: Vec<String>,
+        chunks: Vec<String>,
+    },
 }
 
 impl Behaviour {
@@ -262,6 +268,35 @@ async fn messages(
             sse_response(frames, Tail::Close, shared)
         }
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::Thinking { thinking, chunks } => {
+            let mut frames = start(&model, 10, &[], Duration::ZERO);
+            // `start` opened a text block at index 0; thinking comes first, so close it empty.
+            frames.push((Duration::ZERO, content_block_stop()));
+            for t in &thinking {
+                let delta = json!({"type": "content_block_delta", "index": 1,
+                    "delta": {"type": "thinking_delta", "thinking": t}});
+                frames.push((Duration::ZERO, event("content_block_delta", delta)));
+            }
+            for c in &chunks {
+                let delta = json!({"type": "content_block_delta", "index": 2,
+                    "delta": {"type": "text_delta", "text": c}});
+                frames.push((Duration::ZERO, event("content_block_delta", delta)));
+            }
+            frames.push((
+                Duration::ZERO,
+                event(
+                    "message_delta",
+                    json!({"type": "message_delta",
+                        "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                        "usage": {"output_tokens": 5}}),
+                ),
+            ));
+            frames.push((
+                Duration::ZERO,
+                event("message_stop", json!({"type": "message_stop"})),
+            ));
+            sse_response(frames, Tail::Close, shared)
+        }
     }
 }
 

@@ -21,7 +21,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
@@ -54,6 +54,15 @@ pub enum Behaviour {
     Malformed { chunks: Vec<String> },
     /// Reads the request and never answers, not even with headers.
     Hang,
+    /// Answers `status` with `body` as it is (the error shapes of llama.cpp, vLLM, …).
+    Body { status: u16, body: Value },
+    /// A reasoning model's answer: each of `thinking` as a delta in `field`
+    /// (`reasoning_content` or `reasoning`), then `chunks` as content.
+    Reasoning {
+        field: &'static str,
+        thinking: Vec<String>,
+        chunks: Vec<String>,
+    },
 }
 
 impl Behaviour {
@@ -96,6 +105,18 @@ impl Behaviour {
             chunks: owned(chunks),
         }
     }
+
+    pub fn body(status: u16, body: Value) -> Self {
+        Self::Body { status, body }
+    }
+
+    pub fn reasoning(field: &'static str, thinking: &[&str], chunks: &[&str]) -> Self {
+        Self::Reasoning {
+            field,
+            thinking: owned(thinking),
+            chunks: owned(chunks),
+        }
+    }
 }
 
 fn owned(chunks: &[&str]) -> Vec<String> {
@@ -112,7 +133,24 @@ pub struct Options {
     pub local: bool,
     /// End the stream with `data: [DONE]` (some servers just close it).
     pub done_marker: bool,
+    /// The `response_format` types the server takes; a request with another is refused the
+    /// way `refusal` says. `None`: any.
+    pub response_formats: Option<Vec<&'static str>>,
+    /// How a refused `response_format` is answered: (status, OpenAI-shaped error message).
+    pub refusal: (u16, &'static str),
+    /// `GET /v1/models`: these entries under `data` (404 when `None`).
+    pub models: Option<Arc<std::sync::Mutex<Vec<Value>>>>,
+    /// `GET /props` (llama.cpp's server) answers this `n_ctx` (404 when `None`).
+    pub props_n_ctx: Option<u32>,
+    /// `POST /api/show` (Ollama) answers this body (404 when `None`).
+    pub ollama_show: Option<Value>,
 }
+
+/// How llama-cpp-python refuses `json_schema`: a 500 with pydantic's validation error.
+pub const LLAMA_CPP_PYTHON_REFUSAL: (u16, &str) = (
+    500,
+    "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}]",
+);
 
 impl Default for Options {
     fn default() -> Self {
@@ -120,6 +158,11 @@ impl Default for Options {
             api_key: None,
             local: false,
             done_marker: true,
+            response_formats: None,
+            refusal: (400, "response_format is not supported by this server"),
+            models: None,
+            props_n_ctx: None,
+            ollama_show: None,
         }
     }
 }
@@ -156,6 +199,9 @@ impl FakeOpenAi {
         });
         let router = Router::new()
             .route("/v1/chat/completions", post(chat_completions))
+            .route("/v1/models", axum::routing::get(list_models))
+            .route("/props", axum::routing::get(props))
+            .route("/api/show", post(ollama_show))
             // Azure OpenAI's shape: a deployment in the path, the API version in the query.
             .route(
                 "/openai/deployments/{deployment}/chat/completions",
@@ -226,6 +272,14 @@ async fn chat_completions(
     if request["stream"] != json!(true) {
         return error_response(400, "The fake only streams; send \"stream\": true.", None);
     }
+    if let (Some(accepted), Some(kind)) = (
+        &state.options.response_formats,
+        request["response_format"]["type"].as_str(),
+    ) && !accepted.contains(&kind)
+    {
+        let (status, message) = state.options.refusal;
+        return error_response(status, message, None);
+    }
     let wire = Wire {
         options: state.options.clone(),
         model: request["model"].as_str().unwrap_or(MODEL).to_owned(),
@@ -266,6 +320,57 @@ async fn chat_completions(
             sse_response(frames, Tail::Close, shared)
         }
         Behaviour::Hang => std::future::pending().await,
+        Behaviour::Body { status, body } => json_error(status, body, None),
+        Behaviour::Reasoning {
+            field,
+            thinking,
+            chunks,
+        } => {
+            let mut frames = vec![(
+                Duration::ZERO,
+                wire.chunk(json!({"role": "assistant", "content": ""}), None),
+            )];
+            for t in &thinking {
+                frames.push((Duration::ZERO, wire.chunk(json!({ field: t }), None)));
+            }
+            for c in &chunks {
+                frames.push((Duration::ZERO, wire.chunk(json!({"content": c}), None)));
+            }
+            frames.push((Duration::ZERO, wire.chunk(json!({}), Some("stop"))));
+            frames.push((Duration::ZERO, "data: [DONE]\n\n".to_owned()));
+            sse_response(frames, Tail::Close, shared)
+        }
+    }
+}
+
+/// `GET /v1/models`, as OpenAI (and vLLM, with `max_model_len`) lists them.
+async fn list_models(State(state): State<Arc<FakeState>>) -> Response {
+    match &state.options.models {
+        Some(models) => {
+            let data = models.lock().unwrap().clone();
+            axum::Json(json!({"object": "list", "data": data})).into_response()
+        }
+        None => error_response(404, "Not found", None),
+    }
+}
+
+/// llama.cpp's server `GET /props`.
+async fn props(State(state): State<Arc<FakeState>>) -> Response {
+    match state.options.props_n_ctx {
+        Some(n_ctx) => axum::Json(json!({
+            "default_generation_settings": {"n_ctx": n_ctx, "model": "/models/x.gguf"},
+            "total_slots": 1
+        }))
+        .into_response(),
+        None => error_response(404, "File Not Found", None),
+    }
+}
+
+/// Ollama's `POST /api/show`.
+async fn ollama_show(State(state): State<Arc<FakeState>>) -> Response {
+    match &state.options.ollama_show {
+        Some(body) => axum::Json(body.clone()).into_response(),
+        None => error_response(404, "404 page not found", None),
     }
 }
 

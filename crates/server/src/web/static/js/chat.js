@@ -78,6 +78,7 @@ export class ChatView {
     for (const m of messages) if (m.table_id) latest.set(m.table_id, m.id);
     for (const m of messages) {
       const bubble = this.bubble(m.role, m.content, m.model);
+      if (m.thinking) bubble.think(m.thinking, m.thinking_ms);
       if (m.status === "error") bubble.note(m.error || "This reply stopped with an error.", "error");
       else if (m.status === "incomplete") bubble.note(m.error || "This reply stopped before it was finished.");
       for (const t of contextNotes(m.meta?.context)) bubble.note(t);
@@ -94,9 +95,13 @@ export class ChatView {
     const content = h("div", { class: "content" }, role === "assistant" ? formatReply(text) : text);
     const notes = h("div", { class: "notes" });
     const tables = h("div", { class: "tables" });
+    // A reasoning model's thinking, folded above its reply.
+    const thoughtText = h("pre", {});
+    const thoughtLabel = h("summary", {}, "Thinking…");
+    const thought = h("details", { class: "thinking", hidden: true }, thoughtLabel, thoughtText);
     const el = h("article", { class: `message ${role}` },
       h("div", { class: "who" }, role === "user" ? "You" : `SheetGPT${model ? ` · ${model}` : ""}`),
-      content, notes, tables);
+      thought, content, notes, tables);
     this.log.querySelector(".empty")?.remove();
     this.log.append(el);
     return {
@@ -112,6 +117,15 @@ export class ChatView {
       },
       note(t, kind = "muted") {
         notes.append(h("p", { class: kind }, t));
+      },
+      /** Thinking as it streams in (or all of it, with how long it took). */
+      think(t, ms) {
+        thought.hidden = false;
+        thoughtText.append(t);
+        if (ms !== undefined) this.thought(ms);
+      },
+      thought(ms) {
+        if (!thought.hidden) thoughtLabel.textContent = ms == null ? "Thoughts" : `Thought for ${Math.max(1, Math.round(ms / 1000))} s`;
       },
     };
   }
@@ -163,6 +177,8 @@ export class ChatView {
     this.stopButton.hidden = false;
     const tables = [];
     let errorShown = false;
+    let thinkStart = null;
+    let thinkEnd = null;
     try {
       const res = await request("POST", `/conversations/${enc(this.id)}/messages`, {
         body: { content },
@@ -172,7 +188,14 @@ export class ChatView {
       });
       await readEvents(res, (name, data) => {
         if (name === "start") this.running.messageId = data.message_id;
-        else if (name === "delta") {
+        else if (name === "thinking") {
+          thinkStart ??= performance.now();
+          reply.think(data.text);
+        } else if (name === "delta") {
+          if (thinkStart != null && thinkEnd == null) {
+            thinkEnd = performance.now();
+            reply.thought(thinkEnd - thinkStart);
+          }
           reply.append(data.text);
           this.scrollDown();
         } else if (name === "table") tables.push(data);
@@ -191,6 +214,7 @@ export class ChatView {
       if (err.name !== "AbortError") reply.note(err instanceof ApiError ? err.message : "The reply could not be received.", "error");
     } finally {
       reply.finish();
+      if (thinkStart != null && thinkEnd == null) reply.thought(performance.now() - thinkStart);
       reply.el.classList.remove("streaming");
       this.log.removeAttribute("aria-busy");
       this.running = null;
