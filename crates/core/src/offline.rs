@@ -285,9 +285,11 @@ fn parse_command(command: &str) -> Option<(Json, String)> {
             if name.is_empty() || formula.is_empty() {
                 return None;
             }
-            let what = format!("added column {name} = {formula}");
+            // No type: the column takes the formula's (money stays money, 38 % counts as
+            // 0.38). The formula is checked, within the server's limits, where it is applied.
+            let what = format!("added column {name} = {}", clipped(formula, 80));
             return Some((
-                json!({"op": "add_column", "name": name, "type": "decimal", "formula": formula}),
+                json!({"op": "add_column", "name": name, "formula": formula}),
                 what,
             ));
         }
@@ -342,6 +344,14 @@ fn parse_command(command: &str) -> Option<(Json, String)> {
         ));
     }
     None
+}
+
+/// At most `max` characters of `text`, for the reply's summary of what was done.
+fn clipped(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
 }
 
 fn value_text(v: &Json) -> String {

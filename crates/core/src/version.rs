@@ -123,8 +123,10 @@ pub enum Op {
     },
     AddColumn {
         name: String,
-        #[serde(rename = "type")]
-        ty: ColumnType,
+        /// Required, except with a formula: its result's type is then the column's
+        /// (`formula::Formula::result_type`); given, the results are converted to it.
+        #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+        ty: Option<ColumnType>,
         /// Put it after this column (name or id); at the end when absent.
         #[serde(default)]
         after: Option<String>,
@@ -301,8 +303,26 @@ pub enum OpError {
     },
     #[error("a change needs at least one operation")]
     Empty,
-    #[error("formula for `{column}`: {message}")]
-    BadFormula { column: String, message: String },
+    #[error("formula for `{column}`: {error}")]
+    BadFormula {
+        column: String,
+        error: crate::formula::FormulaError,
+    },
+    /// Rows for which a formula gives no value (two currencies, a result too large, a value
+    /// that does not fit the requested type): `(row, why)`, by row id.
+    #[error("the formula for `{column}` cannot be computed for {} rows", cells.len())]
+    FormulaCells {
+        column: String,
+        cells: Vec<(RowId, String)>,
+    },
+    #[error("column `{0}` needs a type (only a column with a formula takes the formula's)")]
+    NoType(String),
+}
+
+/// Bounds on what a change may ask for, from the server's configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub formula: crate::formula::Limits,
 }
 
 /// What the rows of a change need to be loaded.
@@ -373,8 +393,13 @@ pub struct Outcome {
     pub nulled: Vec<(RowId, String)>,
 }
 
-/// Applies `ops` in order to `schema` and the working rows.
-pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcome, OpError> {
+/// Applies `ops` in order to `schema` and the working rows, within `limits`.
+pub fn apply(
+    schema: &Schema,
+    ops: &[Op],
+    mut working: Working,
+    limits: &Limits,
+) -> Result<Outcome, OpError> {
     if ops.is_empty() {
         return Err(OpError::Empty);
     }
@@ -474,7 +499,21 @@ pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcom
                 {
                     return Err(OpError::DuplicateColumn(name.to_owned()));
                 }
-                let mut col = Column::new(format!("c{}", s.next_column), name, *ty);
+                // Compiled against the columns before this one: a formula cannot name itself.
+                let formula = formula
+                    .as_deref()
+                    .map(|text| crate::formula::compile(text, &s.columns, &limits.formula))
+                    .transpose()
+                    .map_err(|error| OpError::BadFormula {
+                        column: name.to_owned(),
+                        error,
+                    })?;
+                let ty = match (ty, &formula) {
+                    (Some(ty), _) => *ty,
+                    (None, Some(f)) => f.result_type(),
+                    (None, None) => return Err(OpError::NoType(name.to_owned())),
+                };
+                let mut col = Column::new(format!("c{}", s.next_column), name, ty);
                 s.next_column += 1;
                 col.description = description.clone();
                 if let Some(rules) = rules {
@@ -490,7 +529,7 @@ pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcom
                 };
                 if let Some(default) = default.as_ref().filter(|d| !d.is_null()) {
                     let value =
-                        Value::from_json(default, *ty).map_err(|error| OpError::BadValue {
+                        Value::from_json(default, ty).map_err(|error| OpError::BadValue {
                             column: name.to_owned(),
                             error,
                         })?;
@@ -499,24 +538,35 @@ pub fn apply(schema: &Schema, ops: &[Op], mut working: Working) -> Result<Outcom
                         out.upserted.insert(row.id, row.clone());
                     }
                 }
-                if let Some(text) = formula {
-                    let expr = crate::formula::compile(text, &s.columns).map_err(|e| {
-                        OpError::BadFormula {
-                            column: name.to_owned(),
-                            message: e.to_string(),
-                        }
-                    })?;
-                    let columns = s.columns.clone();
+                if let Some(formula) = formula {
+                    let columns = &s.columns;
+                    let convert = ty != formula.result_type();
+                    let mut failures = Vec::new();
                     for row in working.rows.values_mut() {
-                        let result = expr.eval(&|i| row.get(&columns[i]).clone());
-                        let value = match result {
-                            None => Value::Null,
-                            Some(d) => Value::Decimal(d.normalize())
-                                .convert(*ty)
-                                .unwrap_or(Value::Null),
-                        };
-                        row.cells.insert(col.id.clone(), value);
-                        out.upserted.insert(row.id, row.clone());
+                        let result = formula
+                            .eval(|i| row.get(&columns[i]))
+                            .map_err(|e| e.to_string())
+                            .and_then(|v| {
+                                if convert {
+                                    crate::formula::convert_result(v, ty).map_err(|e| e.to_string())
+                                } else {
+                                    Ok(v)
+                                }
+                            });
+                        match result {
+                            Ok(value) => {
+                                row.cells.insert(col.id.clone(), value);
+                                out.upserted.insert(row.id, row.clone());
+                            }
+                            Err(why) => failures.push((row.id, why)),
+                        }
+                    }
+                    if !failures.is_empty() {
+                        failures.sort_by_key(|f| f.0);
+                        return Err(OpError::FormulaCells {
+                            column: name.to_owned(),
+                            cells: failures,
+                        });
                     }
                 }
                 s.columns.insert(at, col);
@@ -863,6 +913,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "set_cells", "cells": [{"row": 2, "column": "Population", "value": "530,000"}]}])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(out.upserted.len(), 1);
@@ -876,6 +927,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "set_cells", "cells": [{"row": 2, "column": "population", "value": "lots"}]}])),
             working,
+            &Limits::default(),
         )
         .unwrap_err();
         assert_eq!(
@@ -891,6 +943,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "sort", "by": [{"column": "population", "desc": true}]}])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         let mut order: Vec<(i64, RowId)> =
@@ -903,6 +956,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "sort", "by": [{"column": "population"}]}])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         let pos = |id: RowId| out.upserted.get(&id).map(|r| r.position);
@@ -923,6 +977,7 @@ mod tests {
                 {"op": "drop_column", "column": "population"}
             ])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         assert!(out.upserted.is_empty());
@@ -938,6 +993,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "change_type", "column": "city", "to": "integer"}])),
             working,
+            &Limits::default(),
         )
         .unwrap_err();
         match err {
@@ -949,6 +1005,7 @@ mod tests {
             &schema,
             &ops(json!([{"op": "change_type", "column": "population", "to": "decimal"}])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(out.schema.columns[1].ty, ColumnType::Decimal);
@@ -966,6 +1023,7 @@ mod tests {
                 {"op": "filter_delete", "filter": {"column": "population", "cmp": "lt", "value": 300000}}
             ])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         assert_eq!(
@@ -990,6 +1048,7 @@ mod tests {
                 {"op": "rename_column", "column": "city", "to": "town"}
             ])),
             working,
+            &Limits::default(),
         )
         .unwrap();
         let mut after = before.clone();
@@ -1012,5 +1071,217 @@ mod tests {
                 to: "town".into()
             }]
         );
+    }
+
+    /// Airports: revenue in USD, passengers, growth as a percent.
+    fn airports() -> (Schema, Working) {
+        let t = Table::from_text(
+            &[
+                "code".into(),
+                "Revenue".into(),
+                "Passengers 2023".into(),
+                "Growth".into(),
+            ],
+            &[
+                vec![
+                    "CDG".into(),
+                    "$1,234,567.89".into(),
+                    "43123".into(),
+                    "38%".into(),
+                ],
+                vec![
+                    "LHR".into(),
+                    "$2,000,000".into(),
+                    "80000".into(),
+                    "-5%".into(),
+                ],
+                vec!["FRA".into(), "".into(), "60000".into(), "".into()],
+            ],
+        );
+        let schema = Schema::new(t.columns.clone());
+        let mut working = Working {
+            next_row_id: 4,
+            max_position: 3 * POSITION_STEP,
+            ..Working::default()
+        };
+        for (i, cells) in t.rows.iter().enumerate() {
+            let id = i as i64 + 1;
+            let cells = t
+                .columns
+                .iter()
+                .zip(cells)
+                .map(|(c, v)| (c.id.clone(), v.clone()))
+                .collect();
+            working.rows.insert(
+                id,
+                Row {
+                    id,
+                    position: id * POSITION_STEP,
+                    cells,
+                },
+            );
+        }
+        (schema, working)
+    }
+
+    fn added(out: &Outcome, row: RowId) -> serde_json::Value {
+        let col = out.schema.columns.last().unwrap();
+        out.upserted[&row].get(col).to_json()
+    }
+
+    #[test]
+    fn a_formula_column_takes_the_type_of_its_result_and_a_scale_a_person_would_choose() {
+        let (schema, working) = airports();
+        let out = apply(
+            &schema,
+            &ops(json!([
+                {"op": "add_column", "name": "per passenger", "formula": "Revenue / Passengers 2023"}
+            ])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(out.schema.columns[4].ty, ColumnType::Currency);
+        assert_eq!(
+            added(&out, 1),
+            json!({"amount": "28.63", "currency": "USD"})
+        );
+        assert_eq!(
+            added(&out, 2),
+            json!({"amount": "25.00", "currency": "USD"})
+        );
+        assert_eq!(added(&out, 3), json!(null), "no revenue, no result");
+
+        let (schema, working) = airports();
+        let out = apply(
+            &schema,
+            &ops(json!([
+                {"op": "add_column", "name": "before", "formula": "Passengers 2023 / (1 + Growth)"}
+            ])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(out.schema.columns[4].ty, ColumnType::Decimal);
+        assert_eq!(added(&out, 1), json!("31248.5507246377"), "38 % is 0.38");
+        assert_eq!(added(&out, 2), json!("84210.5263157895"));
+    }
+
+    #[test]
+    fn a_formula_column_with_a_type_converts_its_results_or_lists_the_rows_that_do_not_fit() {
+        let (schema, working) = airports();
+        let out = apply(
+            &schema,
+            &ops(json!([
+                {"op": "add_column", "name": "share", "type": "percent", "formula": "Passengers 2023 / 100000"}
+            ])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            added(&out, 1),
+            json!("43.123"),
+            "a fraction asked as a percent"
+        );
+
+        let (schema, working) = airports();
+        let err = apply(
+            &schema,
+            &ops(json!([
+                {"op": "add_column", "name": "half", "type": "integer", "formula": "Passengers 2023 / 2"}
+            ])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap_err();
+        match err {
+            OpError::FormulaCells { column, cells } => {
+                assert_eq!(column, "half");
+                assert_eq!(cells, [(1, "`21561.5` is not a valid integer".to_owned())]);
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_formula_mixing_currencies_is_refused_naming_the_rows() {
+        let (schema, mut working) = airports();
+        working.rows.get_mut(&2).unwrap().cells.insert(
+            "c2".into(),
+            Value::parse("€5", ColumnType::Currency).unwrap(),
+        );
+        let err = apply(
+            &schema,
+            &ops(json!([
+                {"op": "add_column", "name": "x", "formula": "Revenue + Revenue * Growth"},
+                {"op": "add_column", "name": "y", "formula": "Revenue - 1"}
+            ])),
+            working,
+            &Limits::default(),
+        );
+        assert!(err.is_ok(), "one currency per row is fine: {err:?}");
+
+        let (schema, mut working) = airports();
+        let t = Table::from_text(&["Cost".into()], &[vec!["€5".into()]]);
+        let mut schema = schema;
+        schema
+            .columns
+            .push(Column::new("c5", "Cost", t.columns[0].ty));
+        working
+            .rows
+            .get_mut(&1)
+            .unwrap()
+            .cells
+            .insert("c5".into(), t.rows[0][0].clone());
+        let err = apply(
+            &schema,
+            &ops(json!([{"op": "add_column", "name": "margin", "formula": "Revenue - Cost"}])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            OpError::FormulaCells {
+                column: "margin".into(),
+                cells: vec![(1, "`USD` and `EUR` are different currencies".into())]
+            }
+        );
+    }
+
+    #[test]
+    fn a_formula_past_the_limits_is_refused_with_the_limit_and_a_column_without_formula_needs_a_type()
+     {
+        let (schema, working) = airports();
+        let limits = Limits {
+            formula: crate::formula::Limits {
+                max_chars: 10,
+                max_depth: 2,
+            },
+        };
+        let err = apply(
+            &schema,
+            &ops(json!([{"op": "add_column", "name": "x", "formula": "Growth + 1 + 1"}])),
+            working,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            OpError::BadFormula {
+                column: "x".into(),
+                error: crate::formula::FormulaError::TooLong { chars: 14, max: 10 }
+            }
+        );
+        let (schema, working) = airports();
+        let err = apply(
+            &schema,
+            &ops(json!([{"op": "add_column", "name": "x"}])),
+            working,
+            &limits,
+        )
+        .unwrap_err();
+        assert_eq!(err, OpError::NoType("x".into()));
     }
 }

@@ -259,6 +259,10 @@ pub struct TablesConfig {
     pub max_columns: usize,
     /// Most rows a table may have.
     pub max_rows: u64,
+    /// Longest formula of an `add_column`, in characters.
+    pub max_formula_chars: usize,
+    /// Parentheses a formula may have open at once.
+    pub max_formula_depth: usize,
 }
 
 /// Request rate limits per route class; keyed by user, or by client address before sign-in.
@@ -475,6 +479,8 @@ impl Default for Config {
                 max_upload_bytes: 256 * 1024 * 1024,
                 max_columns: 1_000,
                 max_rows: 5_000_000,
+                max_formula_chars: sheetgpt_core::formula::Limits::default().max_chars,
+                max_formula_depth: sheetgpt_core::formula::Limits::default().max_depth,
             },
             chat: ChatConfig {
                 max_message_chars: 200_000,
@@ -834,6 +840,12 @@ impl Config {
             return Err(invalid(
                 "tables.max_columns",
                 "table limits must be at least 1",
+            ));
+        }
+        if self.tables.max_formula_chars == 0 || self.tables.max_formula_depth == 0 {
+            return Err(invalid(
+                "tables.max_formula_chars",
+                "max_formula_chars and max_formula_depth must be at least 1",
             ));
         }
         if self.tables.max_upload_bytes < 1024 {

@@ -21,10 +21,15 @@
 //!
 //! The rows are written strictly top-down: title rows, header, data, totals. The totals row of
 //! a table is the table's own (its `totalsRowFunction`s, so Excel's drop-down works): the table
-//! puts its formulas in rust_xlsxwriter's write-ahead buffer, and the writer writes the same
-//! formulas again with the column's number format once the data has reached that row. Without
-//! a table the totals are `SUBTOTAL` formulas over the data range. Formulas carry no cached
-//! result: Excel, LibreOffice and Sheets compute them on opening.
+//! puts its formulas in rust_xlsxwriter's write-ahead buffer, and the writer writes them again
+//! with the column's number format once the data has reached that row. In a table they are
+//! `SUBTOTAL(109,Table1[Net])`: the table named, as LibreOffice needs (it answers `#NAME?` to
+//! the bare `[Net]` Excel writes); without a table, `SUBTOTAL` over the data range.
+//!
+//! Every total carries its value as the formula's cached result, computed from the numbers the
+//! writer put in the cells while the rows streamed past: LibreOffice does not
+//! recalculate an XLSX file on opening by default, and previewers never do, so a formula
+//! without a result shows 0 there.
 //!
 //! Hyperlinks are kept in memory by rust_xlsxwriter until the file is closed, and Excel
 //! accepts at most 65,530 per sheet: URLs past that number are written as plain text.
@@ -38,8 +43,8 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_xlsxwriter::{
     Color, ConditionalFormatBlank, ConditionalFormatCell, ConditionalFormatCellRule,
     ConditionalFormatText, ConditionalFormatTextRule, ConditionalFormatValue, DataValidation,
-    DataValidationRule, Format, FormatAlign, Table, TableColumn, TableFunction, Url, Workbook,
-    Worksheet,
+    DataValidationRule, Format, FormatAlign, Formula, IntoExcelDateTime, Table, TableColumn,
+    TableFunction, Url, Workbook, Worksheet,
 };
 
 use crate::table::{Column, ColumnType, Money, Value};
@@ -65,6 +70,8 @@ const MAX_EXACT_INTEGER: i64 = 999_999_999_999_999;
 const MAX_CURRENCY_FORMATS: usize = 64;
 /// The label of the totals row, in the first column without a total.
 const TOTAL_LABEL: &str = "Total";
+/// The name of the Excel table, which its totals name in their references.
+const TABLE_NAME: &str = "Table1";
 const TITLE_FONT_SIZE: u8 = 14;
 
 /// What the "About" sheet says about the export.
@@ -253,7 +260,9 @@ pub fn write_xlsx<W: Write + Send>(
                 }
             })
             .collect();
-        let mut table = Table::new().set_columns(&table_columns);
+        let mut table = Table::new()
+            .set_name(TABLE_NAME)
+            .set_columns(&table_columns);
         if totals {
             table = table.set_total_row(true);
         }
@@ -310,6 +319,10 @@ pub fn write_xlsx<W: Write + Send>(
         currency_formats: HashMap::new(),
         hyperlinks: 0,
         block: &block,
+        totals: styles
+            .iter()
+            .map(|s| s.total.map(|_| Totals::default()))
+            .collect(),
     };
     let mut count: u32 = 0;
     for row in buffered {
@@ -323,7 +336,14 @@ pub fn write_xlsx<W: Write + Send>(
 
     if totals {
         write_totals(
-            &mut sheet, &block, columns, &styles, label_col, count, has_table,
+            &mut sheet,
+            &block,
+            columns,
+            &styles,
+            &writer.totals,
+            label_col,
+            count,
+            has_table,
         )?;
     }
     if !has_table && layout.autofilter && width > 0 {
@@ -431,14 +451,76 @@ fn table_function(function: TotalFunction) -> TableFunction {
     }
 }
 
-/// The totals row, right under the data. In a table the formulas are the ones the table wrote
-/// (structured references, escaped as rust_xlsxwriter escapes them), written again here with
-/// a number format; elsewhere `SUBTOTAL` over the column's data range.
+/// What a column's cells add up to, as a spreadsheet computes its `SUBTOTAL`s: over the
+/// numbers written (dates as their serial numbers, percents as fractions; text, booleans and
+/// integers written as text left out), and counting every non-empty cell for `count`.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Totals {
+    sum: f64,
+    numbers: u64,
+    non_empty: u64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl Totals {
+    fn add(&mut self, written: Written) {
+        match written {
+            Written::Empty => {}
+            Written::Other => self.non_empty += 1,
+            Written::Number(x) => {
+                self.non_empty += 1;
+                self.numbers += 1;
+                self.sum += x;
+                self.min = Some(self.min.map_or(x, |m| m.min(x)));
+                self.max = Some(self.max.map_or(x, |m| m.max(x)));
+            }
+        }
+    }
+
+    /// The function's value, as the text of a cached formula result (`#DIV/0!` for the average
+    /// of no numbers, as Excel and LibreOffice show it).
+    fn result(&self, function: TotalFunction) -> String {
+        let number = match function {
+            TotalFunction::Sum => self.sum,
+            TotalFunction::Average if self.numbers == 0 => return "#DIV/0!".to_owned(),
+            TotalFunction::Average => self.sum / self.numbers as f64,
+            TotalFunction::Count => self.non_empty as f64,
+            TotalFunction::CountNums => self.numbers as f64,
+            TotalFunction::Min => self.min.unwrap_or(0.0),
+            TotalFunction::Max => self.max.unwrap_or(0.0),
+        };
+        if number.is_finite() {
+            number.to_string()
+        } else {
+            "#NUM!".to_owned()
+        }
+    }
+}
+
+/// What one cell received, for the totals.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Written {
+    Empty,
+    Number(f64),
+    /// Text, a boolean, a link: counted by `count` only.
+    Other,
+}
+
+/// The totals row, right under the data, each formula with its value as the cached result. In
+/// a table the formulas are the table's functions over structured references naming the table
+/// (escaped as rust_xlsxwriter escapes them), written again here with a number format;
+/// elsewhere `SUBTOTAL` over the column's data range.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the parts of one block, passed as they are"
+)]
 fn write_totals(
     sheet: &mut Worksheet,
     block: &Block,
     columns: &[Column],
     styles: &[&ColumnStyle],
+    totals: &[Option<Totals>],
     label_col: Option<usize>,
     count: u32,
     in_table: bool,
@@ -450,7 +532,7 @@ fn write_totals(
         match style.total {
             Some(function) => {
                 let range = if in_table {
-                    format!("[{}]", structured_name(&column.name))
+                    format!("{TABLE_NAME}[{}]", structured_name(&column.name))
                 } else {
                     rust_xlsxwriter::utility::cell_range(
                         block.first_data_row(),
@@ -459,9 +541,15 @@ fn write_totals(
                         col,
                     )
                 };
-                let formula = format!("SUBTOTAL({},{range})", function.subtotal_code());
+                let result = totals
+                    .get(usize::from(i))
+                    .and_then(Option::as_ref)
+                    .map_or_else(|| "0".to_owned(), |t| t.result(function));
+                let formula =
+                    Formula::new(format!("SUBTOTAL({},{range})", function.subtotal_code()))
+                        .set_result(result);
                 let format = total_format(column.ty, function, style);
-                sheet.write_formula_with_format(row, col, formula.as_str(), &format)?;
+                sheet.write_formula_with_format(row, col, formula, &format)?;
             }
             None if label_col == Some(usize::from(i)) => {
                 sheet.write_string_with_format(row, col, TOTAL_LABEL, &label)?;
@@ -677,6 +765,8 @@ struct CellWriter<'a> {
     currency_formats: HashMap<(Option<u16>, String), Format>,
     hyperlinks: u32,
     block: &'a Block,
+    /// One per column: `Some` for the columns with a total.
+    totals: Vec<Option<Totals>>,
 }
 
 impl CellWriter<'_> {
@@ -693,19 +783,23 @@ impl CellWriter<'_> {
         *count += 1;
         let r = self.block.header_row + *count;
         for (i, cell) in (0u16..).zip(row) {
-            self.write(sheet, r, i, cell)?;
+            let written = self.write(sheet, r, i, cell)?;
+            if let Some(Some(totals)) = self.totals.get_mut(usize::from(i)) {
+                totals.add(written);
+            }
         }
         Ok(())
     }
 
-    /// Writes a cell of column `index` (in the block) at sheet row `row`.
+    /// Writes a cell of column `index` (in the block) at sheet row `row`; says what the cell
+    /// holds now, for the totals.
     fn write(
         &mut self,
         sheet: &mut Worksheet,
         row: u32,
         index: u16,
         value: &Value,
-    ) -> Result<(), ExportError> {
+    ) -> Result<Written, ExportError> {
         let col = self.block.col(index);
         if let Value::Currency(m) = value {
             let format = self.currency_format(index, m);
@@ -717,44 +811,45 @@ impl CellWriter<'_> {
             .and_then(Option::as_deref);
         let f = styled.map_or(&self.defaults, |s| &s.typed);
         let plain = styled.map(|s| &s.plain);
-        match value {
-            Value::Null => {}
+        Ok(match value {
+            Value::Null => Written::Empty,
             Value::Integer(i) if i.unsigned_abs() <= MAX_EXACT_INTEGER.unsigned_abs() => {
                 sheet.write_number_with_format(row, col, *i as f64, &f.integer)?;
+                Written::Number(*i as f64)
             }
             Value::Integer(i) => write_text(sheet, row, col, &i.to_string(), plain)?,
             Value::Decimal(d) => write_decimal(sheet, row, col, *d, &f.decimal)?,
             // No fixed decimals: a float's scale is unknown (1e-9 and 1e9 both happen).
-            Value::Float(x) if x.is_finite() => match plain {
-                Some(format) => {
-                    sheet.write_number_with_format(row, col, *x, format)?;
-                }
-                None => {
-                    sheet.write_number(row, col, *x)?;
-                }
-            },
+            Value::Float(x) if x.is_finite() => {
+                match plain {
+                    Some(format) => sheet.write_number_with_format(row, col, *x, format)?,
+                    None => sheet.write_number(row, col, *x)?,
+                };
+                Written::Number(*x)
+            }
             Value::Float(x) => write_text(sheet, row, col, &x.to_string(), plain)?,
             Value::Percent(p) => match p.checked_div(Decimal::ONE_HUNDRED) {
                 Some(fraction) => write_decimal(sheet, row, col, fraction, &f.percent)?,
                 None => write_text(sheet, row, col, &value.to_string(), plain)?,
             },
-            Value::Boolean(b) => match plain {
-                Some(format) => {
-                    sheet.write_boolean_with_format(row, col, *b, format)?;
-                }
-                None => {
-                    sheet.write_boolean(row, col, *b)?;
-                }
-            },
+            Value::Boolean(b) => {
+                match plain {
+                    Some(format) => sheet.write_boolean_with_format(row, col, *b, format)?,
+                    None => sheet.write_boolean(row, col, *b)?,
+                };
+                Written::Other
+            }
             Value::Date(d) if excel_year(*d) => {
                 sheet.write_datetime_with_format(row, col, d, &f.date)?;
+                Written::Number(d.to_excel_serial_date())
             }
             Value::Datetime(dt) if excel_year(dt.date()) => {
                 sheet.write_datetime_with_format(row, col, dt, &f.datetime)?;
+                Written::Number(dt.to_excel_serial_date())
             }
             // Excel dates start in 1900: earlier ones stay readable as ISO text.
             Value::Date(_) | Value::Datetime(_) => {
-                write_text(sheet, row, col, &value.to_string(), plain)?;
+                write_text(sheet, row, col, &value.to_string(), plain)?
             }
             Value::Url(s) => {
                 let linked = self.hyperlinks < MAX_HYPERLINKS
@@ -766,15 +861,15 @@ impl CellWriter<'_> {
                     };
                 if linked {
                     self.hyperlinks += 1;
+                    Written::Other
                 } else {
                     // Not a link Excel accepts (scheme, length) or over the sheet's limit.
-                    write_text(sheet, row, col, s, plain)?;
+                    write_text(sheet, row, col, s, plain)?
                 }
             }
             Value::Email(s) | Value::Text(s) => write_text(sheet, row, col, s, plain)?,
-            Value::Currency(_) => {}
-        }
-        Ok(())
+            Value::Currency(_) => Written::Empty,
+        })
     }
 
     fn currency_format(&mut self, index: u16, money: &Money) -> Format {
@@ -815,12 +910,12 @@ fn write_text(
     col: u16,
     text: &str,
     format: Option<&Format>,
-) -> Result<(), ExportError> {
+) -> Result<Written, ExportError> {
     match format {
         Some(format) => sheet.write_string_with_format(row, col, truncate(text), format)?,
         None => sheet.write_string(row, col, truncate(text))?,
     };
-    Ok(())
+    Ok(Written::Other)
 }
 
 fn write_decimal(
@@ -829,12 +924,17 @@ fn write_decimal(
     col: u16,
     value: Decimal,
     format: &Format,
-) -> Result<(), ExportError> {
-    match value.to_f64() {
-        Some(x) => sheet.write_number_with_format(row, col, x, format)?,
-        None => sheet.write_string(row, col, value.to_string())?,
-    };
-    Ok(())
+) -> Result<Written, ExportError> {
+    Ok(match value.to_f64() {
+        Some(x) => {
+            sheet.write_number_with_format(row, col, x, format)?;
+            Written::Number(x)
+        }
+        None => {
+            sheet.write_string(row, col, value.to_string())?;
+            Written::Other
+        }
+    })
 }
 
 fn excel_year(date: NaiveDate) -> bool {

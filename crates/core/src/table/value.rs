@@ -382,6 +382,15 @@ fn parse_date(t: &str) -> Option<NaiveDate> {
 }
 
 fn parse_datetime(t: &str) -> Option<NaiveDateTime> {
+    parse_datetime_as_written(t).or_else(|| {
+        // One zone suffix meaning UTC, stripped once: not by recursion, which a cell of
+        // thousands of `Z`s turned into a stack overflow.
+        let bare = t.strip_suffix(" UTC").or_else(|| t.strip_suffix('Z'))?;
+        parse_datetime_as_written(bare)
+    })
+}
+
+fn parse_datetime_as_written(t: &str) -> Option<NaiveDateTime> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.naive_utc());
     }
@@ -409,9 +418,7 @@ fn parse_datetime(t: &str) -> Option<NaiveDateTime> {
             return Some(dt.naive_utc());
         }
     }
-    t.strip_suffix(" UTC")
-        .or_else(|| t.strip_suffix('Z'))
-        .and_then(parse_datetime)
+    None
 }
 
 fn parse_money(t: &str) -> Option<Money> {
@@ -623,5 +630,27 @@ mod tests {
                 Value::Null
             ]
         );
+    }
+
+    /// The zone suffix was stripped by recursion, one level per `Z`: a cell of a few thousand
+    /// of them (in an upload, a paste or a chat message) overflowed the stack and aborted the
+    /// process.
+    #[test]
+    fn a_datetime_takes_one_zone_suffix_and_a_run_of_them_is_refused_in_bounded_stack() {
+        let dt = p("2024-01-31 10:00:00 UTC", ColumnType::Datetime);
+        assert_eq!(dt.to_string(), "2024-01-31T10:00:00");
+        assert_eq!(
+            p("2024-01-31 10:00Z", ColumnType::Datetime).to_string(),
+            "2024-01-31T10:00:00"
+        );
+        for suffix in ["Z", " UTC"] {
+            let text = format!("2024-01-31 10:00{}", suffix.repeat(200_000));
+            assert!(Value::parse(&text, ColumnType::Datetime).is_err());
+        }
+        let inferred =
+            crate::table::infer_column_type([
+                format!("2024-01-31 10:00{}", "Z".repeat(200_000)).as_str()
+            ]);
+        assert_eq!(inferred, ColumnType::Text);
     }
 }

@@ -24,7 +24,8 @@ holding a JSON array of operations, for example: \
 [{\"op\": \"sort\", \"by\": [{\"column\": \"population\", \"desc\": true}]}], \
 [{\"op\": \"filter_delete\", \"filter\": {\"column\": \"country\", \"cmp\": \"ne\", \"value\": \"France\"}}], \
 [{\"op\": \"rename_column\", \"column\": \"A\", \"to\": \"B\"}], \
-[{\"op\": \"add_column\", \"name\": \"total\", \"type\": \"decimal\", \"formula\": \"price * qty\"}], \
+[{\"op\": \"add_column\", \"name\": \"total\", \"formula\": \"price * qty\"}] (a formula column takes its type \
+from the formula: leave out \"type\"), \
 [{\"op\": \"drop_column\", \"column\": \"x\"}], \
 [{\"op\": \"set_cells\", \"cells\": [{\"row\": 3, \"column\": \"city\", \"value\": \"Lyon\"}]}], \
 [{\"op\": \"insert_rows\", \"rows\": [{\"city\": \"Nice\"}]}], [{\"op\": \"delete_rows\", \"rows\": [4]}], \

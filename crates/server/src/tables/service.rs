@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
+use sheetgpt_core::formula::{self, FormulaError};
 use sheetgpt_core::table::{Column, ColumnType, Inference, Table, Value, unique_names};
 use sheetgpt_core::version::{
     self, Diff, Op, OpError, Outcome, POSITION_STEP, Row, RowId, Schema, Working,
@@ -605,8 +606,48 @@ pub struct ChangeResult {
     pub nulled_cells: Vec<(RowId, String)>,
 }
 
+/// What a change may ask for, from `[tables]`.
+fn change_limits(state: &AppState) -> version::Limits {
+    let tables = &state.config.tables;
+    version::Limits {
+        formula: formula::Limits {
+            max_chars: tables.max_formula_chars,
+            max_depth: tables.max_formula_depth,
+        },
+    }
+}
+
 fn op_error(err: OpError) -> ApiError {
     match err {
+        OpError::BadFormula {
+            column,
+            error: FormulaError::TooLong { chars, max },
+        } => ApiError::Unprocessable {
+            code: "formula-too-long",
+            detail: format!(
+                "The formula for `{column}` has {chars} characters; at most {max} are allowed \
+                 (tables.max_formula_chars)."
+            ),
+            errors: Vec::new(),
+        },
+        OpError::BadFormula {
+            column,
+            error: FormulaError::TooDeep { max },
+        } => ApiError::Unprocessable {
+            code: "formula-too-deep",
+            detail: format!(
+                "The formula for `{column}` nests parentheses more than {max} deep \
+                 (tables.max_formula_depth)."
+            ),
+            errors: Vec::new(),
+        },
+        OpError::FormulaCells { column, cells } => ApiError::Validation(
+            cells
+                .into_iter()
+                .take(100)
+                .map(|(row, why)| FieldError::new(format!("rows[{row}].{column}"), why))
+                .collect(),
+        ),
         OpError::Unconvertible { column, to, cells } => ApiError::Validation(
             cells
                 .into_iter()
@@ -702,7 +743,8 @@ pub async fn change(
     let schema = store::parse_schema(&record)?;
     let working = working_set(&txn, &table, base, &schema, &ops).await?;
     let first_new = working.next_row_id;
-    let mut outcome = version::apply(&schema, &ops, working).map_err(op_error)?;
+    let mut outcome =
+        version::apply(&schema, &ops, working, &change_limits(state)).map_err(op_error)?;
     if outcome.renumber {
         outcome = renumber(&txn, &table, base, &schema, outcome).await?;
     }
