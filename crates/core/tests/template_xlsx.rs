@@ -287,10 +287,11 @@ fn a_small_table_gets_a_table_object_whose_own_totals_row_sits_under_the_data() 
     let formulas = book.worksheet_formula("Invoices").unwrap();
     let formula = |col: u32| formulas.get_value((10, col)).cloned().unwrap_or_default();
     assert_eq!(cell(&data, 10, 1), text("Total"));
-    assert_eq!(formula(2), "SUBTOTAL(109,[Net])");
-    assert_eq!(formula(3), "SUBTOTAL(104,[Due date])");
-    assert_eq!(formula(4), "SUBTOTAL(102,[qty])");
-    assert_eq!(formula(5), "SUBTOTAL(103,[Region])");
+    // The table named: LibreOffice answers `#NAME?` to the bare `[Net]`.
+    assert_eq!(formula(2), "SUBTOTAL(109,Table1[Net])");
+    assert_eq!(formula(3), "SUBTOTAL(104,Table1[Due date])");
+    assert_eq!(formula(4), "SUBTOTAL(102,Table1[qty])");
+    assert_eq!(formula(5), "SUBTOTAL(103,Table1[Region])");
     assert_eq!(formula(6), "");
     for col in 1..=6 {
         assert_eq!(
@@ -698,4 +699,226 @@ fn condition_values_are_compared_in_the_terms_cells_are_stored_in() {
         .collect();
     // 50 % is 0.5 in a cell; 2024-03-15 is Excel day 45366; text stays quoted text.
     assert_eq!(formulas, ["0.5", "0.05", "45366", "\"12\""]);
+}
+
+/// Every total function once, over a header that structured references must escape.
+fn totals_template() -> Template {
+    let template: Template = serde_json::from_value(serde_json::json!({
+        "columns": [
+            {"source": "name", "header": "Customer"},
+            {"source": "amount", "header": "Net [EUR] #1's", "total": "sum"},
+            {"source": "amount", "header": "Mean", "total": "average"},
+            {"source": "due", "header": "Due date", "total": "max"},
+            {"source": "qty", "total": "count_nums"},
+            {"source": "qty", "header": "Least", "total": "min"},
+            {"header": "Region", "constant": "EMEA", "total": "count"}
+        ],
+        "layout": {"start_cell": "B2"}
+    }))
+    .unwrap();
+    assert_eq!(template.check(), Ok(()));
+    template
+}
+
+/// The totals of the invoices under `totals_template`, from column C of row 7 on: sum,
+/// average, the latest due date (as Excel's serial number), count of numbers, least, count.
+const EXPECTED_TOTALS: [f64; 6] = [
+    1700.75,
+    1700.75 / 3.0,
+    45382.0, // 2024-03-31
+    4.0,
+    1.0,
+    4.0,
+];
+
+/// The numbers of the totals row (row 7, columns C to H) of the sheet named `sheet`.
+fn totals_row(bytes: Vec<u8>, sheet: &str) -> Vec<Data> {
+    let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+    let data = book.worksheet_range(sheet).unwrap();
+    assert_eq!(cell(&data, 6, 1), text("Total"), "the label");
+    (2..8).map(|col| cell(&data, 6, col)).collect()
+}
+
+fn assert_totals(found: &[Data], what: &str) {
+    assert_eq!(found.len(), EXPECTED_TOTALS.len());
+    for (i, (data, want)) in found.iter().zip(EXPECTED_TOTALS).enumerate() {
+        let got = match data {
+            Data::Float(x) => *x,
+            Data::Int(x) => *x as f64,
+            Data::DateTime(d) => d.as_f64(),
+            other => panic!("{what}: total {i} is {other:?}, not {want}"),
+        };
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{what}: total {i} is {got}, not {want}"
+        );
+    }
+}
+
+#[test]
+fn every_total_carries_its_value_as_the_cached_result_with_and_without_a_table() {
+    for (limit, what) in [(200_000, "a table"), (1, "plain formulas")] {
+        let bytes = write(&totals_template(), limit);
+        assert_totals(&totals_row(bytes.clone(), "Data"), what);
+        let mut book = Xlsx::new(Cursor::new(bytes)).unwrap();
+        let formulas = book.worksheet_formula("Data").unwrap();
+        let formula = |col: u32| formulas.get_value((6, col)).cloned().unwrap_or_default();
+        if limit == 1 {
+            assert_eq!(formula(2), "SUBTOTAL(109,C3:C6)");
+        } else {
+            assert_eq!(formula(2), "SUBTOTAL(109,Table1[Net '[EUR'] '#1''s])");
+        }
+        assert_eq!(formula(3).split(',').next(), Some("SUBTOTAL(101"));
+    }
+}
+
+#[test]
+fn the_average_of_no_numbers_is_cached_as_the_error_a_spreadsheet_shows() {
+    let columns = vec![
+        Column::new("c1", "name", ColumnType::Text),
+        Column::new("c2", "amount", ColumnType::Decimal),
+    ];
+    let template: Template = serde_json::from_value(serde_json::json!({
+        "columns": [{"source": "name"}, {"source": "amount", "total": "average"}]
+    }))
+    .unwrap();
+    let resolved = template.resolve(&columns).unwrap();
+    let mut out = Vec::new();
+    let rows = [vec![Value::Text("a".into()), Value::Null]];
+    write_xlsx(
+        &mut out,
+        &resolved.columns,
+        rows.iter().map(|r| resolved.map_row(r)),
+        &meta(),
+        &XlsxOptions::for_template(&resolved),
+    )
+    .unwrap();
+    let sheet = zip_entry(&out, "xl/worksheets/sheet1.xml");
+    let total = elements(&sheet, "c")
+        .into_iter()
+        .find(|c| attr(c, "r") == "B3")
+        .unwrap();
+    assert_eq!(attr(&total, "t"), "e");
+    assert!(total.inner.contains("<v>#DIV/0!</v>"), "{}", total.inner);
+}
+
+/// Runs LibreOffice headless (Debian's `libreoffice-calc-nogui`) on `files`, saving each as
+/// XLSX in `out`, with its own profile in which formulas are recalculated on loading or not.
+/// `false` when `soffice` is missing, which fails the test when `SHEETGPT_LIBREOFFICE_TESTS=1`.
+fn libreoffice(files: &[std::path::PathBuf], out: &std::path::Path, recalculate: bool) -> bool {
+    use std::process::{Command, Stdio};
+    let required = std::env::var("SHEETGPT_LIBREOFFICE_TESTS").is_ok_and(|v| v == "1");
+    if Command::new("soffice")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        assert!(
+            !required,
+            "soffice is not installed (SHEETGPT_LIBREOFFICE_TESTS=1)"
+        );
+        eprintln!("skipped: soffice (LibreOffice) is not installed");
+        return false;
+    }
+    // 0: always recalculate an OOXML file on loading; 1: never (LibreOffice's default).
+    let mode = if recalculate { 0 } else { 1 };
+    let profile = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(profile.path().join("user")).unwrap();
+    std::fs::write(
+        profile.path().join("user/registrymodifications.xcu"),
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry" xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Office.Calc/Formula/Load"><prop oor:name="OOXMLRecalcMode" oor:op="fuse"><value>{mode}</value></prop></item>
+</oor:items>
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new("soffice")
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.path().display()
+        ))
+        .args([
+            "--headless",
+            "--norestore",
+            "--convert-to",
+            "xlsx",
+            "--outdir",
+        ])
+        .arg(out)
+        .args(files)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "soffice failed: {status}");
+            return true;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(180) {
+            let _ = child.kill();
+            panic!("soffice did not finish within 180 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// What a person sees in LibreOffice, which by default shows the cached results of an XLSX
+/// file, and after a recalculation (or in a previewer that does compute): the same totals,
+/// with the Excel table and with plain formulas.
+#[test]
+fn libreoffice_shows_the_totals_as_written_and_computes_the_same_after_recalculating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files: Vec<std::path::PathBuf> = [(200_000, "table"), (1, "plain")]
+        .into_iter()
+        .map(|(limit, name)| {
+            let path = dir.path().join(format!("{name}.xlsx"));
+            std::fs::write(&path, write(&totals_template(), limit)).unwrap();
+            path
+        })
+        .collect();
+    // A control whose cached result is wrong on purpose: it shows whether LibreOffice did
+    // recalculate (2) or showed what the file holds (0).
+    let mut control = rust_xlsxwriter::Workbook::new();
+    control
+        .add_worksheet()
+        .write_formula(0, 0, rust_xlsxwriter::Formula::new("1+1").set_result("0"))
+        .unwrap();
+    let control_path = dir.path().join("control.xlsx");
+    control.save(&control_path).unwrap();
+    files.push(control_path);
+    for recalculate in [false, true] {
+        let out = dir.path().join(if recalculate {
+            "recalculated"
+        } else {
+            "opened"
+        });
+        if !libreoffice(&files, &out, recalculate) {
+            return;
+        }
+        let mut book = Xlsx::new(Cursor::new(
+            std::fs::read(out.join("control.xlsx")).unwrap(),
+        ))
+        .unwrap();
+        let sheet = book.worksheet_range("Sheet1").unwrap();
+        let want = if recalculate { 2.0 } else { 0.0 };
+        assert_eq!(
+            cell(&sheet, 0, 0),
+            Data::Float(want),
+            "recalculated: {recalculate}"
+        );
+        for name in ["table", "plain"] {
+            let bytes = std::fs::read(out.join(format!("{name}.xlsx"))).unwrap();
+            assert_totals(
+                &totals_row(bytes, "Data"),
+                &format!("{name}, recalculated: {recalculate}"),
+            );
+        }
+    }
 }

@@ -637,6 +637,9 @@ pub async fn rewrite(
             break;
         }
     }
+    // No rows, no totals (as in XLSX): over no data rows the range would be the totals cell
+    // itself, a circular reference.
+    let totals = totals && written > 0;
     if totals {
         write_totals(session, tab, &block, resolved, written).await?;
     }
@@ -673,8 +676,9 @@ async fn append(
     Ok(())
 }
 
-/// The totals row: `SUBTOTAL` formulas (honouring filters), entered as formulas. They are the
-/// only cells not written `RAW`, and hold nothing from the table.
+/// The totals row: `SUBTOTAL` formulas (honouring filters) over the A1 range of the data rows,
+/// entered as formulas, which Sheets computes (it keeps no cached results). They are the only
+/// cells not written `RAW`, and hold nothing from the table.
 async fn write_totals(
     session: &Session<'_>,
     tab: &Tab,
@@ -683,7 +687,7 @@ async fn write_totals(
     rows: u32,
 ) -> Result<(), SheetError> {
     let first = block.first_data_row() + 1;
-    let last = block.first_data_row() + rows.max(1);
+    let last = block.first_data_row() + rows;
     let label_at = resolved.styles.iter().position(|s| s.total.is_none());
     let cells: Vec<Json> = resolved
         .styles

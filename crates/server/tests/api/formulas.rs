@@ -178,7 +178,8 @@ async fn ten_thousand_nested_parentheses_or_a_hundred_thousand_additions_are_ref
             .post(
                 &path,
                 Some(&token),
-                json!({"ops": [{"op": "add_column", "name": "x", "formula": formula}]}),
+                // With a type, as the old code required: the same request crashed it.
+                json!({"ops": [{"op": "add_column", "name": "x", "type": "decimal", "formula": formula}]}),
             )
             .await;
         assert_problem(
@@ -214,7 +215,8 @@ async fn ten_thousand_nested_parentheses_or_a_hundred_thousand_additions_are_ref
             .post(
                 &path,
                 Some(&token),
-                json!({"ops": [{"op": "add_column", "name": "x", "formula": formula}]}),
+                // With a type, as the old code required: the same request crashed it.
+                json!({"ops": [{"op": "add_column", "name": "x", "type": "decimal", "formula": formula}]}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{what}: {body}");

@@ -944,3 +944,74 @@ async fn two_instances_writing_for_one_account_share_its_pace() {
     // One pace for the account across both instances.
     assert_paced(&writes, Duration::from_millis(100));
 }
+
+/// The totals row's formulas, as Sheets computes them over the cells the export wrote: each
+/// range covers exactly the data rows under a block that starts elsewhere than A1; with no
+/// rows left there is no totals row (a range over no rows was the formula's own cell).
+#[tokio::test]
+async fn sheet_totals_add_up_the_data_rows_and_a_table_without_rows_gets_none() {
+    let fake = FakeGoogle::start().await;
+    let app = app(&fake).await;
+    let token = app.user("totals@example.com").await;
+    connect(&app, &token).await;
+    let table = cities(&app, &token).await;
+    let (status, template) = app
+        .post(
+            "/api/v1/templates",
+            Some(&token),
+            json!({"name": "Totals", "template": {
+                "columns": [
+                    {"source": "city", "header": "City"},
+                    {"source": "population", "total": "sum"},
+                    {"source": "price", "total": "average"},
+                    {"source": "founded", "total": "max"},
+                    {"source": "city", "header": "Cities", "total": "count"}
+                ],
+                "layout": {"title_rows": ["Cities"], "start_cell": "C5"}
+            }}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    let done = export(
+        &app,
+        &token,
+        json!({"table_id": table, "template_id": template["id"], "destination": {
+            "type": "google_sheets", "mode": "new_spreadsheet", "title": "Totals", "link": true
+        }}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let id = done["sheet"]["spreadsheet_id"].as_str().unwrap().to_owned();
+    let link_id = done["sheet"]["link_id"].as_str().unwrap().to_owned();
+    let tab = fake.spreadsheet(&id).sheets[0].clone();
+    // Title in row 5, a blank row, the header in row 7, data in rows 8–10, totals in row 11.
+    assert_eq!(tab.cell(6, 2), json!("City"));
+    assert_eq!(tab.cell(9, 2), json!("Nice"));
+    assert_eq!(tab.cell(10, 2), json!("Total"));
+    assert_eq!(tab.cell(10, 3), json!("=SUBTOTAL(109,D8:D10)"));
+    assert_eq!(tab.shown(10, 3), json!(2_624_900.0));
+    let average = tab.shown(10, 4).as_f64().unwrap();
+    assert!((average - 29.75 / 3.0).abs() < 1e-9, "{average}");
+    assert_eq!(tab.shown(10, 5), json!(45322.0), "2024-01-31");
+    assert_eq!(tab.shown(10, 6), json!(3));
+
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/tables/{table}/changes"),
+            Some(&token),
+            json!({"ops": [{"op": "delete_rows", "rows": [1, 2, 3]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let l = synced(&app, &token, &link_id, 2).await;
+    assert_eq!(l["status"], "active", "{l}");
+    let tab = fake.spreadsheet(&id).sheets[0].clone();
+    assert_eq!(tab.cell(6, 2), json!("City"), "the header stays");
+    for (&(row, col), value) in &tab.cells {
+        assert!(
+            !value.as_str().is_some_and(|v| v.starts_with('=')),
+            "a formula at ({row}, {col}): {value}"
+        );
+        assert_ne!(tab.shown(row, col), json!("#REF!"));
+    }
+}

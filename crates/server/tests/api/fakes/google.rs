@@ -58,6 +58,65 @@ impl Sheet {
     pub fn cell(&self, row: u32, col: u32) -> Value {
         self.cells.get(&(row, col)).cloned().unwrap_or(Value::Null)
     }
+
+    /// What Sheets shows in a cell: its value, or for `=SUBTOTAL(code,A1:B2)` (the only
+    /// formula the service enters) the function over the numbers of that range as Sheets
+    /// computes it, `#REF!` when the range holds the formula's own cell (a circular reference)
+    /// and `#DIV/0!` for the average of no numbers.
+    pub fn shown(&self, row: u32, col: u32) -> Value {
+        let value = self.cell(row, col);
+        let Some(args) = value
+            .as_str()
+            .and_then(|f| f.strip_prefix("=SUBTOTAL("))
+            .and_then(|f| f.strip_suffix(')'))
+        else {
+            return value;
+        };
+        let (code, range) = args.split_once(',').expect("SUBTOTAL(code,range)");
+        let (from, to) = range.split_once(':').expect("a range A1:B2");
+        let (r1, c1) = a1_cell(from);
+        let (r2, c2) = a1_cell(to);
+        if (r1..=r2).contains(&row) && (c1..=c2).contains(&col) {
+            return json!("#REF!");
+        }
+        let mut numbers = Vec::new();
+        let mut non_empty = 0;
+        for r in r1..=r2 {
+            for c in c1..=c2 {
+                match self.cell(r, c) {
+                    Value::Number(n) => {
+                        non_empty += 1;
+                        numbers.push(n.as_f64().unwrap());
+                    }
+                    Value::String(s) if s.is_empty() => {}
+                    Value::Null => {}
+                    _ => non_empty += 1,
+                }
+            }
+        }
+        let sum: f64 = numbers.iter().sum();
+        let fold = |f: fn(f64, f64) -> f64| numbers.iter().copied().reduce(f).unwrap_or(0.0);
+        match code {
+            "109" => json!(sum),
+            "101" if numbers.is_empty() => json!("#DIV/0!"),
+            "101" => json!(sum / numbers.len() as f64),
+            "102" => json!(numbers.len()),
+            "103" => json!(non_empty),
+            "104" => json!(fold(f64::max)),
+            "105" => json!(fold(f64::min)),
+            other => panic!("SUBTOTAL code {other}"),
+        }
+    }
+}
+
+/// `B4` → (3, 1), 0-based.
+fn a1_cell(a1: &str) -> (u32, u32) {
+    let split = a1.find(|c: char| c.is_ascii_digit()).expect("a row number");
+    let (letters, digits) = a1.split_at(split);
+    let col = letters
+        .bytes()
+        .fold(0u32, |n, b| n * 26 + u32::from(b - b'A') + 1);
+    (digits.parse::<u32>().unwrap() - 1, col - 1)
 }
 
 #[derive(Clone, Debug, Default)]
