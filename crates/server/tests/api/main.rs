@@ -29,6 +29,7 @@ mod llm;
 mod local_models;
 mod model_keys;
 mod ops;
+mod recursion;
 mod schemas;
 mod secrets_in_logs;
 mod sessions;
