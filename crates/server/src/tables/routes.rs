@@ -599,7 +599,10 @@ fn parse_filter(
 pub struct ChangeRequest {
     /// Operations applied in order, all or none: `set_cells`, `insert_rows`, `delete_rows`,
     /// `add_column`, `rename_column`, `drop_column`, `reorder_columns`, `change_type`,
-    /// `set_rules`, `sort`, `filter_delete`.
+    /// `set_rules`, `sort`, `filter_delete`. An `add_column` with a `formula` may leave out
+    /// `type`: the column then takes the type of the formula's result. A formula past
+    /// `tables.max_formula_chars` or `tables.max_formula_depth` is refused with 422
+    /// `formula-too-long` or `formula-too-deep`.
     #[schema(value_type = Vec<Object>, min_items = 1)]
     pub ops: Vec<Op>,
     /// A description for the version list (generated when absent).
