@@ -172,7 +172,8 @@ async fn get_user(
 pub struct UserUpdate {
     #[garde(skip)]
     pub role: Option<Role>,
-    /// true: the user can no longer sign in and their tokens stop working.
+    /// true: the user can no longer sign in, and every session (with its tokens) and API key
+    /// of theirs is revoked for good; false: they may sign in again.
     #[garde(skip)]
     pub disabled: Option<bool>,
 }
@@ -212,21 +213,19 @@ async fn update_user(
     if let Some(disabled) = body.disabled
         && disabled != user.disabled_at.is_some()
     {
-        users::set_disabled(&state.db, id, disabled.then(Utc::now)).await?;
-        audit::record(
-            &state,
-            Some(&client),
-            Event::new(
-                if disabled {
-                    "admin.user_disabled"
-                } else {
-                    "admin.user_enabled"
-                },
-                Some(admin.user.id),
-            )
-            .target("user", id),
-        )
-        .await;
+        let event = if disabled {
+            let ended = crate::auth::service::disable_user(&state, id).await?;
+            Event::new("admin.user_disabled", Some(admin.user.id))
+                .target("user", id)
+                .details(serde_json::json!({
+                    "sessions_revoked": ended.sessions_revoked,
+                    "api_keys_revoked": ended.api_keys_revoked,
+                }))
+        } else {
+            users::set_disabled(&state.db, id, None).await?;
+            Event::new("admin.user_enabled", Some(admin.user.id)).target("user", id)
+        };
+        audit::record(&state, Some(&client), event).await;
     }
     state.sessions.forget_user(id);
     Ok(Json(find_user(&state, id).await?.into()))

@@ -70,7 +70,7 @@ pub enum UserCommand {
     List,
     /// Change a user's role (user or admin)
     SetRole { email: String, role: Role },
-    /// Disable a user: they can no longer sign in, and their tokens stop working
+    /// Disable a user: they can no longer sign in; their sessions and API keys are revoked
     Disable { email: String },
     /// Enable a disabled user again
     Enable { email: String },
@@ -353,16 +353,25 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
         }
         UserCommand::Disable { email } => {
             let user = find(&state, &email).await?;
-            users::set_disabled(&state.db, user.id, Some(chrono::Utc::now())).await?;
+            let ended = crate::auth::service::disable_user(&state, user.id)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot disable {}: {e}", user.email))?;
             crate::audit::record(
                 &state,
                 None,
                 crate::audit::Event::new("admin.user_disabled", None)
                     .target("user", user.id)
-                    .details(serde_json::json!({"via": "cli"})),
+                    .details(serde_json::json!({
+                        "via": "cli",
+                        "sessions_revoked": ended.sessions_revoked,
+                        "api_keys_revoked": ended.api_keys_revoked,
+                    })),
             )
             .await;
-            say(&format!("{} is disabled", user.email));
+            say(&format!(
+                "{} is disabled; {} session(s) signed out and {} API key(s) revoked",
+                user.email, ended.sessions_revoked, ended.api_keys_revoked
+            ));
         }
         UserCommand::Enable { email } => {
             let user = find(&state, &email).await?;

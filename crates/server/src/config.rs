@@ -321,6 +321,10 @@ pub struct GoogleConfig {
     pub after_connect_url: String,
     /// A service account's JSON key file, for writing into spreadsheets shared with it.
     pub service_account_key_file: Option<PathBuf>,
+    /// The spreadsheets the service account may write into, and for whom. A spreadsheet
+    /// shared with the service account is reachable by everyone who can name it, so an
+    /// export through the service account goes only into one listed here for its user.
+    pub service_account_spreadsheets: Vec<ServiceAccountSpreadsheet>,
     pub auth_url: String,
     pub token_url: String,
     pub revoke_url: String,
@@ -344,7 +348,30 @@ pub struct GoogleConfig {
     pub client_secret: Option<SecretString>,
 }
 
+/// One spreadsheet the service account may write into (`[[google.service_account_spreadsheets]]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceAccountSpreadsheet {
+    /// Its id, or its URL.
+    pub spreadsheet: String,
+    /// The SheetGPT accounts (email addresses) that may export into it; `"*"`: every user.
+    pub users: Vec<String>,
+}
+
 impl GoogleConfig {
+    /// Whether the user with this email may have the service account write into the
+    /// spreadsheet with this id.
+    pub fn service_account_may_write(&self, spreadsheet_id: &str, email: &str) -> bool {
+        self.service_account_spreadsheets.iter().any(|grant| {
+            crate::google::sheets::spreadsheet_id(&grant.spreadsheet).as_deref()
+                == Some(spreadsheet_id)
+                && grant
+                    .users
+                    .iter()
+                    .any(|u| u == "*" || u.trim().eq_ignore_ascii_case(email))
+        })
+    }
+
     pub fn oauth_enabled(&self) -> bool {
         !self.client_id.is_empty()
     }
@@ -403,8 +430,14 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Origins allowed by CORS; empty means same-origin only.
     pub cors_allowed_origins: Vec<String>,
-    /// Take the client address from the first `X-Forwarded-For` entry (only behind a proxy).
+    /// Behind a reverse proxy: take the client address, scheme and host from the
+    /// `X-Forwarded-For`/`-Proto`/`-Host` entries the trusted proxies appended (see
+    /// `trusted_proxy_hops`), never from what the client wrote there itself.
     pub trust_forwarded_for: bool,
+    /// How many proxies in front of the server append to `X-Forwarded-For`: the client address
+    /// is the entry this many from the right (1: the rightmost, the one the nearest proxy
+    /// added). Only with `trust_forwarded_for`.
+    pub trusted_proxy_hops: u32,
     /// Time in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -421,11 +454,17 @@ pub struct AuthConfig {
     /// How long a checked session is trusted before the database is asked again. Revocations
     /// made through this instance take effect at once; those made elsewhere within this time.
     pub session_cache_secs: u64,
-    /// Failed logins allowed for one account before it is slowed down.
+    /// Failed sign-ins allowed for one account from one client address before that address
+    /// is refused for this account (the tight brake against guessing).
+    pub login_failures_per_account_and_ip: u32,
+    /// Failed sign-ins allowed for one account from all addresses together before sign-ins
+    /// from addresses that never signed in to it are slowed down (guessing from many
+    /// addresses). Addresses the account signed in from before are not slowed by it, so that
+    /// strangers cannot lock the owner out.
     pub login_failures_per_account: u32,
-    /// Failed logins allowed from one client address before it is slowed down.
+    /// Failed sign-ins allowed from one client address, whatever the account.
     pub login_failures_per_ip: u32,
-    /// Time over which the allowance above is restored.
+    /// Time over which each of the allowances above is restored.
     pub login_failure_window_secs: u64,
     /// The web page's refresh (cookie) only: a spent refresh token presented again within this
     /// many seconds of its exchange, while that exchange's new token is still unused, is taken
@@ -460,6 +499,7 @@ impl Default for Config {
                 request_timeout_secs: 30,
                 cors_allowed_origins: Vec::new(),
                 trust_forwarded_for: false,
+                trusted_proxy_hops: 1,
                 shutdown_grace_secs: 20,
             },
             auth: AuthConfig {
@@ -468,7 +508,8 @@ impl Default for Config {
                 access_token_ttl_secs: 15 * 60,
                 session_ttl_days: 30,
                 session_cache_secs: 5,
-                login_failures_per_account: 5,
+                login_failures_per_account_and_ip: 5,
+                login_failures_per_account: 100,
                 login_failures_per_ip: 20,
                 login_failure_window_secs: 15 * 60,
                 web_refresh_grace_secs: 10,
@@ -496,6 +537,7 @@ impl Default for Config {
                 redirect_url: "http://127.0.0.1:8080/api/v1/integrations/google/callback"
                     .to_owned(),
                 after_connect_url: "/".to_owned(),
+                service_account_spreadsheets: Vec::new(),
                 service_account_key_file: None,
                 auth_url: "https://accounts.google.com/o/oauth2/v2/auth".to_owned(),
                 token_url: "https://oauth2.googleapis.com/token".to_owned(),
@@ -732,6 +774,23 @@ impl Config {
                 format!("{} does not exist", file.display()),
             ));
         }
+        for grant in &google.service_account_spreadsheets {
+            if crate::google::sheets::spreadsheet_id(&grant.spreadsheet).is_none() {
+                return Err(invalid(
+                    "google.service_account_spreadsheets",
+                    format!("`{}` is not a spreadsheet id or URL", grant.spreadsheet),
+                ));
+            }
+            if grant.users.is_empty() || grant.users.iter().any(|u| u != "*" && !u.contains('@')) {
+                return Err(invalid(
+                    "google.service_account_spreadsheets",
+                    format!(
+                        "the users of `{}` must be email addresses or \"*\"",
+                        grant.spreadsheet
+                    ),
+                ));
+            }
+        }
         if google.writes_per_minute == 0 || google.write_burst == 0 {
             return Err(invalid(
                 "google.writes_per_minute",
@@ -769,10 +828,28 @@ impl Config {
         if self.auth.session_ttl_days == 0 {
             return Err(invalid("auth.session_ttl_days", "must be at least 1"));
         }
-        if self.auth.login_failures_per_account == 0 || self.auth.login_failures_per_ip == 0 {
-            return Err(invalid(
+        for (key, allowance) in [
+            (
+                "auth.login_failures_per_account_and_ip",
+                self.auth.login_failures_per_account_and_ip,
+            ),
+            (
                 "auth.login_failures_per_account",
-                "login failure allowances must be at least 1",
+                self.auth.login_failures_per_account,
+            ),
+            (
+                "auth.login_failures_per_ip",
+                self.auth.login_failures_per_ip,
+            ),
+        ] {
+            if allowance == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if !(1..=32).contains(&self.http.trusted_proxy_hops) {
+            return Err(invalid(
+                "http.trusted_proxy_hops",
+                "must be between 1 and 32",
             ));
         }
         if self.auth.login_failure_window_secs == 0 {

@@ -2,12 +2,18 @@
 //! Defaults come from the configuration (0 = no limit); an admin can override them per user.
 //! An exceeded quota is a 429 (daily ones, with `Retry-After` until midnight UTC) or a 403
 //! (stored rows), whose problem names the quota and when it resets.
+//!
+//! A check and the write it allows are one step: both run in one transaction that first takes
+//! the user's quota lock ([`lock_user`]), so that concurrent requests of one user (imports,
+//! exports, on any instance) are counted one after the other instead of each seeing the same
+//! room. The model token quota is checked before a reply, whose size is not known until it
+//! ends, so concurrent replies may each start under it.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -147,9 +153,32 @@ pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiErro
     Ok(())
 }
 
-/// Export jobs created today (including this one).
-pub async fn check_exports(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+/// Serializes the quota checks of one user until the transaction ends. Call it as the
+/// transaction's first statement: on PostgreSQL it locks the user's row (`FOR NO KEY UPDATE`,
+/// which leaves the foreign-key checks of other inserts alone); on SQLite a write takes the
+/// database's one write lock at once (a read first would let another writer in between, and
+/// the later write would fail instead of waiting).
+pub async fn lock_user(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), sea_orm::DbErr> {
+    let backend = txn.get_database_backend();
+    let sql = if backend == DatabaseBackend::Postgres {
+        "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE"
+    } else {
+        "UPDATE users SET updated_at = updated_at WHERE id = ?"
+    };
+    txn.execute_raw(crate::db::stmt(backend, sql, vec![user_id.into()]))
+        .await?;
+    Ok(())
+}
+
+/// Export jobs created today, checked under the user's quota lock (taken here) in the
+/// transaction that then creates the job: one more must fit.
+pub async fn check_exports(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    user_id: Uuid,
+) -> Result<(), ApiError> {
     let limit = limits(state, user_id).await?.exports_per_day;
+    lock_user(txn, user_id).await?;
     if limit == 0 {
         return Ok(());
     }
@@ -157,7 +186,7 @@ pub async fn check_exports(state: &AppState, user_id: Uuid) -> Result<(), ApiErr
         .filter(job::Column::OwnerId.eq(user_id))
         .filter(job::Column::Kind.eq(crate::exports::jobs::KIND))
         .filter(job::Column::CreatedAt.gte(today()))
-        .count(&state.db)
+        .count(txn)
         .await?;
     if used >= limit {
         return Err(daily_exceeded("export", limit, used));
@@ -182,25 +211,65 @@ pub async fn stored_rows(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64
         .unwrap_or(0))
 }
 
-/// Refuses a change that would take the user's stored rows past their quota.
-pub async fn check_rows(state: &AppState, user_id: Uuid, adding: i64) -> Result<(), ApiError> {
-    if adding <= 0 {
-        return Ok(());
+/// A user's stored-rows quota, for a transaction that changes how many rows they store:
+/// [`RowQuota::lock`] first thing in it, [`RowQuota::check`] before it commits.
+#[derive(Clone, Copy, Debug)]
+pub struct RowQuota {
+    user_id: Uuid,
+    limit: u64,
+}
+
+impl RowQuota {
+    pub async fn of(state: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
+        Ok(Self {
+            user_id,
+            limit: limits(state, user_id).await?.max_stored_rows,
+        })
     }
-    let limit = limits(state, user_id).await?.max_stored_rows;
-    if limit == 0 {
-        return Ok(());
+
+    /// Takes the user's quota lock (nothing to hold without a limit).
+    pub async fn lock(&self, txn: &DatabaseTransaction) -> Result<(), ApiError> {
+        if self.limit > 0 {
+            lock_user(txn, self.user_id).await?;
+        }
+        Ok(())
     }
-    let stored = stored_rows(&state.db, user_id).await?;
-    let after = stored.saturating_add(adding.unsigned_abs());
-    if after > limit {
-        return Err(ApiError::QuotaExceeded {
-            status: axum::http::StatusCode::FORBIDDEN,
-            retry_after_secs: None,
-            detail: format!(
-                "Your tables may hold {limit} rows in all; you have {stored} and this would add {adding}. Delete rows or tables to make room (it does not reset)."
-            ),
-        });
+
+    /// Refuses a change that would take the user's stored rows past their quota. Counted in
+    /// `txn`, under the lock, before the change's own rows are counted.
+    pub async fn check(&self, txn: &DatabaseTransaction, adding: i64) -> Result<(), ApiError> {
+        if adding <= 0 || self.limit == 0 {
+            return Ok(());
+        }
+        let stored = stored_rows(txn, self.user_id).await?;
+        self.refuse_past(stored, adding)
     }
-    Ok(())
+
+    /// Like [`RowQuota::check`], for `added` rows the transaction has already made count.
+    pub async fn check_written(
+        &self,
+        txn: &DatabaseTransaction,
+        added: i64,
+    ) -> Result<(), ApiError> {
+        if added <= 0 || self.limit == 0 {
+            return Ok(());
+        }
+        let now = stored_rows(txn, self.user_id).await?;
+        self.refuse_past(now.saturating_sub(added.unsigned_abs()), added)
+    }
+
+    fn refuse_past(&self, stored: u64, adding: i64) -> Result<(), ApiError> {
+        let limit = self.limit;
+        let after = stored.saturating_add(adding.unsigned_abs());
+        if after > limit {
+            return Err(ApiError::QuotaExceeded {
+                status: axum::http::StatusCode::FORBIDDEN,
+                retry_after_secs: None,
+                detail: format!(
+                    "Your tables may hold {limit} rows in all; you have {stored} and this would add {adding}. Delete rows or tables to make room (it does not reset)."
+                ),
+            });
+        }
+        Ok(())
+    }
 }

@@ -21,6 +21,43 @@ pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))
 }
 
+/// Warns when the data directory (the database, secrets, export files) can be entered or read
+/// by other local users. It is the operator's directory, so its mode is left as it is.
+pub fn warn_if_open(data_dir: &Path) {
+    if let Ok(meta) = fs::metadata(data_dir)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            dir = %data_dir.display(),
+            mode = format!("{:o}", meta.permissions().mode() & 0o777),
+            "the data directory is open to other users (it holds the database and secrets); chmod 700 it"
+        );
+    }
+}
+
+/// Creates an empty file readable by its owner only (0600), whatever the umask, unless it
+/// exists: the SQLite database, before SQLite opens it (SQLite then gives its `-wal` and
+/// `-shm` files the same mode). An existing file more open than that is warned about.
+pub fn create_private(path: &Path) -> anyhow::Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::AlreadyExists => {
+            if let Ok(meta) = fs::metadata(path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                tracing::warn!(file = %path.display(), "the database file is readable by other users; chmod 600 it");
+            }
+            Ok(())
+        }
+        Err(err) => Err(err).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
 /// The secret in `SHEETGPT_<NAME>` if set, else the one in `<data_dir>/<name>`, generated on
 /// first use (48 random bytes, for signing).
 pub fn load_or_generate(
@@ -99,6 +136,24 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        Ok(())
+    }
+
+    #[test]
+    fn a_private_file_is_created_0600_whatever_the_directory_and_kept_if_present()
+    -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
+        let path = dir.path().join("sheetgpt.db");
+        create_private(&path)?;
+        assert_eq!(fs::metadata(&path)?.permissions().mode() & 0o777, 0o600);
+        fs::write(&path, b"data")?;
+        create_private(&path)?;
+        assert_eq!(
+            fs::read(&path)?,
+            b"data",
+            "an existing file is left as it is"
+        );
         Ok(())
     }
 

@@ -61,11 +61,7 @@ impl AppState {
             &config.rate_limits,
             config.redis_url.as_deref(),
         )?;
-        let login_throttle = LoginThrottle::new(
-            auth.login_failures_per_account,
-            auth.login_failures_per_ip,
-            Duration::from_secs(auth.login_failure_window_secs),
-        );
+        let login_throttle = LoginThrottle::new(auth);
         Ok(Self(Arc::new(Inner {
             config,
             db,

@@ -8,6 +8,7 @@ use super::cache::CurrentUser;
 use super::email::Email;
 use super::extract::ClientInfo;
 use super::password::Password;
+use super::throttle::Held;
 use super::tokens::{self, digest, random_token};
 use crate::audit;
 use crate::db::entity::api_key::Scope;
@@ -78,6 +79,25 @@ fn throttled(wait: std::time::Duration) -> ApiError {
     }
 }
 
+/// Whether the sign-in brake lets this attempt through: a hold on the account alone is
+/// lifted for an address the account signed in from before (see `auth::throttle`).
+async fn brake(
+    state: &AppState,
+    held: Held,
+    user: Option<&users::User>,
+    ip: &str,
+) -> Result<(), ApiError> {
+    if held.account_only {
+        // Asked for unknown accounts too (with an id nobody has), so that the answer's timing
+        // says nothing about which accounts exist.
+        let id = user.map_or(Uuid::nil(), |u| u.id);
+        if sessions::signed_in_from(&state.db, id, ip).await? {
+            return Ok(());
+        }
+    }
+    Err(throttled(held.wait))
+}
+
 #[tracing::instrument(skip_all, fields(ip = %client.ip))]
 pub async fn login(
     state: &AppState,
@@ -90,11 +110,15 @@ pub async fn login(
     let email = Email::parse(email)
         .map(|e| e.as_str().to_owned())
         .unwrap_or_else(|_| email.trim().to_lowercase());
-    state
-        .login_throttle
-        .check(&email, &client.ip)
-        .map_err(throttled)?;
+    let held = match state.login_throttle.check(&email, &client.ip) {
+        Ok(()) => None,
+        Err(held) if !held.account_only => return Err(throttled(held.wait)),
+        Err(held) => Some(held),
+    };
     let user = users::find_by_email(&state.db, &email).await?;
+    if let Some(held) = held {
+        brake(state, held, user.as_ref(), &client.ip).await?;
+    }
     let verified = state
         .hasher
         .verify(password, user.as_ref().map(|u| u.password_hash.as_str()))
@@ -110,8 +134,8 @@ pub async fn login(
                     .details(serde_json::json!({"email": email})),
             )
             .await;
-            if let Some(wait) = state.login_throttle.record_failure(&email, &client.ip) {
-                return Err(throttled(wait));
+            if let Some(held) = state.login_throttle.record_failure(&email, &client.ip) {
+                brake(state, held, user.as_ref(), &client.ip).await?;
             }
             return Err(invalid_credentials());
         }
@@ -332,10 +356,9 @@ pub async fn confirm_password(
     client: &ClientInfo,
     wrong: (&str, &str),
 ) -> Result<(), ApiError> {
-    state
-        .login_throttle
-        .check(&user.email, &client.ip)
-        .map_err(throttled)?;
+    if let Err(held) = state.login_throttle.check(&user.email, &client.ip) {
+        brake(state, held, Some(user), &client.ip).await?;
+    }
     if state
         .hasher
         .verify(password, Some(&user.password_hash))
@@ -343,8 +366,8 @@ pub async fn confirm_password(
     {
         return Ok(());
     }
-    if let Some(wait) = state.login_throttle.record_failure(&user.email, &client.ip) {
-        return Err(throttled(wait));
+    if let Some(held) = state.login_throttle.record_failure(&user.email, &client.ip) {
+        brake(state, held, Some(user), &client.ip).await?;
     }
     Err(ApiError::field(wrong.0, wrong.1))
 }
@@ -430,5 +453,35 @@ pub async fn create_api_key(
     Ok(CreatedApiKey {
         key: secret.key,
         record,
+    })
+}
+
+/// What disabling a user ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Disabled {
+    pub sessions_revoked: usize,
+    pub api_keys_revoked: u64,
+}
+
+/// Disables a user and, in the same transaction, ends every session (and so its refresh
+/// tokens and access tokens) and revokes every API key: enabling the user again later does
+/// not bring any of them back. For the admin API and `sheetgpt user disable`.
+#[tracing::instrument(skip_all, fields(user.id = %user_id))]
+pub async fn disable_user(state: &AppState, user_id: Uuid) -> Result<Disabled, ApiError> {
+    let txn = state.db.begin().await?;
+    users::set_disabled(&txn, user_id, Some(Utc::now())).await?;
+    let sessions = sessions::revoke_all_except(&txn, user_id, None, "user_disabled").await?;
+    let api_keys_revoked = api_keys::revoke_all(&txn, user_id).await?;
+    txn.commit().await?;
+    // Access tokens are checked against their session; on this instance at once.
+    state.sessions.forget_user(user_id);
+    tracing::info!(
+        sessions = sessions.len(),
+        api_keys = api_keys_revoked,
+        "user disabled"
+    );
+    Ok(Disabled {
+        sessions_revoked: sessions.len(),
+        api_keys_revoked,
     })
 }

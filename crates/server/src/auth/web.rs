@@ -219,12 +219,7 @@ fn set_cookie(
 /// The request reached us over TLS: only behind a proxy we trust to say so, since the server
 /// itself speaks plain HTTP.
 fn is_tls(state: &AppState, headers: &HeaderMap) -> bool {
-    state.config.http.trust_forwarded_for
-        && headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    crate::http::forwarded::is_tls(headers, &state.config.http)
 }
 
 /// A cookie's value from the `Cookie` header(s).
@@ -234,7 +229,7 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// Every non-empty cookie of that name, in the order sent. A browser sends two of one name
 /// when another site on a parent domain planted its own (with a longer path, first).
-fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
+pub(crate) fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -269,19 +264,10 @@ fn check_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
         let origin_host = origin
             .split_once("://")
             .map(|(_, host)| host.trim_end_matches('/'));
-        let forwarded_host = state
-            .config
-            .http
-            .trust_forwarded_for
-            .then(|| headers.get("x-forwarded-host"))
-            .flatten();
-        // A chain of proxies lists several hosts; the first is the one the browser asked for.
-        let host = forwarded_host
-            .or_else(|| headers.get(header::HOST))
-            .and_then(|v| v.to_str().ok())
-            .map(|h| h.split(',').next().unwrap_or(h));
+        // The host the browser asked for: the trusted proxy's word, else `Host`.
+        let host = crate::http::forwarded::host(headers, &state.config.http);
         match (origin_host, host) {
-            (Some(o), Some(h)) if o.eq_ignore_ascii_case(h.trim()) => {}
+            (Some(o), Some(h)) if o.eq_ignore_ascii_case(&h) => {}
             _ => return Err(cross_site()),
         }
     }

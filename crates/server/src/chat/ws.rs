@@ -18,7 +18,9 @@
 //! exactly as the SSE stream does (`{"event": "delta", "text": "…"}`), and
 //! `{"event": "problem", …}` with an RFC 9457 body for a request that failed before its reply
 //! started or a frame it could not use; the socket stays open. One reply runs at a time per
-//! socket. A socket that closes mid-reply cancels it, like an SSE client that disconnects:
+//! socket. Each `send` and `regenerate` counts against the user's `chat` rate limit and token
+//! quota exactly as the HTTP request for a reply does (one allowance for both transports);
+//! past them it is a `problem` with status 429. A socket that closes mid-reply cancels it, like an SSE client that disconnects:
 //! what was written is kept, marked `incomplete`.
 
 use std::future::Future;
@@ -46,6 +48,7 @@ use crate::db::conversations::{self as store, Conversation};
 use crate::db::entity::api_key::Scope;
 use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Path, Query};
+use crate::http::rate_limit::Class;
 use crate::state::AppState;
 
 /// How often the server pings; a client silent for three times this is taken for gone.
@@ -98,7 +101,9 @@ pub struct ConnectQuery {
 /// Server frames: the events of the SSE stream as JSON (`{"event": "start" | "delta" |
 /// "table" | "usage" | "done" | "error", …}`) and `{"event": "problem", …}` with an RFC 9457
 /// body when a request fails before its reply starts or a frame is malformed; the socket stays
-/// open. One reply at a time: `send` while one runs is a `problem` with status 409. Closing the
+/// open. One reply at a time: `send` while one runs is a `problem` with status 409. Each
+/// `send`/`regenerate` counts against the `chat` rate limit and the token quota like
+/// `POST …/messages` (429 `too-many-requests` or `quota-exceeded` as a `problem`). Closing the
 /// socket mid-reply cancels it; what was written is kept, marked `incomplete`.
 #[utoipa::path(get, path = "/conversations/{id}/ws", tag = "conversations",
     params(("id" = Uuid, Path, description = "Conversation id"), ConnectQuery),
@@ -463,6 +468,9 @@ impl Connection {
         }
         // Revoking the session or key, or disabling the user, ends what the socket may do.
         self.auth = still_allowed(&self.state, self.auth.user.id, source_of(&self.auth)).await?;
+        // Each reply counts against the chat rate limit, as `POST …/messages` does.
+        crate::http::rate_limit::count_for_user(&self.state, Class::Chat, self.auth.user.id)
+            .await?;
         let conversation = find(&self.state, self.auth.user.id, self.conversation).await?;
         let state = self.state.clone();
         let user = self.auth.user.id;
@@ -485,6 +493,7 @@ impl Connection {
 
 /// A client frame as a request, checked like the HTTP bodies of the same requests.
 fn parse(text: &str) -> Result<Request, ApiError> {
+    crate::http::nul::check_json(text.as_bytes())?;
     let request: Request = serde_json::from_str(text).map_err(|err| {
         if err.is_data() {
             ApiError::Validation(vec![FieldError::new("frame", err.to_string())])

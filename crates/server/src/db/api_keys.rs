@@ -112,6 +112,21 @@ pub async fn revoke(db: &impl ConnectionTrait, user_id: Uuid, id: Uuid) -> Resul
     Ok(result.rows_affected == 1)
 }
 
+/// Revokes every live key of a user (disabling them); returns how many.
+pub async fn revoke_all(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, DbErr> {
+    let now = Utc::now();
+    let result = api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, Expr::value(now))
+        .col_expr(api_key::Column::DeletedAt, Expr::value(now))
+        .col_expr(api_key::Column::UpdatedAt, Expr::value(now))
+        .filter(api_key::Column::UserId.eq(user_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .filter(api_key::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
 pub async fn touch(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
     let now = Utc::now();
     api_key::Entity::update_many()

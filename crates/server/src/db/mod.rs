@@ -53,6 +53,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
     let url = config.effective_database_url();
     if url.starts_with("sqlite:") {
         crate::secrets::ensure_data_dir(&config.data_dir)?;
+        crate::secrets::warn_if_open(&config.data_dir);
+        if let Some(path) = sqlite_file(&url) {
+            crate::secrets::create_private(&path)?;
+        }
     }
     let mut options = ConnectOptions::new(url);
     options
@@ -89,6 +93,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
             }
         }
     }
+}
+
+/// The file of a `sqlite:` URL, or None for an in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!memory).then(|| std::path::PathBuf::from(path))
 }
 
 /// Applies every pending migration. Safe to run again: applied ones are skipped.

@@ -100,6 +100,24 @@ pub async fn revoke(
     Ok(result.rows_affected == 1)
 }
 
+/// Whether the user ever signed in from this client address (a session from it, live or
+/// ended, not yet purged): the sign-in brake's "familiar address".
+pub async fn signed_in_from(
+    db: &impl ConnectionTrait,
+    user_id: Uuid,
+    ip: &str,
+) -> Result<bool, DbErr> {
+    Ok(session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::Ip.eq(ip))
+        .into_tuple::<Uuid>()
+        .one(db)
+        .await?
+        .is_some())
+}
+
 /// Revokes every live session of a user except `keep`; returns the ids revoked.
 pub async fn revoke_all_except(
     db: &impl ConnectionTrait,

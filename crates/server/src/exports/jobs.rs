@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use garde::Validate;
+use sea_orm::TransactionTrait;
 use serde::{Deserialize, Serialize};
 use sheetgpt_core::template::Template;
 use utoipa::{IntoParams, ToSchema};
@@ -268,17 +269,9 @@ async fn create_export(
             ),
         });
     }
-    crate::quotas::check_exports(&state, owner).await?;
-    let limit = state.config.exports.max_active_per_user;
-    if store::count_active(&state.db, owner, KIND).await? >= limit {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: 10,
-            detail: format!("You have {limit} exports queued or running; wait for one to finish."),
-        });
-    }
     let google_auth = match &body.destination {
         Destination::Download => None,
-        Destination::GoogleSheets(dest) => Some(check_google(&state, owner, dest).await?),
+        Destination::GoogleSheets(dest) => Some(check_google(&state, &auth, dest).await?),
     };
     let payload = ExportPayload {
         table_id: table.id,
@@ -294,8 +287,26 @@ async fn create_export(
         google_auth: google_auth.map(|c| c.as_str().to_owned()),
     };
     let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
+    // The quotas are counted and the job created in one transaction under the user's quota
+    // lock, so that concurrent requests cannot each see room for one more.
+    let txn = state.db.begin().await?;
+    crate::quotas::lock_user(&txn, owner).await?;
+    if let Some(key) = &key
+        && let Some(job) = store::by_idempotency_key(&txn, owner, KIND, key).await?
+    {
+        txn.commit().await?;
+        return created_response(job, false);
+    }
+    crate::quotas::check_exports(&state, &txn, owner).await?;
+    let limit = state.config.exports.max_active_per_user;
+    if store::count_active(&txn, owner, KIND).await? >= limit {
+        return Err(ApiError::TooManyRequests {
+            retry_after_secs: 10,
+            detail: format!("You have {limit} exports queued or running; wait for one to finish."),
+        });
+    }
     let (job, created) = store::enqueue(
-        &state.db,
+        &txn,
         owner,
         NewJob {
             kind: KIND,
@@ -306,6 +317,7 @@ async fn create_export(
         },
     )
     .await?;
+    txn.commit().await?;
     if created {
         state.jobs_queued.notify_one();
         crate::audit::record(
@@ -325,9 +337,10 @@ async fn create_export(
 /// account, else the server's service account.
 async fn check_google(
     state: &AppState,
-    owner: Uuid,
+    auth: &AuthUser,
     dest: &SheetsDestination,
 ) -> Result<Credential, ApiError> {
+    let owner = auth.user.id;
     dest.validate().map_err(|report| {
         ApiError::Validation(
             report
@@ -377,6 +390,14 @@ async fn check_google(
             "destination.mode",
             "a service account cannot create spreadsheets in your Drive; share a spreadsheet with it and use new_tab, replace_tab or append",
         ));
+    }
+    if credential == Credential::ServiceAccount
+        && let Some(id) = dest
+            .spreadsheet
+            .as_deref()
+            .and_then(crate::google::sheets::spreadsheet_id)
+    {
+        crate::google::check_service_account_spreadsheet(state, &id, &auth.user.email)?;
     }
     if dest.link && dest.mode == SheetMode::Append {
         return Err(ApiError::field(

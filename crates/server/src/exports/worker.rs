@@ -220,6 +220,27 @@ async fn export(
             Some("service_account") => Credential::ServiceAccount,
             _ => Credential::User(job.owner_id),
         };
+        // Checked again now: the admin's list may have changed since the job was queued.
+        if credential == Credential::ServiceAccount
+            && let Some(id) = dest.spreadsheet.as_deref().and_then(sheets::spreadsheet_id)
+        {
+            match crate::db::users::find_by_id(&state.db, job.owner_id).await {
+                Ok(Some(owner))
+                    if crate::google::service_account_may_write(
+                        &state.config.google,
+                        &id,
+                        &owner.email,
+                    ) => {}
+                Ok(_) => {
+                    heartbeat.abort();
+                    return permanent(&crate::google::not_allowed_message(&id));
+                }
+                Err(err) => {
+                    heartbeat.abort();
+                    return retry_db(&err);
+                }
+            }
+        }
         let session = Session::new(state, credential);
         let rows = sheets::Rows {
             table_id: table.id,

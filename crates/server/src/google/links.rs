@@ -214,6 +214,15 @@ async fn sync(
             .map_err(|missing| SheetError::Invalid(missing.to_string()))?,
     };
     let credential = if link.auth == Credential::ServiceAccount.as_str() {
+        let email = crate::db::users::find_by_id(&state.db, owner)
+            .await?
+            .map(|u| u.email)
+            .unwrap_or_default();
+        if !super::service_account_may_write(&state.config.google, &link.spreadsheet_id, &email) {
+            return Err(SheetError::Invalid(super::not_allowed_message(
+                &link.spreadsheet_id,
+            )));
+        }
         Credential::ServiceAccount
     } else {
         Credential::User(owner)

@@ -1,6 +1,12 @@
 //! Google Sheets: users connect their Google account once (OAuth2 authorization code with
 //! PKCE), or the deployment uses a service account; exports write tables into spreadsheets
 //! through the Sheets v4 API, and linked sheets follow later versions of their table.
+//!
+//! The service account writes wherever it has been given access, whoever asks: a spreadsheet
+//! shared with it for one user is open to every user who learns its id. So it writes into a
+//! spreadsheet only when an admin has listed it for that user
+//! (`google.service_account_spreadsheets`), checked when the export is asked for, again when
+//! its job runs, and at every sync of a link made that way.
 
 pub mod client;
 pub mod links;
@@ -94,6 +100,33 @@ impl Google {
     pub fn enabled(&self) -> bool {
         self.oauth.is_some() || self.service_account.is_some()
     }
+}
+
+/// Whether the service account may write into this spreadsheet for the user with this email.
+pub fn service_account_may_write(config: &GoogleConfig, spreadsheet_id: &str, email: &str) -> bool {
+    config.service_account_may_write(spreadsheet_id, email)
+}
+
+/// The refusal of a service-account write into a spreadsheet not listed for the user.
+pub fn not_allowed_message(spreadsheet_id: &str) -> String {
+    format!(
+        "SheetGPT's service account may not write into spreadsheet {spreadsheet_id} for you: an administrator must list it for your account (google.service_account_spreadsheets)."
+    )
+}
+
+/// [`service_account_may_write`] as a request's answer: 403 `spreadsheet-not-allowed`.
+pub fn check_service_account_spreadsheet(
+    state: &crate::state::AppState,
+    spreadsheet_id: &str,
+    email: &str,
+) -> Result<(), crate::http::error::ApiError> {
+    if service_account_may_write(&state.config.google, spreadsheet_id, email) {
+        return Ok(());
+    }
+    Err(crate::http::error::ApiError::forbidden(
+        "spreadsheet-not-allowed",
+        not_allowed_message(spreadsheet_id),
+    ))
 }
 
 /// Claims a Google account's next write slot and says how long to wait for it. The slots are

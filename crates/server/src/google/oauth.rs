@@ -1,5 +1,12 @@
-//! Users' Google grants: the authorization (state bound to the user and session, PKCE), the
-//! tokens kept encrypted at rest, refreshing before expiry, and revoking on disconnect.
+//! Users' Google grants: the authorization (state bound to the user and session, and to the
+//! browser that started it; PKCE), the tokens kept encrypted at rest, refreshing before
+//! expiry, and revoking on disconnect.
+//!
+//! The browser binding (RFC 9700 §4.7.1): `state` alone says which SheetGPT user started the
+//! authorization, not who comes back with it. Without more, an attacker could start one,
+//! send the consent URL to a victim, and receive the victim's Google grant in their own
+//! account. So `connect` also sets a random value as a cookie in the browser that asked, and
+//! keeps its hash with the state; the callback completes only when that browser returns.
 
 use chrono::{DateTime, Duration, Utc};
 use oauth2::basic::BasicErrorResponseType;
@@ -10,6 +17,7 @@ use oauth2::{
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use super::client::GoogleError;
@@ -39,6 +47,7 @@ pub async fn start(
     state: &AppState,
     user_id: Uuid,
     session_id: Option<Uuid>,
+    browser: &str,
 ) -> Result<String, ApiError> {
     let client = state.google.oauth.as_ref().ok_or_else(not_configured)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -62,6 +71,7 @@ pub async fn start(
         user_id: Set(user_id),
         session_id: Set(session_id),
         state_hash: Set(digest(csrf.secret())),
+        browser_hash: Set(Some(digest(browser))),
         encrypted_verifier: Set(verifier),
         expires_at: Set(now + Duration::minutes(AUTHORIZATION_TTL_MINUTES)),
         created_at: Set(now),
@@ -74,8 +84,14 @@ pub async fn start(
 }
 
 /// Completes an authorization from Google's redirect: checks the state (once, in time, for a
-/// session still signed in), exchanges the code with the PKCE verifier and stores the tokens.
-pub async fn complete(state: &AppState, code: &str, csrf_state: &str) -> Result<Uuid, ApiError> {
+/// session still signed in, in the browser that started it: one of `browsers`, the values of
+/// its binding cookie), exchanges the code with the PKCE verifier and stores the tokens.
+pub async fn complete(
+    state: &AppState,
+    code: &str,
+    csrf_state: &str,
+    browsers: &[String],
+) -> Result<Uuid, ApiError> {
     let client = state.google.oauth.as_ref().ok_or_else(not_configured)?;
     let invalid = || {
         ApiError::bad_request(
@@ -96,6 +112,18 @@ pub async fn complete(state: &AppState, code: &str, csrf_state: &str) -> Result<
         .await?;
     if taken.rows_affected != 1 || pending.expires_at < Utc::now() {
         return Err(invalid());
+    }
+    let same_browser = pending.browser_hash.as_deref().is_some_and(|want| {
+        browsers
+            .iter()
+            .any(|b| bool::from(digest(b).as_bytes().ct_eq(want.as_bytes())))
+    });
+    if !same_browser {
+        tracing::warn!(user.id = %pending.user_id, "Google callback from another browser than the one that connected; refused");
+        return Err(ApiError::bad_request(
+            "oauth-browser-mismatch",
+            "This Google authorization was started in another browser, or its cookie is gone; connect again from this browser.",
+        ));
     }
     if code.is_empty() {
         return Err(invalid());

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::oauth;
 use crate::auth::extract::{AuthUser, ClientInfo};
+use crate::auth::tokens::random_token;
 use crate::http::error::ApiError;
 use crate::http::extract::Query;
 use crate::state::AppState;
@@ -37,14 +38,55 @@ pub struct ConnectResponse {
     pub authorization_url: String,
 }
 
-/// Start connecting the caller's Google account: answers the consent URL (valid 10 minutes).
+/// The cookie that binds a started authorization to the browser that started it.
+pub const BROWSER_COOKIE: &str = "sheetgpt_google_connect";
+/// As long as the authorization it binds.
+const BROWSER_COOKIE_SECS: i64 = 600;
+
+/// The path of the callback (from `google.redirect_url`): the only requests that carry the
+/// binding cookie.
+fn callback_path(state: &AppState) -> String {
+    let url = &state.config.google.redirect_url;
+    url.split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|at| &rest[at..]))
+        .map(|path| path.split(['?', '#']).next().unwrap_or(path))
+        .filter(|path| !path.is_empty())
+        .unwrap_or("/")
+        .to_owned()
+}
+
+/// `HttpOnly` (script never reads it), `SameSite=Lax` (the callback is a top-level navigation
+/// coming from Google, which `Strict` would send without it), `Secure` over TLS.
+fn browser_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    value: &str,
+    max_age: i64,
+) -> Option<HeaderValue> {
+    let secure = crate::http::forwarded::is_tls(headers, &state.config.http)
+        || state.config.google.redirect_url.starts_with("https://");
+    let mut text = format!(
+        "{BROWSER_COOKIE}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax",
+        callback_path(state)
+    );
+    if secure {
+        text.push_str("; Secure");
+    }
+    HeaderValue::from_str(&text).ok()
+}
+
+/// Start connecting the caller's Google account: answers the consent URL (valid 10 minutes)
+/// and sets the `sheetgpt_google_connect` cookie that binds it to this browser. Open the URL
+/// in the same browser: the callback refuses one that comes back without the cookie.
 #[utoipa::path(post, path = "/integrations/google/connect", tag = "google",
-    responses((status = 200, description = "Consent URL", body = ConnectResponse),
+    responses((status = 200, description = "Consent URL", body = ConnectResponse,
+            headers(("Set-Cookie" = String, description = "`sheetgpt_google_connect` (HttpOnly, SameSite=Lax, path of the callback)"))),
         (status = 404, description = "Google is not configured on this server", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn connect(
     State(state): State<AppState>,
     auth: AuthUser,
-) -> Result<Json<ConnectResponse>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     enabled(&state)?;
     if state.google.oauth.is_none() {
         return Err(ApiError::conflict(
@@ -52,10 +94,16 @@ async fn connect(
             "This server writes to Google Sheets through a service account only; share your spreadsheet with it.",
         ));
     }
-    let url = oauth::start(&state, auth.user.id, auth.session_id()).await?;
-    Ok(Json(ConnectResponse {
+    let browser = random_token(32);
+    let url = oauth::start(&state, auth.user.id, auth.session_id(), &browser).await?;
+    let mut response = Json(ConnectResponse {
         authorization_url: url,
-    }))
+    })
+    .into_response();
+    if let Some(cookie) = browser_cookie(&state, &headers, &browser, BROWSER_COOKIE_SECS) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -68,25 +116,28 @@ pub struct CallbackQuery {
 }
 
 /// Where Google sends the user back. Redirects (303) to the page with `?google=connected`,
-/// `?google=denied` or `?google=error&reason=…`.
+/// `?google=denied` or `?google=error&reason=…` (`oauth-browser-mismatch` when the browser
+/// that comes back is not the one that started the connection).
 #[utoipa::path(get, path = "/integrations/google/callback", tag = "google", params(CallbackQuery),
     security(()),
     responses((status = 303, description = "Back to the page")))]
 async fn callback(
     State(state): State<AppState>,
     client: ClientInfo,
+    headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
+    let browsers = crate::auth::web::cookies(&headers, BROWSER_COOKIE);
     let back = &state.config.google.after_connect_url;
     let sep = if back.contains('?') { '&' } else { '?' };
     let outcome = match (q.error.as_deref(), q.code.as_deref(), q.state.as_deref()) {
         (Some(_), _, Some(csrf)) => {
             // Declined: forget the pending authorization.
-            let _ = oauth::complete(&state, "", csrf).await;
+            let _ = oauth::complete(&state, "", csrf, &browsers).await;
             "google=denied".to_owned()
         }
         (None, Some(code), Some(csrf)) if !code.is_empty() && code.len() <= 2048 => {
-            match oauth::complete(&state, code, csrf).await {
+            match oauth::complete(&state, code, csrf, &browsers).await {
                 Ok(user_id) => {
                     crate::audit::record(
                         &state,
@@ -110,6 +161,10 @@ async fn callback(
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, v);
+    }
+    // Spent either way.
+    if let Some(clear) = browser_cookie(&state, &headers, "", 0) {
+        response.headers_mut().append(header::SET_COOKIE, clear);
     }
     response
 }

@@ -17,14 +17,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let headers = parts.headers.clone();
-        let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
-        let mut again = Request::new(axum::body::Body::from(bytes.clone()));
-        *again.headers_mut() = headers;
-        let axum::Json(value) = axum::Json::<T>::from_request(again, state).await?;
+        let (value, bytes) = read_json::<T, S>(req, state).await?;
         // Every body is an object: serde would also read a struct from an array of its fields
         // in order (`[null, null]`), which no client means.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -52,6 +45,39 @@ where
         }
         Ok(Self(value))
     }
+}
+
+/// Reads a JSON body: the bytes (within the body limit), refused if they hold a U+0000
+/// (`http::nul`), then parsed. Every JSON extractor goes through here.
+pub async fn read_json<T, S>(req: Request, state: &S) -> Result<(T, axum::body::Bytes), ApiError>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    let (parts, body) = req.into_parts();
+    let headers = parts.headers.clone();
+    let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+    let mut again = Request::new(axum::body::Body::from(bytes.clone()));
+    *again.headers_mut() = headers;
+    // The content type is checked first (415 before 422), by axum's own extractor.
+    let axum::Json(value) = match axum::Json::<T>::from_request(again, state).await {
+        Ok(json) => {
+            super::nul::check_json(&bytes)?;
+            json
+        }
+        Err(rejection) => {
+            if !matches!(
+                rejection,
+                axum::extract::rejection::JsonRejection::MissingJsonContentType(_)
+            ) {
+                super::nul::check_json(&bytes)?;
+            }
+            return Err(rejection.into());
+        }
+    };
+    Ok((value, bytes))
 }
 
 /// A path parameter whose parse failure is a 404 problem, not axum's plain-text 400.

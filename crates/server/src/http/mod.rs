@@ -3,6 +3,8 @@
 
 pub mod error;
 pub mod extract;
+pub mod forwarded;
+pub mod nul;
 pub mod openapi;
 pub mod ops;
 pub mod pagination;
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async {
             Problem::for_status(StatusCode::NOT_FOUND).into_response_with(StatusCode::NOT_FOUND)
         })
+        .layer(middleware::from_fn(nul::refuse_in_uri))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             rate_limit::limit,

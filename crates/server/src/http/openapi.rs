@@ -103,6 +103,11 @@ fn add_problem_responses(op: &mut Operation) {
         codes.push(("404", "No such resource (or not yours)"));
         codes.push(("422", "Invalid query parameters"));
     }
+    // Any request whose path, query or body carries U+0000: `nul-character`.
+    codes.push((
+        "422",
+        "Invalid input, e.g. a U+0000 (NUL) character anywhere",
+    ));
     for (code, description) in codes {
         op.responses
             .responses

@@ -1,5 +1,7 @@
 //! Rate limits per route class (auth, chat, export, default), keyed by user, or by client
-//! address before sign-in (auth routes always by address). In-process with governor (GCRA)
+//! address before sign-in (auth routes always by address). Replies asked for on a
+//! conversation's WebSocket are counted in `chat` one by one, like the HTTP requests that ask
+//! for them ([`count_for_user`]); opening the socket is an ordinary (`default`) request. In-process with governor (GCRA)
 //! by default; with `SHEETGPT_REDIS_URL`, counted in Redis (fixed windows) so that every
 //! instance shares them. Answers carry `RateLimit-Limit`, `RateLimit-Remaining`,
 //! `RateLimit-Reset` and `RateLimit-Policy`; a refused request gets 429 problem+json with
@@ -58,7 +60,6 @@ impl Class {
             ["auth", "login" | "register" | "refresh"] if post => Self::Auth,
             ["auth", "web", "login" | "refresh"] if post => Self::Auth,
             ["conversations", _, "messages" | "regenerate"] if post => Self::Chat,
-            ["conversations", _, "ws"] => Self::Chat,
             ["exports"] if post => Self::Export,
             ["tables", _, "download"] | ["exports", _, "download"] => Self::Export,
             ["account", "export"] => Self::Export,
@@ -248,6 +249,38 @@ const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
+fn user_key(user_id: uuid::Uuid) -> String {
+    format!("user:{user_id}")
+}
+
+fn refused(state: &AppState, class: Class, decision: &Decision) -> ApiError {
+    metrics::counter!("sheetgpt_rate_limited_total", "class" => class.name()).increment(1);
+    let policy = limit_of(&state.config.rate_limits, class);
+    ApiError::TooManyRequests {
+        retry_after_secs: decision.reset_secs.max(1),
+        detail: format!(
+            "Too many {} requests: at most {} per {} seconds. Try again in {} seconds.",
+            class.name(),
+            decision.limit,
+            policy.per_secs,
+            decision.reset_secs.max(1)
+        ),
+    }
+}
+
+/// Counts one request of `class` for a signed-in user that did not come as an HTTP request
+/// of its own (a `send` on a WebSocket): the same allowance, the same refusal.
+pub async fn count_for_user(
+    state: &AppState,
+    class: Class,
+    user_id: uuid::Uuid,
+) -> Result<(), ApiError> {
+    match state.rate_limiter.check(class, &user_key(user_id)).await {
+        Some(decision) if !decision.allowed => Err(refused(state, class, &decision)),
+        _ => Ok(()),
+    }
+}
+
 /// The middleware.
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(class) = Class::of(req.method(), req.uri().path()) else {
@@ -260,7 +293,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
             .contains_key(axum::http::header::AUTHORIZATION)
         && let Ok(user) = AuthUser::from_request_parts(&mut parts, &state).await
     {
-        format!("user:{}", user.user.id)
+        user_key(user.user.id)
     } else {
         let ip = ClientInfo::from_request_parts(&mut parts, &state)
             .await
@@ -275,18 +308,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
     let mut response = if decision.allowed {
         next.run(req).await
     } else {
-        metrics::counter!("sheetgpt_rate_limited_total", "class" => class.name()).increment(1);
-        ApiError::TooManyRequests {
-            retry_after_secs: decision.reset_secs.max(1),
-            detail: format!(
-                "Too many {} requests: at most {} per {} seconds. Try again in {} seconds.",
-                class.name(),
-                decision.limit,
-                policy.per_secs,
-                decision.reset_secs.max(1)
-            ),
-        }
-        .into_response()
+        refused(&state, class, &decision).into_response()
     };
     let headers = response.headers_mut();
     headers.insert(LIMIT, HeaderValue::from(decision.limit));

@@ -181,8 +181,8 @@ async fn import_table(
     let mut file: Option<(tempfile::TempPath, String)> = None;
     while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
         match field.name().unwrap_or_default() {
-            "name" => name = Some(field.text().await.map_err(multipart_error)?),
-            "sheet" => sheet = Some(field.text().await.map_err(multipart_error)?),
+            "name" => name = Some(text_field(field, "name").await?),
+            "sheet" => sheet = Some(text_field(field, "sheet").await?),
             "delimiter" => {
                 let text = field.text().await.map_err(multipart_error)?;
                 delimiter = Some(match text.trim() {
@@ -200,6 +200,8 @@ async fn import_table(
             }
             "file" => {
                 let file_name = field.file_name().unwrap_or("upload").to_owned();
+                // The name may become the table's name.
+                crate::http::nul::check_text("file", &file_name)?;
                 let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
                     .map_err(|e| ApiError::Internal(e.into()))?;
                 let (std_file, path) = tmp.into_parts();
@@ -250,6 +252,16 @@ async fn import_table(
         StatusCode::CREATED,
         table_response(record, loaded.schema.columns),
     ))
+}
+
+/// A text field of the upload form, refused if it holds a U+0000 (`http::nul`).
+async fn text_field(
+    field: axum::extract::multipart::Field<'_>,
+    name: &str,
+) -> Result<String, ApiError> {
+    let text = field.text().await.map_err(multipart_error)?;
+    crate::http::nul::check_text(name, &text)?;
+    Ok(text)
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
@@ -364,7 +376,8 @@ async fn delete_table(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Restore a deleted table.
+/// Restore a deleted table. Its rows count against the stored-rows quota again: 403
+/// `quota-exceeded` when they do not fit (the table stays in the trash).
 #[utoipa::path(post, path = "/tables/{id}/restore", tag = "tables",
     params(("id" = Uuid, Path, description = "Table id")),
     responses((status = 200, description = "Restored", body = TableResponse)))]
@@ -373,9 +386,7 @@ async fn restore_table(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    if !store::set_deleted(&state.db, auth.user.id, id, false).await? {
-        return Err(ApiError::NotFound("deleted table"));
-    }
+    service::restore(&state, auth.user.id, id).await?;
     get_table(State(state), auth, Path(id)).await
 }
 
@@ -648,7 +659,7 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let Json(v) = Json::<T>::from_request(req, state).await?;
+        let (v, _) = crate::http::extract::read_json::<T, S>(req, state).await?;
         Ok(Self(v))
     }
 }

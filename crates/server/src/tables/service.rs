@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::db::tables::{self as store, NewVersion, TableRecord};
 use crate::http::error::{ApiError, FieldError};
+use crate::quotas::RowQuota;
 use crate::state::AppState;
 
 /// A version's columns and the table it belongs to.
@@ -84,6 +85,26 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_owned())
 }
 
+/// Brings a deleted table back from the trash, if the user's stored-rows quota has room for
+/// its rows (counted under the user's quota lock, like any other change of their rows).
+#[tracing::instrument(skip_all, fields(user.id = %owner, table.id = %table_id))]
+pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), ApiError> {
+    let quota = RowQuota::of(state, owner).await?;
+    let txn = state.db.begin().await?;
+    quota.lock(&txn).await?;
+    // Restored first (a write, which also takes SQLite's write lock before any read), then
+    // counted: the transaction rolls back when the rows do not fit.
+    if !store::set_deleted(&txn, owner, table_id, false).await? {
+        return Err(ApiError::NotFound("deleted table"));
+    }
+    let table = store::find(&txn, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("deleted table"))?;
+    quota.check_written(&txn, table.row_count).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
 /// Stores an in-memory table as version 1 of a new table.
 #[tracing::instrument(skip_all, fields(user.id = %owner, rows = table.rows.len()))]
 pub async fn create(
@@ -95,7 +116,7 @@ pub async fn create(
 ) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
     check_limits(state, table.columns.len(), table.rows.len() as u64)?;
-    crate::quotas::check_rows(state, owner, table.rows.len() as i64).await?;
+    let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(table.columns.clone());
     let rows: Vec<Row> = table
         .rows
@@ -113,6 +134,8 @@ pub async fn create(
         })
         .collect();
     let txn = state.db.begin().await?;
+    quota.lock(&txn).await?;
+    quota.check(&txn, rows.len() as i64).await?;
     let record = store::create(&txn, owner, &name).await?;
     store::insert_rows(&txn, record.id, 1, &rows).await?;
     let count = rows.len() as i64;
@@ -328,7 +351,7 @@ pub async fn import_delimited(
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;
     check_limits(state, scan.columns.len(), scan.rows)?;
-    crate::quotas::check_rows(state, owner, i64::try_from(scan.rows).unwrap_or(i64::MAX)).await?;
+    let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(scan.columns.clone());
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ApiError>>(4);
@@ -341,6 +364,12 @@ pub async fn import_delimited(
     });
 
     let txn = state.db.begin().await?;
+    // Under the user's quota lock until the import commits: a concurrent import of theirs
+    // waits, then counts these rows.
+    quota.lock(&txn).await?;
+    quota
+        .check(&txn, i64::try_from(scan.rows).unwrap_or(i64::MAX))
+        .await?;
     let record = store::create(&txn, owner, &name).await?;
     let mut count: i64 = 0;
     while let Some(batch) = rx.recv().await {
@@ -725,7 +754,10 @@ pub async fn change(
         .await?
         .ok_or(ApiError::NotFound("table"))?;
     let base = expected.unwrap_or(table.current_version);
+    let quota = RowQuota::of(state, owner).await?;
     let txn = state.db.begin().await?;
+    // The user's lock before the table's (the claim): the order every writer takes them in.
+    quota.lock(&txn).await?;
     if !store::claim_next_version(&txn, owner, table_id, base).await? {
         txn.rollback().await?;
         let current = store::find(&state.db, owner, table_id)
@@ -756,7 +788,7 @@ pub async fn change(
         .count() as i64;
     let row_count = table.row_count + rows_new - outcome.deleted.len() as i64;
     check_limits(state, outcome.schema.columns.len(), row_count.max(0) as u64)?;
-    crate::quotas::check_rows(state, owner, row_count - table.row_count).await?;
+    quota.check(&txn, row_count - table.row_count).await?;
     let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
     to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
     to_close.sort_unstable();
@@ -905,7 +937,9 @@ pub async fn revert(
     if target < 1 || target > table.current_version {
         return Err(ApiError::NotFound("version"));
     }
+    let quota = RowQuota::of(state, owner).await?;
     let txn = state.db.begin().await?;
+    quota.lock(&txn).await?;
     if !store::claim_next_version(&txn, owner, table_id, base).await? {
         txn.rollback().await?;
         return Err(stale(table.current_version));
@@ -945,7 +979,7 @@ pub async fn revert(
     store::close_rows(&txn, table.id, new_version, &to_close).await?;
     store::insert_rows(&txn, table.id, new_version, &to_write).await?;
     let row_count = target_record.row_count;
-    crate::quotas::check_rows(state, owner, row_count - table.row_count).await?;
+    quota.check(&txn, row_count - table.row_count).await?;
     store::insert_version(
         &txn,
         NewVersion {

@@ -723,3 +723,71 @@ async fn guessing_the_password_to_delete_an_account_is_braked_like_sign_in() {
     let (status, _) = app.get("/api/v1/auth/me", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Issue 13: disabling only blocked a user while disabled; once enabled again, the access
+/// token, refresh token and API key from before worked again. Disabling revokes them.
+#[tokio::test]
+async fn disabling_a_user_revokes_their_sessions_and_api_keys_for_good() {
+    let app = TestApp::spawn().await;
+    let (root, _) = admin(&app, "disabler@example.com").await;
+    let user = app.register("disabled-later@example.com").await;
+    let user_id = user["id"].as_str().unwrap().to_owned();
+    let (access, refresh) = app.login("disabled-later@example.com", PASSWORD).await;
+    let (status, key) = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&access),
+            json!({"name": "script", "scope": "read_write"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let api_key = key["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&api_key)).await.0,
+        StatusCode::OK
+    );
+
+    for disabled in [true, false] {
+        let (status, body) = app
+            .request(
+                Method::PATCH,
+                &format!("/api/v1/admin/users/{user_id}"),
+                Some(&root),
+                Some(json!({"disabled": disabled})),
+            )
+            .await
+            .into_pair();
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let (status, body) = app.get("/api/v1/auth/me", Some(&access)).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "session-revoked");
+    let (status, body) = app.get("/api/v1/auth/me", Some(&api_key)).await;
+    assert_problem(status, &body, StatusCode::UNAUTHORIZED, "invalid-api-key");
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::UNAUTHORIZED,
+        "invalid-refresh-token",
+    );
+    // Enabled again, the user signs in afresh.
+    let (fresh, _) = app.login("disabled-later@example.com", PASSWORD).await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&fresh)).await.0,
+        StatusCode::OK
+    );
+    let (_, sessions) = app.get("/api/v1/auth/sessions", Some(&fresh)).await;
+    assert_eq!(sessions["items"].as_array().unwrap().len(), 1, "{sessions}");
+    let (_, keys) = app.get("/api/v1/api-keys", Some(&fresh)).await;
+    assert_eq!(keys["items"], json!([]));
+    let events = audit(&app, &root, "?action=admin.user_disabled").await;
+    assert_eq!(events[0]["details"]["sessions_revoked"], 1, "{events:?}");
+    assert_eq!(events[0]["details"]["api_keys_revoked"], 1, "{events:?}");
+}

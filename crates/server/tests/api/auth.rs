@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::{Method, StatusCode};
+use sea_orm::EntityTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{JWT_SECRET, PASSWORD, TestApp, assert_problem};
@@ -507,4 +508,126 @@ async fn a_change_made_elsewhere_is_seen_once_the_session_cache_expires() {
         app.get("/api/v1/auth/me", Some(&token)).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// A sign-in as if through a proxy that appended `client` to `X-Forwarded-For`; `forged` is
+/// what the client itself put in the header before (the proxy keeps it, on the left).
+async fn login_via_proxy(
+    app: &TestApp,
+    forged: Option<&str>,
+    client: &str,
+    email: &str,
+    password: &str,
+) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let chain = match forged {
+        Some(f) => format!("{f}, {client}"),
+        None => client.to_owned(),
+    };
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", chain)
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Issue 13: five wrong passwords from anywhere kept the owner out for minutes. The tight
+/// brake is now per account and client address; the owner, elsewhere, gets in.
+#[tokio::test]
+async fn a_strangers_failed_sign_ins_do_not_lock_the_owner_out() {
+    let app = TestApp::spawn_with(|c| c.http.trust_forwarded_for = true).await;
+    app.register("owner@example.com").await;
+    let stranger = "203.0.113.9";
+    let owner = "198.51.100.7";
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let (status, _, _) = login_via_proxy(
+            &app,
+            None,
+            stranger,
+            "owner@example.com",
+            &format!("guess {i}"),
+        )
+        .await;
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert_eq!(statuses[5], 429, "the stranger is braked: {statuses:?}");
+    // Even the right password from the stranger's address waits.
+    let (status, _, _) = login_via_proxy(&app, None, stranger, "owner@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The owner, from their own address, signs in at once.
+    let (status, _, body) = login_via_proxy(&app, None, owner, "owner@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["access_token"].is_string());
+}
+
+/// Issue 13: the leftmost `X-Forwarded-For` entry was taken, which the client writes itself:
+/// rotating it escaped the per-address brake and the `auth` rate limit, and put any address
+/// in the audit log. The address is the one the trusted proxy appended (the rightmost).
+#[tokio::test]
+async fn rotating_the_leftmost_forwarded_for_entry_escapes_no_limit() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.trust_forwarded_for = true;
+        c.auth.login_failures_per_ip = 3;
+    })
+    .await;
+    let client = "192.0.2.50";
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        // A different account each time, so that only the per-address brake can stop it.
+        let (status, _, _) = login_via_proxy(
+            &app,
+            Some(&format!("10.9.{i}.{i}")),
+            client,
+            &format!("victim{i}@example.com"),
+            "a wrong guess",
+        )
+        .await;
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429], "{statuses:?}");
+    // The audit log has the address the proxy saw, never the forged one.
+    let rows = sheetgpt::db::entity::audit_event::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|e| e.action == "auth.login_failed")
+        .collect();
+    // The fourth was checked (and failed) before its address ran out of allowance.
+    assert_eq!(failed.len(), 4);
+    assert!(
+        failed.iter().all(|e| e.ip.as_deref() == Some(client)),
+        "{:?}",
+        failed.iter().map(|e| &e.ip).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn rotating_the_leftmost_forwarded_for_entry_escapes_no_rate_limit() {
+    let app = TestApp::spawn_with(|c| {
+        c.http.trust_forwarded_for = true;
+        c.rate_limits.auth.requests = 3;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        let (status, _, _) = login_via_proxy(
+            &app,
+            Some(&format!("10.8.{i}.{i}")),
+            "192.0.2.60",
+            &format!("nobody{i}@example.com"),
+            "a wrong guess",
+        )
+        .await;
+        statuses.push(status.as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429], "{statuses:?}");
 }

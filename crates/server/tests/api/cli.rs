@@ -58,9 +58,14 @@ impl Env {
 
     /// A test server over the same database the commands use.
     async fn app(self) -> TestApp {
+        self.app_with(|_| {}).await
+    }
+
+    async fn app_with(self, customize: impl FnOnce(&mut sheetgpt::Config)) -> TestApp {
         let mut config = base_config(&self.dir.path().join("data"));
         config.database_url = self.database_url.clone();
         config.jwt_secret = None; // the commands generated one into the data dir
+        customize(&mut config);
         TestApp::start(config, self.dir).await
     }
 }
@@ -518,4 +523,93 @@ async fn quotas_usage_and_the_audit_log_on_the_command_line() {
         text.lines().next().unwrap().contains("admin.user_disabled"),
         "newest first: {text}"
     );
+}
+
+/// Issue 13: `sheetgpt user disable` left the user's sessions and keys alive, to work again
+/// once the user was enabled. It revokes them, like the admin API.
+#[tokio::test]
+async fn disable_on_the_command_line_revokes_sessions_and_api_keys() {
+    let env = Env::new().await;
+    let out = env.run_with_stdin(
+        &[
+            "user",
+            "create",
+            "--email",
+            "cut@example.com",
+            "--password-stdin",
+        ],
+        PASSWORD,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let disable = env.command(&["user", "disable", "cut@example.com"]);
+    let enable = env.command(&["user", "enable", "cut@example.com"]);
+    // No session cache: the commands change the database behind the server's back.
+    let app = env.app_with(|c| c.auth.session_cache_secs = 0).await;
+    let (access, refresh) = app.login("cut@example.com", PASSWORD).await;
+    let (status, key) = app
+        .post(
+            "/api/v1/api-keys",
+            Some(&access),
+            serde_json::json!({"name": "cron", "scope": "read"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let api_key = key["key"].as_str().unwrap().to_owned();
+    for mut command in [disable, enable] {
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        if stdout(&out).contains("disabled") {
+            assert!(stdout(&out).contains("1 session"), "{}", stdout(&out));
+        }
+    }
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&access)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/auth/me", Some(&api_key)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (status, _) = app
+        .post(
+            "/api/v1/auth/refresh",
+            None,
+            serde_json::json!({"refresh_token": refresh}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    app.login("cut@example.com", PASSWORD).await;
+}
+
+/// Issue 13: in a data directory that already existed, the SQLite file was created 0644
+/// (the umask's choice), readable by every local user. It is created 0600, and a data
+/// directory others can enter is warned about.
+#[tokio::test]
+async fn the_database_file_is_private_even_in_an_existing_open_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        database_url: None,
+    };
+    let data = env.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = env.run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in ["sheetgpt.db", "sheetgpt.db-wal", "sheetgpt.db-shm"] {
+        let Ok(meta) = std::fs::metadata(data.join(name)) else {
+            assert_ne!(name, "sheetgpt.db", "the database exists");
+            continue;
+        };
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    // Logs go to standard output.
+    let logs = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        logs.contains("data directory") && logs.contains("chmod 700"),
+        "a warning about the open directory: {logs}"
+    );
+    // Left as it was: the directory is the operator's.
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
 }

@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::exports::{cities, wait_for};
-use crate::fakes::google::{CLIENT_ID, CLIENT_SECRET, FakeGoogle};
-use crate::helpers::{IntoPair, TestApp, assert_problem};
+use crate::fakes::google::{CLIENT_ID, CLIENT_SECRET, Call, FakeGoogle};
+use crate::helpers::{IntoPair, TestApp, assert_problem, set_cookie_value};
 
 pub fn configure(c: &mut sheetgpt::Config, fake: &FakeGoogle) {
     let g = &mut c.google;
@@ -32,30 +32,43 @@ async fn app(fake: &FakeGoogle) -> TestApp {
     TestApp::spawn_with(move |c| configure(c, &fake)).await
 }
 
-/// Connect → Google's consent (the fake approves) → our callback. Returns the callback's
-/// redirect.
-pub async fn connect(app: &TestApp, token: &str) -> String {
-    let (status, body) = app
-        .post(
+/// `POST /connect`: the consent URL and the browser binding cookie it set.
+pub async fn start_connect(app: &TestApp, token: &str) -> (String, String) {
+    let (status, headers, body) = app
+        .request(
+            Method::POST,
             "/api/v1/integrations/google/connect",
             Some(token),
-            json!({}),
+            Some(json!({})),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let url = body["authorization_url"].as_str().unwrap();
-    let consent = app.client.get(url).send().await.unwrap();
-    assert_eq!(consent.status(), StatusCode::FOUND);
-    let back = consent.headers()["location"].to_str().unwrap().to_owned();
-    let query = back.split_once('?').unwrap().1;
+    let cookie = set_cookie_value(&headers, "sheetgpt_google_connect").expect("binding cookie");
+    (
+        body["authorization_url"].as_str().unwrap().to_owned(),
+        cookie,
+    )
+}
+
+/// The callback as the browser holding `cookie` (the binding) reaches it; its redirect.
+pub async fn callback_with(app: &TestApp, query: &str, cookie: &str) -> String {
     let resp = app
         .client
         .get(app.url(&format!("/api/v1/integrations/google/callback?{query}")))
+        .header("cookie", format!("sheetgpt_google_connect={cookie}"))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+/// Connect → Google's consent (the fake approves) → our callback, in one browser. Returns the
+/// callback's redirect.
+pub async fn connect(app: &TestApp, token: &str) -> String {
+    let (url, cookie) = start_connect(app, token).await;
+    let query = consent(app, &url).await;
+    callback_with(app, &query, &cookie).await
 }
 
 async fn export(app: &TestApp, token: &str, body: Value) -> Value {
@@ -308,14 +321,7 @@ async fn the_oauth_state_is_single_use_and_bound_to_its_session() {
     let fake = FakeGoogle::start().await;
     let app = app(&fake).await;
     let token = app.user("g2@example.com").await;
-    let (_, body) = app
-        .post(
-            "/api/v1/integrations/google/connect",
-            Some(&token),
-            json!({}),
-        )
-        .await;
-    let url = body["authorization_url"].as_str().unwrap().to_owned();
+    let (url, cookie) = start_connect(&app, &token).await;
     for want in [
         "access_type=offline",
         "code_challenge_method=S256",
@@ -324,65 +330,36 @@ async fn the_oauth_state_is_single_use_and_bound_to_its_session() {
     ] {
         assert!(url.contains(want), "{want} in {url}");
     }
-    let consent = app.client.get(&url).send().await.unwrap();
-    let back = consent.headers()["location"].to_str().unwrap().to_owned();
-    let query = back.split_once('?').unwrap().1.to_owned();
-    let callback = |q: String| {
-        let app = &app;
-        async move {
-            let resp = app
-                .client
-                .get(app.url(&format!("/api/v1/integrations/google/callback?{q}")))
-                .send()
-                .await
-                .unwrap();
-            resp.headers()["location"].to_str().unwrap().to_owned()
-        }
-    };
+    let query = consent(&app, &url).await;
     // A forged state.
     let forged = query.replace("state=", "state=x");
     assert_eq!(
-        callback(forged).await,
+        callback_with(&app, &forged, &cookie).await,
         "/?google=error&reason=invalid-oauth-state"
     );
-    assert_eq!(callback(query.clone()).await, "/?google=connected");
     assert_eq!(
-        callback(query).await,
+        callback_with(&app, &query, &cookie).await,
+        "/?google=connected"
+    );
+    assert_eq!(
+        callback_with(&app, &query, &cookie).await,
         "/?google=error&reason=invalid-oauth-state",
         "used once"
     );
     assert_eq!(
-        callback("error=access_denied&state=zzz".into()).await,
+        callback_with(&app, "error=access_denied&state=zzz", &cookie).await,
         "/?google=denied"
     );
 
     // A state started by a session that signed out since is refused.
-    let (_, body) = app
-        .post(
-            "/api/v1/integrations/google/connect",
-            Some(&token),
-            json!({}),
-        )
-        .await;
-    let consent = app
-        .client
-        .get(body["authorization_url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let query = consent.headers()["location"]
-        .to_str()
-        .unwrap()
-        .split_once('?')
-        .unwrap()
-        .1
-        .to_owned();
+    let (url, cookie) = start_connect(&app, &token).await;
+    let query = consent(&app, &url).await;
     let (status, _) = app
         .post("/api/v1/auth/logout", Some(&token), json!({}))
         .await;
     assert!(status.is_success(), "{status}");
     assert_eq!(
-        callback(query).await,
+        callback_with(&app, &query, &cookie).await,
         "/?google=error&reason=invalid-oauth-state"
     );
 }
@@ -719,11 +696,9 @@ async fn without_google_configured_the_integration_is_absent() {
     assert_problem(status, &body, StatusCode::CONFLICT, "google-not-configured");
 }
 
-#[tokio::test]
-async fn a_service_account_writes_into_a_spreadsheet_shared_with_it() {
-    let fake = FakeGoogle::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let pem = dir.path().join("key.pem");
+/// A service account key (a fresh RSA key) in `dir`, for the fake Google's token endpoint.
+fn service_account_key(dir: &std::path::Path, fake: &FakeGoogle) -> std::path::PathBuf {
+    let pem = dir.join("key.pem");
     let out = std::process::Command::new("openssl")
         .args([
             "genpkey",
@@ -746,14 +721,42 @@ async fn a_service_account_writes_into_a_spreadsheet_shared_with_it() {
         "client_id": "1",
         "token_uri": format!("{}/token", fake.base),
     });
-    let key_file = dir.path().join("sa.json");
+    let key_file = dir.join("sa.json");
     std::fs::write(&key_file, key.to_string()).unwrap();
+    key_file
+}
+
+fn grant(spreadsheet: &str, users: &[&str]) -> sheetgpt::config::ServiceAccountSpreadsheet {
+    sheetgpt::config::ServiceAccountSpreadsheet {
+        spreadsheet: spreadsheet.to_owned(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+    }
+}
+
+/// An app that reaches Google through a service account only.
+async fn service_account_app(
+    fake: &FakeGoogle,
+    dir: &std::path::Path,
+    customize: impl FnOnce(&mut sheetgpt::Config),
+) -> TestApp {
+    let key_file = service_account_key(dir, fake);
     let cfg = fake.clone();
-    let app = TestApp::spawn_with(move |c| {
+    TestApp::spawn_with(move |c| {
         configure(c, &cfg);
         c.google.client_id = String::new();
         c.google.client_secret = None;
         c.google.service_account_key_file = Some(key_file);
+        customize(c);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_service_account_writes_into_a_spreadsheet_shared_with_it() {
+    let fake = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = service_account_app(&fake, dir.path(), |c| {
+        c.google.service_account_spreadsheets = vec![grant("shared-1", &["g9@example.com"])];
     })
     .await;
     let token = app.user("g9@example.com").await;
@@ -1014,4 +1017,300 @@ async fn sheet_totals_add_up_the_data_rows_and_a_table_without_rows_gets_none() 
         );
         assert_ne!(tab.shown(row, col), json!("#REF!"));
     }
+}
+
+/// Follows a consent URL as a browser would (the fake approves at once) and returns the
+/// query Google sends back to the callback.
+async fn consent(app: &TestApp, url: &str) -> String {
+    let consent = app.client.get(url).send().await.unwrap();
+    assert_eq!(consent.status(), StatusCode::FOUND);
+    let back = consent.headers()["location"].to_str().unwrap().to_owned();
+    back.split_once('?').unwrap().1.to_owned()
+}
+
+/// Issue 13: the callback trusted the SheetGPT user who started `/connect`, not the browser
+/// that came back. An attacker sent a victim their own consent URL; the victim allowed it and
+/// the victim's Google grant landed in the attacker's account. The `state` is now bound to
+/// the browser that started the connection (RFC 9700 §4.7.1) by a cookie set by `/connect`.
+#[tokio::test]
+async fn a_consent_url_opened_in_another_browser_connects_nothing() {
+    let fake = FakeGoogle::start().await;
+    let app = app(&fake).await;
+    let attacker = app.user("g-attacker@example.com").await;
+    let (status, body) = app
+        .post(
+            "/api/v1/integrations/google/connect",
+            Some(&attacker),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let url = body["authorization_url"].as_str().unwrap().to_owned();
+    // The victim's browser: it has never seen the attacker's /connect answer (it may hold a
+    // binding cookie of its own).
+    let query = consent(&app, &url).await;
+    let resp = app
+        .client
+        .get(app.url(&format!("/api/v1/integrations/google/callback?{query}")))
+        .header("cookie", "sheetgpt_google_connect=something-else")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers()["location"],
+        "/?google=error&reason=oauth-browser-mismatch"
+    );
+    let (_, status) = app
+        .get("/api/v1/integrations/google", Some(&attacker))
+        .await;
+    assert_eq!(status["connected"], false, "{status}");
+    assert!(
+        !fake.calls().iter().any(|c| c.path == "/token"),
+        "the victim's code was never exchanged"
+    );
+}
+
+/// Issue 13: with a service account, any user could name any spreadsheet shared with it (one
+/// of another user's, another team's) and export into it, overwriting it.
+#[tokio::test]
+async fn a_service_account_does_not_write_into_a_spreadsheet_the_user_was_not_given() {
+    let fake = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let app = service_account_app(&fake, dir.path(), |_| {}).await;
+    // Alice's spreadsheet, shared with the service account for her own exports.
+    fake.add_spreadsheet("alices-book", &["Budget"]);
+    fake.set_cell("alices-book", "Budget", 0, 0, json!("Alice's figures"));
+    let mallory = app.user("g-mallory@example.com").await;
+    let table = cities(&app, &mallory).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/exports",
+            Some(&mallory),
+            json!({"table_id": table, "destination": {"type": "google_sheets", "mode": "replace_tab", "spreadsheet": "alices-book", "sheet": "Budget"}}),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "spreadsheet-not-allowed",
+    );
+    assert_eq!(
+        fake.spreadsheet("alices-book").sheets[0].cell(0, 0),
+        json!("Alice's figures")
+    );
+    assert!(
+        !fake.calls().iter().any(Call::is_write),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn the_browser_binding_cookie_is_http_only_lax_scoped_to_the_callback_and_spent() {
+    let fake = FakeGoogle::start().await;
+    let app = app(&fake).await;
+    let token = app.user("g-cookie@example.com").await;
+    let (status, headers, _) = app
+        .request(
+            Method::POST,
+            "/api/v1/integrations/google/connect",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let set = headers["set-cookie"].to_str().unwrap().to_owned();
+    let attributes: Vec<&str> = set.split(';').map(str::trim).collect();
+    for want in [
+        "Path=/api/v1/integrations/google/callback",
+        "Max-Age=600",
+        "HttpOnly",
+        "SameSite=Lax",
+    ] {
+        assert!(attributes.contains(&want), "{want} in {set}");
+    }
+    assert!(!attributes.contains(&"Secure"), "plain HTTP here: {set}");
+    let value = set_cookie_value(&headers, "sheetgpt_google_connect").unwrap();
+    assert!(value.len() >= 32, "a random value: {value}");
+
+    // Behind a TLS proxy the server trusts, it is Secure too.
+    let fake2 = fake.clone();
+    let tls = TestApp::spawn_with(move |c| {
+        configure(c, &fake2);
+        c.http.trust_forwarded_for = true;
+    })
+    .await;
+    let token = tls.user("g-cookie-tls@example.com").await;
+    let resp = tls
+        .client
+        .post(tls.url("/api/v1/integrations/google/connect"))
+        .bearer_auth(&token)
+        .header("x-forwarded-proto", "https")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.split(';').any(|a| a.trim() == "Secure"), "{set}");
+
+    // The callback clears it, whatever the outcome; with it the grant lands in this account.
+    let redirect = connect(&app, &app.user("g-cookie2@example.com").await).await;
+    assert_eq!(redirect, "/?google=connected");
+    let resp = app
+        .client
+        .get(app.url("/api/v1/integrations/google/callback?error=access_denied&state=x"))
+        .send()
+        .await
+        .unwrap();
+    let set = resp.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("sheetgpt_google_connect=;"), "{set}");
+    assert!(set.contains("Max-Age=0"), "{set}");
+}
+
+#[tokio::test]
+async fn a_service_account_writes_only_where_an_admin_listed_the_spreadsheet_for_the_user() {
+    let fake = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["alices-book", "team-book"] {
+        fake.add_spreadsheet(id, &["Sheet1"]);
+    }
+    let app = service_account_app(&fake, dir.path(), |c| {
+        c.google.service_account_spreadsheets = vec![
+            grant(
+                "https://docs.google.com/spreadsheets/d/alices-book/edit#gid=0",
+                &["G-Alice@example.com"],
+            ),
+            grant("team-book", &["*"]),
+        ];
+    })
+    .await;
+    let alice = app.user("g-alice@example.com").await;
+    let bob = app.user("g-bob@example.com").await;
+    let into = |spreadsheet: &str| json!({"destination": {"type": "google_sheets", "mode": "new_tab", "spreadsheet": spreadsheet, "sheet": "Export"}});
+    let with_table = |mut body: Value, table: &str| {
+        body["table_id"] = json!(table);
+        body
+    };
+    let alice_table = cities(&app, &alice).await;
+    let bob_table = cities(&app, &bob).await;
+    // Listed for Alice (by URL, any case of her address): written.
+    let done = export(&app, &alice, with_table(into("alices-book"), &alice_table)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    // Not for Bob, even by its URL.
+    let (status, body) = app
+        .post(
+            "/api/v1/exports",
+            Some(&bob),
+            with_table(
+                into("https://docs.google.com/spreadsheets/d/alices-book/edit"),
+                &bob_table,
+            ),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::FORBIDDEN,
+        "spreadsheet-not-allowed",
+    );
+    assert!(
+        body["detail"].as_str().unwrap().contains("alices-book"),
+        "{body}"
+    );
+    // Listed for everyone.
+    let done = export(&app, &bob, with_table(into("team-book"), &bob_table)).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(fake.spreadsheet("alices-book").sheets.len(), 2);
+    assert_eq!(fake.spreadsheet("team-book").sheets.len(), 2);
+}
+
+/// The list is checked again when the job runs and at each sync of a link, so that taking a
+/// spreadsheet off it stops writes that were queued or linked before.
+#[tokio::test]
+async fn taking_a_spreadsheet_off_the_list_stops_queued_exports_and_link_syncs() {
+    let fake = FakeGoogle::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    fake.add_spreadsheet("listed-book", &["Sheet1"]);
+    let mut first = service_account_app(&fake, dir.path(), |c| {
+        c.google.service_account_spreadsheets = vec![grant("listed-book", &["*"])];
+    })
+    .await;
+    let token = first.user("g-relist@example.com").await;
+    let table = cities(&first, &token).await;
+    let done = export(
+        &first,
+        &token,
+        json!({"table_id": table, "destination": {"type": "google_sheets", "mode": "new_tab", "spreadsheet": "listed-book", "sheet": "Linked", "link": true}}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let link_id = done["sheet"]["link_id"].as_str().unwrap().to_owned();
+    // Queued while listed, on an instance that runs no jobs.
+    let queued_on = first.sibling(|c| {
+        c.exports.workers = 0;
+        c.google = first.state.config.google.clone();
+    });
+    let queued_on = queued_on.await;
+    // The first instance's workers stop, so that nothing runs the job while it is listed.
+    first.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (status, job) = queued_on
+        .post(
+            "/api/v1/exports",
+            Some(&token),
+            json!({"table_id": table, "destination": {"type": "google_sheets", "mode": "new_tab", "spreadsheet": "listed-book", "sheet": "Later"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    drop(queued_on);
+    // The instance left running has the spreadsheet taken off its list.
+    let mut google = first.state.config.google.clone();
+    google.service_account_spreadsheets.clear();
+    let second = first
+        .sibling(move |c| {
+            c.google = google;
+            c.exports.poll_ms = 50;
+        })
+        .await;
+    let failed = wait_for(
+        &second,
+        &token,
+        job["id"].as_str().unwrap(),
+        &["failed", "succeeded"],
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not write"),
+        "{failed}"
+    );
+    let (status, _) = second
+        .post(
+            &format!("/api/v1/tables/{table}/changes"),
+            Some(&token),
+            json!({"ops": [{"op": "set_cells", "cells": [{"row": 1, "column": "city", "value": "Paris!"}]}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let synced = synced(&second, &token, &link_id, 2).await;
+    assert_eq!(synced["status"], "error", "{synced}");
+    assert!(
+        synced["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not write"),
+        "{synced}"
+    );
+    let book = fake.spreadsheet("listed-book");
+    let linked = book.sheets.iter().find(|s| s.title == "Linked").unwrap();
+    assert_eq!(
+        linked.cell(1, 0),
+        json!("Paris"),
+        "the sheet was not written"
+    );
+    assert!(book.sheets.iter().all(|s| s.title != "Later"));
 }

@@ -38,6 +38,16 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> Option<String> {
     Some(format!("{prefix}/{name}"))
 }
 
+/// A temporary directory only its owner may enter, as a data directory should be (the server
+/// warns about one others can read).
+pub fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod 700");
+    dir
+}
+
 pub fn base_config(dir: &std::path::Path) -> Config {
     let mut config = Config::default();
     config.listen = "127.0.0.1:0".parse().expect("addr");
@@ -58,7 +68,7 @@ impl TestApp {
 
     pub async fn spawn_with(customize: impl FnOnce(&mut Config)) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let data_dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = private_tempdir();
         let mut config = base_config(data_dir.path());
         config.database_url = fresh_database_url(data_dir.path()).await;
         customize(&mut config);
@@ -173,7 +183,7 @@ impl TestApp {
     /// Another instance on this one's database (its own data dir and port), configured from
     /// the base configuration by `customize`: what a second server behind a balancer is.
     pub async fn sibling(&self, customize: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = private_tempdir();
         let mut config = base_config(dir.path());
         config.database_url = Some(self.state.config.effective_database_url());
         customize(&mut config);
@@ -220,4 +230,16 @@ pub fn assert_problem(status: StatusCode, body: &Value, want_status: StatusCode,
         body["title"].is_string() && body["detail"].is_string(),
         "body: {body}"
     );
+}
+
+/// The value a response sets for cookie `name` (`Set-Cookie: name=value; …`), if any.
+pub fn set_cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, v)| v.trim().to_owned())
 }

@@ -219,21 +219,30 @@ async fn secrets_used_by_a_session_never_reach_the_logs_even_at_debug_level() {
     ));
 
     // Google: connect (code, verifier, client secret, tokens), then export a table there.
-    let (status, body) = send(
-        client
-            .post(format!("{api}/integrations/google/connect"))
-            .bearer_auth(&token)
-            .json(&json!({})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp = client
+        .post(format!("{api}/integrations/google/connect"))
+        .bearer_auth(&token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let binding = crate::helpers::set_cookie_value(resp.headers(), "sheetgpt_google_connect")
+        .expect("the browser binding cookie");
+    secrets.push(("google browser binding", binding.clone()));
+    let body: Value = resp.json().await.unwrap();
     let consent = client
         .get(body["authorization_url"].as_str().unwrap())
         .send()
         .await
         .unwrap();
     let back = consent.headers()["location"].to_str().unwrap().to_owned();
-    let resp = client.get(back).send().await.unwrap();
+    let resp = client
+        .get(back)
+        .header("cookie", format!("sheetgpt_google_connect={binding}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     let (status, table) = send(
         client

@@ -730,3 +730,66 @@ async fn a_stopping_server_finishes_the_reply_then_closes_its_sockets_as_going_a
     assert_eq!(done["status"], "complete", "{events:?}");
     assert_eq!(close.code, CloseCode::Away);
 }
+
+/// Issue 13: one socket carried 150 replies in 7 s while HTTP was held to 60 a minute. Each
+/// `send` or `regenerate` on a socket now takes one request from the same per-user `chat`
+/// allowance as `POST /conversations/{id}/messages`.
+#[tokio::test]
+async fn replies_on_a_socket_count_against_the_chat_rate_limit_like_http() {
+    let app = TestApp::spawn_with(|c| c.rate_limits.chat.requests = 3).await;
+    let token = app.user("w-rl@example.com").await;
+    let id = conversation(&app, &token, json!({})).await;
+    let mut socket = open(&app, &token, &id).await;
+    for i in 0..3 {
+        send(
+            &mut socket,
+            json!({"type": "send", "content": format!("hello {i}")}),
+        )
+        .await;
+        let events = reply(&mut socket).await;
+        assert_eq!(events.last().unwrap()["status"], "complete", "{events:?}");
+    }
+    send(&mut socket, json!({"type": "send", "content": "one more"})).await;
+    let problem = next_event(&mut socket).await;
+    assert_eq!(problem["event"], "problem", "{problem}");
+    assert_eq!(problem["status"], 429, "{problem}");
+    assert_eq!(problem["code"], "too-many-requests", "{problem}");
+    send(&mut socket, json!({"type": "regenerate"})).await;
+    let problem = next_event(&mut socket).await;
+    assert_eq!(problem["status"], 429, "regenerate counts too: {problem}");
+    // The refused frames stored nothing: three messages and their replies.
+    assert_eq!(messages(&app, &token, &id).await.len(), 6);
+    // One allowance for both transports: HTTP is held back as well.
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/conversations/{id}/messages"),
+            Some(&token),
+            json!({"content": "over http"}),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too-many-requests",
+    );
+    // The socket stays open for what it may still do.
+    send(&mut socket, json!({"type": "cancel"})).await;
+    assert_eq!(next_event(&mut socket).await["code"], "not-running");
+}
+
+#[tokio::test]
+async fn a_spent_daily_token_quota_is_a_problem_on_the_socket_too() {
+    let app = TestApp::spawn_with(|c| c.chat.daily_token_quota = 50).await;
+    let token = app.user("w-quota@example.com").await;
+    let id = conversation(&app, &token, json!({})).await;
+    let mut socket = open(&app, &token, &id).await;
+    send(&mut socket, json!({"type": "send", "content": "hello"})).await;
+    reply(&mut socket).await;
+    send(&mut socket, json!({"type": "send", "content": "again"})).await;
+    let problem = next_event(&mut socket).await;
+    assert_eq!(problem["event"], "problem", "{problem}");
+    assert_eq!(problem["status"], 429, "{problem}");
+    assert_eq!(problem["code"], "quota-exceeded", "{problem}");
+    assert_eq!(messages(&app, &token, &id).await.len(), 2);
+}

@@ -11,6 +11,8 @@ pub struct Model {
     pub session_id: Option<Uuid>,
     /// SHA-256 (hex) of the `state` sent to Google.
     pub state_hash: String,
+    /// SHA-256 (hex) of the value of the cookie set in the browser that started it.
+    pub browser_hash: Option<String>,
     /// The PKCE verifier, encrypted.
     #[sea_orm(column_type = "Text")]
     pub encrypted_verifier: String,

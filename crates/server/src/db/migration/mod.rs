@@ -15,6 +15,7 @@ mod m20261125_000008_operations;
 mod m20261130_000009_ws_tickets;
 mod m20261130_000010_reply_cancels;
 mod m20261130_000011_google_pacing;
+mod m20261202_000012_google_browser_binding;
 mod m20261202_000017_thinking;
 
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_ws_tickets::Migration),
             Box::new(m20261130_000010_reply_cancels::Migration),
             Box::new(m20261130_000011_google_pacing::Migration),
+            Box::new(m20261202_000012_google_browser_binding::Migration),
             Box::new(m20261202_000017_thinking::Migration),
         ]
     }

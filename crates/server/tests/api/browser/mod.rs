@@ -916,3 +916,71 @@ async fn a_reasoning_models_thinking_is_shown_folded_above_its_reply() {
         "{again}"
     );
 }
+
+/// Connecting Google from the page, in Chromium, against the fake Google: the page asks for
+/// the consent URL (which sets the browser binding cookie), opens it in the same tab, and the
+/// callback finds the cookie and connects the grant to this user.
+#[tokio::test]
+async fn connecting_google_from_the_page_binds_the_grant_to_this_browser() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    let fake = crate::fakes::google::FakeGoogle::start().await;
+    // The callback must be this server's own address, known before it starts.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let fake_for_config = fake.clone();
+    let app = TestApp::spawn_with(move |c| {
+        crate::google::configure(c, &fake_for_config);
+        c.listen = format!("127.0.0.1:{port}").parse().unwrap();
+        c.google.redirect_url =
+            format!("http://127.0.0.1:{port}/api/v1/integrations/google/callback");
+    })
+    .await;
+    let token = app.user("grete@example.com").await;
+    let (status, table) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "To Google", "rows": [{"a": 1}]}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{table}");
+
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .type_into(".auth-form input[name=email]", "grete@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar").await;
+    browser
+        .js(
+            "location.hash = arguments[0]",
+            json!([format!("#/t/{}", table["id"].as_str().unwrap())]),
+        )
+        .await;
+    browser.click_button(".toolbar", "Export").await;
+    browser.click_button("dialog.modal", "Connect Google").await;
+    browser
+        .wait_js(
+            "back from Google, connected",
+            20,
+            "return [...document.querySelectorAll('.toast')].some(t => t.textContent.includes('Google account connected'))",
+            json!([]),
+        )
+        .await;
+    let (_, status) = app.get("/api/v1/integrations/google", Some(&token)).await;
+    assert_eq!(status["connected"], true, "{status}");
+    assert!(
+        fake.calls().iter().any(|c| c.path == "/token"),
+        "the code was exchanged"
+    );
+}
