@@ -4,6 +4,7 @@
 pub mod export;
 pub mod extract;
 pub mod formula;
+pub mod import;
 pub mod offline;
 pub mod paste;
 pub mod table;

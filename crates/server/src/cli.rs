@@ -165,8 +165,15 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             sheet,
             template,
         } => {
+            let limits = config.tables.import_limits();
             tokio::task::spawn_blocking(move || {
-                convert(&input, &output, sheet.as_deref(), template.as_deref())
+                convert(
+                    &input,
+                    &output,
+                    sheet.as_deref(),
+                    template.as_deref(),
+                    &limits,
+                )
             })
             .await?
         }
@@ -185,7 +192,9 @@ fn convert(
     output: &std::path::Path,
     sheet: Option<&str>,
     template: Option<&std::path::Path>,
+    limits: &sheetgpt_core::import::Limits,
 ) -> anyhow::Result<()> {
+    use sheetgpt_core::import::{self, Source};
     use sheetgpt_core::template::{Resolved, Template};
     use sheetgpt_core::{export, extract};
     let started = std::time::Instant::now();
@@ -207,23 +216,45 @@ fn convert(
         }
     };
     let table = match extension(input).as_str() {
-        "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => {
-            crate::tables::service::read_spreadsheet(input, sheet, extract::MAX_COLUMNS)
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-        }
-        ext => {
+        ext @ ("json" | "md" | "markdown" | "txt") => {
             let text = std::fs::read_to_string(input)
                 .with_context(|| format!("cannot read {} as UTF-8 text", input.display()))?;
-            match ext {
-                "json" => extract::parse_json_table(&text)?,
-                "md" | "markdown" | "txt" => extract::extract_tables(&text)
+            if ext == "json" {
+                extract::parse_json_table(&text)?
+            } else {
+                extract::extract_tables(&text)
                     .into_iter()
                     .next()
                     .map(|e| e.table)
-                    .with_context(|| format!("no table found in {}", input.display()))?,
-                "tsv" | "tab" => extract::parse_delimited(&text, Some(b'\t'))?,
-                _ => extract::parse_delimited(&text, None)?,
+                    .with_context(|| format!("no table found in {}", input.display()))?
             }
+        }
+        // Files are read by the import reader the server uses for uploads, with its limits.
+        ext => {
+            let file = std::fs::File::open(input)
+                .with_context(|| format!("cannot read {}", input.display()))?;
+            let mut file = std::io::BufReader::new(file);
+            let head = {
+                use std::io::BufRead;
+                file.fill_buf()
+                    .with_context(|| format!("cannot read {}", input.display()))?
+                    .to_vec()
+            };
+            let source = match ext {
+                "xlsx" | "xlsm" | "xls" | "xlsb" | "ods" => Source::Spreadsheet {
+                    sheet: sheet.map(str::to_owned),
+                },
+                _ if import::looks_like_spreadsheet(&head) => Source::Spreadsheet {
+                    sheet: sheet.map(str::to_owned),
+                },
+                "tsv" | "tab" => Source::Delimited {
+                    delimiter: Some(b'\t'),
+                },
+                _ => Source::Delimited { delimiter: None },
+            };
+            import::read_table(file, &source, limits)
+                .map_err(|e| anyhow::anyhow!("cannot import {}: {e}", input.display()))?
+                .0
         }
     };
     let resolved = match &template {

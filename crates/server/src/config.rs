@@ -263,6 +263,29 @@ pub struct TablesConfig {
     pub max_formula_chars: usize,
     /// Parentheses a formula may have open at once.
     pub max_formula_depth: usize,
+    /// Most characters one cell may hold, on every way in (uploads, JSON rows, changes,
+    /// chat). Excel's own limit: no real cell is longer.
+    pub max_cell_chars: usize,
+    /// Bytes the parts of an uploaded XLSX, XLSB or ODS file may inflate to, all together.
+    pub max_spreadsheet_inflated_bytes: u64,
+    /// Bytes of a workbook's shared strings, which are held in memory while it is read.
+    pub max_shared_strings_bytes: u64,
+    /// Cells of the grid an XLS or ODS workbook is read into (every sheet's bounding box).
+    pub max_sheet_cells: u64,
+}
+
+impl TablesConfig {
+    /// The bounds an import is held to.
+    pub fn import_limits(&self) -> sheetgpt_core::import::Limits {
+        sheetgpt_core::import::Limits {
+            max_columns: self.max_columns,
+            max_rows: self.max_rows,
+            max_cell_chars: self.max_cell_chars,
+            max_inflated_bytes: self.max_spreadsheet_inflated_bytes,
+            max_shared_strings_bytes: self.max_shared_strings_bytes,
+            max_sheet_cells: self.max_sheet_cells,
+        }
+    }
 }
 
 /// Request rate limits per route class; keyed by user, or by client address before sign-in.
@@ -522,6 +545,10 @@ impl Default for Config {
                 max_rows: 5_000_000,
                 max_formula_chars: sheetgpt_core::formula::Limits::default().max_chars,
                 max_formula_depth: sheetgpt_core::formula::Limits::default().max_depth,
+                max_cell_chars: sheetgpt_core::import::DEFAULT_MAX_CELL_CHARS,
+                max_spreadsheet_inflated_bytes: 2 * 1024 * 1024 * 1024,
+                max_shared_strings_bytes: 512 * 1024 * 1024,
+                max_sheet_cells: 5_000_000,
             },
             chat: ChatConfig {
                 max_message_chars: 200_000,
@@ -927,6 +954,22 @@ impl Config {
         }
         if self.tables.max_upload_bytes < 1024 {
             return Err(invalid("tables.max_upload_bytes", "must be at least 1024"));
+        }
+        for (name, value) in [
+            ("tables.max_cell_chars", self.tables.max_cell_chars as u64),
+            (
+                "tables.max_spreadsheet_inflated_bytes",
+                self.tables.max_spreadsheet_inflated_bytes,
+            ),
+            (
+                "tables.max_shared_strings_bytes",
+                self.tables.max_shared_strings_bytes,
+            ),
+            ("tables.max_sheet_cells", self.tables.max_sheet_cells),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
         }
         Ok(())
     }

@@ -1,9 +1,10 @@
 //! Delimited tables: CSV, TSV, and text separated by semicolons or pipes.
 //!
 //! There are two readers, for two kinds of input:
-//! - an upload ([`parse_delimited`]) is a file written by a program and is all table: the
-//!   `csv` crate reads it exactly (RFC 4180 quoting, embedded line breaks), after the delimiter
-//!   is sniffed from a sample;
+//! - a delimited block ([`parse_delimited`], a fenced `csv` block) is all table: the `csv`
+//!   crate reads it exactly (RFC 4180 quoting, embedded line breaks), after the delimiter is
+//!   sniffed from a sample by the import's sniffer ([`crate::import::sniff`]), the one that
+//!   uploads and `sheetgpt convert` use too (uploaded files are read by [`crate::import`]);
 //! - a reply ([`find`]) is prose that may hold a table. A small scanner reads it line by line
 //!   so that a stray quote in a sentence cannot swallow the table after it (a record that
 //!   does not parse is skipped and the scan goes on at the next line). It is lenient the way
@@ -43,13 +44,8 @@ use super::build::build_table;
 use super::{ExtractError, Extracted, Format, Line, MAX_COLUMNS};
 use crate::table::{ColumnType, Table, Value, infer_column_type};
 
-/// Delimiters sniffed, in order of preference when the evidence is equal: tabs never occur in
-/// ordinary values, commas are the default, semicolons are what European spreadsheets write.
-const DELIMITERS: [u8; 4] = [b'\t', b',', b';', b'|'];
-
-/// How much of an upload is looked at to sniff its delimiter.
-const SNIFF_BYTES: usize = 64 * 1024;
-const SNIFF_RECORDS: usize = 50;
+// The delimiters tried, in the sniffer's order of preference when the evidence is equal.
+use crate::import::{DELIMITERS, sniff};
 
 /// How many records of a run may be tried as its header (rules 4 and 5).
 const MAX_HEADER_TRIES: usize = 3;
@@ -73,7 +69,7 @@ pub(super) fn parse_with(text: &str, delimiter: Option<u8>) -> Result<(Table, u8
             return Err(ExtractError::Delimiter { byte: d });
         }
         Some(d) => d,
-        None => sniff(text),
+        None => sniff(text.as_bytes()),
     };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -110,61 +106,6 @@ pub(super) fn parse_with(text: &str, delimiter: Option<u8>) -> Result<(Table, u8
         cells.extend((0..width).map(|i| row.get(i).map_or("", str::trim)));
     }
     Ok((build_table(&headers, &cells, width), delimiter))
-}
-
-/// The delimiter that splits the first records of `text` most consistently into two or more
-/// fields: the share of records having the most common field count decides.
-fn sniff(text: &str) -> u8 {
-    let sample = if text.len() <= SNIFF_BYTES {
-        text
-    } else {
-        // Cut at a line break so no record in the sample is cut short (unless one line is
-        // longer than the whole sample, which then decides alone).
-        let cut = (0..=SNIFF_BYTES)
-            .rev()
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(0);
-        let sample = &text[..cut];
-        sample.rfind('\n').map_or(sample, |i| &sample[..i])
-    };
-    let mut best: Option<(usize, usize, u8)> = None;
-    for delimiter in DELIMITERS {
-        if !sample.contains(char::from(delimiter)) {
-            continue;
-        }
-        let counts: Vec<usize> = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .delimiter(delimiter)
-            .from_reader(sample.as_bytes())
-            .records()
-            .map_while(Result::ok)
-            .take(SNIFF_RECORDS)
-            .map(|r| r.len())
-            .collect();
-        let Some(mode) = most_common(&counts) else {
-            continue;
-        };
-        if mode < 2 {
-            continue;
-        }
-        let agreeing = counts.iter().filter(|&&c| c == mode).count();
-        // Compare agreeing / total as fractions without floats; ties keep the earlier delimiter.
-        let better = best.is_none_or(|(a, t, _)| agreeing * t > a * counts.len());
-        if better {
-            best = Some((agreeing, counts.len(), delimiter));
-        }
-    }
-    best.map_or(b',', |(_, _, d)| d)
-}
-
-fn most_common(counts: &[usize]) -> Option<usize> {
-    let mut sorted = counts.to_vec();
-    sorted.sort_unstable();
-    sorted
-        .chunk_by(|a, b| a == b)
-        .max_by_key(|run| run.len())
-        .map(|run| run[0])
 }
 
 /// CSV text of a table: a header of column names, then one line per row. Cells are `Value`'s
@@ -620,15 +561,6 @@ mod tests {
 
     fn names(t: &Table) -> Vec<&str> {
         t.columns.iter().map(|c| c.name.as_str()).collect()
-    }
-
-    #[test]
-    fn the_delimiter_is_sniffed_from_the_first_records() {
-        assert_eq!(sniff("a,b,c\n1,2,3\n"), b',');
-        assert_eq!(sniff("a\tb\n1,000\t2,000\n"), b'\t');
-        assert_eq!(sniff("Name;Preis\nA;1,5\nB;2,5\n"), b';');
-        assert_eq!(sniff("a | b\n1 | 2\n"), b'|');
-        assert_eq!(sniff("just one column\nvalue\n"), b',');
     }
 
     #[test]

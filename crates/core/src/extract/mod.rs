@@ -5,8 +5,9 @@
 //! and returns them typed, in the order they appear, each with the byte range it was read
 //! from. It never fails: text without a table gives an empty list.
 //!
-//! [`parse_delimited`] and [`parse_json_table`] read a whole upload as one table and say
-//! clearly why when they cannot. The writers [`to_csv`], [`to_markdown`] and [`to_json`]
+//! [`parse_delimited`] and [`parse_json_table`] read a whole pasted snippet (or a JSON file)
+//! as one table and say clearly why when they cannot; uploaded files are read by
+//! [`crate::import`], whose delimiter sniffer `parse_delimited` shares. The writers [`to_csv`], [`to_markdown`] and [`to_json`]
 //! produce text that these readers read back to the same table.
 //!
 //! How text is walked: it is split into lines once. Fenced code blocks, JSON values that start

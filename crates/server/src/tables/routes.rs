@@ -162,9 +162,11 @@ async fn create_table(
 /// (`.xlsx`, `.xls`, `.ods`; optional field `sheet`, the first sheet otherwise). Optional
 /// field `name` (the file name otherwise).
 ///
-/// The file is streamed to disk, then read twice: once to infer each column's type from every
-/// value, once to store the rows. A file that is not valid UTF-8 delimited text, is empty, is
-/// too large or has too many columns is refused and nothing is stored.
+/// The file is streamed to disk, then read twice: once to check it and infer each column's
+/// type from every value, once to store the rows. A file that is not valid UTF-8 delimited
+/// text or a readable workbook, is empty, is too large, has too many columns or rows, holds a
+/// cell longer than `tables.max_cell_chars` or a NUL character, or would inflate past the
+/// spreadsheet bounds is refused and nothing is stored.
 #[utoipa::path(post, path = "/tables/import", tag = "tables",
     request_body(content_type = "multipart/form-data", description = "`file` (CSV, TSV, XLSX, XLS, ODS), optional `name`, `delimiter`, `sheet`"),
     responses((status = 201, description = "Table created (version 1)", body = TableResponse)))]
@@ -227,9 +229,12 @@ async fn import_table(
         ));
     };
     let lower = file_name.to_lowercase();
+    // A spreadsheet by its name or by its first bytes (a zip or a compound file), so that a
+    // workbook named `.csv` is not read as text.
     let spreadsheet = [".xlsx", ".xlsm", ".xls", ".xlsb", ".ods"]
         .iter()
-        .any(|ext| lower.ends_with(ext));
+        .any(|ext| lower.ends_with(ext))
+        || starts_like_spreadsheet(&path).await;
     if delimiter.is_none() && lower.ends_with(".tsv") {
         delimiter = Some(b'\t');
     }
@@ -262,6 +267,22 @@ async fn text_field(
     let text = field.text().await.map_err(multipart_error)?;
     crate::http::nul::check_text(name, &text)?;
     Ok(text)
+}
+
+async fn starts_like_spreadsheet(path: &std::path::Path) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 8];
+    let Ok(mut file) = tokio::fs::File::open(path).await else {
+        return false;
+    };
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..]).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => filled += n,
+        }
+    }
+    sheetgpt_core::import::looks_like_spreadsheet(&head[..filled])
 }
 
 fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {

@@ -1,10 +1,13 @@
 //! Table operations: create (from rows or an upload), change, diff, revert, read.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
+use std::ops::ControlFlow;
+
 use sheetgpt_core::formula::{self, FormulaError};
+use sheetgpt_core::import::{Import, ImportError, Scan, Source};
 use sheetgpt_core::table::{Column, ColumnType, Inference, Table, Value, unique_names};
 use sheetgpt_core::version::{
     self, Diff, Op, OpError, Outcome, POSITION_STEP, Row, RowId, Schema, Working,
@@ -76,6 +79,12 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
     if name.is_empty() {
         return Err(ApiError::field("name", "must not be blank"));
     }
+    if name.contains('\0') {
+        return Err(ApiError::field(
+            "name",
+            "must not contain a NUL character (U+0000)",
+        ));
+    }
     if name.chars().count() > 200 {
         return Err(ApiError::field(
             "name",
@@ -116,6 +125,14 @@ pub async fn create(
 ) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
     check_limits(state, table.columns.len(), table.rows.len() as u64)?;
+    check_cell_sizes(
+        state,
+        table.rows.iter().enumerate().flat_map(|(r, row)| {
+            row.iter()
+                .enumerate()
+                .map(move |(c, v)| (format!("rows[{r}][{c}]"), v))
+        }),
+    )?;
     let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(table.columns.clone());
     let rows: Vec<Row> = table
@@ -330,9 +347,7 @@ pub struct ColumnSpec {
     pub rules: Option<sheetgpt_core::table::Rules>,
 }
 
-/// Imports delimited text (CSV, TSV…) from a file in two streaming passes: the first infers
-/// every column's type from all values, the second parses and stores rows in batches, so
-/// memory stays flat whatever the number of rows.
+/// Imports delimited text (CSV, TSV…) from a file: see [`import`].
 #[tracing::instrument(skip_all, fields(user.id = %owner))]
 pub async fn import_delimited(
     state: &AppState,
@@ -341,26 +356,77 @@ pub async fn import_delimited(
     path: std::path::PathBuf,
     delimiter: Option<u8>,
 ) -> Result<TableRecord, ApiError> {
+    import(state, owner, name, path, Source::Delimited { delimiter }).await
+}
+
+/// Imports one sheet (the first unless named) of a spreadsheet file: see [`import`].
+#[tracing::instrument(skip_all, fields(user.id = %owner))]
+pub async fn import_spreadsheet(
+    state: &AppState,
+    owner: Uuid,
+    name: &str,
+    path: std::path::PathBuf,
+    sheet: Option<String>,
+) -> Result<TableRecord, ApiError> {
+    import(state, owner, name, path, Source::Spreadsheet { sheet }).await
+}
+
+/// Imports a file with the core reader, in its two passes: the first (which checks every
+/// bound of `tables` and decides each column's type from all of its cells) before anything is
+/// stored, the second streaming rows into the table in batches, so memory stays flat whatever
+/// the number of rows. A refused file stores nothing.
+pub async fn import(
+    state: &AppState,
+    owner: Uuid,
+    name: &str,
+    path: std::path::PathBuf,
+    source: Source,
+) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
-    let max_columns = state.config.tables.max_columns;
-    let max_rows = state.config.tables.max_rows;
-    let scan_path = path.clone();
-    let scan = tokio::task::spawn_blocking(move || {
-        scan_delimited(&scan_path, delimiter, max_columns, max_rows)
+    let limits = state.config.tables.import_limits();
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).map_err(|e| ApiError::Internal(e.into()))?;
+        Import::open(std::io::BufReader::new(file), &source, &limits).map_err(import_error)
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))??;
+    let scan = opened.scan().clone();
     check_limits(state, scan.columns.len(), scan.rows)?;
     let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(scan.columns.clone());
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ApiError>>(4);
-    let parse_schema = schema.clone();
-    let delim = scan.delimiter;
-    let parser = tokio::task::spawn_blocking(move || {
-        if let Err(e) = parse_delimited_rows(&path, delim, &parse_schema, &tx) {
-            let _ = tx.blocking_send(Err(e));
-        }
+    let ids: Vec<String> = schema.columns.iter().map(|c| c.id.clone()).collect();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut next_id: RowId = 1;
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        let read = opened.rows(|values| {
+            let cells = ids
+                .iter()
+                .zip(values)
+                .filter(|(_, v)| !v.is_null())
+                .map(|(id, v)| (id.clone(), v))
+                .collect();
+            batch.push(Row {
+                id: next_id,
+                position: next_id * POSITION_STEP,
+                cells,
+            });
+            next_id += 1;
+            if batch.len() == IMPORT_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                if tx.blocking_send(Ok(full)).is_err() {
+                    return ControlFlow::Break(()); // the receiver gave up (an insert failed)
+                }
+            }
+            ControlFlow::Continue(())
+        });
+        let last = match read {
+            Ok(_) if batch.is_empty() => return,
+            Ok(_) => Ok(batch),
+            Err(e) => Err(import_error(e)),
+        };
+        let _ = tx.blocking_send(last);
     });
 
     let txn = state.db.begin().await?;
@@ -377,8 +443,8 @@ pub async fn import_delimited(
         count += batch.len() as i64;
         store::insert_rows(&txn, record.id, 1, &batch).await?;
     }
-    parser.await.map_err(|e| ApiError::Internal(e.into()))?;
-    let summary = format!("imported {count} rows × {} columns", schema.columns.len());
+    reader.await.map_err(|e| ApiError::Internal(e.into()))?;
+    let summary = import_summary(&scan, count);
     finish_create(&txn, &record, &schema, count, &summary, owner).await?;
     txn.commit().await?;
     tracing::info!(table.id = %record.id, rows = count, "table imported");
@@ -390,237 +456,90 @@ pub async fn import_delimited(
     })
 }
 
-struct Scan {
-    columns: Vec<Column>,
-    rows: u64,
-    delimiter: u8,
-}
-
-fn bad_upload(detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "bad-upload",
-        detail: detail.into(),
+/// The first version's summary: what was read, and what was left out (blank rows).
+fn import_summary(scan: &Scan, rows: i64) -> String {
+    let mut summary = format!("imported {rows} rows × {} columns", scan.columns.len());
+    if let Some(sheet) = &scan.sheet {
+        summary.push_str(&format!(" from sheet `{sheet}`"));
     }
-}
-
-fn open_reader(
-    path: &std::path::Path,
-    delimiter: u8,
-) -> Result<csv::Reader<std::io::BufReader<std::fs::File>>, ApiError> {
-    let file = std::fs::File::open(path).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    // Skip a UTF-8 byte order mark, which Excel writes.
-    {
-        use std::io::BufRead;
-        let buf = reader
-            .fill_buf()
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        if buf.starts_with(&[0xEF, 0xBB, 0xBF]) {
-            reader.consume(3);
-        }
+    match scan.empty_rows_skipped {
+        0 => {}
+        1 => summary.push_str("; 1 empty row skipped"),
+        n => summary.push_str(&format!("; {n} empty rows skipped")),
     }
-    Ok(csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(reader))
-}
-
-/// Picks the delimiter that splits the first lines into the most, and most consistent, fields.
-fn sniff(path: &std::path::Path) -> Result<u8, ApiError> {
-    use std::io::Read;
-    let mut head = Vec::with_capacity(64 * 1024);
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_end(&mut head))
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let text = String::from_utf8_lossy(&head);
-    let lines: Vec<&str> = text
-        .lines()
-        .take(20)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    let mut best = (b',', 0usize);
-    for d in [b',', b'\t', b';', b'|'] {
-        let counts: Vec<usize> = lines.iter().map(|l| l.matches(d as char).count()).collect();
-        let Some(&first) = counts.first() else {
-            continue;
-        };
-        let consistent = counts.iter().filter(|c| **c == first).count();
-        let score = if first == 0 {
-            0
-        } else {
-            consistent * 1000 + first
-        };
-        if score > best.1 {
-            best = (d, score);
-        }
-    }
-    Ok(best.0)
-}
-
-fn record_text(record: &csv::ByteRecord, i: usize, line: u64) -> Result<&str, ApiError> {
-    let bytes = record.get(i).unwrap_or_default();
-    std::str::from_utf8(bytes).map_err(|_| {
-        bad_upload(format!(
-            "Line {line} is not valid UTF-8 text; save the file as UTF-8 (CSV UTF-8 in Excel)."
-        ))
-    })
-}
-
-fn scan_delimited(
-    path: &std::path::Path,
-    delimiter: Option<u8>,
-    max_columns: usize,
-    max_rows: u64,
-) -> Result<Scan, ApiError> {
-    let delimiter = match delimiter {
-        Some(d) => d,
-        None => sniff(path)?,
-    };
-    let mut reader = open_reader(path, delimiter)?;
-    let mut record = csv::ByteRecord::new();
-    let mut header: Option<Vec<String>> = None;
-    let mut inference: Vec<Inference> = Vec::new();
-    let mut rows: u64 = 0;
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                return Err(bad_upload(format!(
-                    "The file is not valid delimited text: {e}"
-                )));
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() > max_columns {
-            return Err(ApiError::PayloadTooLarge {
-                detail: format!(
-                    "Line {line} has {} columns; at most {max_columns} are allowed.",
-                    record.len()
-                ),
-            });
-        }
-        if header.is_none() {
-            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-                continue;
-            }
-            let names = (0..record.len())
-                .map(|i| record_text(&record, i, line).map(str::to_owned))
-                .collect::<Result<Vec<_>, _>>()?;
-            inference = vec![Inference::default(); names.len()];
-            header = Some(names);
-            continue;
-        }
-        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
-            continue; // blank line
-        }
-        rows += 1;
-        if rows > max_rows {
-            return Err(ApiError::PayloadTooLarge {
-                detail: format!("The file has more than {max_rows} rows."),
-            });
-        }
-        if record.len() > inference.len() {
-            inference.resize(record.len(), Inference::default());
-        }
-        for (i, inf) in inference.iter_mut().enumerate() {
-            if i < record.len() {
-                inf.push(record_text(&record, i, line)?);
-            }
-        }
-    }
-    let Some(header) = header else {
-        return Err(bad_upload("The file is empty."));
-    };
-    if rows == 0 {
-        return Err(bad_upload("The file has a header but no rows."));
-    }
-    if header.len() < 2 && inference.len() < 2 && delimiter != b'\t' {
-        // One column is fine, but say what was understood if it looks like a wrong guess.
-        tracing::debug!("single-column upload");
-    }
-    let names = unique_names(&header, inference.len());
-    let columns = names
-        .into_iter()
-        .zip(&inference)
-        .enumerate()
-        .map(|(i, (name, inf))| Column::new(format!("c{}", i + 1), name, inf.finish()))
-        .collect();
-    Ok(Scan {
-        columns,
-        rows,
-        delimiter,
-    })
+    summary
 }
 
 const IMPORT_BATCH: usize = 5_000;
 
-fn parse_delimited_rows(
-    path: &std::path::Path,
-    delimiter: u8,
-    schema: &Schema,
-    tx: &tokio::sync::mpsc::Sender<Result<Vec<Row>, ApiError>>,
+/// Sentence case and a full stop, for the problem's `detail`.
+fn sentence(text: impl std::fmt::Display) -> String {
+    let text = text.to_string();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => format!("{}{}.", first.to_uppercase(), chars.as_str()),
+        None => text,
+    }
+}
+
+/// The problem for a refused import: 413 for what is too large (columns, rows, what a
+/// workbook inflates to), 422 for a cell that cannot be stored as given (too long, NUL),
+/// 400 for a file that is not what it claims to be.
+pub fn import_error(err: ImportError) -> ApiError {
+    let detail = sentence(&err);
+    match err {
+        ImportError::TooManyColumns { .. }
+        | ImportError::TooManyRows { .. }
+        | ImportError::TooLarge(_) => ApiError::PayloadTooLarge { detail },
+        ImportError::CellTooLong { .. } => ApiError::Unprocessable {
+            code: "cell-too-large",
+            detail,
+            errors: Vec::new(),
+        },
+        ImportError::Nul { .. } => ApiError::Unprocessable {
+            code: "nul-character",
+            detail,
+            errors: Vec::new(),
+        },
+        ImportError::NoSuchSheet(_) => ApiError::field("sheet", err.to_string()),
+        ImportError::Delimiter(_) => ApiError::field("delimiter", err.to_string()),
+        ImportError::Io(_) => ApiError::Internal(anyhow::Error::new(err)),
+        ImportError::Empty
+        | ImportError::NoRows
+        | ImportError::NotUtf8 { .. }
+        | ImportError::Malformed(_)
+        | ImportError::NotASpreadsheet(_)
+        | ImportError::NoSheets
+        | ImportError::OutOfOrder { .. } => ApiError::BadRequest {
+            code: "bad-upload",
+            detail,
+        },
+    }
+}
+
+/// Refuses rows holding a cell longer than `tables.max_cell_chars` (422 `cell-too-large`),
+/// naming each such cell by its place (`name(row, column)`); nothing is stored.
+fn check_cell_sizes<'a>(
+    state: &AppState,
+    rows: impl Iterator<Item = (String, &'a Value)>,
 ) -> Result<(), ApiError> {
-    let mut reader = open_reader(path, delimiter)?;
-    let mut record = csv::ByteRecord::new();
-    let mut seen_header = false;
-    let mut next_id: RowId = 1;
-    let mut batch = Vec::with_capacity(IMPORT_BATCH);
-    loop {
-        match reader.read_byte_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                return Err(bad_upload(format!(
-                    "The file is not valid delimited text: {e}"
-                )));
-            }
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        if !seen_header {
-            if record.iter().all(|f| f.iter().all(u8::is_ascii_whitespace)) {
-                continue;
-            }
-            seen_header = true;
-            continue;
-        }
-        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
-            continue;
-        }
-        let mut cells = BTreeMap::new();
-        for (i, col) in schema.columns.iter().enumerate() {
-            if i >= record.len() {
-                break;
-            }
-            let text = record_text(&record, i, line)?;
-            // Every value parsed during inference, so this cannot fail; keep text if it does.
-            let value = Value::parse(text, col.ty).unwrap_or_else(|_| Value::Text(text.to_owned()));
-            if !value.is_null() {
-                cells.insert(col.id.clone(), value);
-            }
-        }
-        batch.push(Row {
-            id: next_id,
-            position: next_id * POSITION_STEP,
-            cells,
-        });
-        next_id += 1;
-        if batch.len() == IMPORT_BATCH
-            && tx
-                .blocking_send(Ok(std::mem::replace(
-                    &mut batch,
-                    Vec::with_capacity(IMPORT_BATCH),
-                )))
-                .is_err()
-        {
-            return Ok(()); // the receiver gave up (an insert failed)
-        }
+    let max = state.config.tables.max_cell_chars;
+    let errors: Vec<FieldError> = rows
+        .filter(|(_, v)| sheetgpt_core::import::text_over(v, max))
+        .take(100)
+        .map(|(field, _)| FieldError::new(field, format!("holds more than {max} characters")))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
     }
-    if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
-    }
-    Ok(())
+    Err(ApiError::Unprocessable {
+        code: "cell-too-large",
+        detail: format!(
+            "{} cell(s) hold more than {max} characters; a cell may hold at most {max}.",
+            errors.len()
+        ),
+        errors,
+    })
 }
 
 /// The result of a change.
@@ -788,6 +707,22 @@ pub async fn change(
         .count() as i64;
     let row_count = table.row_count + rows_new - outcome.deleted.len() as i64;
     check_limits(state, outcome.schema.columns.len(), row_count.max(0) as u64)?;
+    let names: HashMap<&str, &str> = outcome
+        .schema
+        .columns
+        .iter()
+        .map(|c| (c.id.as_str(), c.name.as_str()))
+        .collect();
+    check_cell_sizes(
+        state,
+        outcome.upserted.values().flat_map(|row| {
+            let names = &names;
+            row.cells.iter().map(move |(id, v)| {
+                let column = names.get(id.as_str()).copied().unwrap_or(id.as_str());
+                (format!("rows[{}].{column}", row.id), v)
+            })
+        }),
+    )?;
     quota.check(&txn, row_count - table.row_count).await?;
     let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
     to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
@@ -1008,95 +943,4 @@ pub async fn revert(
         rows_deleted: deleted.len(),
         nulled_cells: Vec::new(),
     })
-}
-
-/// Imports the first sheet of a spreadsheet (XLSX, XLS, ODS) with calamine. Cells are read as
-/// the text a person sees (numbers as written by Excel, dates as ISO dates) and typed like
-/// any other import. The sheet is held in memory while it is read (calamine's model), which
-/// Excel's limit of 1,048,576 rows bounds.
-#[tracing::instrument(skip_all, fields(user.id = %owner))]
-pub async fn import_spreadsheet(
-    state: &AppState,
-    owner: Uuid,
-    name: &str,
-    path: std::path::PathBuf,
-    sheet: Option<String>,
-) -> Result<TableRecord, ApiError> {
-    let max_columns = state.config.tables.max_columns;
-    let table =
-        tokio::task::spawn_blocking(move || read_spreadsheet(&path, sheet.as_deref(), max_columns))
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))??;
-    let summary = format!(
-        "imported {} rows × {} columns from a spreadsheet",
-        table.rows.len(),
-        table.columns.len()
-    );
-    create(state, owner, name, table, &summary).await
-}
-
-pub fn read_spreadsheet(
-    path: &std::path::Path,
-    sheet: Option<&str>,
-    max_columns: usize,
-) -> Result<Table, ApiError> {
-    use calamine::{Data, Reader};
-    // The format is sniffed from the content (the upload's temporary file has no extension).
-    let bytes = std::fs::read(path).map_err(|e| ApiError::Internal(e.into()))?;
-    let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes))
-        .map_err(|e| bad_upload(format!("The file is not a readable spreadsheet: {e}")))?;
-    let range = match sheet {
-        Some(name) => book.worksheet_range(name).map_err(|_| {
-            ApiError::field("sheet", format!("the workbook has no sheet named `{name}`"))
-        })?,
-        None => book
-            .worksheet_range_at(0)
-            .ok_or_else(|| bad_upload("The workbook has no sheets."))?
-            .map_err(|e| bad_upload(format!("The first sheet cannot be read: {e}")))?,
-    };
-    if range.width() > max_columns {
-        return Err(ApiError::PayloadTooLarge {
-            detail: format!(
-                "The sheet has {} columns; at most {max_columns} are allowed.",
-                range.width()
-            ),
-        });
-    }
-    let text = |cell: &Data| -> String {
-        match cell {
-            Data::Empty | Data::Error(_) => String::new(),
-            Data::String(s) | Data::DateTimeIso(s) | Data::DurationIso(s) => s.clone(),
-            Data::Int(i) => i.to_string(),
-            Data::Float(f) => {
-                if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    format!("{}", *f as i64)
-                } else {
-                    f.to_string()
-                }
-            }
-            Data::Bool(b) => b.to_string(),
-            Data::DateTime(dt) => match dt.as_datetime() {
-                Some(d) if d.time() == chrono::NaiveTime::MIN => d.format("%Y-%m-%d").to_string(),
-                Some(d) => d.format("%Y-%m-%d %H:%M:%S").to_string(),
-                None => dt.as_f64().to_string(),
-            },
-        }
-    };
-    let mut rows = range
-        .rows()
-        .map(|r| r.iter().map(text).collect::<Vec<String>>());
-    let header = loop {
-        match rows.next() {
-            None => return Err(bad_upload("The sheet is empty.")),
-            Some(r) if r.iter().all(|c| c.trim().is_empty()) => continue,
-            Some(r) => break r,
-        }
-    };
-    let body: Vec<Vec<String>> = rows
-        .filter(|r| r.iter().any(|c| !c.trim().is_empty()))
-        .collect();
-    if body.is_empty() {
-        return Err(bad_upload("The sheet has a header but no rows."));
-    }
-    Ok(Table::from_text(&header, &body))
 }

@@ -613,3 +613,54 @@ async fn the_database_file_is_private_even_in_an_existing_open_data_directory() 
     let mode = std::fs::metadata(&data).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o755);
 }
+
+#[tokio::test]
+async fn convert_reads_a_file_as_an_upload_does() {
+    // The old convert trimmed cells and sniffed apart from uploads; now one reader does both.
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    std::fs::write(
+        dir.join("codes.csv"),
+        "id,codes,note\nx,\"1;2;3\",\" padded \"\ny,\"4;5;6\",\n,,\n",
+    )
+    .unwrap();
+    let out = env.run(&["convert", "codes.csv", "out.json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("out.json")).unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"id": "x", "codes": "1;2;3", "note": " padded "},
+            {"id": "y", "codes": "4;5;6", "note": null}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn convert_refuses_files_past_the_import_bounds_and_says_why() {
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let sheet = book.add_worksheet();
+    sheet.write_string(0, 0, "name").unwrap();
+    sheet.write_number(1_048_575, 16_383, 1.0).unwrap();
+    book.save(dir.join("corner.xlsx")).unwrap();
+    let out = env.run(&["convert", "corner.xlsx", "out.csv"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("16384 columns"), "{}", stderr(&out));
+    assert!(!dir.join("out.csv").exists());
+
+    std::fs::write(dir.join("long.csv"), "a,b\n1,abcdef\n").unwrap();
+    let out = env
+        .command(&["convert", "long.csv", "out.csv"])
+        .env("SHEETGPT_TABLES__MAX_CELL_CHARS", "5")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("line 2, column 2 holds more than 5 characters"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -24,6 +24,7 @@ mod export_processes;
 mod exports;
 mod formulas;
 mod google;
+mod imports;
 mod isolation;
 mod llm;
 mod local_models;
