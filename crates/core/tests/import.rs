@@ -527,3 +527,131 @@ proptest! {
         }
     }
 }
+
+/// One BIFF8 record: type, length, data.
+fn record(out: &mut Vec<u8>, typ: u16, data: &[u8]) {
+    out.extend(typ.to_le_bytes());
+    out.extend((data.len() as u16).to_le_bytes());
+    out.extend(data);
+}
+
+/// An XLS workbook (BIFF8 in a compound file) with one sheet: `dims` as its DIMENSIONS
+/// record (first row, row after the last, first column, column after the last) and
+/// `cells` (row, column, a number or a text).
+fn xls(dims: (u32, u32, u16, u16), cells: &[(u16, u16, Result<f64, &str>)]) -> Vec<u8> {
+    let bof = |kind: u16| {
+        let mut d = vec![0u8; 16];
+        d[0..2].copy_from_slice(&0x0600u16.to_le_bytes());
+        d[2..4].copy_from_slice(&kind.to_le_bytes());
+        d
+    };
+    let name = b"Data";
+    let mut globals = Vec::new();
+    record(&mut globals, 0x0809, &bof(0x0005));
+    // BoundSheet8: where the sheet's BOF is, visible worksheet, its name (8-bit chars).
+    let boundsheet_len = 8 + name.len();
+    // After this record and the globals' EOF.
+    let sheet_at = (globals.len() + 4 + boundsheet_len + 4) as u32;
+    let mut bs = sheet_at.to_le_bytes().to_vec();
+    bs.extend([0, 0, name.len() as u8, 0]);
+    bs.extend(name);
+    record(&mut globals, 0x0085, &bs);
+    record(&mut globals, 0x000A, &[]);
+    let mut sheet = Vec::new();
+    record(&mut sheet, 0x0809, &bof(0x0010));
+    let mut d = Vec::new();
+    d.extend(dims.0.to_le_bytes());
+    d.extend(dims.1.to_le_bytes());
+    d.extend(dims.2.to_le_bytes());
+    d.extend(dims.3.to_le_bytes());
+    d.extend([0, 0]);
+    record(&mut sheet, 0x0200, &d);
+    for (r, c, value) in cells {
+        let mut d = Vec::new();
+        d.extend(r.to_le_bytes());
+        d.extend(c.to_le_bytes());
+        d.extend(0u16.to_le_bytes());
+        match value {
+            Ok(n) => {
+                d.extend(n.to_le_bytes());
+                record(&mut sheet, 0x0203, &d);
+            }
+            Err(text) => {
+                d.extend((text.len() as u16).to_le_bytes());
+                d.push(0);
+                d.extend(text.as_bytes());
+                record(&mut sheet, 0x0204, &d);
+            }
+        }
+    }
+    record(&mut sheet, 0x000A, &[]);
+    globals.extend(sheet);
+    // Version 3 (512-byte sectors), as Excel writes; calamine reads no other.
+    let mut file =
+        cfb::CompoundFile::create_with_version(cfb::Version::V3, Cursor::new(Vec::new()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut stream = file
+            .create_stream("/Workbook")
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Padded past the 4 KiB mini-stream cutoff, as Excel's workbooks are.
+        globals.resize(globals.len().max(8192), 0);
+        stream.write_all(&globals).unwrap_or_else(|e| panic!("{e}"));
+    }
+    file.flush().unwrap_or_else(|e| panic!("{e}"));
+    file.into_inner().into_inner()
+}
+
+#[test]
+fn an_xls_sheet_is_read_with_its_numbers_and_texts() {
+    let bytes = xls(
+        (0, 3, 0, 2),
+        &[
+            (0, 0, Err("city")),
+            (0, 1, Err("n")),
+            (1, 0, Err("Paris")),
+            (1, 1, Ok(1.0)),
+            (2, 0, Err("Lyon")),
+            (2, 1, Ok(2.5)),
+        ],
+    );
+    let t = read(&bytes, &Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t.columns[1].ty, ColumnType::Decimal);
+    assert_eq!(t.rows[1][0], Value::Text("Lyon".into()));
+    assert_eq!(t.rows[1][1].to_string(), "2.5");
+}
+
+#[test]
+fn an_xls_grid_past_the_cell_bound_is_refused_before_calamine_builds_it() {
+    // Two cells at the corners of the BIFF8 grid: calamine's grid would be 16.7 million cells.
+    let corners = xls(
+        (0, 65_536, 0, 256),
+        &[(0, 0, Err("n")), (65_535, 255, Ok(1.0))],
+    );
+    assert!(matches!(
+        read(&corners, &Limits::default()),
+        Err(ImportError::TooLarge(_))
+    ));
+    // Declared dimensions alone: calamine reserves room for rows × columns cells.
+    let declared = xls((0, u32::MAX, 0, 256), &[(0, 0, Err("n")), (1, 0, Ok(1.0))]);
+    assert!(matches!(
+        read(&declared, &Limits::default()),
+        Err(ImportError::TooLarge(_))
+    ));
+    let backwards = xls((10, 5, 0, 1), &[(0, 0, Err("n")), (1, 0, Ok(1.0))]);
+    assert!(matches!(
+        read(&backwards, &Limits::default()),
+        Err(ImportError::NotASpreadsheet(_))
+    ));
+    // At the bound (2 rows × 1 column) it is read; one under, refused.
+    let small = xls((0, 2, 0, 1), &[(0, 0, Err("n")), (1, 0, Ok(1.0))]);
+    let cells = |max| Limits {
+        max_sheet_cells: max,
+        ..Limits::default()
+    };
+    assert!(read(&small, &cells(2)).is_ok());
+    assert!(matches!(
+        read(&small, &cells(1)),
+        Err(ImportError::TooLarge(_))
+    ));
+}

@@ -121,7 +121,7 @@ pub enum ImportError {
     Nul { at: Place },
     #[error("{at} holds more than {max} characters; a cell may hold at most {max}")]
     CellTooLong { at: Place, max: usize },
-    #[error("{} has {found} columns; at most {max} are allowed", at.as_ref().map_or_else(|| "the sheet".to_owned(), ToString::to_string))]
+    #[error("{} {found} columns; at most {max} are allowed", columns_place(at.as_ref()))]
     TooManyColumns {
         found: u64,
         max: usize,
@@ -148,6 +148,14 @@ pub enum ImportError {
 impl From<std::io::Error> for ImportError {
     fn from(err: std::io::Error) -> Self {
         Self::Io(err.to_string())
+    }
+}
+
+fn columns_place(at: Option<&Place>) -> String {
+    match at {
+        Some(Place::Line { line, .. }) => format!("line {line} has"),
+        Some(cell @ Place::Cell { .. }) => format!("the sheet (at {cell}) spans"),
+        None => "the sheet has".to_owned(),
     }
 }
 
