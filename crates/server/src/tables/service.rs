@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 
 use sheetgpt_core::formula::{self, FormulaError};
 use sheetgpt_core::import::{Import, ImportError, Scan, Source};
-use sheetgpt_core::table::{Column, ColumnType, Inference, Table, Value, unique_names};
+use sheetgpt_core::table::{Column, ColumnType, Table, Value, unique_names};
 use sheetgpt_core::version::{
     self, Diff, Op, OpError, Outcome, POSITION_STEP, Row, RowId, Schema, Working,
 };
