@@ -1,10 +1,15 @@
 //! Markdown pipe tables (GitHub style): reading them out of replies and writing them.
 //!
-//! A table is a row of cells separated by `|`, then an alignment row (`|---|:--:|`), then
-//! rows until a line without a pipe. Leading and trailing pipes are optional, `\|` is a pipe
-//! inside a cell, rows with too many cells are cut and rows with too few padded. Inline
-//! formatting is removed from cells (`**bold**` → `bold`, `[text](url)` → `text`) and `<br>`
-//! becomes a line break, so cells hold what a reader sees.
+//! The rules are GFM's (github/cmark-gfm, spec section *Tables*): a table is a header row of
+//! cells separated by `|`, then a delimiter row (`|---|:--:|`) with as many cells as the
+//! header (otherwise there is no table), then rows until a blank line or a line that begins
+//! another block (a quote, heading, fence, list item, thematic break, HTML block or indented
+//! code); a line without a pipe before that is a row of one cell, as GitHub shows it. Leading
+//! and trailing pipes are optional, `\|` is a pipe inside a cell, rows with too many cells are
+//! cut and rows with too few padded. Inline markup is replaced by its text (`**bold**` →
+//! `bold`, `[text](url)` → `text`, `<https://x.io>` → `https://x.io`, `<b>x</b>` → `x`,
+//! `&amp;` → `&`, `\*` → `*`) and `<br>` becomes a line break, so cells hold what a reader
+//! sees.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -14,7 +19,7 @@ use super::build::build_table;
 use crate::table::{Table, Value};
 
 /// Whether a line could head a table (the alignment row below it decides).
-pub(super) fn may_be_header(line: &str) -> bool {
+fn may_be_header(line: &str) -> bool {
     line.contains('|') && !line.trim().is_empty()
 }
 
@@ -40,6 +45,177 @@ pub(super) fn is_alignment_row(line: &str) -> bool {
     })
 }
 
+/// Whether `header` and the line after it open a table: a delimiter row with as many cells
+/// as the header row (GFM: "The header row must match the delimiter row in the number of
+/// cells. If not, a table will not be recognized").
+pub(super) fn opens_table(header: &str, delimiter: &str) -> bool {
+    may_be_header(header)
+        && is_alignment_row(delimiter)
+        && split_row(header).count() == split_row(delimiter).count()
+}
+
+/// Whether a line ends a table body by beginning another block: after at most three spaces
+/// of indentation, a block quote, an ATX heading, a code fence, a thematic break, a list item
+/// or an HTML block; or four columns of indentation (an indented code block).
+fn starts_block(line: &str) -> bool {
+    let mut indent = 0;
+    let mut at = 0;
+    for b in line.bytes() {
+        match b {
+            b' ' => indent += 1,
+            b'\t' => indent += 4 - indent % 4,
+            _ => break,
+        }
+        at += 1;
+        if indent >= 4 {
+            return !line[at..].trim().is_empty();
+        }
+    }
+    let t = &line[at..];
+    let b = t.as_bytes();
+    let Some(&first) = b.first() else {
+        return false;
+    };
+    let blank_or_space = |i: usize| b.get(i).is_none_or(|c| matches!(c, b' ' | b'\t'));
+    match first {
+        b'>' => true,
+        b'#' => {
+            let n = run_len(b, 0, b'#');
+            n <= 6 && blank_or_space(n)
+        }
+        b'`' | b'~' => {
+            let n = run_len(b, 0, first);
+            // A backtick fence's info string holds no backtick.
+            n >= 3 && (first == b'~' || !t[n..].contains('`'))
+        }
+        b'-' | b'*' | b'_' if is_thematic_break(t) => true,
+        b'-' | b'*' | b'+' => blank_or_space(1),
+        b'0'..=b'9' => {
+            let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+            n <= 9 && matches!(b.get(n), Some(b'.' | b')')) && blank_or_space(n + 1)
+        }
+        b'<' => starts_html_block(t),
+        _ => false,
+    }
+}
+
+/// Three or more of one of `-`, `*`, `_`, and nothing else but spaces and tabs.
+fn is_thematic_break(t: &str) -> bool {
+    let Some(marker) = t.bytes().next() else {
+        return false;
+    };
+    let mut count = 0;
+    for b in t.bytes() {
+        match b {
+            b' ' | b'\t' => {}
+            _ if b == marker => count += 1,
+            _ => return false,
+        }
+    }
+    count >= 3
+}
+
+/// HTML block starts (CommonMark 4.6, kinds 1 to 7) at the start of `t`, which begins with `<`.
+fn starts_html_block(t: &str) -> bool {
+    const RAW: [&str; 4] = ["script", "pre", "style", "textarea"];
+    const BLOCK: [&str; 62] = [
+        "address",
+        "article",
+        "aside",
+        "base",
+        "basefont",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "col",
+        "colgroup",
+        "dd",
+        "details",
+        "dialog",
+        "dir",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "frame",
+        "frameset",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "head",
+        "header",
+        "hr",
+        "html",
+        "iframe",
+        "legend",
+        "li",
+        "link",
+        "main",
+        "menu",
+        "menuitem",
+        "nav",
+        "noframes",
+        "ol",
+        "optgroup",
+        "option",
+        "p",
+        "param",
+        "search",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "title",
+        "tr",
+        "track",
+        "ul",
+    ];
+    let rest = &t[1..];
+    if rest.starts_with("!--") || rest.starts_with('?') || rest.starts_with("![CDATA[") {
+        return true;
+    }
+    if rest.starts_with('!') && rest[1..].starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return true;
+    }
+    let (closing, name_at) = match rest.strip_prefix('/') {
+        Some(_) => (true, 1),
+        None => (false, 0),
+    };
+    let name_len = rest[name_at..]
+        .bytes()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        .count();
+    let name = &rest[name_at..name_at + name_len];
+    let after = &rest[name_at + name_len..];
+    let ends_name = |s: &str| {
+        s.is_empty() || s.starts_with([' ', '\t', '>']) || (!closing && s.starts_with("/>"))
+    };
+    let ends_raw = |s: &str| s.is_empty() || s.starts_with([' ', '\t', '>']);
+    if !closing && RAW.iter().any(|r| name.eq_ignore_ascii_case(r)) && ends_raw(after) {
+        return true;
+    }
+    if BLOCK.iter().any(|r| name.eq_ignore_ascii_case(r))
+        && (ends_name(after) || after.starts_with("/>"))
+    {
+        return true;
+    }
+    // Kind 7: a whole open or closing tag, alone on its line.
+    let mut memo = HtmlMemo::default();
+    html_len(t.as_bytes(), &mut memo).is_some_and(|len| t[len..].trim().is_empty())
+}
+
 /// Reads the table whose header is `lines[0]` (and alignment row `lines[1]`). Returns the
 /// table, or `None` when it is wider than `MAX_COLUMNS`, and how many lines it took.
 pub(super) fn read_table(text: &str, lines: &[Line]) -> (Option<Table>, usize) {
@@ -54,10 +230,9 @@ pub(super) fn read_table(text: &str, lines: &[Line]) -> (Option<Table>, usize) {
     let mut used = 2;
     while let Some(line) = lines.get(used) {
         let s = line.text(text);
-        // A line without a pipe ends the table: Markdown would go on, but models write prose
-        // right after a table. A row like `| - | - |` is a row here, as in Markdown, even
-        // though it would pass for an alignment row.
-        if !s.contains('|') {
+        // A row like `| - | - |` is a row here, as in Markdown, even though it would pass
+        // for an alignment row; a line without a pipe is a row too, as GitHub shows it.
+        if s.trim().is_empty() || starts_block(s) {
             break;
         }
         let before = cells.len();
@@ -111,7 +286,7 @@ fn clean_cell(raw: &str) -> Cow<'_, str> {
 }
 
 fn is_inline_special(b: u8) -> bool {
-    matches!(b, b'\\' | b'`' | b'*' | b'_' | b'~' | b'[' | b'<')
+    matches!(b, b'\\' | b'`' | b'*' | b'_' | b'~' | b'[' | b'<' | b'&')
 }
 
 /// A piece of a cell: text to keep, or a run of emphasis markers that is dropped when it
@@ -138,6 +313,7 @@ fn strip_inline<'a>(s: &'a str) -> String {
     let mut pieces: Vec<Piece<'a>> = Vec::new();
     let mut code_runs: Option<CodeRuns> = None;
     let mut no_link = false;
+    let mut html_memo = HtmlMemo::default();
     let mut i = 0;
     let mut text_from = 0;
     let flush = |pieces: &mut Vec<Piece<'a>>, from: usize, to: usize| {
@@ -187,10 +363,31 @@ fn strip_inline<'a>(s: &'a str) -> String {
                     None => i += n,
                 }
             }
-            b'<' => match br_len(&bytes[i..]) {
-                Some(len) => {
+            b'<' => {
+                if let Some(len) = br_len(&bytes[i..]) {
                     flush(&mut pieces, text_from, i);
                     pieces.push(Piece::Text(Cow::Borrowed("\n")));
+                    i += len;
+                    text_from = i;
+                } else if let Some(len) = autolink_len(&bytes[i..]) {
+                    // The link's text is its address.
+                    flush(&mut pieces, text_from, i);
+                    pieces.push(Piece::Text(Cow::Borrowed(&s[i + 1..i + len - 1])));
+                    i += len;
+                    text_from = i;
+                } else if let Some(len) = html_len(&bytes[i..], &mut html_memo) {
+                    // A tag, comment or declaration has no text of its own.
+                    flush(&mut pieces, text_from, i);
+                    i += len;
+                    text_from = i;
+                } else {
+                    i += 1;
+                }
+            }
+            b'&' => match entity(&s[i..]) {
+                Some((len, decoded)) => {
+                    flush(&mut pieces, text_from, i);
+                    pieces.push(Piece::Text(Cow::Owned(decoded)));
                     i += len;
                     text_from = i;
                 }
@@ -336,6 +533,234 @@ fn br_len(bytes: &[u8]) -> Option<usize> {
     (bytes.get(i) == Some(&b'>')).then_some(i + 1)
 }
 
+/// Searches that failed once fail again later in the same text (a closer that is not there),
+/// so each is done at most once per cell and reading stays linear.
+#[derive(Default)]
+struct HtmlMemo {
+    no_comment_end: bool,
+    no_pi_end: bool,
+    no_cdata_end: bool,
+    no_declaration_end: bool,
+    no_quote: [bool; 2],
+}
+
+/// The length of the inline HTML at the start of `b` (CommonMark 6.6): an open tag with
+/// attributes, a closing tag, a comment, a processing instruction, a declaration or CDATA.
+fn html_len(b: &[u8], memo: &mut HtmlMemo) -> Option<usize> {
+    let rest = b.get(1..)?;
+    let find = |from: usize, needle: &[u8], failed: &mut bool| -> Option<usize> {
+        if *failed {
+            return None;
+        }
+        let found = b
+            .get(from..)?
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .map(|p| from + p + needle.len());
+        *failed = found.is_none();
+        found
+    };
+    if rest.starts_with(b"!--") {
+        // `<!-->` and `<!--->` are comments too (CommonMark 0.31).
+        for short in [&b"<!-->"[..], b"<!--->"] {
+            if b.starts_with(short) {
+                return Some(short.len());
+            }
+        }
+        return find(4, b"-->", &mut memo.no_comment_end);
+    }
+    if rest.starts_with(b"![CDATA[") {
+        return find(9, b"]]>", &mut memo.no_cdata_end);
+    }
+    if rest.starts_with(b"?") {
+        return find(2, b"?>", &mut memo.no_pi_end);
+    }
+    if rest.first() == Some(&b'!') && rest.get(1).is_some_and(u8::is_ascii_alphabetic) {
+        return find(2, b">", &mut memo.no_declaration_end);
+    }
+    let tag_name = |at: usize| -> usize {
+        if !b.get(at).is_some_and(u8::is_ascii_alphabetic) {
+            return 0;
+        }
+        b[at..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'-')
+            .count()
+    };
+    let space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r');
+    if rest.first() == Some(&b'/') {
+        let n = tag_name(2);
+        if n == 0 {
+            return None;
+        }
+        let mut i = 2 + n;
+        while b.get(i).is_some_and(space) {
+            i += 1;
+        }
+        return (b.get(i) == Some(&b'>')).then_some(i + 1);
+    }
+    let n = tag_name(1);
+    if n == 0 {
+        return None;
+    }
+    let mut i = 1 + n;
+    loop {
+        let spaces = b[i..].iter().take_while(|c| space(c)).count();
+        i += spaces;
+        match b.get(i)? {
+            b'>' => return Some(i + 1),
+            b'/' => return (b.get(i + 1) == Some(&b'>')).then_some(i + 2),
+            c if spaces > 0 && (c.is_ascii_alphabetic() || matches!(c, b'_' | b':')) => {
+                i += b[i..]
+                    .iter()
+                    .take_while(|c| {
+                        c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-')
+                    })
+                    .count();
+                let mut j = i;
+                while b.get(j).is_some_and(space) {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'=') {
+                    continue;
+                }
+                j += 1;
+                while b.get(j).is_some_and(space) {
+                    j += 1;
+                }
+                match b.get(j)? {
+                    q @ (b'"' | b'\'') => {
+                        let slot = usize::from(*q == b'\'');
+                        if memo.no_quote[slot] {
+                            return None;
+                        }
+                        match b[j + 1..].iter().position(|c| c == q) {
+                            Some(p) => i = j + 1 + p + 1,
+                            None => {
+                                memo.no_quote[slot] = true;
+                                return None;
+                            }
+                        }
+                    }
+                    _ => {
+                        let n = b[j..]
+                            .iter()
+                            .take_while(|c| {
+                                !space(c) && !matches!(c, b'"' | b'\'' | b'=' | b'<' | b'>' | b'`')
+                            })
+                            .count();
+                        if n == 0 {
+                            return None;
+                        }
+                        i = j + n;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// The length of an autolink at the start of `b`: `<scheme:address>` or `<name@host>`.
+fn autolink_len(b: &[u8]) -> Option<usize> {
+    let end = 1 + b
+        .get(1..)?
+        .iter()
+        .position(|c| matches!(c, b'>' | b'<' | b' ' | b'\t'))?;
+    if b[end] != b'>' {
+        return None;
+    }
+    let inner = &b[1..end];
+    let scheme = inner
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-'))
+        .count();
+    let is_uri = (2..=32).contains(&scheme)
+        && inner[0].is_ascii_alphabetic()
+        && inner.get(scheme) == Some(&b':')
+        && inner.iter().all(|c| !c.is_ascii_control());
+    let is_email = inner.iter().position(|c| *c == b'@').is_some_and(|at| {
+        let (local, domain) = (&inner[..at], &inner[at + 1..]);
+        !local.is_empty()
+            && local
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b".!#$%&'*+/=?^_`{|}~-".contains(c))
+            && domain.split(|c| *c == b'.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && label[0] != b'-'
+                    && label[label.len() - 1] != b'-'
+                    && label
+                        .iter()
+                        .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+            })
+    });
+    (is_uri || is_email).then_some(end + 1)
+}
+
+/// An entity or numeric character reference at the start of `s`: its length and its text.
+/// Named references are the common ones; others are left as written.
+fn entity(s: &str) -> Option<(usize, String)> {
+    const NAMED: [(&str, &str); 30] = [
+        ("amp", "&"),
+        ("lt", "<"),
+        ("gt", ">"),
+        ("quot", "\""),
+        ("apos", "'"),
+        ("nbsp", "\u{a0}"),
+        ("copy", "©"),
+        ("reg", "®"),
+        ("trade", "™"),
+        ("hellip", "…"),
+        ("mdash", "—"),
+        ("ndash", "–"),
+        ("lsquo", "‘"),
+        ("rsquo", "’"),
+        ("ldquo", "“"),
+        ("rdquo", "”"),
+        ("laquo", "«"),
+        ("raquo", "»"),
+        ("euro", "€"),
+        ("pound", "£"),
+        ("yen", "¥"),
+        ("cent", "¢"),
+        ("deg", "°"),
+        ("times", "×"),
+        ("divide", "÷"),
+        ("plusmn", "±"),
+        ("middot", "·"),
+        ("bull", "•"),
+        ("sect", "§"),
+        ("para", "¶"),
+    ];
+    let body = s.get(1..)?;
+    let end = body.bytes().take(33).position(|c| c == b';')?;
+    let name = &body[..end];
+    let len = end + 2;
+    if let Some(num) = name.strip_prefix('#') {
+        let (digits, radix, max) = match num.strip_prefix(['x', 'X']) {
+            Some(hex) => (hex, 16, 6),
+            None => (num, 10, 7),
+        };
+        if digits.is_empty()
+            || digits.len() > max
+            || !digits.bytes().all(|c| (c as char).is_digit(radix))
+        {
+            return None;
+        }
+        let code = u32::from_str_radix(digits, radix).ok()?;
+        // U+0000 and what is not a character read as U+FFFD, as CommonMark says.
+        let c = char::from_u32(code)
+            .filter(|c| *c != '\0')
+            .unwrap_or('\u{fffd}');
+        return Some((len, c.to_string()));
+    }
+    NAMED
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| (len, (*text).to_owned()))
+}
+
 /// `[label](target)` starting at `open`: the label and where the link ends. The first `](`
 /// closes the label, so a label never holds another link.
 fn find_link(s: &str, open: usize) -> Option<(&str, usize)> {
@@ -380,6 +805,7 @@ fn push_row<S: AsRef<str>>(out: &mut String, cells: impl Iterator<Item = S>) {
 }
 
 fn escape_cell(cell: &str, out: &mut String) {
+    let mut memo = HtmlMemo::default();
     // A cell of only dashes and colons would read as an alignment row.
     let all_dashes = !cell.is_empty() && cell.bytes().all(|b| b == b'-' || b == b':');
     let mut prev: Option<char> = None;
@@ -397,7 +823,16 @@ fn escape_cell(cell: &str, out: &mut String) {
             }
             // `_` can only open emphasis after a character that is not alphanumeric.
             '_' if !prev.is_some_and(char::is_alphanumeric) => out.push_str("\\_"),
-            '<' if br_len(&cell.as_bytes()[i..]).is_some() => out.push_str("\\<"),
+            '<' if {
+                let rest = &cell.as_bytes()[i..];
+                br_len(rest).is_some()
+                    || autolink_len(rest).is_some()
+                    || html_len(rest, &mut memo).is_some()
+            } =>
+            {
+                out.push_str("\\<");
+            }
+            '&' if entity(&cell[i..]).is_some() => out.push_str("\\&"),
             '-' | ':' if all_dashes && i == 0 => {
                 out.push('\\');
                 out.push(c);
@@ -453,6 +888,88 @@ mod tests {
     }
 
     #[test]
+    fn inline_html_autolinks_and_references_become_their_text() {
+        for (raw, seen) in [
+            (
+                "<b>bold</b> <span class=\"x\" data-a='1' hidden>in</span>",
+                "bold in",
+            ),
+            ("<a href=\"https://x.io\">Paris</a>", "Paris"),
+            ("a <!-- note --> b", "a  b"),
+            ("<?php x ?>y", "y"),
+            ("<!DOCTYPE html>z", "z"),
+            ("<![CDATA[raw]]>k", "k"),
+            (
+                "<https://x.io/a?b=1> and <ops@x.io>",
+                "https://x.io/a?b=1 and ops@x.io",
+            ),
+            (
+                "AT&amp;T &lt;tag&gt; &quot;q&quot; &#65;&#x42; &nbsp;",
+                "AT&T <tag> \"q\" AB \u{a0}",
+            ),
+            ("&#0; &#x110000;", "\u{fffd} \u{fffd}"),
+            (
+                "&notareference; & alone; a<b, 3 < 4",
+                "&notareference; & alone; a<b, 3 < 4",
+            ),
+            ("`<b>x</b> &amp;`", "<b>x</b> &amp;"),
+            ("\\<b>x\\&amp;", "<b>x&amp;"),
+            ("<b x=\"unclosed>y", "<b x=\"unclosed>y"),
+            ("<!-- unclosed <!-- again", "<!-- unclosed <!-- again"),
+        ] {
+            assert_eq!(clean_cell(raw), seen, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_table_needs_a_delimiter_row_as_wide_as_its_header() {
+        assert!(opens_table("| abc | def |", "| --- | --- |"));
+        assert!(opens_table("| abc | defghi |", ":-: | -----------:"));
+        assert!(!opens_table("| abc | def |", "| --- |"));
+        assert!(!opens_table("| abc |", "| --- | --- |"));
+        assert!(!opens_table("abc", "| --- |"));
+    }
+
+    #[test]
+    fn blocks_that_end_a_table() {
+        for line in [
+            "> quote",
+            "# Heading",
+            "###### six",
+            "```",
+            "~~~ text",
+            "---",
+            "* * *",
+            "- item",
+            "+ item",
+            "1. first",
+            "12) twelfth",
+            "    indented code",
+            "\tcode",
+            "<div>",
+            "</table>",
+            "<!-- comment",
+            "<script src=x>",
+            "<custom-tag attr=\"1\">",
+            "   > three spaces are not code",
+        ] {
+            assert!(starts_block(line), "{line}");
+        }
+        for line in [
+            "bar",
+            "| a | b |",
+            "#hashtag",
+            "-5 | 3",
+            "1.5 | 2",
+            "``code``",
+            "<b>x</b> | 2",
+            "   ",
+        ] {
+            assert!(!starts_block(line), "{line}");
+        }
+    }
+
+    #[test]
     fn escaped_cells_read_back_as_written() {
         for cell in [
             "a|b",
@@ -468,6 +985,13 @@ mod tests {
             "~~s~~",
             "x_y_z",
             "(_a_)",
+            "<b>bold</b>",
+            "<https://x.io>",
+            "<a@b.io>",
+            "<!-- c -->",
+            "&amp; &#38; &copy;",
+            "AT&T a < b > c",
+            "&unknown; &#; &",
         ] {
             let mut escaped = String::new();
             escape_cell(cell, &mut escaped);

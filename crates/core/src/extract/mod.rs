@@ -208,9 +208,8 @@ impl Walk<'_> {
                     }
                 }
             }
-            if markdown::may_be_header(s)
-                && let Some(next) = lines.get(i + 1)
-                && markdown::is_alignment_row(next.text(text))
+            if let Some(next) = lines.get(i + 1)
+                && markdown::opens_table(s, next.text(text))
             {
                 delimited::find(text, &lines[plain_from..i], &mut self.out);
                 let (table, used) = markdown::read_table(text, &lines[i..]);

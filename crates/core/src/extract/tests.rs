@@ -77,6 +77,62 @@ fn escaped_pipes_and_formatting_in_markdown_cells_come_out_as_read() {
     );
 }
 
+/// The examples of the GFM spec's *Tables* section (github/cmark-gfm, test/spec.txt), read as
+/// GitHub renders them.
+#[test]
+fn markdown_tables_follow_the_gfm_spec_examples() {
+    let e = only("| foo | bar |\n| --- | --- |\n| baz | bim |\n");
+    assert_eq!(names(&e.table), ["foo", "bar"]);
+    assert_eq!(e.table.rows, [[text("baz"), text("bim")]]);
+
+    let e = only("| abc | defghi |\n:-: | -----------:\nbar | baz\n");
+    assert_eq!(names(&e.table), ["abc", "defghi"]);
+    assert_eq!(e.table.rows, [[text("bar"), text("baz")]]);
+
+    let e = only("| f\\|oo  |\n| ------ |\n| b `\\|` az |\n| b **\\|** im |\n");
+    assert_eq!(names(&e.table), ["f|oo"]);
+    assert_eq!(e.table.rows, [[text("b | az")], [text("b | im")]]);
+
+    // Broken by another block: the quote is not a row.
+    let reply = "| abc | def |\n| --- | --- |\n| bar | baz |\n> bar\n";
+    let e = only(reply);
+    assert_eq!(e.table.rows, [[text("bar"), text("baz")]]);
+    assert!(reply[e.span].ends_with("| bar | baz |"));
+
+    // A line without a pipe is a row until the blank line.
+    let e = only("| abc | def |\n| --- | --- |\n| bar | baz |\nbar\n\nbar\n");
+    assert_eq!(
+        e.table.rows,
+        [[text("bar"), text("baz")], [text("bar"), Value::Null]]
+    );
+
+    // A header wider than its delimiter row is not a table.
+    assert_eq!(extract_tables("| abc | def |\n| --- |\n| bar |\n"), []);
+
+    let e = only("| abc | def |\n| --- | --- |\n| bar |\n| bar | baz | boo |\n");
+    assert_eq!(
+        e.table.rows,
+        [[text("bar"), Value::Null], [text("bar"), text("baz")]]
+    );
+}
+
+#[test]
+fn html_links_and_references_in_markdown_cells_become_their_text() {
+    let e = only(
+        "| Company | Site | Note |\n|---|---|---|\n\
+         | AT&amp;T | <https://att.com> | <b>big</b> &amp; <i>old</i> |\n\
+         | Ben &amp; Jerry&#39;s | [site](https://x.io) | 3 &lt; 4 |\n\
+         - and a list after it\n",
+    );
+    assert_eq!(
+        e.table.rows,
+        [
+            [text("AT&T"), text("https://att.com"), text("big & old")],
+            [text("Ben & Jerry's"), text("site"), text("3 < 4")],
+        ]
+    );
+}
+
 #[test]
 fn a_row_of_dashes_inside_a_markdown_table_is_a_row() {
     let e = only("| a | b |\n|---|---|\n| 1 | x |\n| - | - |\n| 3 | y |\n");
