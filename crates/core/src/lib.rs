@@ -1,6 +1,7 @@
 //! SheetGPT domain: tables, extraction, versions, templates and export writers. Pure logic:
 //! no async, no database, no HTTP.
 
+pub mod exact;
 pub mod export;
 pub mod extract;
 pub mod formula;

@@ -150,7 +150,7 @@ impl<R: Read + Seek> Delimited<R> {
             .into_iter()
             .zip(&guesses)
             .enumerate()
-            .map(|(i, (name, guess))| Column::new(format!("c{}", i + 1), name, guess.finish()))
+            .map(|(i, (name, guess))| guess.finish_typed().column(format!("c{}", i + 1), name))
             .collect();
         Ok(Scan {
             columns,
@@ -183,7 +183,7 @@ impl<R: Read + Seek> Delimited<R> {
             for (i, column) in columns.iter().enumerate() {
                 let value = match record.get(i) {
                     Some(field) => {
-                        to_value(&CellRef::Text(Cow::Borrowed(text(field, line)?)), column.ty)
+                        to_value(&CellRef::Text(Cow::Borrowed(text(field, line)?)), column)
                     }
                     None => Value::Null,
                 };
