@@ -20,8 +20,9 @@
 //!    "The totals, by region:"); or, after the first field, starting with a conjunction
 //!    ("red, green, and blue"). Quoted fields are exempt: a CSV whose cells are sentences is
 //!    recognised when they are quoted, or when the CSV is fenced.
-//! 4. The header must look like one: no empty name, none longer than 8 words, none of 3 or
-//!    more words ending like a sentence.
+//! 4. The header must look like one: no empty name (but the first, as pandas and R write an
+//!    index column), none longer than 8 words, none of 3 or more words ending like a
+//!    sentence.
 //! 5. Two comma (or semicolon) separated parts per line is what plain prose looks like most
 //!    ("Hello, world"), so such a run also needs some sign of data: either no space after any
 //!    delimiter (and the delimiter not a thousands separator, `1,000`), or a column whose
@@ -202,8 +203,16 @@ impl Field {
     /// The cell's text as written: inside the quotes, or the whole unquoted field with the
     /// spaces around it (trimmed only for a padded, pipe-separated layout).
     fn cell(self, text: &str, padded: bool) -> Cow<'_, str> {
-        if self.quoted || padded {
+        if padded {
             return self.text(text);
+        }
+        if self.quoted {
+            let raw = &text[self.start..self.end];
+            return if self.doubled_quotes {
+                Cow::Owned(raw.replace("\"\"", "\""))
+            } else {
+                Cow::Borrowed(raw)
+            };
         }
         let raw = &text[self.lead..self.end];
         Cow::Borrowed(raw.strip_suffix('\r').unwrap_or(raw))
@@ -504,12 +513,16 @@ impl<'a> Scan<'a> {
             })
     }
 
-    /// Rule 4: names, none empty, long or ending like a sentence.
+    /// Rule 4: names, none empty, long or ending like a sentence. The first name alone may
+    /// be empty when there are others: the index column that pandas' `to_csv` and R's
+    /// `write.csv` write (`,zip,score`), whose header would otherwise be taken for data.
     fn is_header(&self, r: usize) -> bool {
-        self.fields_of(r).iter().all(|f| {
+        let fields = self.fields_of(r);
+        fields.iter().enumerate().all(|(i, f)| {
             let t = f.text(self.text);
             let words = t.split_whitespace().count();
-            !t.is_empty() && words <= 8 && (words < 3 || sentence_end(&t).is_none())
+            let named = !t.is_empty() || (i == 0 && fields.len() > 2);
+            named && words <= 8 && (words < 3 || sentence_end(&t).is_none())
         })
     }
 

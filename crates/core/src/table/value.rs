@@ -491,11 +491,15 @@ const DATE_FORMATS: &[&str] = &[
 ];
 
 fn parse_date(t: &str, order: Option<DateOrder>) -> Option<NaiveDate> {
-    if t.len() == 8 && !t.chars().all(|c| c.is_ascii_digit()) {
-        // falls through to the formats below
-    }
+    // A year written first has four digits: chrono's `%Y` also takes `01` in `01/02/24`,
+    // which would make it the year 1.
+    let b = t.as_bytes();
+    let year_first = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && !b[4].is_ascii_digit();
     for f in DATE_FORMATS {
         if *f == "%Y%m%d" && (t.len() != 8 || !t.starts_with(['1', '2'])) {
+            continue;
+        }
+        if f.starts_with("%Y") && *f != "%Y%m%d" && !year_first {
             continue;
         }
         if let Ok(d) = NaiveDate::parse_from_str(t, f) {
