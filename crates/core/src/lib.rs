@@ -6,6 +6,7 @@ pub mod export;
 pub mod extract;
 pub mod formula;
 pub mod import;
+pub mod locale;
 pub mod offline;
 pub mod paste;
 pub mod table;

@@ -119,7 +119,7 @@ impl<R: Read + Seek> Delimited<R> {
                     check_cell(name, at(i), max_cell)?;
                     names.push(name.to_owned());
                 }
-                guesses = vec![ColumnGuess::default(); names.len()];
+                guesses = vec![ColumnGuess::preferring(limits.dates); names.len()];
                 header = Some(names);
                 continue;
             }
@@ -134,7 +134,7 @@ impl<R: Read + Seek> Delimited<R> {
                 });
             }
             if record.len() > guesses.len() {
-                guesses.resize(record.len(), ColumnGuess::default());
+                guesses.resize(record.len(), ColumnGuess::preferring(limits.dates));
             }
             for (i, field) in record.iter().enumerate() {
                 let cell = text(field, line)?;

@@ -305,7 +305,10 @@ impl<R: Read + Seek> Sheet<R> {
                         });
                     }
                     for (col, cell) in cells {
-                        guesses.entry(*col).or_default().push(cell);
+                        guesses
+                            .entry(*col)
+                            .or_insert_with(|| ColumnGuess::preferring(limits.dates))
+                            .push(cell);
                     }
                 }
             }

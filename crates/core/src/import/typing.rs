@@ -17,7 +17,7 @@ use std::str::FromStr;
 use chrono::{NaiveDateTime, NaiveTime};
 use rust_decimal::Decimal;
 
-use crate::table::{Column, ColumnType, Inference, Typed, Value, is_null_token};
+use crate::table::{Column, ColumnType, DateOrder, Inference, Typed, Value, is_null_token};
 
 /// One cell as read.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +99,14 @@ impl Default for ColumnGuess {
 }
 
 impl ColumnGuess {
+    /// A guess that reads dates that read both ways in `order`.
+    pub(crate) fn preferring(order: DateOrder) -> Self {
+        Self {
+            text: Inference::preferring(order),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn push(&mut self, cell: &CellRef<'_>) {
         match cell {
             CellRef::Empty => {}

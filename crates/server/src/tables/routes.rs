@@ -148,7 +148,7 @@ async fn create_table(
                 body.columns,
                 body.rows,
                 state.config.tables.max_columns,
-                sheetgpt_core::table::DateOrder::MonthFirst,
+                sheetgpt_core::locale::date_order(auth.user.locale.as_deref()),
             )?,
             "created from rows",
         ),

@@ -385,7 +385,12 @@ pub async fn import(
     source: Source,
 ) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
-    let limits = state.config.tables.import_limits();
+    let mut limits = state.config.tables.import_limits();
+    // Dates that read both ways are read as the owner's locale writes them.
+    let locale = crate::db::users::find_by_id(&state.db, owner)
+        .await?
+        .and_then(|u| u.locale);
+    limits.dates = sheetgpt_core::locale::date_order(locale.as_deref());
     let opened = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| ApiError::Internal(e.into()))?;
         Import::open(std::io::BufReader::new(file), &source, &limits).map_err(import_error)

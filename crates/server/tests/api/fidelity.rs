@@ -611,3 +611,93 @@ async fn dates_read_one_way_per_column_and_filters_read_them_the_same_way() {
         json!({"order": "month_first", "decided_by": "locale"})
     );
 }
+
+async fn patch_me(app: &TestApp, token: &str, body: Value) -> (StatusCode, Value) {
+    let resp = app
+        .client
+        .patch(app.url("/api/v1/auth/me"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_locale_comes_from_the_browser_at_registration_and_can_be_changed_or_refused() {
+    let app = TestApp::spawn().await;
+    let resp = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("accept-language", "de-de,de;q=0.9,en;q=0.8")
+        .json(&json!({"email": "locale@example.com", "password": crate::helpers::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let user: Value = resp.json().await.unwrap();
+    assert_eq!(user["locale"], "de-DE", "{user}");
+    let (token, _) = app
+        .login("locale@example.com", crate::helpers::PASSWORD)
+        .await;
+    let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me["locale"], "de-DE");
+
+    let (status, me) = patch_me(&app, &token, json!({"locale": "en-us"})).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["locale"], "en-US", "normalised");
+    let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+    assert_eq!(me["locale"], "en-US", "seen by the next request");
+
+    for bad in [
+        json!({"locale": "klingon!"}),
+        json!({"locale": "x".repeat(40)}),
+    ] {
+        let (status, problem) = patch_me(&app, &token, bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+        assert_eq!(problem["errors"][0]["field"], "locale", "{problem}");
+    }
+    let (status, me) = patch_me(&app, &token, json!({"locale": null})).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert!(me["locale"].is_null());
+
+    // Registered without a header: no locale.
+    let other = app.register("nolocale@example.com").await;
+    assert!(other["locale"].is_null(), "{other}");
+}
+
+#[tokio::test]
+async fn dates_that_read_both_ways_follow_the_users_locale_and_say_so() {
+    let app = TestApp::spawn().await;
+    let token = app.user("locale-dates@example.com").await;
+    let csv = b"day\n03/04/2024\n05/06/2024\n".to_vec();
+    let (status, _) = patch_me(&app, &token, json!({"locale": "en-GB"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let table = upload(&app, &token, csv.clone(), "gb.csv").await;
+    assert_eq!(
+        table["columns"][0]["dates"],
+        json!({"order": "day_first", "decided_by": "locale"})
+    );
+    let (_, rows) = contents(&app, &token, table["id"].as_str().unwrap()).await;
+    assert_eq!(rows, json!([["2024-04-03"], ["2024-06-05"]]));
+
+    // JSON rows too.
+    let (status, table) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Days", "rows": [{"day": "03/04/2024"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{table}");
+    let (_, rows) = contents(&app, &token, table["id"].as_str().unwrap()).await;
+    assert_eq!(rows, json!([["2024-04-03"]]));
+
+    let (status, _) = patch_me(&app, &token, json!({"locale": "en-US"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let table = upload(&app, &token, csv, "us.csv").await;
+    let (_, rows) = contents(&app, &token, table["id"].as_str().unwrap()).await;
+    assert_eq!(rows, json!([["2024-03-04"], ["2024-05-06"]]));
+}
