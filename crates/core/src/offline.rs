@@ -195,7 +195,7 @@ fn parse_command(command: &str) -> Option<(Json, String)> {
         let columns: Vec<String> = names
             .split([',', '&'])
             .flat_map(|part| part.split(" and "))
-            .map(|n| unquote(n))
+            .map(unquote)
             .filter(|n| !n.is_empty())
             .collect();
         if columns.is_empty() {
@@ -496,6 +496,14 @@ mod tests {
             !r.contains("20 rows"),
             "the sample is not taken for the table: {r}"
         );
+    }
+
+    #[test]
+    fn trim_spaces_becomes_a_trim_of_the_named_columns_or_of_every_text_column() {
+        let ops = ops_of(&reply("trim spaces in name, city"));
+        assert_eq!(ops[0], json!({"op": "trim", "columns": ["name", "city"]}));
+        let ops = ops_of(&reply("trim spaces"));
+        assert_eq!(ops[0], json!({"op": "trim"}));
     }
 
     #[test]
