@@ -50,6 +50,9 @@ pub struct TableResponse {
     /// The current version.
     pub version: i32,
     pub row_count: i64,
+    /// Each column: `id`, `name`, `type`, `description`, `rules`, and how its text was read:
+    /// `reading` for numbers (`{"decimal": ",", "grouping": "."}`) and `dates` for dates with
+    /// slashes (`{"order": "day_first", "decided_by": "values" | "locale"}`).
     #[schema(value_type = Vec<Object>)]
     pub columns: Vec<Column>,
     pub created_at: DateTime<Utc>,
