@@ -13,6 +13,7 @@
 //!   `add column <name> [as <type>]`;
 //! - `remove column <name>` (also `delete`/`drop`);
 //! - `change column <name> to <type>`;
+//! - `trim spaces` (every text column) or `trim spaces in <column>[, <column>…]`;
 //! - `use table <name>`: the commands that follow are for that table (of the user's), which
 //!   becomes the conversation's current table.
 //!
@@ -100,6 +101,7 @@ look things up, but I can turn data into tables and change them.\n\n\
 `add column total = price * qty`\n  \
 `remove column notes`\n  \
 `change column year to integer`\n  \
+`trim spaces in name` (or `trim spaces` for every text column)\n  \
 `use table Sales` (to work on another of your tables)\n\n\
 To ask questions about the world, configure a remote model (OpenAI, Anthropic or a local server).";
 
@@ -177,6 +179,31 @@ fn split_word<'a>(text: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
 
 fn parse_command(command: &str) -> Option<(Json, String)> {
     let c = command.trim();
+    if let Some(rest) = strip(
+        c,
+        &["trim spaces", "trim whitespace", "trim the spaces", "trim"],
+    ) {
+        let rest = rest.trim();
+        if rest.is_empty() || rest.eq_ignore_ascii_case("everywhere") {
+            return Some((
+                json!({"op": "trim"}),
+                "trimmed the spaces around text in every text column".to_owned(),
+            ));
+        }
+        let names = strip(rest, &["in ", "of ", "from ", "in column ", "in columns "])?;
+        let names = strip(names, &["column ", "columns "]).unwrap_or(names);
+        let columns: Vec<String> = names
+            .split([',', '&'])
+            .flat_map(|part| part.split(" and "))
+            .map(unquote)
+            .filter(|n| !n.is_empty())
+            .collect();
+        if columns.is_empty() {
+            return None;
+        }
+        let what = format!("trimmed the spaces around text in {}", columns.join(", "));
+        return Some((json!({"op": "trim", "columns": columns}), what));
+    }
     if let Some(rest) = strip(c, &["sort by ", "order by ", "sort on "]) {
         let mut by = Vec::new();
         for key in rest.split(',') {
@@ -469,6 +496,14 @@ mod tests {
             !r.contains("20 rows"),
             "the sample is not taken for the table: {r}"
         );
+    }
+
+    #[test]
+    fn trim_spaces_becomes_a_trim_of_the_named_columns_or_of_every_text_column() {
+        let ops = ops_of(&reply("trim spaces in name, city"));
+        assert_eq!(ops[0], json!({"op": "trim", "columns": ["name", "city"]}));
+        let ops = ops_of(&reply("trim spaces"));
+        assert_eq!(ops[0], json!({"op": "trim"}));
     }
 
     #[test]

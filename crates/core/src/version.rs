@@ -10,7 +10,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::table::{Column, ColumnType, ConvertError, Rules, Value, closest_column, find_column};
+use crate::table::{
+    Column, ColumnType, Conventions, ConvertError, Reading, Rules, Value, closest_column,
+    find_column, number_mark,
+};
 
 /// A row's stable id within its table (kept through edits and sorts).
 pub type RowId = i64;
@@ -154,11 +157,16 @@ pub enum Op {
     },
     /// Convert every cell; with `invalid: "null"` cells that do not convert become null
     /// (reported), otherwise the change is refused listing them.
+    ///
+    /// Text becomes numbers read with `reading` when given, else with the decimal mark every
+    /// number of the column reads with (`1.234,5` with a comma), else the column's own.
     ChangeType {
         column: String,
         to: ColumnType,
         #[serde(default)]
         invalid: InvalidCells,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reading: Option<Reading>,
     },
     SetRules {
         column: String,
@@ -170,6 +178,13 @@ pub enum Op {
     /// Delete every row matching the filter.
     FilterDelete {
         filter: Filter,
+    },
+    /// Remove the spaces (any Unicode whitespace) before and after the text of cells: in the
+    /// named text columns, or every text column when `columns` is absent. Only this removes
+    /// them: text is stored as given. The cells changed are counted in the outcome.
+    Trim {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        columns: Option<Vec<String>>,
     },
 }
 
@@ -231,7 +246,9 @@ impl Filter {
                 serde_json::Value::String(s) => s.to_lowercase(),
                 other => other.to_string().to_lowercase(),
             }),
-            _ => Value::from_json(&self.value, col.ty).map_err(|e| OpError::BadValue {
+            // In the column's conventions (its order of dates, its decimal mark); ISO dates
+            // and JSON numbers read the same in every one.
+            _ => col.read_json(&self.value).map_err(|e| OpError::BadValue {
                 column: col.name.clone(),
                 error: e,
             })?,
@@ -317,6 +334,8 @@ pub enum OpError {
     },
     #[error("column `{0}` needs a type (only a column with a formula takes the formula's)")]
     NoType(String),
+    #[error("`trim` works on text columns; `{column}` is {ty} (its values have no spaces to keep)")]
+    NotText { column: String, ty: ColumnType },
 }
 
 /// Bounds on what a change may ask for, from the server's configuration.
@@ -355,7 +374,7 @@ pub fn plan(ops: &[Op]) -> Needs {
                     needs.all_rows = true;
                 }
             }
-            Op::ChangeType { .. } | Op::Sort { .. } | Op::FilterDelete { .. } => {
+            Op::ChangeType { .. } | Op::Sort { .. } | Op::FilterDelete { .. } | Op::Trim { .. } => {
                 needs.all_rows = true;
             }
             Op::RenameColumn { .. }
@@ -391,6 +410,8 @@ pub struct Outcome {
     pub next_row_id: RowId,
     /// Cells set to null by `ChangeType { invalid: null }`.
     pub nulled: Vec<(RowId, String)>,
+    /// Cells whose spaces `Trim` removed.
+    pub trimmed: u64,
 }
 
 /// Applies `ops` in order to `schema` and the working rows, within `limits`.
@@ -415,12 +436,12 @@ pub fn apply(
             Op::SetCells { cells } => {
                 for edit in cells {
                     let col = s.columns[s.index(&edit.column)?].clone();
-                    let value = Value::from_json(&edit.value, col.ty).map_err(|error| {
-                        OpError::BadValue {
+                    let value = col
+                        .read_json(&edit.value)
+                        .map_err(|error| OpError::BadValue {
                             column: col.name.clone(),
                             error,
-                        }
-                    })?;
+                        })?;
                     let row = working
                         .rows
                         .get_mut(&edit.row)
@@ -460,11 +481,10 @@ pub fn apply(
                     row.position = pos;
                     for (key, json) in object {
                         let col = s.columns[s.index(key)?].clone();
-                        let value =
-                            Value::from_json(json, col.ty).map_err(|error| OpError::BadValue {
-                                column: col.name.clone(),
-                                error,
-                            })?;
+                        let value = col.read_json(json).map_err(|error| OpError::BadValue {
+                            column: col.name.clone(),
+                            error,
+                        })?;
                         row.cells.insert(col.id.clone(), value);
                     }
                     max_position = max_position.max(pos);
@@ -610,14 +630,34 @@ pub fn apply(
                 column,
                 to,
                 invalid,
+                reading,
             } => {
                 let i = s.index(column)?;
                 let col = s.columns[i].clone();
+                let reading = match reading {
+                    _ if !to.is_numeric() => None,
+                    Some(given) => Some(*given),
+                    None => {
+                        let texts = working.rows.values().filter_map(|r| match r.get(&col) {
+                            Value::Text(t) => Some(t.as_str()),
+                            _ => None,
+                        });
+                        number_mark(texts, *to).or(col.reading)
+                    }
+                };
+                let how = Conventions {
+                    decimal: reading.map(|r| r.decimal).unwrap_or_default(),
+                    dates: col.dates.map(|d| d.order),
+                };
                 let mut failures = Vec::new();
                 let mut converted = Vec::new();
                 for row in working.rows.values() {
                     let cell = row.get(&col);
-                    match cell.convert(*to) {
+                    let value = match cell {
+                        Value::Text(t) => Value::parse_with(t, *to, how),
+                        other => other.convert(*to),
+                    };
+                    match value {
                         Ok(v) => converted.push((row.id, v)),
                         Err(_) => {
                             failures.push((row.id, cell.to_string()));
@@ -644,6 +684,7 @@ pub fn apply(
                 failures.sort_by_key(|f| f.0);
                 out.nulled.extend(failures);
                 s.columns[i].ty = *to;
+                s.columns[i].reading = reading;
             }
             Op::SetRules { column, rules } => {
                 let i = s.index(column)?;
@@ -687,6 +728,42 @@ pub fn apply(
                     }
                 }
                 max_position = working.rows.len() as i64 * POSITION_STEP;
+            }
+            Op::Trim { columns } => {
+                let targets: Vec<Column> = match columns {
+                    Some(names) => names
+                        .iter()
+                        .map(|n| s.index(n).map(|i| s.columns[i].clone()))
+                        .collect::<Result<_, _>>()?,
+                    None => s
+                        .columns
+                        .iter()
+                        .filter(|c| c.ty == ColumnType::Text)
+                        .cloned()
+                        .collect(),
+                };
+                if let Some(typed) = targets.iter().find(|c| c.ty != ColumnType::Text) {
+                    return Err(OpError::NotText {
+                        column: typed.name.clone(),
+                        ty: typed.ty,
+                    });
+                }
+                for row in working.rows.values_mut() {
+                    let mut changed = false;
+                    for col in &targets {
+                        if let Some(Value::Text(t)) = row.cells.get_mut(&col.id) {
+                            let trimmed = t.trim();
+                            if trimmed.len() != t.len() {
+                                *t = trimmed.to_owned();
+                                out.trimmed += 1;
+                                changed = true;
+                            }
+                        }
+                    }
+                    if changed {
+                        out.upserted.insert(row.id, row.clone());
+                    }
+                }
             }
             Op::FilterDelete { filter } => {
                 let f = filter.compile(s)?;
@@ -867,6 +944,8 @@ pub fn diff_rows(
 mod tests {
     use serde_json::json;
 
+    use rust_decimal::Decimal;
+
     use super::*;
     use crate::table::Table;
 
@@ -904,6 +983,135 @@ mod tests {
 
     fn ops(v: serde_json::Value) -> Vec<Op> {
         serde_json::from_value(v).unwrap()
+    }
+
+    /// A working set of the rows of `t`, ids from 1.
+    fn working_of(t: &Table) -> (Schema, Working) {
+        let mut working = Working {
+            next_row_id: t.rows.len() as i64 + 1,
+            max_position: t.rows.len() as i64 * POSITION_STEP,
+            ..Working::default()
+        };
+        for (i, cells) in t.rows.iter().enumerate() {
+            let id = i as i64 + 1;
+            let cells = t
+                .columns
+                .iter()
+                .zip(cells)
+                .map(|(c, v)| (c.id.clone(), v.clone()));
+            working.rows.insert(
+                id,
+                Row {
+                    id,
+                    position: id * POSITION_STEP,
+                    cells: cells.collect(),
+                },
+            );
+        }
+        (Schema::new(t.columns.clone()), working)
+    }
+
+    #[test]
+    fn trim_removes_spaces_only_when_asked_and_counts_the_cells() {
+        let t = Table::from_text(
+            &["name".into(), "city".into(), "n".into()],
+            &[
+                vec![" Ann ".into(), "Paris ".into(), "1".into()],
+                vec!["Bob".into(), " Lyon".into(), "2".into()],
+            ],
+        );
+        assert_eq!(t.rows[0][0], Value::Text(" Ann ".into()), "stored as given");
+        let (schema, working) = working_of(&t);
+        let out = apply(
+            &schema,
+            &ops(json!([{"op": "trim", "columns": ["city"]}])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(out.trimmed, 2);
+        assert_eq!(
+            out.upserted[&1].cells["c1"],
+            Value::Text(" Ann ".into()),
+            "other columns kept"
+        );
+        assert_eq!(out.upserted[&1].cells["c2"], Value::Text("Paris".into()));
+        let (schema, working) = working_of(&t);
+        let out = apply(
+            &schema,
+            &ops(json!([{"op": "trim"}])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(out.trimmed, 3, "every text column");
+        let (schema, working) = working_of(&t);
+        let err = apply(
+            &schema,
+            &ops(json!([{"op": "trim", "columns": ["n"]}])),
+            working,
+            &Limits::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, OpError::NotText { .. }), "{err}");
+    }
+
+    #[test]
+    fn change_type_reads_european_numbers_in_text_with_the_columns_mark() {
+        // `1.234,5` and `7,25` together are text until asked (the point cannot read them).
+        let t = Table::from_text(
+            &["amount".into()],
+            &[
+                vec!["1.234,5".into()],
+                vec!["7,25".into()],
+                vec!["n/a".into()],
+                vec!["many".into()],
+            ],
+        );
+        assert_eq!(t.columns[0].ty, ColumnType::Text);
+        let (schema, working) = working_of(&t);
+        let change =
+            json!([{"op": "change_type", "column": "amount", "to": "decimal", "invalid": "null"}]);
+        let out = apply(&schema, &ops(change), working, &Limits::default()).unwrap();
+        assert_eq!(
+            out.upserted[&1].cells["c1"],
+            Value::Decimal(Decimal::new(12345, 1))
+        );
+        assert_eq!(
+            out.upserted[&2].cells["c1"],
+            Value::Decimal(Decimal::new(725, 2))
+        );
+        assert_eq!(out.nulled, [(4, "many".to_owned())]);
+        assert_eq!(
+            out.schema.columns[0].reading.map(|r| r.decimal),
+            Some(crate::table::DecimalMark::Comma)
+        );
+        // Given in the op: `1.234` is then a thousand and more.
+        let t = Table::from_text(&["n".into()], &[vec!["x".into()], vec!["1.234".into()]]);
+        let (schema, working) = working_of(&t);
+        let change = json!([{"op": "change_type", "column": "n", "to": "integer", "invalid": "null",
+            "reading": {"decimal": ","}}]);
+        let out = apply(&schema, &ops(change), working, &Limits::default()).unwrap();
+        assert_eq!(out.upserted[&2].cells["c1"], Value::Integer(1234));
+    }
+
+    #[test]
+    fn filters_read_dates_in_the_columns_order_and_iso_always() {
+        let t = Table::from_text(
+            &["day".into()],
+            &[
+                vec!["14/02/2024".into()],
+                vec!["03/04/2024".into()],
+                vec!["01/05/2024".into()],
+            ],
+        );
+        assert_eq!(t.columns[0].ty, ColumnType::Date);
+        for value in ["03/04/2024", "2024-04-03"] {
+            let (schema, working) = working_of(&t);
+            let change = json!([{"op": "filter_delete", "filter": {"column": "day", "cmp": "eq", "value": value}}]);
+            let out = apply(&schema, &ops(change), working, &Limits::default()).unwrap();
+            assert_eq!(out.deleted, HashSet::from([2]), "{value} is 3 April");
+        }
     }
 
     #[test]

@@ -27,6 +27,17 @@ use sheetgpt_core::table::{
     Column, ColumnType, Money, Table, Value, infer_column_type, is_null_token,
 };
 
+/// The table's values and types: how the text was written (a column's decimal mark, its
+/// order of dates) is reported with the columns read back, and is not what is compared.
+fn plain(t: &Table) -> Table {
+    let mut t = t.clone();
+    for c in &mut t.columns {
+        c.reading = None;
+        c.dates = None;
+    }
+    t
+}
+
 /// How text cells are drawn.
 #[derive(Clone, Copy, Debug)]
 enum Words {
@@ -278,7 +289,7 @@ proptest! {
         let found = extract_tables(&reply);
         prop_assert_eq!(found.len(), 1, "{}", reply);
         prop_assert_eq!(found[0].format, Format::Markdown);
-        prop_assert_eq!(&found[0].table, &t, "{}", reply);
+        prop_assert_eq!(&plain(&found[0].table), &t, "{}", reply);
     }
 
     #[test]
@@ -287,7 +298,7 @@ proptest! {
         delimiter in select(vec![b',', b'\t', b';', b'|']),
     ) {
         let csv = to_csv(&t, delimiter);
-        prop_assert_eq!(parse_delimited(&csv, Some(delimiter)), Ok(t), "{}", csv);
+        prop_assert_eq!(parse_delimited(&csv, Some(delimiter)).map(|t| plain(&t)), Ok(t), "{}", csv);
     }
 
     #[test]
@@ -296,7 +307,7 @@ proptest! {
         delimiter in select(vec![b',', b'\t', b';']),
     ) {
         let csv = to_csv(&t, delimiter);
-        prop_assert_eq!(parse_delimited(&csv, None), Ok(t), "{}", csv);
+        prop_assert_eq!(parse_delimited(&csv, None).map(|t| plain(&t)), Ok(t), "{}", csv);
     }
 
     #[test]
@@ -308,7 +319,7 @@ proptest! {
         let found = extract_tables(&reply);
         prop_assert_eq!(found.len(), 1, "{}", reply);
         prop_assert_eq!(found[0].format, format);
-        prop_assert_eq!(&found[0].table, &t, "{}", reply);
+        prop_assert_eq!(&plain(&found[0].table), &t, "{}", reply);
     }
 
     #[test]
@@ -320,7 +331,7 @@ proptest! {
         let found = extract_tables(&reply);
         prop_assert_eq!(found.len(), 1, "{}", reply);
         prop_assert_eq!(found[0].format, format);
-        prop_assert_eq!(&found[0].table, &t, "{}", reply);
+        prop_assert_eq!(&plain(&found[0].table), &t, "{}", reply);
     }
 
     #[test]
@@ -328,17 +339,17 @@ proptest! {
         t in table(ColumnType::ALL.to_vec(), Words::Any, 1, false),
     ) {
         let json = serde_json::to_string_pretty(&to_json(&t)).unwrap_or_default();
-        prop_assert_eq!(parse_json_table(&json), Ok(t.clone()));
+        prop_assert_eq!(parse_json_table(&json).map(|t| plain(&t)), Ok(t.clone()));
 
         let found = extract_tables(&json);
         prop_assert_eq!(found.len(), 1);
         prop_assert_eq!(found[0].format, Format::Json);
-        prop_assert_eq!(&found[0].table, &t);
+        prop_assert_eq!(&plain(&found[0].table), &t);
 
         let reply = format!("The result:\n```json\n{json}\n```\nBye.");
         let found = extract_tables(&reply);
         prop_assert_eq!(found.len(), 1);
         prop_assert_eq!(found[0].format, Format::FencedJson);
-        prop_assert_eq!(&found[0].table, &t);
+        prop_assert_eq!(&plain(&found[0].table), &t);
     }
 }

@@ -284,6 +284,7 @@ impl TablesConfig {
             max_inflated_bytes: self.max_spreadsheet_inflated_bytes,
             max_shared_strings_bytes: self.max_shared_strings_bytes,
             max_sheet_cells: self.max_sheet_cells,
+            dates: sheetgpt_core::table::DateOrder::MonthFirst,
         }
     }
 }

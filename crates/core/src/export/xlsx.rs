@@ -925,7 +925,8 @@ fn write_decimal(
     value: Decimal,
     format: &Format,
 ) -> Result<Written, ExportError> {
-    Ok(match value.to_f64() {
+    // A decimal the sheet's f64 cannot hold as written (over 15 digits) is text, not rounded.
+    Ok(match crate::exact::spreadsheet_number(value) {
         Some(x) => {
             sheet.write_number_with_format(row, col, x, format)?;
             Written::Number(x)

@@ -4,7 +4,7 @@
 //! slices of the text (or the few cells that had to be unescaped), so each cell's text is
 //! allocated once, as the value it becomes. On a large table that halves the allocations.
 
-use crate::table::{Column, Table, Value, infer_column_type, unique_names};
+use crate::table::{DateOrder, Table, Value, infer_typed, unique_names};
 
 /// Builds a table from header names and `cells`, row after row, `width` cells a row. Gives the
 /// same table as `Table::from_text` on the same cells: unique, non-empty names; each column's
@@ -19,11 +19,15 @@ pub(super) fn build_table<S: AsRef<str>>(headers: &[String], cells: &[S], width:
     let mut columns = Vec::with_capacity(width);
     for (i, name) in unique_names(headers, width).into_iter().enumerate() {
         let column = || cells.iter().skip(i).step_by(width).map(AsRef::as_ref);
-        let ty = infer_column_type(column());
+        let typed = infer_typed(column(), DateOrder::MonthFirst);
+        let how = typed.conventions();
         for (row, cell) in rows.iter_mut().zip(column()) {
-            row.push(Value::parse(cell, ty).unwrap_or_else(|_| Value::Text(cell.to_owned())));
+            row.push(
+                Value::parse_with(cell, typed.ty, how)
+                    .unwrap_or_else(|_| Value::Text(cell.to_owned())),
+            );
         }
-        columns.push(Column::new(format!("c{}", i + 1), name, ty));
+        columns.push(typed.column(format!("c{}", i + 1), name));
     }
     Table { columns, rows }
 }

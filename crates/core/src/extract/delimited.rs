@@ -20,8 +20,9 @@
 //!    "The totals, by region:"); or, after the first field, starting with a conjunction
 //!    ("red, green, and blue"). Quoted fields are exempt: a CSV whose cells are sentences is
 //!    recognised when they are quoted, or when the CSV is fenced.
-//! 4. The header must look like one: no empty name, none longer than 8 words, none of 3 or
-//!    more words ending like a sentence.
+//! 4. The header must look like one: no empty name (but the first, as pandas and R write an
+//!    index column), none longer than 8 words, none of 3 or more words ending like a
+//!    sentence.
 //! 5. Two comma (or semicolon) separated parts per line is what plain prose looks like most
 //!    ("Hello, world"), so such a run also needs some sign of data: either no space after any
 //!    delimiter (and the delimiter not a thousands separator, `1,000`), or a column whose
@@ -33,8 +34,11 @@
 //! 7. When runs for different delimiters overlap, the one covering more text wins, then the
 //!    one with more columns, then tabs before commas, semicolons and pipes.
 //!
-//! Both readers trim whitespace around every field (spreadsheets never keep it) and treat
-//! records of only empty fields as spacing rather than data.
+//! Spaces are part of a field (RFC 4180): a text cell keeps the spaces written around it, in
+//! both readers (typed cells are read from the trimmed text; `trim` removes spaces when the
+//! user asks). Pipe-separated text is the exception: `a | b` is a display layout, padded for
+//! the eye like a Markdown table, so its fields are trimmed. Header names are trimmed.
+//! Records of only empty fields are spacing rather than data.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -101,9 +105,12 @@ pub(super) fn parse_with(text: &str, delimiter: Option<u8>) -> Result<(Table, u8
         return Err(ExtractError::NoRows);
     }
     let headers: Vec<String> = header.iter().map(|h| h.trim().to_owned()).collect();
+    let padded = delimiter == b'|';
     let mut cells: Vec<&str> = Vec::with_capacity(rows.len() * width);
     for row in rows {
-        cells.extend((0..width).map(|i| row.get(i).map_or("", str::trim)));
+        cells.extend(
+            (0..width).map(|i| row.get(i).map_or("", |c| if padded { c.trim() } else { c })),
+        );
     }
     Ok((build_table(&headers, &cells, width), delimiter))
 }
@@ -174,6 +181,8 @@ fn sentence_end(t: &str) -> Option<char> {
 /// A field as scanned: `start..end` is its text (inside the quotes when quoted).
 #[derive(Clone, Copy, Debug)]
 struct Field {
+    /// Where the field's text starts with the spaces before it (unquoted fields).
+    lead: usize,
     start: usize,
     end: usize,
     quoted: bool,
@@ -189,6 +198,24 @@ impl Field {
         } else {
             Cow::Borrowed(raw.trim())
         }
+    }
+
+    /// The cell's text as written: inside the quotes, or the whole unquoted field with the
+    /// spaces around it (trimmed only for a padded, pipe-separated layout).
+    fn cell(self, text: &str, padded: bool) -> Cow<'_, str> {
+        if padded {
+            return self.text(text);
+        }
+        if self.quoted {
+            let raw = &text[self.start..self.end];
+            return if self.doubled_quotes {
+                Cow::Owned(raw.replace("\"\"", "\""))
+            } else {
+                Cow::Borrowed(raw)
+            };
+        }
+        let raw = &text[self.lead..self.end];
+        Cow::Borrowed(raw.strip_suffix('\r').unwrap_or(raw))
     }
 }
 
@@ -351,6 +378,7 @@ impl<'a> Scan<'a> {
                     }
                 };
                 self.fields.push(Field {
+                    lead: start,
                     start,
                     end: close,
                     quoted: true,
@@ -367,6 +395,7 @@ impl<'a> Scan<'a> {
                     .position(|&x| x == d || x == b'\n')
                     .map_or(limit, |k| i + k);
                 self.fields.push(Field {
+                    lead: raw_start,
                     start: i,
                     end,
                     quoted: false,
@@ -484,12 +513,16 @@ impl<'a> Scan<'a> {
             })
     }
 
-    /// Rule 4: names, none empty, long or ending like a sentence.
+    /// Rule 4: names, none empty, long or ending like a sentence. The first name alone may
+    /// be empty when there are others: the index column that pandas' `to_csv` and R's
+    /// `write.csv` write (`,zip,score`), whose header would otherwise be taken for data.
     fn is_header(&self, r: usize) -> bool {
-        self.fields_of(r).iter().all(|f| {
+        let fields = self.fields_of(r);
+        fields.iter().enumerate().all(|(i, f)| {
             let t = f.text(self.text);
             let words = t.split_whitespace().count();
-            !t.is_empty() && words <= 8 && (words < 3 || sentence_end(&t).is_none())
+            let named = !t.is_empty() || (i == 0 && fields.len() > 2);
+            named && words <= 8 && (words < 3 || sentence_end(&t).is_none())
         })
     }
 
@@ -544,7 +577,8 @@ impl<'a> Scan<'a> {
         let mut cells: Vec<Cow<'_, str>> = Vec::new();
         for r in records.start + 1..records.end {
             if !self.is_blank_row(r) {
-                cells.extend(self.fields_of(r).iter().map(|f| f.text(self.text)));
+                let padded = self.delimiter == b'|';
+                cells.extend(self.fields_of(r).iter().map(|f| f.cell(self.text, padded)));
             }
         }
         build_table(&headers, &cells, width)
@@ -629,14 +663,15 @@ mod tests {
 
     #[test]
     fn csv_quotes_only_the_fields_that_need_it() {
+        // The spaces of `" padded "` are part of the field: kept, so quoted on the way out.
         let t = upload("a,b\n\"x, y\",plain\n\"say \"\"hi\"\"\",\" padded \"\n");
         assert_eq!(
             to_csv(&t, b','),
-            "a,b\n\"x, y\",plain\n\"say \"\"hi\"\"\",padded\n"
+            "a,b\n\"x, y\",plain\n\"say \"\"hi\"\"\",\" padded \"\n"
         );
         assert_eq!(
             to_csv(&t, b';'),
-            "a;b\nx, y;plain\n\"say \"\"hi\"\"\";padded\n"
+            "a;b\nx, y;plain\n\"say \"\"hi\"\"\";\" padded \"\n"
         );
     }
 

@@ -15,7 +15,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::json;
 
 use super::{ExtractError, MAX_COLUMNS};
-use crate::table::{Column, ColumnType, Table, Value, infer_column_type, unique_names};
+use crate::table::{ColumnType, DateOrder, Table, Typed, Value, infer_typed, unique_names};
 
 /// The table in a JSON upload. The whole text must be one JSON value holding exactly one table.
 pub fn parse_json_table(text: &str) -> Result<Table, ExtractError> {
@@ -23,7 +23,8 @@ pub fn parse_json_table(text: &str) -> Result<Table, ExtractError> {
     if text.is_empty() {
         return Err(ExtractError::Empty);
     }
-    let value: Json = serde_json::from_str(text).map_err(|e| ExtractError::Json {
+    let text = crate::exact::json_text_as_written(text);
+    let value: Json = serde_json::from_str(&text).map_err(|e| ExtractError::Json {
         message: e.to_string(),
     })?;
     let mut tables = Vec::new();
@@ -69,7 +70,14 @@ pub(super) fn tables_at(text: &str, at: usize, limit: usize) -> Result<(Vec<Tabl
         Some(Err(e)) => return Err(error_offset(source, &e)),
         None => return Err(source.len()),
     };
-    let end = at + stream.byte_offset();
+    let read = stream.byte_offset();
+    let end = at + read;
+    // Numbers serde_json would round are read again as the strings of their digits (only
+    // when there is one: the offsets above are the text's as written).
+    let value = match crate::exact::json_text_as_written(&source[..read]) {
+        Cow::Borrowed(_) => value,
+        Cow::Owned(exact) => serde_json::from_str(&exact).unwrap_or(value),
+    };
     let mut tables = Vec::new();
     collect_tables(&value, &mut tables);
     // A table too wide to keep is skipped: a reply never fails to be read.
@@ -387,11 +395,11 @@ fn build(mut specs: Vec<ColumnSpec>, rows: &[Json]) -> Result<Table, ExtractErro
         .zip(cells)
         .enumerate()
     {
-        let (ty, values) = typed_column(spec.ty, &column);
+        let (typed, values) = typed_column(spec.ty, &column);
         for (row, value) in table_rows.iter_mut().zip(values) {
             row.push(value);
         }
-        let mut c = Column::new(format!("c{}", i + 1), name, ty);
+        let mut c = typed.column(format!("c{}", i + 1), name);
         c.description = spec.description;
         columns.push(c);
     }
@@ -411,7 +419,7 @@ fn place<'j>(cells: &mut Vec<Vec<Option<&'j Json>>>, r: usize, i: usize, cell: &
 
 /// A column's type and values: the declared type when every cell converts to it, otherwise the
 /// type inferred from the cells' text (a cell that does not fit is never dropped).
-fn typed_column(declared: Option<ColumnType>, cells: &[Option<&Json>]) -> (ColumnType, Vec<Value>) {
+fn typed_column(declared: Option<ColumnType>, cells: &[Option<&Json>]) -> (Typed, Vec<Value>) {
     if let Some(ty) = declared {
         let converted: Result<Vec<Value>, _> = cells
             .iter()
@@ -425,19 +433,27 @@ fn typed_column(declared: Option<ColumnType>, cells: &[Option<&Json>]) -> (Colum
             })
             .collect();
         if let Ok(values) = converted {
-            return (ty, values);
+            return (
+                Typed {
+                    ty,
+                    reading: None,
+                    dates: None,
+                },
+                values,
+            );
         }
     }
     let texts: Vec<Cow<'_, str>> = cells
         .iter()
         .map(|c| c.map_or(Cow::Borrowed(""), Json::text))
         .collect();
-    let ty = infer_column_type(texts.iter().map(AsRef::as_ref));
+    let typed = infer_typed(texts.iter().map(AsRef::as_ref), DateOrder::MonthFirst);
+    let how = typed.conventions();
     let values = texts
         .iter()
-        .map(|t| Value::parse(t, ty).unwrap_or_else(|_| Value::Text(t.to_string())))
+        .map(|t| Value::parse_with(t, typed.ty, how).unwrap_or_else(|_| Value::Text(t.to_string())))
         .collect();
-    (ty, values)
+    (typed, values)
 }
 
 /// Row objects are matched to columns by exact name first, then ignoring case, spaces and

@@ -369,3 +369,52 @@ fn a_json_table_cut_short_still_yields_the_tables_written_before_the_cut() {
     assert_eq!(e.format, Format::Json);
     assert_eq!(names(&e.table), ["a"]);
 }
+
+#[test]
+fn pasted_csv_keeps_the_spaces_of_text_cells_and_reads_numbers_trimmed() {
+    let e = only("name,city,n\n Ann ,Paris ,1\nBob, Lyon , 2\n");
+    assert_eq!(e.table.columns[2].ty, ColumnType::Integer);
+    assert_eq!(
+        e.table.rows[0],
+        [text(" Ann "), text("Paris "), Value::Integer(1)]
+    );
+    assert_eq!(
+        e.table.rows[1],
+        [text("Bob"), text(" Lyon "), Value::Integer(2)]
+    );
+    let t = parse_delimited("a;b\n x ;1\n", None).unwrap_or_default();
+    assert_eq!(t.rows[0][0], text(" x "));
+}
+
+#[test]
+fn a_pasted_german_table_reads_its_numbers_and_keeps_its_zip_codes() {
+    let e = only(
+        "PLZ;Einwohner;Umsatz;Anteil\n08123;59.359.536;3.998.000.000,00 €;21,2 %\n01067;556.780;1.234,50 €;3,5 %\n",
+    );
+    let types: Vec<ColumnType> = e.table.columns.iter().map(|c| c.ty).collect();
+    assert_eq!(
+        types,
+        [
+            ColumnType::Text,
+            ColumnType::Integer,
+            ColumnType::Currency,
+            ColumnType::Percent
+        ]
+    );
+    assert_eq!(e.table.rows[0][0], text("08123"));
+    assert_eq!(e.table.rows[0][1], Value::Integer(59_359_536));
+    assert_eq!(
+        e.table.rows[1][2].as_decimal(),
+        Some(Decimal::new(123_450, 2))
+    );
+    assert_eq!(e.table.rows[0][3], Value::Percent(Decimal::new(212, 1)));
+}
+
+#[test]
+fn json_numbers_a_float_cannot_hold_keep_their_digits() {
+    let e =
+        only("```json\n[{\"id\": 123456789012345678901234, \"x\": 0.1000000000000000055}]\n```");
+    assert_eq!(e.table.columns[0].ty, ColumnType::Text);
+    assert_eq!(e.table.rows[0][0], text("123456789012345678901234"));
+    assert_eq!(e.table.rows[0][1].to_string(), "0.1000000000000000055");
+}

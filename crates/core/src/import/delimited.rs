@@ -119,7 +119,7 @@ impl<R: Read + Seek> Delimited<R> {
                     check_cell(name, at(i), max_cell)?;
                     names.push(name.to_owned());
                 }
-                guesses = vec![ColumnGuess::default(); names.len()];
+                guesses = vec![ColumnGuess::preferring(limits.dates); names.len()];
                 header = Some(names);
                 continue;
             }
@@ -134,7 +134,7 @@ impl<R: Read + Seek> Delimited<R> {
                 });
             }
             if record.len() > guesses.len() {
-                guesses.resize(record.len(), ColumnGuess::default());
+                guesses.resize(record.len(), ColumnGuess::preferring(limits.dates));
             }
             for (i, field) in record.iter().enumerate() {
                 let cell = text(field, line)?;
@@ -150,7 +150,7 @@ impl<R: Read + Seek> Delimited<R> {
             .into_iter()
             .zip(&guesses)
             .enumerate()
-            .map(|(i, (name, guess))| Column::new(format!("c{}", i + 1), name, guess.finish()))
+            .map(|(i, (name, guess))| guess.finish_typed().column(format!("c{}", i + 1), name))
             .collect();
         Ok(Scan {
             columns,
@@ -183,7 +183,7 @@ impl<R: Read + Seek> Delimited<R> {
             for (i, column) in columns.iter().enumerate() {
                 let value = match record.get(i) {
                     Some(field) => {
-                        to_value(&CellRef::Text(Cow::Borrowed(text(field, line)?)), column.ty)
+                        to_value(&CellRef::Text(Cow::Borrowed(text(field, line)?)), column)
                     }
                     None => Value::Null,
                 };

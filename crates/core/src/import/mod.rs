@@ -31,7 +31,7 @@ use std::fmt;
 use std::io::{Read, Seek};
 use std::ops::ControlFlow;
 
-use crate::table::{Column, Table, Value};
+use crate::table::{Column, DateOrder, Table, Value};
 
 pub use sniff::{DELIMITERS, sniff};
 
@@ -51,6 +51,9 @@ pub struct Limits {
     /// Cells of the grids calamine builds for XLS and ODS workbooks (every sheet's bounding
     /// box, empty cells in it included).
     pub max_sheet_cells: u64,
+    /// Not a bound: how a column of dates that all read both ways (`03/04/2024`) is read,
+    /// from the user's locale.
+    pub dates: DateOrder,
 }
 
 impl Default for Limits {
@@ -62,6 +65,7 @@ impl Default for Limits {
             max_inflated_bytes: 2 * 1024 * 1024 * 1024,
             max_shared_strings_bytes: 512 * 1024 * 1024,
             max_sheet_cells: 5_000_000,
+            dates: DateOrder::MonthFirst,
         }
     }
 }

@@ -305,7 +305,10 @@ impl<R: Read + Seek> Sheet<R> {
                         });
                     }
                     for (col, cell) in cells {
-                        guesses.entry(*col).or_default().push(cell);
+                        guesses
+                            .entry(*col)
+                            .or_insert_with(|| ColumnGuess::preferring(limits.dates))
+                            .push(cell);
                     }
                 }
             }
@@ -324,11 +327,9 @@ impl<R: Read + Seek> Sheet<R> {
             .into_iter()
             .zip(first..=last)
             .enumerate()
-            .map(|(i, (name, col))| {
-                let ty = guesses
-                    .get(&col)
-                    .map_or(crate::table::ColumnType::Text, ColumnGuess::finish);
-                Column::new(format!("c{}", i + 1), name, ty)
+            .map(|(i, (name, col))| match guesses.get(&col) {
+                Some(guess) => guess.finish_typed().column(format!("c{}", i + 1), name),
+                None => Column::new(format!("c{}", i + 1), name, crate::table::ColumnType::Text),
             })
             .collect();
         Ok(Scan {
@@ -361,7 +362,7 @@ impl<R: Read + Seek> Sheet<R> {
             for (col, cell) in cells {
                 let i = (col - first) as usize;
                 if let (Some(slot), Some(column)) = (row.get_mut(i), columns.get(i)) {
-                    *slot = to_value(cell, column.ty);
+                    *slot = to_value(cell, column);
                 }
             }
             count += 1;

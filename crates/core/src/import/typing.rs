@@ -17,7 +17,7 @@ use std::str::FromStr;
 use chrono::{NaiveDateTime, NaiveTime};
 use rust_decimal::Decimal;
 
-use crate::table::{ColumnType, Inference, Value, is_null_token};
+use crate::table::{Column, ColumnType, DateOrder, Inference, Typed, Value, is_null_token};
 
 /// One cell as read.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,6 +99,14 @@ impl Default for ColumnGuess {
 }
 
 impl ColumnGuess {
+    /// A guess that reads dates that read both ways in `order`.
+    pub(crate) fn preferring(order: DateOrder) -> Self {
+        Self {
+            text: Inference::preferring(order),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn push(&mut self, cell: &CellRef<'_>) {
         match cell {
             CellRef::Empty => {}
@@ -128,9 +136,17 @@ impl ColumnGuess {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn finish(&self) -> ColumnType {
-        match self.kinds {
-            0 | TEXT => self.text.finish(),
+        self.finish_typed().ty
+    }
+
+    /// The column's type, and for text cells, how their numbers and dates read.
+    pub(crate) fn finish_typed(&self) -> Typed {
+        if matches!(self.kinds, 0 | TEXT) {
+            return self.text.finish_typed();
+        }
+        let ty = match self.kinds {
             WHOLE => ColumnType::Integer,
             k if k & !NUMBER == 0 => {
                 if self.decimals {
@@ -143,13 +159,19 @@ impl ColumnGuess {
             k if k & !(DATE | DATETIME) == 0 => ColumnType::Datetime,
             BOOL => ColumnType::Boolean,
             _ => ColumnType::Text,
+        };
+        Typed {
+            ty,
+            reading: None,
+            dates: None,
         }
     }
 }
 
 /// The value of `cell` in a column of type `ty` (decided from all the column's cells, so
 /// every cell fits; a cell that somehow does not is kept as its text).
-pub(crate) fn to_value(cell: &CellRef<'_>, ty: ColumnType) -> Value {
+pub(crate) fn to_value(cell: &CellRef<'_>, column: &Column) -> Value {
+    let ty = column.ty;
     let typed = match (cell, ty) {
         (CellRef::Empty, _) => Some(Value::Null),
         (CellRef::Int(i), ColumnType::Integer) => Some(Value::Integer(*i)),
@@ -167,7 +189,8 @@ pub(crate) fn to_value(cell: &CellRef<'_>, ty: ColumnType) -> Value {
     };
     typed.unwrap_or_else(|| {
         let text = cell.display();
-        Value::parse(&text, ty).unwrap_or_else(|_| Value::Text(text.into_owned()))
+        Value::parse_with(&text, ty, column.conventions())
+            .unwrap_or_else(|_| Value::Text(text.into_owned()))
     })
 }
 
@@ -181,6 +204,10 @@ mod tests {
             g.push(c);
         }
         g.finish()
+    }
+
+    fn col(ty: ColumnType) -> Column {
+        Column::new("c1", "c", ty)
     }
 
     fn text(s: &str) -> CellRef<'_> {
@@ -203,7 +230,7 @@ mod tests {
             "1e300 is not a decimal"
         );
         assert_eq!(
-            to_value(&CellRef::Float(0.1), ColumnType::Decimal),
+            to_value(&CellRef::Float(0.1), &col(ColumnType::Decimal)),
             Value::Decimal(Decimal::from_str("0.1").unwrap_or_default())
         );
     }
@@ -212,14 +239,17 @@ mod tests {
     fn text_cells_are_inferred_and_null_markers_do_not_make_a_column_text() {
         assert_eq!(guess(&[text("12"), text("13")]), ColumnType::Integer);
         assert_eq!(guess(&[CellRef::Int(12), text("N/A")]), ColumnType::Integer);
-        assert_eq!(to_value(&text("N/A"), ColumnType::Integer), Value::Null);
+        assert_eq!(
+            to_value(&text("N/A"), &col(ColumnType::Integer)),
+            Value::Null
+        );
     }
 
     #[test]
     fn a_column_mixing_numbers_and_words_is_text_as_each_cell_reads() {
         assert_eq!(guess(&[CellRef::Int(12), text("twelve")]), ColumnType::Text);
         assert_eq!(
-            to_value(&CellRef::Float(61_900_000.5), ColumnType::Text),
+            to_value(&CellRef::Float(61_900_000.5), &col(ColumnType::Text)),
             Value::Text("61900000.5".into())
         );
     }
@@ -235,7 +265,7 @@ mod tests {
             ColumnType::Datetime
         );
         assert_eq!(
-            to_value(&CellRef::DateTime(midnight), ColumnType::Datetime),
+            to_value(&CellRef::DateTime(midnight), &col(ColumnType::Datetime)),
             Value::Datetime(midnight)
         );
     }

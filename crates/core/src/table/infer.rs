@@ -1,7 +1,7 @@
 //! Type inference: the most specific type that every non-empty value of a column parses as.
 
-use super::ColumnType;
-use super::value::Value;
+use super::value::{Conventions, DateOrder, DateReading, DecidedBy, DecimalMark, Reading, Value};
+use super::{Column, ColumnType};
 
 /// Markers people write for "no value".
 pub fn is_null_token(t: &str) -> bool {
@@ -11,6 +11,32 @@ pub fn is_null_token(t: &str) -> bool {
     let t = t.trim();
     // Compared without lower-casing a copy: this runs for every cell of every import.
     t.is_empty() || (t.len() <= 4 && TOKENS.iter().any(|k| t.eq_ignore_ascii_case(k)))
+}
+
+/// Whether `t` is written as an identifier rather than a quantity, so that no numeric type
+/// may read it (its digits would change): a leading zero (`08123`, `007`, `-012`; not `0`
+/// or `0.5`), a phone number (`+44 20 7946 0958`, `+1-555-123-4567`, `(555) 123-4567`), or a
+/// digit string of more than 15 significant digits (card numbers, ids above 2^53, which a
+/// spreadsheet or a JavaScript client would round).
+pub fn is_identifier(t: &str) -> bool {
+    let t = t.trim();
+    let unsigned = t.strip_prefix(['-', '+', '\u{2212}']).unwrap_or(t);
+    let b = unsigned.as_bytes();
+    if b.len() >= 2 && b[0] == b'0' && b[1].is_ascii_digit() {
+        return true;
+    }
+    if t.starts_with('+')
+        && unsigned.starts_with(|c: char| c.is_ascii_digit())
+        && unsigned.contains([' ', '-', '(', '\u{a0}'])
+    {
+        return true;
+    }
+    if t.starts_with('(') && t.bytes().filter(u8::is_ascii_digit).count() >= 7 {
+        return true;
+    }
+    b.len() > 15
+        && b.iter().all(u8::is_ascii_digit)
+        && b.iter().skip_while(|d| **d == b'0').count() > 15
 }
 
 /// Candidates from most to least specific. Integer before Decimal before Float; Boolean only
@@ -30,57 +56,311 @@ const ORDER: [ColumnType; 10] = [
 
 /// Incremental inference over a stream of values (a million-row upload is inferred in one
 /// pass without keeping its cells).
+///
+/// Numbers are tried with both decimal marks: a point (`1,234.5`) and a comma (`1.234,5`,
+/// `1 234,5`). A column takes one mark for all its values: the point when every value reads
+/// with it, else the comma when every value reads with that; a column whose values need both
+/// (`1.234.567` and `1.5`) is not numeric.
+///
+/// Dates with slashes are tried day first and month first. A column takes one order for all
+/// its values: the only one that reads them all (`14/02/2024` settles day first), else, when
+/// both do, the preferred one (the user's locale; month first unless told), reported as
+/// chosen by the locale. A column whose values need both orders is not a date column.
 #[derive(Clone, Debug)]
 pub struct Inference {
+    /// Every type every value so far parses as, numbers with a decimal point.
     candidates: Vec<ColumnType>,
+    /// The numeric types every value so far parses as with a decimal comma.
+    comma: Vec<ColumnType>,
+    /// The grouping separator first seen, for each mark.
+    grouping: [Option<char>; 2],
+    /// Whether a number with the mark itself was seen (`1.5`, `1,5`), for each mark.
+    marked: [bool; 2],
+    /// Date and datetime: which orders read every slashed value.
+    dates: [Orders; 2],
+    prefer: DateOrder,
     seen: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Orders {
+    /// A value with slashes was seen (only those have an order).
+    slashed: bool,
+    day_first: bool,
+    month_first: bool,
+    /// A value read differently in the two orders.
+    ambiguous: bool,
+}
+
+impl Default for Orders {
+    fn default() -> Self {
+        Self {
+            slashed: false,
+            day_first: true,
+            month_first: true,
+            ambiguous: false,
+        }
+    }
+}
+
+impl Orders {
+    /// The order decided: `Err` when no order reads every value; `Ok(None)` when no value
+    /// had one.
+    fn decided(self, prefer: DateOrder) -> Result<Option<DateReading>, ()> {
+        let reading = |order, decided_by| Ok(Some(DateReading { order, decided_by }));
+        if !self.slashed {
+            return Ok(None);
+        }
+        match (self.day_first, self.month_first) {
+            (true, true) => reading(prefer, DecidedBy::Locale),
+            (true, false) => reading(DateOrder::DayFirst, DecidedBy::Values),
+            (false, true) => reading(DateOrder::MonthFirst, DecidedBy::Values),
+            (false, false) => Err(()),
+        }
+    }
 }
 
 impl Default for Inference {
     fn default() -> Self {
-        Self {
-            candidates: ORDER.to_vec(),
-            seen: 0,
+        Self::preferring(DateOrder::MonthFirst)
+    }
+}
+
+/// Whether a value could read differently with a decimal comma than with a point.
+fn has_separator(v: &str) -> bool {
+    v.bytes()
+        .any(|b| matches!(b, b',' | b'.' | b' ' | b'\'') || b >= 0x80)
+}
+
+/// What inference decided for a column: its type and how its text reads.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Typed {
+    pub ty: ColumnType,
+    /// Numbers: the decimal mark and grouping.
+    pub reading: Option<Reading>,
+    /// Dates and datetimes: the order of day and month.
+    pub dates: Option<DateReading>,
+}
+
+impl Typed {
+    pub fn conventions(&self) -> Conventions {
+        Conventions {
+            decimal: self.reading.map(|r| r.decimal).unwrap_or_default(),
+            dates: self.dates.map(|d| d.order),
         }
+    }
+
+    /// The column `id` named `name`, of this type, with its readings.
+    pub fn column(&self, id: impl Into<String>, name: impl Into<String>) -> Column {
+        let mut column = Column::new(id, name, self.ty).with_reading(self.reading);
+        column.dates = self.dates;
+        column
     }
 }
 
 impl Inference {
+    /// An inference that reads dates that read both ways (`03/04/2024`) in `order`.
+    pub fn preferring(order: DateOrder) -> Self {
+        Self {
+            candidates: ORDER.to_vec(),
+            comma: ORDER.iter().copied().filter(|t| t.is_numeric()).collect(),
+            grouping: [None, None],
+            marked: [false, false],
+            dates: [Orders::default(); 2],
+            prefer: order,
+            seen: 0,
+        }
+    }
+
     pub fn push(&mut self, value: &str) {
-        if self.candidates.is_empty() || is_null_token(value) {
+        if (self.candidates.is_empty() && self.comma.is_empty()) || is_null_token(value) {
             return;
         }
         self.seen += 1;
-        self.candidates
-            .retain(|ty| Value::parse(value, *ty).is_ok());
+        if is_identifier(value) {
+            self.candidates.retain(|ty| !ty.is_numeric());
+            self.comma.clear();
+        }
+        let slashed = value.contains('/');
+        let dates = &mut self.dates;
+        // Which types were tried with a decimal point, and which read: a value without
+        // separators reads the same with a comma, so those are not tried twice.
+        let (mut tried, mut read) = (0u32, 0u32);
+        self.candidates.retain(|ty| match ty {
+            ColumnType::Date | ColumnType::Datetime if slashed => {
+                let track = &mut dates[usize::from(*ty == ColumnType::Datetime)];
+                let read = |order| {
+                    let how = Conventions {
+                        decimal: DecimalMark::Point,
+                        dates: Some(order),
+                    };
+                    Value::parse_with(value, *ty, how).ok()
+                };
+                let (day, month) = (read(DateOrder::DayFirst), read(DateOrder::MonthFirst));
+                if day.is_none() && month.is_none() {
+                    return false;
+                }
+                track.slashed = true;
+                track.day_first &= day.is_some();
+                track.month_first &= month.is_some();
+                track.ambiguous |= day.is_some() && month.is_some() && day != month;
+                track.day_first || track.month_first
+            }
+            _ => {
+                let ok = Value::parse(value, *ty).is_ok();
+                tried |= 1 << *ty as u32;
+                read |= u32::from(ok) << *ty as u32;
+                ok
+            }
+        });
+        if !self.comma.is_empty() {
+            let plain = !has_separator(value);
+            self.comma.retain(|ty| {
+                let bit = 1 << *ty as u32;
+                if plain && tried & bit != 0 {
+                    read & bit != 0
+                } else {
+                    Value::parse_as(value, *ty, DecimalMark::Comma).is_ok()
+                }
+            });
+        }
+        let numbers = [
+            self.candidates.first().is_some_and(|t| t.is_numeric()),
+            !self.comma.is_empty(),
+        ];
+        for (i, mark) in [DecimalMark::Point, DecimalMark::Comma]
+            .into_iter()
+            .enumerate()
+        {
+            if numbers[i] && self.grouping[i].is_none() {
+                self.grouping[i] = Reading::grouping_in(mark, value.trim());
+            }
+            self.marked[i] |= numbers[i] && value.contains(mark.as_char());
+        }
     }
 
     pub fn finish(&self) -> ColumnType {
+        self.finish_typed().ty
+    }
+
+    /// The column's type and, for a numeric type, how its numbers are written.
+    pub fn finish_reading(&self) -> (ColumnType, Option<Reading>) {
+        let typed = self.finish_typed();
+        (typed.ty, typed.reading)
+    }
+
+    /// The column's type and how its text reads.
+    pub fn finish_typed(&self) -> Typed {
+        let plain = |ty| Typed {
+            ty,
+            reading: None,
+            dates: None,
+        };
         if self.seen == 0 {
-            return ColumnType::Text;
+            return plain(ColumnType::Text);
         }
-        self.candidates.first().copied().unwrap_or(ColumnType::Text)
+        // Reported when it mattered: a value had the mark or grouped its digits.
+        let reading = |i: usize, decimal| {
+            (self.marked[i] || self.grouping[i].is_some()).then_some(Reading {
+                decimal,
+                grouping: self.grouping[i],
+            })
+        };
+        if let Some(ty) = self.candidates.first().copied().filter(|t| t.is_numeric()) {
+            return Typed {
+                reading: reading(0, DecimalMark::Point),
+                ..plain(ty)
+            };
+        }
+        if let Some(ty) = self.comma.first().copied() {
+            return Typed {
+                reading: reading(1, DecimalMark::Comma),
+                ..plain(ty)
+            };
+        }
+        for ty in &self.candidates {
+            match ty {
+                ColumnType::Date | ColumnType::Datetime => {
+                    let track = self.dates[usize::from(*ty == ColumnType::Datetime)];
+                    if let Ok(dates) = track.decided(self.prefer) {
+                        return Typed {
+                            dates,
+                            ..plain(*ty)
+                        };
+                    }
+                }
+                other => return plain(*other),
+            }
+        }
+        plain(ColumnType::Text)
     }
 }
 
 /// Looks at up to 10,000 values (enough to decide, cheap on million-row columns).
 pub fn infer_column_type<'a>(values: impl IntoIterator<Item = &'a str>) -> ColumnType {
-    let mut candidates: Vec<ColumnType> = ORDER.to_vec();
-    let mut seen = 0usize;
+    infer_column(values).0
+}
+
+/// `infer_column_type` with the reading of a numeric column's numbers.
+pub fn infer_column<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+) -> (ColumnType, Option<Reading>) {
+    let typed = infer_typed(values, DateOrder::MonthFirst);
+    (typed.ty, typed.reading)
+}
+
+/// The type of a column and how its text reads, dates that read both ways in `prefer`.
+pub fn infer_typed<'a>(values: impl IntoIterator<Item = &'a str>, prefer: DateOrder) -> Typed {
+    let mut inference = Inference::preferring(prefer);
     for v in values.into_iter().take(10_000) {
-        if is_null_token(v) {
+        inference.push(v);
+        if inference.candidates.is_empty() && inference.comma.is_empty() {
+            break;
+        }
+    }
+    inference.finish_typed()
+}
+
+/// The decimal mark that reads every value of `values` that is a number of type `ty` with
+/// either mark (for a type change of a text column): the point when it reads them all, else
+/// the comma; `None` when they need both. Values that are numbers with neither are left for
+/// the conversion to report.
+pub fn number_mark<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    ty: ColumnType,
+) -> Option<Reading> {
+    let (mut point, mut comma) = (true, true);
+    let mut grouping = [None, None];
+    for v in values {
+        if is_null_token(v) || !has_separator(v) {
             continue;
         }
-        seen += 1;
-        candidates.retain(|ty| Value::parse(v, *ty).is_ok());
-        if candidates.is_empty() {
-            return ColumnType::Text;
+        let p = Value::parse(v, ty).is_ok();
+        let c = Value::parse_as(v, ty, DecimalMark::Comma).is_ok();
+        if p || c {
+            point &= p;
+            comma &= c;
+        }
+        if p && grouping[0].is_none() {
+            grouping[0] = Reading::grouping_in(DecimalMark::Point, v.trim());
+        }
+        if c && grouping[1].is_none() {
+            grouping[1] = Reading::grouping_in(DecimalMark::Comma, v.trim());
         }
     }
-    if seen == 0 {
-        return ColumnType::Text;
+    if point {
+        Some(Reading {
+            decimal: DecimalMark::Point,
+            grouping: grouping[0],
+        })
+    } else if comma {
+        Some(Reading {
+            decimal: DecimalMark::Comma,
+            grouping: grouping[1],
+        })
+    } else {
+        None
     }
-    candidates.first().copied().unwrap_or(ColumnType::Text)
 }
 
 #[cfg(test)]
@@ -110,6 +390,173 @@ mod tests {
         assert_eq!(infer_column_type(["a@b.io"]), ColumnType::Email);
         assert_eq!(infer_column_type(["1", "one"]), ColumnType::Text);
         assert_eq!(infer_column_type(["", "N/A"]), ColumnType::Text);
+    }
+
+    #[test]
+    fn identifiers_stay_text_and_one_leading_zero_keeps_the_whole_column_text() {
+        for column in [
+            &["08123", "75001", "10115"][..],
+            &["007", "12"],
+            &["1", "2", "0012.5"],
+            &["+44 20 7946 0958", "+1 234 567 890"],
+            &["+1-555-123-4567"],
+            &["(555) 123-4567"],
+            &["4111111111111111", "5500000000000004"],
+            &["12345678901234567890"],
+            &["9007199254740993", "1"],
+        ] {
+            assert_eq!(
+                infer_column_type(column.iter().copied()),
+                ColumnType::Text,
+                "{column:?}"
+            );
+            let mut inference = Inference::default();
+            for v in column {
+                inference.push(v);
+            }
+            assert_eq!(inference.finish(), ColumnType::Text, "{column:?}");
+        }
+        assert_eq!(infer_column_type(["0", "10", "7"]), ColumnType::Integer);
+        assert_eq!(infer_column_type(["0.5", "-0.25"]), ColumnType::Decimal);
+        assert_eq!(
+            infer_column_type(["123456789012345", "1"]),
+            ColumnType::Integer,
+            "15 digits are held exactly"
+        );
+        assert_eq!(
+            infer_column_type(["-1,234", "+12"]),
+            ColumnType::Integer,
+            "a sign is not a phone number"
+        );
+    }
+
+    #[test]
+    fn european_numbers_take_one_decimal_mark_for_the_whole_column() {
+        let comma = |grouping| {
+            Some(Reading {
+                decimal: DecimalMark::Comma,
+                grouping,
+            })
+        };
+        assert_eq!(
+            infer_column(["59.359.536", "1.234", "12"]),
+            (ColumnType::Integer, comma(Some('.')))
+        );
+        assert_eq!(
+            infer_column(["3.998.000.000,00 €", "12,50 €"]),
+            (ColumnType::Currency, comma(Some('.')))
+        );
+        assert_eq!(
+            infer_column(["21,2 %", "3 %"]),
+            (ColumnType::Percent, comma(None))
+        );
+        for grouping in [' ', '\u{a0}', '\u{202f}'] {
+            let big = format!("1{grouping}234,5");
+            assert_eq!(
+                infer_column([big.as_str(), "7,25"]),
+                (ColumnType::Decimal, comma(Some(grouping))),
+                "{grouping:?}"
+            );
+        }
+        assert_eq!(
+            infer_column(["1'234.50", "12.5"]),
+            (
+                ColumnType::Decimal,
+                Some(Reading {
+                    decimal: DecimalMark::Point,
+                    grouping: Some('\'')
+                })
+            )
+        );
+        // `1.234.567` needs a decimal comma and `1.5` a decimal point: never both.
+        assert_eq!(infer_column(["1.234.567", "1.5"]), (ColumnType::Text, None));
+        assert_eq!(infer_column(["1,5", "1,234.5"]), (ColumnType::Text, None));
+        // Both read every value: the point, as written in English (reported with the column).
+        assert_eq!(
+            infer_column(["1.234", "5.678"]),
+            (
+                ColumnType::Decimal,
+                Some(Reading {
+                    decimal: DecimalMark::Point,
+                    grouping: None
+                })
+            )
+        );
+        let values = ["59.359.536", "1.234,5"];
+        let (ty, reading) = infer_column(values);
+        assert_eq!(ty, ColumnType::Decimal);
+        let mark = reading.map(|r| r.decimal).unwrap_or_default();
+        assert_eq!(
+            Value::parse_as(values[0], ty, mark).map(|v| v.to_string()),
+            Ok("59359536".to_owned())
+        );
+        assert_eq!(
+            Value::parse_as(values[1], ty, mark).map(|v| v.to_string()),
+            Ok("1234.5".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_mark_for_a_type_change_comes_from_every_value_that_is_a_number() {
+        assert_eq!(
+            number_mark(["1,5", "n/a", "x", "2"], ColumnType::Decimal).map(|r| r.decimal),
+            Some(DecimalMark::Comma)
+        );
+        assert_eq!(
+            number_mark(["1.5", "2"], ColumnType::Decimal).map(|r| r.decimal),
+            Some(DecimalMark::Point)
+        );
+        assert_eq!(
+            number_mark(["1,5", "1.234.567,5", "1.5"], ColumnType::Decimal),
+            None
+        );
+    }
+
+    #[test]
+    fn dates_take_one_order_for_the_whole_column() {
+        let typed = infer_typed(["14/02/2024", "03/04/2024"], DateOrder::MonthFirst);
+        assert_eq!(typed.ty, ColumnType::Date);
+        assert_eq!(
+            typed.dates,
+            Some(DateReading {
+                order: DateOrder::DayFirst,
+                decided_by: DecidedBy::Values
+            })
+        );
+        let how = typed.conventions();
+        assert_eq!(
+            Value::parse_with("03/04/2024", typed.ty, how).map(|v| v.to_string()),
+            Ok("2024-04-03".to_owned()),
+            "3 April, as 14/02 settles"
+        );
+        let us = infer_typed(["02/14/2024", "03/04/2024"], DateOrder::DayFirst);
+        assert_eq!(
+            us.dates.map(|d| (d.order, d.decided_by)),
+            Some((DateOrder::MonthFirst, DecidedBy::Values))
+        );
+        for prefer in [DateOrder::DayFirst, DateOrder::MonthFirst] {
+            let both = infer_typed(["03/04/2024", "2024-05-06"], prefer);
+            assert_eq!(both.ty, ColumnType::Date);
+            assert_eq!(
+                both.dates.map(|d| (d.order, d.decided_by)),
+                Some((prefer, DecidedBy::Locale))
+            );
+        }
+        assert_eq!(
+            infer_typed(["14/02/2024", "02/14/2024"], DateOrder::DayFirst).ty,
+            ColumnType::Text,
+            "no one order reads both"
+        );
+        let dt = infer_typed(
+            ["31/01/2024 10:00", "01/02/2024 11:30:15"],
+            DateOrder::MonthFirst,
+        );
+        assert_eq!(dt.ty, ColumnType::Datetime);
+        assert_eq!(
+            Value::parse_with("01/02/2024 11:30:15", dt.ty, dt.conventions())
+                .map(|v| v.to_string()),
+            Ok("2024-02-01T11:30:15".to_owned())
+        );
     }
 
     #[test]

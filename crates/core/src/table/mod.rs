@@ -4,9 +4,15 @@ mod infer;
 mod rules;
 mod value;
 
-pub use infer::{Inference, infer_column_type, is_null_token};
+pub use infer::{
+    Inference, Typed, infer_column, infer_column_type, infer_typed, is_identifier, is_null_token,
+    number_mark,
+};
 pub use rules::{Rules, Violation, validate};
-pub use value::{ConvertError, Money, Value};
+pub use value::{
+    Conventions, ConvertError, DateOrder, DateReading, DecidedBy, DecimalMark, Money, Reading,
+    Value,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -115,6 +121,14 @@ pub struct Column {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Rules::is_empty")]
     pub rules: Rules,
+    /// How the column's numbers were written where they came from (decimal mark, grouping),
+    /// decided once for the column and reported; absent for columns that are not numbers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading: Option<Reading>,
+    /// How the column's dates with slashes read (day or month first), decided once for the
+    /// column from all its values, or by the user's locale, and reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dates: Option<DateReading>,
 }
 
 impl Column {
@@ -125,6 +139,45 @@ impl Column {
             ty,
             description: None,
             rules: Rules::default(),
+            reading: None,
+            dates: None,
+        }
+    }
+
+    /// The column with the reading its numbers were decided with.
+    pub fn with_reading(mut self, reading: Option<Reading>) -> Self {
+        self.reading = reading;
+        self
+    }
+
+    /// A value given for this column in an edit, a filter or a query (JSON): as the API
+    /// writes values first (a decimal point; ISO dates), then with the column's decimal mark.
+    /// Dates with slashes are read in the column's order either way.
+    pub fn read_json(&self, json: &serde_json::Value) -> Result<Value, ConvertError> {
+        let how = self.conventions();
+        let api = Conventions {
+            decimal: DecimalMark::Point,
+            ..how
+        };
+        Value::from_json_as(json, self.ty, api).or_else(|e| {
+            if how == api {
+                Err(e)
+            } else {
+                Value::from_json_as(json, self.ty, how)
+            }
+        })
+    }
+
+    /// `read_json` for text (a query string's value).
+    pub fn read_text(&self, text: &str) -> Result<Value, ConvertError> {
+        self.read_json(&serde_json::Value::String(text.to_owned()))
+    }
+
+    /// How to read text for this column: its decimal mark and its order of dates.
+    pub fn conventions(&self) -> Conventions {
+        Conventions {
+            decimal: self.reading.map(|r| r.decimal).unwrap_or_default(),
+            dates: self.dates.map(|d| d.order),
         }
     }
 }
@@ -157,13 +210,15 @@ impl Table {
             for cell in &cells {
                 inference.push(cell);
             }
-            let ty = inference.finish();
+            let typed = inference.finish_typed();
+            let how = typed.conventions();
             for (row, cell) in typed_rows.iter_mut().zip(&cells) {
                 row.push(
-                    Value::parse(cell, ty).unwrap_or_else(|_| Value::Text((*cell).to_owned())),
+                    Value::parse_with(cell, typed.ty, how)
+                        .unwrap_or_else(|_| Value::Text((*cell).to_owned())),
                 );
             }
-            columns.push(Column::new(format!("c{}", i + 1), name, ty));
+            columns.push(typed.column(format!("c{}", i + 1), name));
         }
         Self {
             columns,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::ColumnType;
@@ -73,28 +74,153 @@ const CURRENCY_SYMBOLS: &[(&str, &str)] = &[
     ("zł", "PLN"),
 ];
 
+/// The mark between a number's whole part and its fraction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DecimalMark {
+    /// `1,234.5` (English), `1'234.5` (Swiss), `1 234.5`.
+    #[default]
+    #[serde(rename = ".")]
+    Point,
+    /// `1.234,5` (German), `1 234,5` (French), `21,2 %`.
+    #[serde(rename = ",")]
+    Comma,
+}
+
+impl DecimalMark {
+    pub fn as_char(self) -> char {
+        match self {
+            Self::Point => '.',
+            Self::Comma => ',',
+        }
+    }
+
+    /// Whether `c` separates groups of digits in numbers written with this mark.
+    fn groups_with(self, c: char) -> bool {
+        match self {
+            Self::Point => matches!(c, ',' | '\u{a0}' | '\u{202f}' | ' ' | '_' | '\''),
+            Self::Comma => matches!(c, '.' | '\u{a0}' | '\u{202f}' | ' ' | '\''),
+        }
+    }
+}
+
+/// How a column's numbers are written, decided once for the whole column from all of its
+/// values (see `Inference`) and kept with its schema: the decimal mark, and the grouping
+/// separator its values use (`None`: none seen).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reading {
+    pub decimal: DecimalMark,
+    #[serde(default)]
+    pub grouping: Option<char>,
+}
+
+impl Reading {
+    pub const COMMA: Reading = Reading {
+        decimal: DecimalMark::Comma,
+        grouping: None,
+    };
+
+    /// The grouping separator `text` uses under this reading (the first one between two
+    /// digits), if any.
+    pub(crate) fn grouping_in(decimal: DecimalMark, text: &str) -> Option<char> {
+        let mut chars = text.chars().peekable();
+        let mut after_digit = false;
+        while let Some(c) = chars.next() {
+            if after_digit
+                && decimal.groups_with(c)
+                && chars.peek().is_some_and(char::is_ascii_digit)
+            {
+                return Some(c);
+            }
+            after_digit = c.is_ascii_digit();
+        }
+        None
+    }
+}
+
+/// The order of day and month in dates written with slashes (`03/04/2024`), decided once for
+/// a column from all of its values; ISO 8601 (`2024-04-03`), named months and dotted dates
+/// (`03.04.2024`, always day first) read the same in every order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateOrder {
+    /// `03/04/2024` is 3 April (most of the world).
+    DayFirst,
+    /// `03/04/2024` is 4 March (the United States).
+    MonthFirst,
+}
+
+/// How a column's dates were read: the order, and whether its values settled it (a value
+/// such as `14/02/2024`) or, every value reading both ways, the user's locale did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DateReading {
+    pub order: DateOrder,
+    pub decided_by: DecidedBy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecidedBy {
+    /// At least one value reads only one way.
+    Values,
+    /// Every value reads both ways: the user's locale chose.
+    Locale,
+}
+
+/// How to read one column's text: its decimal mark, and (for dates with slashes) the order
+/// of day and month. `dates: None` reads each date the one way it can be read, month first
+/// when both can: only for a single value with no column around it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Conventions {
+    pub decimal: DecimalMark,
+    pub dates: Option<DateOrder>,
+}
+
 impl Value {
     pub fn is_null(&self) -> bool {
         matches!(self, Self::Null)
     }
 
-    /// Parses text as written in a reply or a spreadsheet into a value of type `ty`. Empty
-    /// markers (`""`, `N/A`, `-`, `null`…) give `Null`.
+    /// Parses text as written in a reply or a spreadsheet into a value of type `ty`, numbers
+    /// with a decimal point (`1,234.5`). Empty markers (`""`, `N/A`, `-`, `null`…) give `Null`.
     pub fn parse(text: &str, ty: ColumnType) -> Result<Self, ConvertError> {
+        Self::parse_as(text, ty, DecimalMark::Point)
+    }
+
+    /// `parse`, numbers read with `decimal` as their decimal mark (`1.234,5` with a comma).
+    /// A text value is kept exactly as given, spaces included; the others are read from the
+    /// trimmed text.
+    pub fn parse_as(
+        text: &str,
+        ty: ColumnType,
+        decimal: DecimalMark,
+    ) -> Result<Self, ConvertError> {
+        Self::parse_with(
+            text,
+            ty,
+            Conventions {
+                decimal,
+                dates: None,
+            },
+        )
+    }
+
+    /// `parse` with a column's conventions: its decimal mark and its order of dates.
+    pub fn parse_with(text: &str, ty: ColumnType, how: Conventions) -> Result<Self, ConvertError> {
+        let decimal = how.decimal;
         let t = text.trim();
         if is_null_token(t) {
             return Ok(Self::Null);
         }
         let parsed = match ty {
             ColumnType::Text => Some(Self::Text(text.to_owned())),
-            ColumnType::Integer => parse_integer(t).map(Self::Integer),
-            ColumnType::Decimal => parse_decimal(t).map(Self::Decimal),
-            ColumnType::Float => parse_float(t).map(Self::Float),
+            ColumnType::Integer => parse_integer(t, decimal).map(Self::Integer),
+            ColumnType::Decimal => parse_decimal(t, decimal).map(Self::Decimal),
+            ColumnType::Float => parse_float(t, decimal).map(Self::Float),
             ColumnType::Boolean => parse_bool(t).map(Self::Boolean),
-            ColumnType::Date => parse_date(t).map(Self::Date),
-            ColumnType::Datetime => parse_datetime(t).map(Self::Datetime),
-            ColumnType::Currency => parse_money(t).map(Self::Currency),
-            ColumnType::Percent => parse_percent(t).map(Self::Percent),
+            ColumnType::Date => parse_date(t, how.dates).map(Self::Date),
+            ColumnType::Datetime => parse_datetime(t, how.dates).map(Self::Datetime),
+            ColumnType::Currency => parse_money(t, decimal).map(Self::Currency),
+            ColumnType::Percent => parse_percent(t, decimal).map(Self::Percent),
             ColumnType::Url => parse_url(t).map(Self::Url),
             ColumnType::Email => parse_email(t).map(Self::Email),
         };
@@ -120,6 +246,16 @@ impl Value {
 
     /// Reads a JSON value (canonical or as a person would send it) as type `ty`.
     pub fn from_json(value: &serde_json::Value, ty: ColumnType) -> Result<Self, ConvertError> {
+        Self::from_json_as(value, ty, Conventions::default())
+    }
+
+    /// `from_json`, strings read with a column's conventions (JSON numbers are always
+    /// written with a point).
+    pub fn from_json_as(
+        value: &serde_json::Value,
+        ty: ColumnType,
+        how: Conventions,
+    ) -> Result<Self, ConvertError> {
         use serde_json::Value as J;
         match (value, ty) {
             (J::Null, _) => Ok(Self::Null),
@@ -139,12 +275,12 @@ impl Value {
                 .map(Self::Float)
                 .ok_or_else(|| err(&n.to_string(), ty)),
             (J::Number(n), _) => Self::parse(&n.to_string(), ty),
-            (J::String(s), _) => Self::parse(s, ty),
+            (J::String(s), _) => Self::parse_with(s, ty, how),
             (J::Object(o), ColumnType::Currency) => {
                 let amount = o.get("amount").ok_or_else(|| err(&value.to_string(), ty))?;
                 let amount = match amount {
-                    J::String(s) => parse_decimal(s),
-                    J::Number(n) => parse_decimal(&n.to_string()),
+                    J::String(s) => parse_decimal(s, DecimalMark::Point),
+                    J::Number(n) => parse_decimal(&n.to_string(), DecimalMark::Point),
                     _ => None,
                 }
                 .ok_or_else(|| err(&value.to_string(), ty))?;
@@ -255,19 +391,18 @@ impl fmt::Display for Value {
 }
 
 /// Digits with optional sign and consistent thousand separators (`1,234,567`, `1 234`,
-/// `1_000`). A lone comma group that is not three digits long is not a separator.
-fn strip_thousands(t: &str) -> Option<String> {
+/// `1_000`; with a decimal comma `1.234.567`, `1 234,5`), as `-1234.5`. A lone group that
+/// is not three digits long is not a separator.
+fn strip_thousands(t: &str, decimal: DecimalMark) -> Option<String> {
     let (sign, body) = match t.strip_prefix('-').or_else(|| t.strip_prefix('−')) {
         Some(rest) => ("-", rest),
         None => ("", t.strip_prefix('+').unwrap_or(t)),
     };
-    let (int_part, frac) = match body.split_once('.') {
+    let (int_part, frac) = match body.split_once(decimal.as_char()) {
         Some((i, f)) => (i, Some(f)),
         None => (body, None),
     };
-    let sep = int_part
-        .chars()
-        .find(|c| matches!(c, ',' | '\u{a0}' | '\u{202f}' | ' ' | '_' | '\''));
+    let sep = int_part.chars().find(|c| decimal.groups_with(*c));
     let int_clean = match sep {
         None => int_part.to_owned(),
         Some(sep) => {
@@ -301,22 +436,25 @@ fn strip_thousands(t: &str) -> Option<String> {
     }
 }
 
-fn parse_integer(t: &str) -> Option<i64> {
-    let clean = strip_thousands(t)?;
+fn parse_integer(t: &str, decimal: DecimalMark) -> Option<i64> {
+    let clean = strip_thousands(t, decimal)?;
     if clean.contains('.') {
         return None;
     }
     clean.parse().ok()
 }
 
-fn parse_decimal(t: &str) -> Option<Decimal> {
-    let clean = strip_thousands(t)?;
+fn parse_decimal(t: &str, decimal: DecimalMark) -> Option<Decimal> {
+    let clean = strip_thousands(t, decimal)?;
     Decimal::from_str(&clean).ok()
 }
 
-fn parse_float(t: &str) -> Option<f64> {
-    if let Some(clean) = strip_thousands(t) {
+fn parse_float(t: &str, decimal: DecimalMark) -> Option<f64> {
+    if let Some(clean) = strip_thousands(t, decimal) {
         return clean.parse().ok();
+    }
+    if decimal == DecimalMark::Comma {
+        return None;
     }
     // Scientific notation, as written by programs.
     let lower = t.to_ascii_lowercase();
@@ -352,12 +490,16 @@ const DATE_FORMATS: &[&str] = &[
     "%Y%m%d",
 ];
 
-fn parse_date(t: &str) -> Option<NaiveDate> {
-    if t.len() == 8 && !t.chars().all(|c| c.is_ascii_digit()) {
-        // falls through to the formats below
-    }
+fn parse_date(t: &str, order: Option<DateOrder>) -> Option<NaiveDate> {
+    // A year written first has four digits: chrono's `%Y` also takes `01` in `01/02/24`,
+    // which would make it the year 1.
+    let b = t.as_bytes();
+    let year_first = b.len() > 4 && b[..4].iter().all(u8::is_ascii_digit) && !b[4].is_ascii_digit();
     for f in DATE_FORMATS {
         if *f == "%Y%m%d" && (t.len() != 8 || !t.starts_with(['1', '2'])) {
+            continue;
+        }
+        if f.starts_with("%Y") && *f != "%Y%m%d" && !year_first {
             continue;
         }
         if let Ok(d) = NaiveDate::parse_from_str(t, f) {
@@ -375,22 +517,38 @@ fn parse_date(t: &str) -> Option<NaiveDate> {
         let b: u32 = parts[1].parse().ok()?;
         let y: i32 = parts[2].parse().ok()?;
         let y = if parts[2].len() == 2 { 2000 + y } else { y };
-        let (m, d) = if a > 12 { (b, a) } else { (a, b) };
+        let (m, d) = match order {
+            Some(DateOrder::DayFirst) => (b, a),
+            Some(DateOrder::MonthFirst) => (a, b),
+            None if a > 12 => (b, a),
+            None => (a, b),
+        };
         return NaiveDate::from_ymd_opt(y, m, d);
     }
     None
 }
 
-fn parse_datetime(t: &str) -> Option<NaiveDateTime> {
-    parse_datetime_as_written(t).or_else(|| {
+fn parse_datetime(t: &str, order: Option<DateOrder>) -> Option<NaiveDateTime> {
+    parse_datetime_as_written(t, order).or_else(|| {
         // One zone suffix meaning UTC, stripped once: not by recursion, which a cell of
         // thousands of `Z`s turned into a stack overflow.
         let bare = t.strip_suffix(" UTC").or_else(|| t.strip_suffix('Z'))?;
-        parse_datetime_as_written(bare)
+        parse_datetime_as_written(bare, order)
     })
 }
 
-fn parse_datetime_as_written(t: &str) -> Option<NaiveDateTime> {
+fn parse_datetime_as_written(t: &str, order: Option<DateOrder>) -> Option<NaiveDateTime> {
+    if t.contains('/') && !t.starts_with(|c: char| c.is_ascii_digit() && t.find('/') == Some(4)) {
+        // Day and month with slashes: in the column's order (month first on its own).
+        let (date, time) = t.split_once([' ', 'T'])?;
+        let date = parse_date(date, order.or(Some(DateOrder::MonthFirst)))?;
+        for f in ["%H:%M:%S%.f", "%H:%M"] {
+            if let Ok(time) = NaiveTime::parse_from_str(time, f) {
+                return Some(date.and_time(time));
+            }
+        }
+        return None;
+    }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.naive_utc());
     }
@@ -402,8 +560,6 @@ fn parse_datetime_as_written(t: &str) -> Option<NaiveDateTime> {
         "%Y/%m/%d %H:%M:%S",
         "%Y/%m/%d %H:%M",
         "%d.%m.%Y %H:%M",
-        "%m/%d/%Y %H:%M:%S",
-        "%m/%d/%Y %H:%M",
     ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(t, f) {
             return Some(dt);
@@ -421,14 +577,14 @@ fn parse_datetime_as_written(t: &str) -> Option<NaiveDateTime> {
     None
 }
 
-fn parse_money(t: &str) -> Option<Money> {
+fn parse_money(t: &str, decimal: DecimalMark) -> Option<Money> {
     let t = t.trim();
     let (neg, t) = match t.strip_prefix('-').or_else(|| t.strip_prefix('−')) {
         Some(rest) => (true, rest.trim_start()),
         None => (false, t),
     };
     let (amount_text, currency) = split_currency(t)?;
-    let mut amount = parse_decimal(amount_text.trim())?;
+    let mut amount = parse_decimal(amount_text.trim(), decimal)?;
     if neg {
         amount = -amount;
     }
@@ -458,9 +614,9 @@ fn split_currency(t: &str) -> Option<(&str, String)> {
 }
 
 /// `12.5%`, `12.5 %`, or a bare number already meaning percent (the canonical JSON form).
-fn parse_percent(t: &str) -> Option<Decimal> {
+fn parse_percent(t: &str, decimal: DecimalMark) -> Option<Decimal> {
     let body = t.strip_suffix('%').map_or(t, str::trim_end);
-    parse_decimal(body)
+    parse_decimal(body, decimal)
 }
 
 fn parse_url(t: &str) -> Option<String> {

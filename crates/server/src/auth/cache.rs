@@ -20,6 +20,8 @@ pub struct CurrentUser {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+    /// BCP 47, normalised (`de-DE`); `None` when never set.
+    pub locale: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -101,6 +103,7 @@ mod tests {
             id,
             email: "a@example.com".into(),
             role: Role::User,
+            locale: None,
             created_at: Utc::now(),
         }
     }

@@ -234,6 +234,7 @@ async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, ApiError> 
         id: user.id,
         email: user.email,
         role: user.role,
+        locale: user.locale,
         created_at: user.created_at,
     })
 }

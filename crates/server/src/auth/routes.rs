@@ -30,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh))
         .routes(routes!(logout))
-        .routes(routes!(me))
+        .routes(routes!(me, update_me))
         .routes(routes!(change_password))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))
@@ -91,6 +91,11 @@ pub struct UserResponse {
     pub id: Uuid,
     pub email: String,
     pub role: Role,
+    /// BCP 47 (`de-DE`): how dates that read both ways (`03/04/2024`) are read in your
+    /// tables (month first in the United States, day first elsewhere); from the browser's
+    /// `Accept-Language` at registration; `null` reads them month first.
+    #[schema(example = "en-US", max_length = 35)]
+    pub locale: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -100,9 +105,19 @@ impl From<CurrentUser> for UserResponse {
             id: u.id,
             email: u.email,
             role: u.role,
+            locale: u.locale,
             created_at: u.created_at,
         }
     }
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMeRequest {
+    /// A BCP 47 tag (`en-US`, `de-DE`, `fr`), or `null` to clear it.
+    #[garde(skip)]
+    #[schema(example = "de-DE", max_length = 35)]
+    pub locale: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -207,10 +222,19 @@ impl From<api_keys::ApiKey> for ApiKeyResponse {
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
+    headers: axum::http::HeaderMap,
     ValidatedJson(body): ValidatedJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let (email, password) = service::parse_credentials(&body.email, &body.password)?;
     let user = service::register(&state, &email, &password, Role::User).await?;
+    // The browser's preferred language is the locale until the user picks one.
+    let locale = headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sheetgpt_core::locale::Locale::from_accept_language);
+    if let Some(locale) = &locale {
+        crate::db::users::set_locale(&state.db, user.id, Some(locale.as_str())).await?;
+    }
     audit::record(
         &state,
         Some(&client),
@@ -223,6 +247,7 @@ async fn register(
             id: user.id,
             email: user.email,
             role: user.role,
+            locale: locale.map(|l| l.as_str().to_owned()),
             created_at: user.created_at,
         }),
     ))
@@ -292,6 +317,21 @@ async fn logout(
     responses((status = 200, description = "The user", body = UserResponse)))]
 async fn me(auth: AuthUser) -> Json<UserResponse> {
     Json(auth.user.into())
+}
+
+/// Change your settings: the locale (a BCP 47 tag; 422 when it is not one).
+#[utoipa::path(patch, path = "/auth/me", tag = "auth", request_body = UpdateMeRequest,
+    responses(
+        (status = 200, description = "The user, changed", body = UserResponse),
+        (status = 422, description = "Not a language tag", body = crate::http::error::Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_me(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ValidatedJson(body): ValidatedJson<UpdateMeRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let user = service::set_locale(&state, auth.user, body.locale.as_deref()).await?;
+    Ok(Json(user.into()))
 }
 
 /// Change the password; every other session is signed out.

@@ -67,6 +67,24 @@ pub async fn register(
     }
 }
 
+/// Sets the user's locale after checking it is a BCP 47 tag (stored normalised, `de-DE`).
+pub async fn set_locale(
+    state: &AppState,
+    mut user: CurrentUser,
+    locale: Option<&str>,
+) -> Result<CurrentUser, ApiError> {
+    let locale = locale
+        .map(sheetgpt_core::locale::Locale::parse)
+        .transpose()
+        .map_err(|msg| ApiError::field("locale", &msg))?;
+    let locale = locale.map(|l| l.as_str().to_owned());
+    users::set_locale(&state.db, user.id, locale.as_deref()).await?;
+    // Cached sessions carry the user: the next request must see the new locale.
+    state.sessions.forget_user(user.id);
+    user.locale = locale;
+    Ok(user)
+}
+
 fn invalid_credentials() -> ApiError {
     ApiError::unauthorized("invalid-credentials", "The email or password is incorrect.")
 }

@@ -29,7 +29,8 @@ from the formula: leave out \"type\"), \
 [{\"op\": \"drop_column\", \"column\": \"x\"}], \
 [{\"op\": \"set_cells\", \"cells\": [{\"row\": 3, \"column\": \"city\", \"value\": \"Lyon\"}]}], \
 [{\"op\": \"insert_rows\", \"rows\": [{\"city\": \"Nice\"}]}], [{\"op\": \"delete_rows\", \"rows\": [4]}], \
-[{\"op\": \"change_type\", \"column\": \"year\", \"to\": \"integer\"}]. Row numbers are the ids shown in the table. \
+[{\"op\": \"change_type\", \"column\": \"year\", \"to\": \"integer\"}], \
+[{\"op\": \"trim\", \"columns\": [\"city\"]}] (spaces around text are kept unless the user asks to trim them). Row numbers are the ids shown in the table. \
 To change another of the user's tables, write the block as {\"table\": \"its name\", \"ops\": [...]}. \
 Tables the user pastes are stored by SheetGPT as they are: do not repeat them; a pasted table too long \
 for your context is shown to you as a summary with its first rows.";

@@ -25,12 +25,29 @@ pub async fn insert(
         password_hash: Set(password_hash),
         role: Set(role),
         disabled_at: Set(None),
+        locale: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         deleted_at: Set(None),
     }
     .insert(db)
     .await
+}
+
+/// Sets the user's locale (already validated and normalised).
+pub async fn set_locale(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    locale: Option<&str>,
+) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::Locale, Expr::value(locale.map(str::to_owned)))
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::DeletedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(())
 }
 
 pub async fn find_by_email(db: &impl ConnectionTrait, email: &str) -> Result<Option<User>, DbErr> {

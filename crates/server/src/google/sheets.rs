@@ -11,7 +11,6 @@ use chrono::{NaiveDate, NaiveDateTime};
 use garde::Validate;
 use reqwest::Method;
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use sheetgpt_core::table::{Column, ColumnType, Value};
@@ -308,7 +307,8 @@ fn serial_datetime(dt: NaiveDateTime) -> f64 {
 }
 
 fn decimal(d: Decimal) -> Json {
-    d.to_f64()
+    // RAW takes a string as text: a decimal that Sheets' f64 would round stays as written.
+    sheetgpt_core::exact::spreadsheet_number(d)
         .and_then(serde_json::Number::from_f64)
         .map_or_else(|| Json::String(d.to_string()), Json::Number)
 }
@@ -317,7 +317,7 @@ fn decimal(d: Decimal) -> Json {
 pub fn cell(value: &Value) -> Json {
     match value {
         Value::Null => Json::String(String::new()),
-        Value::Integer(i) if i.unsigned_abs() < (1 << 53) => json!(i),
+        Value::Integer(i) if sheetgpt_core::exact::spreadsheet_integer(*i) => json!(i),
         Value::Integer(i) => Json::String(i.to_string()),
         Value::Decimal(d) => decimal(*d),
         Value::Float(x) => serde_json::Number::from_f64(*x)

@@ -59,6 +59,12 @@ where
     let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
         .await
         .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+    // A number serde_json would round (`0.1000000000000000055`, 24-digit ids) is read as the
+    // string of its digits: a cell keeps what the client wrote, and a numeric field refuses it.
+    let bytes = match sheetgpt_core::exact::json_numbers_as_written(&bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(rewritten) => axum::body::Bytes::from(rewritten),
+    };
     let mut again = Request::new(axum::body::Body::from(bytes.clone()));
     *again.headers_mut() = headers;
     // The content type is checked first (415 before 422), by axum's own extractor.

@@ -50,6 +50,9 @@ pub struct TableResponse {
     /// The current version.
     pub version: i32,
     pub row_count: i64,
+    /// Each column: `id`, `name`, `type`, `description`, `rules`, and how its text was read:
+    /// `reading` for numbers (`{"decimal": ",", "grouping": "."}`) and `dates` for dates with
+    /// slashes (`{"order": "day_first", "decided_by": "values" | "locale"}`).
     #[schema(value_type = Vec<Object>)]
     pub columns: Vec<Column>,
     pub created_at: DateTime<Utc>,
@@ -144,7 +147,12 @@ async fn create_table(
             (found.swap_remove(index).table, "created from a message")
         }
         None => (
-            service::table_from_json(body.columns, body.rows, state.config.tables.max_columns)?,
+            service::table_from_json(
+                body.columns,
+                body.rows,
+                state.config.tables.max_columns,
+                sheetgpt_core::locale::date_order(auth.user.locale.as_deref()),
+            )?,
             "created from rows",
         ),
     };
@@ -600,7 +608,8 @@ fn parse_filter(
             format!("%{escaped}%").into()
         }
         _ => {
-            let v = Value::parse(raw_value, col.ty).map_err(|e| bad(&e.to_string()))?;
+            // In the column's conventions: `03/04/2024` is read as its dates are.
+            let v = col.read_text(raw_value).map_err(|e| bad(&e.to_string()))?;
             match (&v, col.ty) {
                 (Value::Null, _) => return Err(bad("compare with is_null / not_null instead")),
                 (Value::Boolean(b), _) => (*b).into(),
@@ -631,7 +640,9 @@ fn parse_filter(
 pub struct ChangeRequest {
     /// Operations applied in order, all or none: `set_cells`, `insert_rows`, `delete_rows`,
     /// `add_column`, `rename_column`, `drop_column`, `reorder_columns`, `change_type`,
-    /// `set_rules`, `sort`, `filter_delete`. An `add_column` with a `formula` may leave out
+    /// `set_rules`, `sort`, `filter_delete`, `trim` (`{"op": "trim", "columns": ["City"]}`:
+    /// removes the spaces before and after the text of cells, in the named text columns or,
+    /// without `columns`, in every text column; `trimmed_cells` says how many changed). An `add_column` with a `formula` may leave out
     /// `type`: the column then takes the type of the formula's result. A formula past
     /// `tables.max_formula_chars` or `tables.max_formula_depth` is refused with 422
     /// `formula-too-long` or `formula-too-deep`.

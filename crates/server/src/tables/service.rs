@@ -196,6 +196,7 @@ pub fn table_from_json(
     columns: Option<Vec<ColumnSpec>>,
     rows: Vec<serde_json::Value>,
     max_columns: usize,
+    dates: sheetgpt_core::table::DateOrder,
 ) -> Result<Table, ApiError> {
     // Refuse too many columns before anything is sized by them: rows are padded to the
     // widest one, so one long row must not make every row huge.
@@ -276,14 +277,15 @@ pub fn table_from_json(
     let mut errors = Vec::new();
     for (c, name) in names.into_iter().enumerate() {
         let spec = columns.as_ref().and_then(|cols| cols.get(c));
-        let ty = match spec.and_then(|s| s.ty) {
-            Some(ty) => ty,
+        let mut column = match spec.and_then(|s| s.ty) {
+            Some(ty) => Column::new(format!("c{}", c + 1), name, ty),
             None => {
                 let texts: Vec<String> = cells.iter().map(|r| json_text(&r[c])).collect();
-                sheetgpt_core::table::infer_column_type(texts.iter().map(String::as_str))
+                sheetgpt_core::table::infer_typed(texts.iter().map(String::as_str), dates)
+                    .column(format!("c{}", c + 1), name)
             }
         };
-        let mut column = Column::new(format!("c{}", c + 1), name, ty);
+        let (ty, how) = (column.ty, column.conventions());
         if let Some(spec) = spec {
             column.description = spec.description.clone();
             if let Some(rules) = &spec.rules {
@@ -294,7 +296,7 @@ pub fn table_from_json(
             }
         }
         for (r, row) in cells.iter().enumerate() {
-            match Value::from_json(&row[c], ty) {
+            match Value::from_json_as(&row[c], ty, how) {
                 Ok(v) => {
                     if table.rows.len() <= r {
                         table.rows.push(Vec::with_capacity(width));
@@ -383,7 +385,12 @@ pub async fn import(
     source: Source,
 ) -> Result<TableRecord, ApiError> {
     let name = check_name(name)?;
-    let limits = state.config.tables.import_limits();
+    let mut limits = state.config.tables.import_limits();
+    // Dates that read both ways are read as the owner's locale writes them.
+    let locale = crate::db::users::find_by_id(&state.db, owner)
+        .await?
+        .and_then(|u| u.locale);
+    limits.dates = sheetgpt_core::locale::date_order(locale.as_deref());
     let opened = tokio::task::spawn_blocking(move || {
         let file = std::fs::File::open(&path).map_err(|e| ApiError::Internal(e.into()))?;
         Import::open(std::io::BufReader::new(file), &source, &limits).map_err(import_error)
@@ -552,6 +559,8 @@ pub struct ChangeResult {
     /// Cells set to null by a type change with `invalid: "null"`: `[row id, old text]`.
     #[schema(value_type = Vec<Object>)]
     pub nulled_cells: Vec<(RowId, String)>,
+    /// Cells whose leading and trailing spaces a `trim` removed.
+    pub trimmed_cells: u64,
 }
 
 /// What a change may ask for, from `[tables]`.
@@ -753,6 +762,7 @@ pub async fn change(
         rows_written: written.len(),
         rows_deleted: outcome.deleted.len(),
         nulled_cells: outcome.nulled,
+        trimmed_cells: outcome.trimmed,
     })
 }
 
@@ -816,6 +826,10 @@ fn summarize(ops: &[Op]) -> String {
             Op::FilterDelete { filter } => {
                 format!("rows where {} {:?} deleted", filter.column, filter.cmp)
             }
+            Op::Trim { columns: None } => "spaces trimmed in text columns".to_owned(),
+            Op::Trim {
+                columns: Some(columns),
+            } => format!("spaces trimmed in {}", columns.join(", ")),
         })
         .collect();
     parts.join("; ")
@@ -942,5 +956,6 @@ pub async fn revert(
         rows_written: to_write.len(),
         rows_deleted: deleted.len(),
         nulled_cells: Vec::new(),
+        trimmed_cells: 0,
     })
 }

@@ -23,8 +23,8 @@ async fn register_normalises_the_email_and_never_returns_the_password_hash() {
     assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap()).is_ok());
     assert_eq!(
         body.as_object().unwrap().len(),
-        4,
-        "only id, email, role, created_at: {body}"
+        5,
+        "only id, email, role, locale, created_at: {body}"
     );
 }
 

@@ -22,6 +22,7 @@ mod cli;
 mod errors;
 mod export_processes;
 mod exports;
+mod fidelity;
 mod formulas;
 mod google;
 mod imports;

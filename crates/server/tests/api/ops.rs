@@ -88,6 +88,7 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
         "POST /api/v1/auth/web/refresh",
         "POST /api/v1/auth/web/logout",
         "GET /api/v1/auth/me",
+        "PATCH /api/v1/auth/me",
         "POST /api/v1/auth/password",
         "GET /api/v1/auth/sessions",
         "DELETE /api/v1/auth/sessions/{id}",

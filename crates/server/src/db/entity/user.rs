@@ -10,6 +10,8 @@ pub struct Model {
     pub password_hash: String,
     pub role: Role,
     pub disabled_at: Option<DateTimeUtc>,
+    /// BCP 47 (`de-DE`), normalised; how ambiguous dates are read (`None`: month first).
+    pub locale: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub deleted_at: Option<DateTimeUtc>,

@@ -17,6 +17,7 @@ mod m20261130_000010_reply_cancels;
 mod m20261130_000011_google_pacing;
 mod m20261202_000012_google_browser_binding;
 mod m20261202_000017_thinking;
+mod m20261202_000018_locale;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_google_pacing::Migration),
             Box::new(m20261202_000012_google_browser_binding::Migration),
             Box::new(m20261202_000017_thinking::Migration),
+            Box::new(m20261202_000018_locale::Migration),
         ]
     }
 }

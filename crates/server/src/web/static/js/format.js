@@ -40,6 +40,16 @@ function money(value) {
 }
 
 /** The text shown for a cell. */
+const GROUPING = { ",": "commas", ".": "points", " ": "spaces", "\u00a0": "spaces", "\u202f": "thin spaces", "'": "apostrophes", _: "underscores" };
+
+/** How a column's numbers were written where they came from (its `reading`), in words. */
+export function readingText(reading) {
+  if (!reading) return "";
+  const mark = reading.decimal === "," ? "decimal comma" : "decimal point";
+  const groups = reading.grouping ? `, thousands grouped with ${GROUPING[reading.grouping] || `“${reading.grouping}”`}` : "";
+  return `Numbers read with a ${mark}${groups}`;
+}
+
 export function display(value, type) {
   if (value === null || value === undefined) return "";
   switch (type) {

@@ -9,7 +9,7 @@
 // aria-activedescendant), as the ARIA grid pattern describes.
 
 import { h, uid } from "./dom.js";
-import { NUMERIC, display, editText } from "./format.js";
+import { NUMERIC, display, editText, readingText } from "./format.js";
 
 const ROW_H = 32;
 const PAGE = 200;
@@ -175,6 +175,7 @@ export class Grid {
         "aria-colindex": String(j + 2),
         "aria-sort": sorted || (onSort ? "none" : null),
         dataset: { column: c.name },
+        title: c.reading ? `${c.name} (${c.type}). ${readingText(c.reading)}.` : null,
       }, onSort
         ? h("button", { type: "button", class: "col-sort", title: `Sort by ${c.name}`, onclick: () => onSort(c.name) }, label)
         : label, this.resizeHandle(j, c));

@@ -621,9 +621,30 @@ export function accountView(ctx = {}) {
   }, field("Password", confirmPassword, "To confirm it is you."),
   h("button", { type: "submit", class: "danger" }, "Delete my account"), deleteError);
 
+  // The locale: how dates that read both ways (03/04/2024) are read in new tables.
+  const locale = h("input", { type: "text", autocomplete: "off", maxlength: "35", placeholder: navigator.language || "en-US" });
+  const localeError = errorBox();
+  get("/auth/me").then((me) => { locale.value = me.locale || ""; }).catch(() => {});
+  const localeForm = h("form", {
+    class: "inline-form",
+    onsubmit: async (e) => {
+      e.preventDefault();
+      localeError.hidden = true;
+      try {
+        const me = await patch("/auth/me", { locale: locale.value.trim() || null });
+        locale.value = me.locale || "";
+        toast(me.locale ? `Locale set to ${me.locale}.` : "Locale cleared: dates that read both ways are read month first.");
+      } catch (err) {
+        showIn(localeError, err);
+      }
+    },
+  }, field("Locale", locale, "A language tag such as en-US, en-GB or de-DE. When every date of a column reads both ways (03/04/2024), it is read as this locale writes dates: month first in the United States, day first elsewhere. Taken from your browser when you registered."),
+  h("button", { type: "submit", class: "primary" }, "Save locale"), localeError);
+
   loadSessions();
   return {
     el: page("Account", ctx.email ? `Signed in as ${ctx.email}.` : null,
+      h("section", {}, h("h2", {}, "Locale"), localeForm),
       h("section", {}, h("h2", {}, "Password"), passwordForm),
       h("section", {}, h("h2", {}, "Where you are signed in"), sessions),
       h("section", {}, h("h2", {}, "Your data"),

@@ -3,7 +3,7 @@
 
 import { ApiError, enc, get, post, request } from "./api.js";
 import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
-import { count, display, when } from "./format.js";
+import { count, display, readingText, when } from "./format.js";
 import { Grid } from "./grid.js";
 
 const PASTE_MAX_ROWS = 1000; // the most rows one page of `/rows` holds
@@ -222,7 +222,10 @@ export class TablePanel {
       replace(this.filterColumn, this.table.columns.map((c) => h("option", { value: c.name }, c.name)));
       await this.refreshGrid();
       if (!this.versions.hidden) this.loadVersions();
-      toast(`Saved as version ${result.version}.`);
+      const notes = [];
+      if (result.nulled_cells?.length) notes.push(`${count(result.nulled_cells.length)} cells that did not convert were emptied`);
+      if (result.trimmed_cells) notes.push(`spaces trimmed in ${count(result.trimmed_cells)} cells`);
+      toast(`Saved as version ${result.version}${notes.length ? `: ${notes.join("; ")}` : ""}.`);
       return result;
     } catch (err) {
       if (err.status === 409 && err.code !== "validation-failed") {
@@ -337,14 +340,22 @@ export class TablePanel {
     const spec = await modal(`Edit the column “${column.name}”`, (done) => {
       const name = h("input", { type: "text", required: true, autocomplete: "off", value: column.name });
       const type = h("select", {}, TYPES.map((t) => h("option", { value: t, selected: t === column.type }, t)));
+      const decimal = h("select", {},
+        h("option", { value: "" }, "As the column's numbers show"),
+        h("option", { value: "." }, "Decimal point: 1,234.5"),
+        h("option", { value: "," }, "Decimal comma: 1.234,5 or 1 234,5"));
+      const invalid = h("input", { type: "checkbox" });
       return h("form", {
         onsubmit: (e) => {
           e.preventDefault();
-          done({ name: name.value.trim(), type: type.value });
+          done({ name: name.value.trim(), type: type.value, decimal: decimal.value, invalid: invalid.checked });
         },
       },
       field("Name", name),
+      column.reading ? h("p", { class: "hint" }, `${readingText(column.reading)}.`) : null,
       field("Type", type, "Cells that do not read as the new type are refused, with the rows named."),
+      field("Numbers in text", decimal, "How numbers written as text are read when they become numbers."),
+      h("label", { class: "check" }, invalid, " Empty the cells that do not convert (they are listed) instead of refusing"),
       h("div", { class: "actions" },
         h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
         h("button", { type: "submit", class: "primary" }, "Save column")));
@@ -352,7 +363,12 @@ export class TablePanel {
     if (!spec || !spec.name) return;
     const ops = [];
     if (spec.name !== column.name) ops.push({ op: "rename_column", column: column.id, to: spec.name });
-    if (spec.type !== column.type) ops.push({ op: "change_type", column: column.id, to: spec.type });
+    if (spec.type !== column.type) {
+      const op = { op: "change_type", column: column.id, to: spec.type };
+      if (spec.decimal) op.reading = { decimal: spec.decimal };
+      if (spec.invalid) op.invalid = "null";
+      ops.push(op);
+    }
     if (!ops.length) return;
     // Sorting and filters follow the column to its new name (the new version is shown with
     // them); they go back if the change is refused.
