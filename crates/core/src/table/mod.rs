@@ -5,7 +5,7 @@ mod rules;
 mod value;
 
 pub use infer::{Inference, infer_column_type, is_null_token};
-pub use rules::{Rules, Violation, validate};
+pub use rules::{RowChecker, Rules, Violation, validate};
 pub use value::{ConvertError, Money, Value};
 
 use serde::{Deserialize, Serialize};
