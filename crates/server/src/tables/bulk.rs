@@ -310,6 +310,9 @@ async fn sort(
         }
     }
     let runs = sorter.runs();
+    if runs > 0 {
+        metrics::counter!("sheetgpt_sort_runs_total").increment(runs as u64);
+    }
     let mut sorted = blocking(move || sorter.finish()).await?;
     let mut applied = Applied {
         schema: target.schema.clone(),

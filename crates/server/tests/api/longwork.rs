@@ -271,11 +271,42 @@ async fn validation_in_pages_reports_what_the_in_memory_check_reports() {
     assert_eq!(old["total"], report["total"]);
 }
 
+/// Sorted runs written to disk so far, from `/metrics` (shared by the tests of this process:
+/// only its growth is looked at).
+async fn runs_written(app: &TestApp) -> u64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("sheetgpt_sort_runs_total "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
 #[tokio::test]
 async fn a_sort_spilled_to_disk_orders_rows_as_the_in_memory_sort_and_leaves_no_file() {
     // One key a run: every row is a run on disk, merged in passes.
     let app = TestApp::spawn_with(|c| c.tables.sort_memory_bytes = 1).await;
     let token = app.user("lw-sort@example.com").await;
+    let before = runs_written(&app).await;
+    let id = fixture(&app, &token, "spilled").await;
+    let (status, answer) = change(
+        &app,
+        &token,
+        &id,
+        json!([{"op": "sort", "by": [{"column": "code"}]}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+    assert!(
+        runs_written(&app).await - before >= ROWS as u64,
+        "every key was a run on disk"
+    );
     for by in [
         json!([{"column": "score", "desc": true}]),
         json!([{"column": "qty"}, {"column": "code", "desc": true}]),
