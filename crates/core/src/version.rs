@@ -695,24 +695,16 @@ pub fn apply(
                 s.columns[i].rules = rules.clone();
             }
             Op::Sort { by } => {
-                let keys: Vec<(Column, bool)> = by
-                    .iter()
-                    .map(|k| Ok((s.columns[s.index(&k.column)?].clone(), k.desc)))
-                    .collect::<Result<_, OpError>>()?;
+                let keys = sort_columns(s, by)?;
                 let mut rows: Vec<&Row> = working.rows.values().collect();
                 rows.sort_by(|a, b| {
                     for (col, desc) in &keys {
-                        let (x, y) = (a.get(col), b.get(col));
-                        // Nulls stay last whichever the direction.
-                        let ord = match (x.is_null(), y.is_null(), desc) {
-                            (false, false, true) => y.sort_cmp(x),
-                            _ => x.sort_cmp(y),
-                        };
+                        let ord = compare_sort_values(a.get(col), b.get(col), *desc);
                         if ord.is_ne() {
                             return ord;
                         }
                     }
-                    a.position.cmp(&b.position)
+                    (a.position, a.id).cmp(&(b.position, b.id))
                 });
                 let order: Vec<(RowId, i64)> = rows
                     .iter()
@@ -784,6 +776,21 @@ pub fn apply(
     // Rows inserted and deleted in the same change never existed.
     out.deleted.retain(|id| *id < working.next_row_id);
     Ok(out)
+}
+
+/// The order of two cells under one key of a `sort`: nulls stay last whichever the direction.
+pub fn compare_sort_values(x: &Value, y: &Value, desc: bool) -> std::cmp::Ordering {
+    match (x.is_null(), y.is_null(), desc) {
+        (false, false, true) => y.sort_cmp(x),
+        _ => x.sort_cmp(y),
+    }
+}
+
+/// The columns a `sort` orders by (resolved by name or id), each with its direction.
+pub fn sort_columns(schema: &Schema, by: &[SortKey]) -> Result<Vec<(Column, bool)>, OpError> {
+    by.iter()
+        .map(|k| Ok((schema.columns[schema.index(&k.column)?].clone(), k.desc)))
+        .collect()
 }
 
 /// How two versions differ.

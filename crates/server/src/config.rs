@@ -272,6 +272,9 @@ pub struct TablesConfig {
     pub max_shared_strings_bytes: u64,
     /// Cells of the grid an XLS or ODS workbook is read into (every sheet's bounding box).
     pub max_sheet_cells: u64,
+    /// Bytes of sort keys a `sort` change holds in memory; past it, sorted runs are written
+    /// to the data directory's `tmp` and merged from there.
+    pub sort_memory_bytes: u64,
 }
 
 impl TablesConfig {
@@ -550,6 +553,7 @@ impl Default for Config {
                 max_spreadsheet_inflated_bytes: 2 * 1024 * 1024 * 1024,
                 max_shared_strings_bytes: 512 * 1024 * 1024,
                 max_sheet_cells: 5_000_000,
+                sort_memory_bytes: 64 * 1024 * 1024,
             },
             chat: ChatConfig {
                 max_message_chars: 200_000,
@@ -967,6 +971,7 @@ impl Config {
                 self.tables.max_shared_strings_bytes,
             ),
             ("tables.max_sheet_cells", self.tables.max_sheet_cells),
+            ("tables.sort_memory_bytes", self.tables.sort_memory_bytes),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be at least 1"));

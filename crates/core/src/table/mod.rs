@@ -8,7 +8,7 @@ pub use infer::{
     Inference, Typed, infer_column, infer_column_type, infer_typed, is_identifier, is_null_token,
     number_mark,
 };
-pub use rules::{Rules, Violation, validate};
+pub use rules::{RowChecker, Rules, Violation, validate};
 pub use value::{
     Conventions, ConvertError, DateOrder, DateReading, DecidedBy, DecimalMark, Money, Reading,
     Value,

@@ -57,23 +57,49 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Validates rows (aligned with `columns`) against each column's rules.
-pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
-    let mut out = Vec::new();
-    for (ci, col) in columns.iter().enumerate() {
-        let rules = &col.rules;
-        if rules.is_empty() {
-            continue;
+/// Checks rows one at a time against each column's rules, so that a table of any size can be
+/// validated page by page. `unique` needs the other rows: the caller says which earlier row
+/// each cell duplicates (in memory for [`validate`], in the database for stored tables).
+pub struct RowChecker<'a> {
+    columns: Vec<(&'a Column, Option<regex::Regex>)>,
+}
+
+impl<'a> RowChecker<'a> {
+    pub fn new(columns: &'a [Column]) -> Self {
+        Self {
+            columns: columns
+                .iter()
+                .map(|col| {
+                    let pattern = col
+                        .rules
+                        .pattern
+                        .as_ref()
+                        .and_then(|p| regex::Regex::new(&format!("^(?:{p})$")).ok());
+                    (col, pattern)
+                })
+                .collect(),
         }
-        let pattern = rules
-            .pattern
-            .as_ref()
-            .and_then(|p| regex::Regex::new(&format!("^(?:{p})$")).ok());
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for (ri, row) in rows.iter().enumerate() {
-            let value = row.get(ci).unwrap_or(&Value::Null);
+    }
+
+    /// The violations of row `ri` (0-based), in column order and, within a column, in the
+    /// order `required`, `unique`, `min`, `max`, `pattern`, `one_of`. `cell(ci)` is the row's
+    /// value in column `ci`; `duplicates(ci, text)` the index of the nearest earlier row with
+    /// the same value in a `unique` column `ci`, if any.
+    pub fn check<'v>(
+        &self,
+        ri: usize,
+        cell: impl Fn(usize) -> &'v Value,
+        mut duplicates: impl FnMut(usize, &str) -> Option<usize>,
+        out: &mut impl FnMut(Violation),
+    ) {
+        for (ci, (col, pattern)) in self.columns.iter().enumerate() {
+            let rules = &col.rules;
+            if rules.is_empty() {
+                continue;
+            }
+            let value = cell(ci);
             let mut bad = |rule: &'static str, message: String| {
-                out.push(Violation {
+                out(Violation {
                     row: ri,
                     column: col.name.clone(),
                     rule,
@@ -89,7 +115,7 @@ pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
             }
             let text = value.to_string();
             if rules.unique
-                && let Some(first) = seen.insert(text.clone(), ri)
+                && let Some(first) = duplicates(ci, &text)
             {
                 bad("unique", format!("duplicates row {}", first + 1));
             }
@@ -113,7 +139,7 @@ pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
             {
                 bad("max", format!("must be at most {max}{what}"));
             }
-            if let Some(re) = &pattern
+            if let Some(re) = pattern
                 && !re.is_match(&text)
             {
                 bad(
@@ -128,7 +154,22 @@ pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
             }
         }
     }
-    out.sort_by_key(|v| v.row);
+}
+
+/// Validates rows (aligned with `columns`) against each column's rules, in memory: every
+/// violation, by row, then column, then rule.
+pub fn validate(columns: &[Column], rows: &[Vec<Value>]) -> Vec<Violation> {
+    let checker = RowChecker::new(columns);
+    let mut seen: Vec<HashMap<String, usize>> = vec![HashMap::new(); columns.len()];
+    let mut out = Vec::new();
+    for (ri, row) in rows.iter().enumerate() {
+        checker.check(
+            ri,
+            |ci| row.get(ci).unwrap_or(&Value::Null),
+            |ci, text| seen[ci].insert(text.to_owned(), ri),
+            &mut |v| out.push(v),
+        );
+    }
     out
 }
 

@@ -278,6 +278,27 @@ pub async fn insert_rows(
     version: i32,
     rows: &[Row],
 ) -> Result<(), DbErr> {
+    for chunk in rows.chunks(INSERT_BATCH) {
+        let raw: Vec<RawRow> = chunk
+            .iter()
+            .map(|row| RawRow {
+                id: row.id,
+                position: row.position,
+                data: row.data_json().to_string(),
+            })
+            .collect();
+        insert_raw_rows(db, table_id, version, &raw).await?;
+    }
+    Ok(())
+}
+
+/// Writes row versions valid from `version`, their cells as stored JSON.
+pub async fn insert_raw_rows(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    rows: &[RawRow],
+) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
     for chunk in rows.chunks(INSERT_BATCH) {
         let mut sql = String::with_capacity(64 + chunk.len() * 16);
@@ -294,7 +315,7 @@ pub async fn insert_rows(
             values.push(row.id.into());
             values.push(version.into());
             values.push(row.position.into());
-            values.push(row.data_json().to_string().into());
+            values.push(row.data.clone().into());
         }
         db.execute_raw(stmt(backend, &sql, values)).await?;
     }
@@ -614,4 +635,109 @@ pub async fn page(
         values.push(i64::try_from(spec.offset).unwrap_or(i64::MAX).into());
     }
     raw_rows(db.query_all_raw(stmt(backend, &sql, values)).await?)
+}
+
+/// The stored JSON of one cell, compared as stored (equal values, equal JSON): the key of a
+/// `unique` check.
+fn stored_cell(backend: DatabaseBackend, column_id: &str) -> String {
+    // Column ids come from the schema (`c` + digits), never from the request.
+    debug_assert!(column_id.starts_with('c') && column_id[1..].chars().all(|c| c.is_ascii_digit()));
+    match backend {
+        DatabaseBackend::Postgres => format!("(data::jsonb -> '{column_id}')"),
+        _ => format!("json_extract(data, '$.{column_id}')"),
+    }
+}
+
+/// A cell of a `unique` column that repeats an earlier row's value, by row index in the
+/// version's position order (0-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    pub index: u64,
+    /// The nearest earlier row holding the same value.
+    pub previous: u64,
+}
+
+/// The first `limit` cells of a column that repeat an earlier row's value in version
+/// `version` (in position order), and how many there are in all. The database does the
+/// grouping (window functions, spilling to its own temporary storage), so the server holds
+/// no more than `limit` of them whatever the table's size.
+pub async fn duplicates(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    column_id: &str,
+    limit: u64,
+) -> Result<(Vec<Duplicate>, u64), DbErr> {
+    let backend = db.get_database_backend();
+    let (cond, cond_values) = at_version(version, false);
+    let cell = stored_cell(backend, column_id);
+    let numbered = format!(
+        "SELECT {cell} AS v, ROW_NUMBER() OVER (ORDER BY position, row_id) AS idx \
+         FROM table_rows WHERE table_id = ? AND {cond}"
+    );
+    let sql = format!(
+        "SELECT idx, prev FROM (SELECT idx, LAG(idx) OVER (PARTITION BY v ORDER BY idx) AS prev \
+         FROM ({numbered}) n WHERE v IS NOT NULL) d WHERE prev IS NOT NULL ORDER BY idx LIMIT ?"
+    );
+    let mut values: Vec<Value> = vec![table_id.into()];
+    values.extend(cond_values.iter().cloned());
+    values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+    let found = db
+        .query_all_raw(stmt(backend, &sql, values))
+        .await?
+        .into_iter()
+        .map(|r| {
+            let index: i64 = r.try_get_by_index(0)?;
+            let previous: i64 = r.try_get_by_index(1)?;
+            Ok(Duplicate {
+                index: (index - 1).max(0) as u64,
+                previous: (previous - 1).max(0) as u64,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    let total = if (found.len() as u64) < limit {
+        found.len() as u64
+    } else {
+        let sql = format!(
+            "SELECT COUNT(v) - COUNT(DISTINCT v) FROM (SELECT {cell} AS v FROM table_rows \
+             WHERE table_id = ? AND {cond}) n"
+        );
+        let mut values: Vec<Value> = vec![table_id.into()];
+        values.extend(cond_values);
+        let row = db.query_one_raw(stmt(backend, &sql, values)).await?;
+        row.and_then(|r| r.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    Ok((found, total))
+}
+
+/// Ids of rows written or closed by versions in `(lo, hi]`, in id order, `limit` of them after
+/// the id `after`: a keyset page of [`changed_between`].
+pub async fn changed_between_page(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    lo: i32,
+    hi: i32,
+    after: Option<RowId>,
+    limit: u64,
+) -> Result<Vec<RowId>, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = "SELECT DISTINCT row_id FROM table_rows WHERE table_id = ? AND row_id > ? AND \
+               ((valid_from > ? AND valid_from <= ?) OR (valid_to > ? AND valid_to <= ?)) \
+               ORDER BY row_id LIMIT ?";
+    let values: Vec<Value> = vec![
+        table_id.into(),
+        after.unwrap_or(i64::MIN).into(),
+        lo.into(),
+        hi.into(),
+        lo.into(),
+        hi.into(),
+        i64::try_from(limit).unwrap_or(i64::MAX).into(),
+    ];
+    db.query_all_raw(stmt(backend, sql, values))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index(0))
+        .collect()
 }

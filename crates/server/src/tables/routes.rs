@@ -894,7 +894,7 @@ pub struct ValidationResponse {
     pub version: i32,
     /// Every bad cell (the first 1000 when there are more).
     pub violations: Vec<Violation>,
-    pub total: usize,
+    pub total: u64,
 }
 
 /// Check every cell of a version against its columns' rules (set with `set_rules` or
@@ -908,31 +908,12 @@ async fn validate_rows(
     Path(id): Path<Uuid>,
     Query(q): Query<ValidationQuery>,
 ) -> Result<Json<ValidationResponse>, ApiError> {
-    let loaded = service::load(&state, auth.user.id, id, q.version).await?;
-    let current = loaded.version == loaded.table.current_version;
-    let raw = store::rows_at(&state.db, id, loaded.version, current, None).await?;
-    let schema = loaded.schema;
-    let (ids, cells): (Vec<RowId>, Vec<Vec<Value>>) = tokio::task::spawn_blocking({
-        let schema = schema.clone();
-        move || {
-            raw.into_iter()
-                .map(|r| {
-                    let row = r.into_row(&schema);
-                    let cells = schema.columns.iter().map(|c| row.get(c).clone()).collect();
-                    (row.id, cells)
-                })
-                .unzip()
-        }
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let found = sheetgpt_core::table::validate(&schema.columns, &cells);
-    let total = found.len();
+    let found = super::bulk::validate(&state, auth.user.id, id, q.version).await?;
     let violations = found
+        .violations
         .into_iter()
-        .take(1000)
-        .map(|v| Violation {
-            row: ids.get(v.row).copied().unwrap_or_default(),
+        .map(|(row, v)| Violation {
+            row,
             column: v.column,
             rule: v.rule.to_owned(),
             value: v.value,
@@ -940,9 +921,9 @@ async fn validate_rows(
         })
         .collect();
     Ok(Json(ValidationResponse {
-        version: loaded.version,
+        version: found.version,
         violations,
-        total,
+        total: found.total,
     }))
 }
 

@@ -1,6 +1,6 @@
 //! Table operations: create (from rows or an upload), change, diff, revert, read.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::Serialize;
@@ -14,6 +14,7 @@ use sheetgpt_core::version::{
 };
 use uuid::Uuid;
 
+use super::bulk;
 use crate::db::tables::{self as store, NewVersion, TableRecord};
 use crate::http::error::{ApiError, FieldError};
 use crate::quotas::RowQuota;
@@ -47,7 +48,7 @@ pub async fn load(
     })
 }
 
-fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), ApiError> {
+pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), ApiError> {
     let limits = &state.config.tables;
     if columns == 0 {
         return Err(ApiError::field(
@@ -564,7 +565,7 @@ pub struct ChangeResult {
 }
 
 /// What a change may ask for, from `[tables]`.
-fn change_limits(state: &AppState) -> version::Limits {
+pub(super) fn change_limits(state: &AppState) -> version::Limits {
     let tables = &state.config.tables;
     version::Limits {
         formula: formula::Limits {
@@ -574,7 +575,7 @@ fn change_limits(state: &AppState) -> version::Limits {
     }
 }
 
-fn op_error(err: OpError) -> ApiError {
+pub(super) fn op_error(err: OpError) -> ApiError {
     match err {
         OpError::BadFormula {
             column,
@@ -701,12 +702,89 @@ pub async fn change(
         .await?
         .ok_or(ApiError::NotFound("version"))?;
     let schema = store::parse_schema(&record)?;
-    let working = working_set(&txn, &table, base, &schema, &ops).await?;
+    let applied = match bulk::streamed(&ops) {
+        Some(op) => {
+            let target = bulk::Target {
+                table: &table,
+                base,
+                schema: &schema,
+            };
+            bulk::apply(state, &txn, &target, op).await?
+        }
+        None => in_memory(state, &txn, &table, base, &schema, &ops).await?,
+    };
+    check_limits(
+        state,
+        applied.schema.columns.len(),
+        applied.row_count.max(0) as u64,
+    )?;
+    quota
+        .check(&txn, applied.row_count - table.row_count)
+        .await?;
+    let new_version = base + 1;
+    let ops_json = serde_json::to_value(&ops).map_err(|e| ApiError::Internal(e.into()))?;
+    store::insert_version(
+        &txn,
+        NewVersion {
+            table_id: table.id,
+            version: new_version,
+            schema: &applied.schema,
+            ops: ops_json,
+            summary: summary.unwrap_or_else(|| summarize(&ops)),
+            row_count: applied.row_count,
+            author_id: Some(owner),
+        },
+    )
+    .await?;
+    store::set_current(
+        &txn,
+        table.id,
+        new_version,
+        applied.next_row_id,
+        applied.row_count,
+    )
+    .await?;
+    txn.commit().await?;
+    crate::google::links::table_changed(state, owner, table.id).await;
+    Ok(ChangeResult {
+        version: new_version,
+        row_count: applied.row_count,
+        rows_written: applied.rows_written,
+        rows_deleted: applied.rows_deleted,
+        nulled_cells: applied.nulled,
+        trimmed_cells: applied.trimmed,
+    })
+}
+
+/// What a change wrote, before its version is recorded.
+#[derive(Default)]
+pub(super) struct Applied {
+    pub schema: Schema,
+    pub row_count: i64,
+    pub next_row_id: RowId,
+    pub rows_written: usize,
+    pub rows_deleted: usize,
+    pub nulled: Vec<(RowId, String)>,
+    /// Cells whose spaces a `trim` removed.
+    pub trimmed: u64,
+}
+
+/// Applies a change to the rows it needs, loaded into memory (every row only for a change
+/// that mixes a whole-table operation with others), and writes them.
+async fn in_memory(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    table: &TableRecord,
+    base: i32,
+    schema: &Schema,
+    ops: &[Op],
+) -> Result<Applied, ApiError> {
+    let working = working_set(txn, table, base, schema, ops).await?;
     let first_new = working.next_row_id;
     let mut outcome =
-        version::apply(&schema, &ops, working, &change_limits(state)).map_err(op_error)?;
+        version::apply(schema, ops, working, &change_limits(state)).map_err(op_error)?;
     if outcome.renumber {
-        outcome = renumber(&txn, &table, base, &schema, outcome).await?;
+        outcome = renumber(txn, table, base, schema, outcome).await?;
     }
     let new_version = base + 1;
     let rows_new = outcome
@@ -716,54 +794,45 @@ pub async fn change(
         .count() as i64;
     let row_count = table.row_count + rows_new - outcome.deleted.len() as i64;
     check_limits(state, outcome.schema.columns.len(), row_count.max(0) as u64)?;
-    let names: HashMap<&str, &str> = outcome
-        .schema
+    check_cell_sizes_of(state, &outcome.schema, outcome.upserted.values())?;
+    let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
+    to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
+    to_close.sort_unstable();
+    store::close_rows(txn, table.id, new_version, &to_close).await?;
+    let written: Vec<Row> = outcome.upserted.into_values().collect();
+    store::insert_rows(txn, table.id, new_version, &written).await?;
+    Ok(Applied {
+        schema: outcome.schema,
+        row_count,
+        next_row_id: outcome.next_row_id,
+        rows_written: written.len(),
+        rows_deleted: outcome.deleted.len(),
+        nulled: outcome.nulled,
+        trimmed: outcome.trimmed,
+    })
+}
+
+/// [`check_cell_sizes`] for rows of a change, each cell named by its row id and column name.
+pub(super) fn check_cell_sizes_of<'a>(
+    state: &AppState,
+    schema: &Schema,
+    rows: impl Iterator<Item = &'a Row>,
+) -> Result<(), ApiError> {
+    let names: HashMap<&str, &str> = schema
         .columns
         .iter()
         .map(|c| (c.id.as_str(), c.name.as_str()))
         .collect();
     check_cell_sizes(
         state,
-        outcome.upserted.values().flat_map(|row| {
+        rows.flat_map(|row| {
             let names = &names;
             row.cells.iter().map(move |(id, v)| {
                 let column = names.get(id.as_str()).copied().unwrap_or(id.as_str());
                 (format!("rows[{}].{column}", row.id), v)
             })
         }),
-    )?;
-    quota.check(&txn, row_count - table.row_count).await?;
-    let mut to_close: Vec<RowId> = outcome.deleted.iter().copied().collect();
-    to_close.extend(outcome.upserted.keys().filter(|id| **id < first_new));
-    to_close.sort_unstable();
-    store::close_rows(&txn, table.id, new_version, &to_close).await?;
-    let written: Vec<Row> = outcome.upserted.values().cloned().collect();
-    store::insert_rows(&txn, table.id, new_version, &written).await?;
-    let ops_json = serde_json::to_value(&ops).map_err(|e| ApiError::Internal(e.into()))?;
-    store::insert_version(
-        &txn,
-        NewVersion {
-            table_id: table.id,
-            version: new_version,
-            schema: &outcome.schema,
-            ops: ops_json,
-            summary: summary.unwrap_or_else(|| summarize(&ops)),
-            row_count,
-            author_id: Some(owner),
-        },
     )
-    .await?;
-    store::set_current(&txn, table.id, new_version, outcome.next_row_id, row_count).await?;
-    txn.commit().await?;
-    crate::google::links::table_changed(state, owner, table.id).await;
-    Ok(ChangeResult {
-        version: new_version,
-        row_count,
-        rows_written: written.len(),
-        rows_deleted: outcome.deleted.len(),
-        nulled_cells: outcome.nulled,
-        trimmed_cells: outcome.trimmed,
-    })
 }
 
 /// Positions ran out between two rows: give every row a fresh position, keeping the order
@@ -862,13 +931,32 @@ pub async fn diff(
 ) -> Result<Diff, ApiError> {
     let a = load(state, owner, table_id, Some(from)).await?;
     let b = load(state, owner, table_id, Some(to)).await?;
-    let current = a.table.current_version;
     let (lo, hi) = (from.min(to), from.max(to));
-    let ids = store::changed_between(&state.db, table_id, lo, hi).await?;
-    let before = states(&state.db, table_id, from, from == current, &a.schema, &ids).await?;
-    let after = states(&state.db, table_id, to, to == current, &b.schema, &ids).await?;
-    Ok(version::diff_rows(&a.schema, &b.schema, &before, &after))
+    // The rows that changed, a page of ids at a time: only the differences are held.
+    let mut diff = Diff {
+        schema: version::diff_schema(&a.schema, &b.schema),
+        ..Diff::default()
+    };
+    let mut after_id = None;
+    loop {
+        let ids = store::changed_between_page(&state.db, table_id, lo, hi, after_id, CHANGED_PAGE)
+            .await?;
+        let Some(last) = ids.last() else { break };
+        after_id = Some(*last);
+        // Read by version (not as current): stable while other changes are written.
+        let before = states(&state.db, table_id, from, false, &a.schema, &ids).await?;
+        let after = states(&state.db, table_id, to, false, &b.schema, &ids).await?;
+        let page = version::diff_rows(&a.schema, &b.schema, &before, &after);
+        diff.rows_added.extend(page.rows_added);
+        diff.rows_removed.extend(page.rows_removed);
+        diff.cells_changed.extend(page.cells_changed);
+        diff.rows_moved += page.rows_moved;
+    }
+    Ok(diff)
 }
+
+/// Row ids a diff or a revert works on at a time.
+const CHANGED_PAGE: u64 = 1_000;
 
 /// Makes a new version equal to `target`, writing only the rows that differ.
 #[tracing::instrument(skip_all, fields(table.id = %table_id, target))]
@@ -906,27 +994,40 @@ pub async fn revert(
         .ok_or(ApiError::NotFound("version"))?;
     let mut schema = store::parse_schema(&target_record)?;
     schema.next_column = schema.next_column.max(current_schema.next_column);
-    let ids = store::changed_between(&txn, table.id, target, base).await?;
-    let old = states(&txn, table.id, target, false, &schema, &ids).await?;
-    let now = states(&txn, table.id, base, true, &current_schema, &ids).await?;
-    let mut to_close = Vec::new();
-    let mut to_write = Vec::new();
-    for id in &ids {
-        match (old.get(id), now.get(id)) {
-            (None, Some(_)) => to_close.push(*id),
-            (Some(row), None) => to_write.push(row.clone()),
-            (Some(row), Some(cur)) => {
-                if row.position != cur.position || row.data_json() != cur.data_json() {
-                    to_close.push(*id);
-                    to_write.push(row.clone());
-                }
-            }
-            (None, None) => {}
-        }
-    }
     let new_version = base + 1;
-    store::close_rows(&txn, table.id, new_version, &to_close).await?;
-    store::insert_rows(&txn, table.id, new_version, &to_write).await?;
+    let (mut rows_written, mut rows_deleted) = (0, 0);
+    // A page of changed row ids at a time: what is written goes out with each page. The
+    // rows written here are valid from `new_version`, outside the range looked at.
+    let mut after_id = None;
+    loop {
+        let ids = store::changed_between_page(&txn, table.id, target, base, after_id, CHANGED_PAGE)
+            .await?;
+        let Some(last) = ids.last() else { break };
+        after_id = Some(*last);
+        let old = states(&txn, table.id, target, false, &schema, &ids).await?;
+        let now = states(&txn, table.id, base, true, &current_schema, &ids).await?;
+        let mut to_close = Vec::new();
+        let mut to_write = Vec::new();
+        for id in &ids {
+            match (old.get(id), now.get(id)) {
+                (None, Some(_)) => {
+                    to_close.push(*id);
+                    rows_deleted += 1;
+                }
+                (Some(row), None) => to_write.push(row.clone()),
+                (Some(row), Some(cur)) => {
+                    if row.position != cur.position || row.data_json() != cur.data_json() {
+                        to_close.push(*id);
+                        to_write.push(row.clone());
+                    }
+                }
+                (None, None) => {}
+            }
+        }
+        store::close_rows(&txn, table.id, new_version, &to_close).await?;
+        store::insert_rows(&txn, table.id, new_version, &to_write).await?;
+        rows_written += to_write.len();
+    }
     let row_count = target_record.row_count;
     quota.check(&txn, row_count - table.row_count).await?;
     store::insert_version(
@@ -945,16 +1046,11 @@ pub async fn revert(
     store::set_current(&txn, table.id, new_version, table.next_row_id, row_count).await?;
     txn.commit().await?;
     crate::google::links::table_changed(state, owner, table.id).await;
-    let deleted: HashSet<RowId> = to_close
-        .iter()
-        .copied()
-        .filter(|id| !old.contains_key(id))
-        .collect();
     Ok(ChangeResult {
         version: new_version,
         row_count,
-        rows_written: to_write.len(),
-        rows_deleted: deleted.len(),
+        rows_written,
+        rows_deleted,
         nulled_cells: Vec::new(),
         trimmed_cells: 0,
     })

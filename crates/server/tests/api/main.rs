@@ -29,6 +29,7 @@ mod imports;
 mod isolation;
 mod llm;
 mod local_models;
+mod longwork;
 mod model_keys;
 mod nul;
 mod ops;

@@ -1,0 +1,380 @@
+//! Work that touches every row of a table, page by page, so that its memory is bounded by
+//! configuration (`PAGE_ROWS` rows at a time, `tables.sort_memory_bytes` of sort keys), not
+//! by the table's size: validation, and the whole-table changes (`sort`, `filter_delete`,
+//! `change_type`, `add_column` with a default or a formula).
+//!
+//! A change reads the rows of the version it is based on (`valid_from <= base < valid_to`),
+//! which its own writes (row versions closed or written at `base + 1`) do not alter, so pages
+//! can be read and written in one transaction. Each page is changed by `version::apply`, the
+//! same function an in-memory change uses, so both give the same rows.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use sea_orm::DatabaseTransaction;
+use sheetgpt_core::table::{RowChecker, Violation};
+use sheetgpt_core::version::{self, Op, OpError, POSITION_STEP, RowId, Schema, SortKey, Working};
+use uuid::Uuid;
+
+use super::service::{self, Applied};
+use super::spill::{Entry, Order, Sorter};
+use crate::db::tables::{self as store, RawRow, TableRecord};
+use crate::http::error::ApiError;
+use crate::state::AppState;
+
+/// Rows read (and written) at a time by whole-table work.
+pub const PAGE_ROWS: u64 = 1_000;
+
+/// Violations listed at most; the total counts them all.
+pub const MAX_VIOLATIONS: usize = 1_000;
+
+/// Cells listed at most when a change is refused for its cells (the rest are counted).
+const MAX_FAILED_CELLS: usize = 100;
+
+/// A version's rule violations: the first [`MAX_VIOLATIONS`] in row order, and how many.
+pub struct Validation {
+    pub version: i32,
+    /// Row id and violation (its `row` the index in position order).
+    pub violations: Vec<(RowId, Violation)>,
+    pub total: u64,
+}
+
+/// Checks every cell of a version against its columns' rules, a page of rows at a time;
+/// `unique` is checked by the database, which returns only the duplicates listed.
+pub async fn validate(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    version: Option<i32>,
+) -> Result<Validation, ApiError> {
+    let loaded = service::load(state, owner, table_id, version).await?;
+    let schema = &loaded.schema;
+    let mut out = Validation {
+        version: loaded.version,
+        violations: Vec::new(),
+        total: 0,
+    };
+    if schema.columns.iter().all(|c| c.rules.is_empty()) {
+        return Ok(out);
+    }
+    let mut duplicates: Vec<HashMap<u64, u64>> = vec![HashMap::new(); schema.columns.len()];
+    for (ci, col) in schema.columns.iter().enumerate() {
+        if col.rules.unique {
+            let (found, count) = store::duplicates(
+                &state.db,
+                table_id,
+                loaded.version,
+                &col.id,
+                MAX_VIOLATIONS as u64,
+            )
+            .await?;
+            out.total += count;
+            duplicates[ci] = found.into_iter().map(|d| (d.index, d.previous)).collect();
+        }
+    }
+    let checker = RowChecker::new(&schema.columns);
+    let mut after = None;
+    let mut index: u64 = 0;
+    loop {
+        let page =
+            store::rows_after(&state.db, table_id, loaded.version, false, after, PAGE_ROWS).await?;
+        let Some(last) = page.last() else { break };
+        after = Some((last.position, last.id));
+        for raw in page {
+            let row = raw.into_row(schema);
+            let (violations, total) = (&mut out.violations, &mut out.total);
+            checker.check(
+                index as usize,
+                |ci| row.get(&schema.columns[ci]),
+                |ci, _| duplicates[ci].get(&index).map(|p| *p as usize),
+                &mut |v| {
+                    // Duplicates were counted by the database.
+                    if v.rule != "unique" {
+                        *total += 1;
+                    }
+                    if violations.len() < MAX_VIOLATIONS {
+                        violations.push((row.id, v));
+                    }
+                },
+            );
+            index += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The operation of a change that is done page by page: a change of one operation that
+/// needs every row.
+pub fn streamed(ops: &[Op]) -> Option<&Op> {
+    match ops {
+        [op] if version::plan(ops).all_rows => Some(op),
+        _ => None,
+    }
+}
+
+/// Where a change is written: the table, the version it is based on, the one it writes.
+pub struct Target<'a> {
+    pub table: &'a TableRecord,
+    pub base: i32,
+    pub schema: &'a Schema,
+}
+
+impl Target<'_> {
+    fn next(&self) -> i32 {
+        self.base + 1
+    }
+}
+
+/// Applies one whole-table operation page by page, writing each page's rows as it goes.
+pub async fn apply(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    target: &Target<'_>,
+    op: &Op,
+) -> Result<Applied, ApiError> {
+    match op {
+        Op::Sort { by } => sort(state, txn, target, by).await,
+        _ => rowwise(state, txn, target, op).await,
+    }
+}
+
+/// Rows of the base version in position order, a page at a time.
+struct Pages<'a> {
+    target: &'a Target<'a>,
+    after: Option<(i64, RowId)>,
+}
+
+impl<'a> Pages<'a> {
+    fn new(target: &'a Target<'a>) -> Self {
+        Self {
+            target,
+            after: None,
+        }
+    }
+
+    async fn next(&mut self, txn: &DatabaseTransaction) -> Result<Vec<RawRow>, ApiError> {
+        let page = store::rows_after(
+            txn,
+            self.target.table.id,
+            self.target.base,
+            false,
+            self.after,
+            PAGE_ROWS,
+        )
+        .await?;
+        if let Some(last) = page.last() {
+            self.after = Some((last.position, last.id));
+        }
+        Ok(page)
+    }
+}
+
+/// The cells a change is refused for, kept as `version::apply` reports them: the lowest row
+/// ids first; only the first [`MAX_FAILED_CELLS`] are kept.
+#[derive(Default)]
+struct Failed {
+    error: Option<OpError>,
+    cells: BinaryHeap<(RowId, String)>,
+}
+
+impl Failed {
+    fn add(&mut self, error: OpError) -> Result<(), ApiError> {
+        let cells = match &error {
+            OpError::Unconvertible { cells, .. } | OpError::FormulaCells { cells, .. } => {
+                cells.clone()
+            }
+            _ => return Err(service::op_error(error)),
+        };
+        for cell in cells {
+            self.cells.push(cell);
+            if self.cells.len() > MAX_FAILED_CELLS {
+                self.cells.pop();
+            }
+        }
+        self.error.get_or_insert(error);
+        Ok(())
+    }
+
+    fn into_error(self) -> Option<ApiError> {
+        let cells = self.cells.into_sorted_vec();
+        Some(service::op_error(match self.error? {
+            OpError::Unconvertible { column, to, .. } => {
+                OpError::Unconvertible { column, to, cells }
+            }
+            OpError::FormulaCells { column, .. } => OpError::FormulaCells { column, cells },
+            other => other,
+        }))
+    }
+}
+
+async fn rowwise(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    target: &Target<'_>,
+    op: &Op,
+) -> Result<Applied, ApiError> {
+    let limits = service::change_limits(state);
+    let ops = std::slice::from_ref(op);
+    let working = |rows: HashMap<RowId, version::Row>| Working {
+        rows,
+        next_row_id: target.table.next_row_id,
+        ..Working::default()
+    };
+    // On no rows first: the new schema, and every refusal that is not about cells.
+    let shape = version::apply(target.schema, ops, working(HashMap::new()), &limits)
+        .map_err(service::op_error)?;
+    service::check_limits(
+        state,
+        shape.schema.columns.len(),
+        target.table.row_count.max(0) as u64,
+    )?;
+    let mut applied = Applied {
+        schema: shape.schema,
+        next_row_id: target.table.next_row_id,
+        row_count: target.table.row_count,
+        ..Applied::default()
+    };
+    let mut failed = Failed::default();
+    let mut pages = Pages::new(target);
+    loop {
+        let page = pages.next(txn).await?;
+        if page.is_empty() {
+            break;
+        }
+        let rows = page
+            .into_iter()
+            .map(|r| {
+                let row = r.into_row(target.schema);
+                (row.id, row)
+            })
+            .collect();
+        let out = match version::apply(target.schema, ops, working(rows), &limits) {
+            Ok(out) => out,
+            Err(e) => {
+                failed.add(e)?;
+                continue;
+            }
+        };
+        if failed.error.is_some() {
+            continue; // refused already: only the failing cells are still looked for
+        }
+        service::check_cell_sizes_of(state, &applied.schema, out.upserted.values())?;
+        let mut to_close: Vec<RowId> = out.deleted.iter().copied().collect();
+        to_close.extend(out.upserted.keys());
+        to_close.sort_unstable();
+        store::close_rows(txn, target.table.id, target.next(), &to_close).await?;
+        let written: Vec<version::Row> = out.upserted.into_values().collect();
+        store::insert_rows(txn, target.table.id, target.next(), &written).await?;
+        applied.rows_written += written.len();
+        applied.rows_deleted += out.deleted.len();
+        applied.row_count -= out.deleted.len() as i64;
+        applied.nulled.extend(out.nulled);
+        applied.trimmed += out.trimmed;
+    }
+    if let Some(err) = failed.into_error() {
+        return Err(err);
+    }
+    applied.nulled.sort_by_key(|n| n.0);
+    Ok(applied)
+}
+
+async fn sort(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    target: &Target<'_>,
+    by: &[SortKey],
+) -> Result<Applied, ApiError> {
+    let keys = version::sort_columns(target.schema, by).map_err(service::op_error)?;
+    let dir = state.config.data_dir.join("tmp");
+    crate::secrets::ensure_data_dir(&dir)?;
+    let order = Order(keys.iter().map(|(_, desc)| *desc).collect());
+    let mut sorter = Sorter::new(&dir, state.config.tables.sort_memory_bytes, order);
+    let mut pages = Pages::new(target);
+    loop {
+        let page = pages.next(txn).await?;
+        if page.is_empty() {
+            break;
+        }
+        for raw in page {
+            let row = raw.into_row(target.schema);
+            sorter.push(Entry {
+                keys: keys.iter().map(|(c, _)| row.get(c).clone()).collect(),
+                position: row.position,
+                id: row.id,
+            });
+            if sorter.full() {
+                sorter = blocking(move || {
+                    sorter.spill()?;
+                    Ok(sorter)
+                })
+                .await?;
+            }
+        }
+    }
+    let runs = sorter.runs();
+    if runs > 0 {
+        metrics::counter!("sheetgpt_sort_runs_total").increment(runs as u64);
+    }
+    let mut sorted = blocking(move || sorter.finish()).await?;
+    let mut applied = Applied {
+        schema: target.schema.clone(),
+        next_row_id: target.table.next_row_id,
+        row_count: target.table.row_count,
+        ..Applied::default()
+    };
+    let mut placed: i64 = 0;
+    loop {
+        let (rest, batch) = blocking(move || {
+            let batch = sorted.take(PAGE_ROWS as usize)?;
+            Ok((sorted, batch))
+        })
+        .await?;
+        sorted = rest;
+        if batch.is_empty() {
+            break;
+        }
+        let mut moves: BTreeMap<RowId, i64> = BTreeMap::new();
+        for entry in batch {
+            placed += 1;
+            let position = placed * POSITION_STEP;
+            if entry.position != position {
+                moves.insert(entry.id, position);
+            }
+        }
+        applied.rows_written += moves.len();
+        move_rows(txn, target, &moves).await?;
+    }
+    drop(sorted);
+    tracing::debug!(rows = placed, runs, "sorted");
+    Ok(applied)
+}
+
+/// Writes these rows again at their new positions, their cells as stored.
+async fn move_rows(
+    txn: &DatabaseTransaction,
+    target: &Target<'_>,
+    moves: &BTreeMap<RowId, i64>,
+) -> Result<(), ApiError> {
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<RowId> = moves.keys().copied().collect();
+    let mut rows = store::rows_at(txn, target.table.id, target.base, true, Some(&ids)).await?;
+    for row in &mut rows {
+        if let Some(position) = moves.get(&row.id) {
+            row.position = *position;
+        }
+    }
+    store::close_rows(txn, target.table.id, target.next(), &ids).await?;
+    store::insert_raw_rows(txn, target.table.id, target.next(), &rows).await?;
+    Ok(())
+}
+
+/// Runs file work of the sorter off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(e.into()))
+}
