@@ -26,6 +26,7 @@ mod formulas;
 mod google;
 mod imports;
 mod isolation;
+mod jobs;
 mod llm;
 mod local_models;
 mod model_keys;
