@@ -17,15 +17,19 @@ use uuid::Uuid;
 
 use crate::audit::{self, Event};
 use crate::auth::extract::{AuthUser, ClientInfo, SessionUser};
+use crate::db::jobs;
 use crate::db::{conversations, schemas, tables as table_store, users};
 use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
 use crate::http::error::ApiError;
 use crate::http::extract::ValidatedJson;
+use crate::jobs::Kind;
+use crate::jobs::routes::job_created;
 use crate::state::AppState;
+use sea_orm::TransactionTrait;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(export_account))
+        .routes(routes!(export_account, start_account_export))
         .routes(routes!(delete_account))
 }
 
@@ -71,18 +75,125 @@ has_id!(
     crate::db::templates::TemplateRecord
 );
 
-/// Download everything you have stored as one ZIP archive.
+/// Download everything you have stored as one ZIP archive. While your tables hold at most
+/// `exports.archive_sync_rows` rows in all, the archive is the answer (200); for a larger
+/// account the answer is 202 with the `account_archive` job that writes it (follow it at
+/// `Location`, download it from the job's `download_url`). While an archive job is queued or
+/// running, the answer is that job.
 #[utoipa::path(get, path = "/account/export", tag = "account",
-    responses((status = 200, description = "A ZIP archive", content_type = "application/zip", body = Vec<u8>)))]
+    responses(
+        (status = 200, description = "A ZIP archive", content_type = "application/zip", body = Vec<u8>),
+        (status = 202, description = "The archive is written by a job", body = crate::jobs::routes::JobResponse),
+    ))]
 async fn export_account(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
 ) -> Result<Response, ApiError> {
     let owner = auth.user.id;
+    if let Some(job) = jobs::active(&state.db, owner, Kind::AccountArchive.as_str()).await? {
+        return Ok(job_created(job, StatusCode::ACCEPTED));
+    }
+    let tables =
+        all_pages(|before| table_store::list(&state.db, owner, before, 200, false)).await?;
+    let rows: u64 = tables
+        .iter()
+        .map(|t| u64::try_from(t.row_count).unwrap_or(0))
+        .sum();
+    if rows > state.config.exports.archive_sync_rows {
+        return start_archive(&state, owner, &client).await;
+    }
+    let (archive, _) = write_archive(&state, owner, Arc::new(Control::default())).await?;
+    audit::record(
+        &state,
+        Some(&client),
+        Event::new("account.exported", Some(owner)).target("user", owner),
+    )
+    .await;
+    let file = archive.reopen().map_err(|e| ApiError::Internal(e.into()))?;
+    drop(archive);
+    Ok(crate::exports::file_response(
+        file,
+        "application/zip",
+        &archive_name(),
+    ))
+}
+
+/// Start writing the archive of everything you have stored as a job, whatever the account's
+/// size: 202 with the `account_archive` job (or the one already queued or running).
+#[utoipa::path(post, path = "/account/export", tag = "account",
+    responses((status = 202, description = "The job that writes the archive", body = crate::jobs::routes::JobResponse)))]
+async fn start_account_export(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    client: ClientInfo,
+) -> Result<Response, ApiError> {
+    start_archive(&state, auth.user.id, &client).await
+}
+
+async fn start_archive(
+    state: &AppState,
+    owner: Uuid,
+    client: &ClientInfo,
+) -> Result<Response, ApiError> {
+    let kind = Kind::AccountArchive.as_str();
+    // One at a time: the user's quota lock orders two requests that arrive together.
+    let txn = state.db.begin().await?;
+    crate::quotas::lock_user(&txn, owner).await?;
+    if let Some(job) = jobs::active(&txn, owner, kind).await? {
+        txn.commit().await?;
+        return Ok(job_created(job, StatusCode::ACCEPTED));
+    }
+    let (job, _) = jobs::enqueue(
+        &txn,
+        owner,
+        jobs::NewJob {
+            id: None,
+            kind,
+            payload: "{}",
+            max_attempts: state.config.exports.max_attempts,
+            progress_total: None,
+            idempotency_key: None,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    state.jobs_queued.notify_one();
+    audit::record(
+        state,
+        Some(client),
+        Event::new("account.export_started", Some(owner)).target("job", job.id),
+    )
+    .await;
+    Ok(job_created(job, StatusCode::ACCEPTED))
+}
+
+/// The archive's file name.
+pub fn archive_name() -> String {
+    format!("sheetgpt-{}.zip", chrono::Utc::now().format("%Y%m%d"))
+}
+
+/// Writes the archive of everything the user stored into a temporary file of this process;
+/// returns it and the number of table rows written. Tables are read page by page; one with
+/// more rows than `exports.archive_xlsx_max_rows` goes in as CSV instead of .xlsx, so no
+/// table is too large for the archive. `control` counts the rows written (as JSON and as a
+/// sheet, so twice each) and stops the work when cancelled.
+pub async fn write_archive(
+    state: &AppState,
+    owner: Uuid,
+    control: Arc<Control>,
+) -> Result<(tempfile::NamedTempFile, u64), ApiError> {
+    use std::sync::atomic::Ordering;
+    let cancelled = || {
+        control.cancelled.load(Ordering::Relaxed).then(|| {
+            ApiError::conflict(
+                crate::tables::service::IMPORT_STOPPED,
+                "The archive was cancelled.",
+            )
+        })
+    };
     let db = &state.db;
-    let tmp_dir = state.config.data_dir.join("tmp");
-    crate::secrets::ensure_data_dir(&tmp_dir)?;
+    let tmp_dir = state.scratch.path();
     let mut entries = Vec::new();
     let user = users::find_by_id(db, owner)
         .await?
@@ -117,12 +228,29 @@ async fn export_account(
     }
 
     let tables = all_pages(|before| table_store::list(db, owner, before, 200, false)).await?;
+    let total: u64 = tables
+        .iter()
+        .map(|t| u64::try_from(t.row_count).unwrap_or(0) * 2)
+        .sum();
+    control.total.store(total, Ordering::Relaxed);
+    let mut rows_written = 0u64;
     for t in &tables {
+        if let Some(err) = cancelled() {
+            return Err(err);
+        }
         let Some(record) = table_store::version(db, t.id, t.current_version).await? else {
             continue;
         };
         let schema = table_store::parse_schema(&record)?;
-        for (format, ext) in [(FileFormat::Json, "json"), (FileFormat::Xlsx, "xlsx")] {
+        // A table longer than a sheet goes in as CSV.
+        let sheet = if u64::try_from(record.row_count).unwrap_or(u64::MAX)
+            > state.config.exports.archive_xlsx_max_rows
+        {
+            (FileFormat::Csv, "csv")
+        } else {
+            (FileFormat::Xlsx, "xlsx")
+        };
+        for (format, ext) in [(FileFormat::Json, "json"), sheet] {
             let source = Source {
                 table_id: t.id,
                 table_name: t.name.clone(),
@@ -136,22 +264,31 @@ async fn export_account(
                 layout: JsonShape::Records,
             };
             let resolved = sheetgpt_core::template::Resolved::identity(&schema.columns);
-            let (file, _) = render::render(
+            let (file, rows) = render::render(
                 db,
-                &tmp_dir,
+                tmp_dir,
                 source,
                 resolved,
                 &options,
                 state.config.exports.page_rows,
-                Arc::new(Control::default()),
+                Arc::clone(&control),
             )
             .await
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("account export: {e}")))?;
+            .map_err(|e| match e {
+                render::RenderError::Cancelled => cancelled().unwrap_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("account export: cancelled"))
+                }),
+                e => ApiError::Internal(anyhow::anyhow!("account export: {e}")),
+            })?;
+            if format != FileFormat::Json {
+                rows_written += rows;
+            }
             entries.push(Entry::File(format!("tables/{}.{ext}", t.id), file));
         }
         entries.push(json_entry(
             format!("tables/{}.meta.json", t.id),
             &json!({"id": t.id, "name": t.name, "version": t.current_version, "rows": t.row_count,
+                    "sheet": format!("tables/{}.{}", t.id, sheet.1),
                     "columns": schema.columns, "created_at": t.created_at}),
         ));
     }
@@ -177,13 +314,16 @@ async fn export_account(
     ));
     entries.push(json_entry(
         "usage.json".into(),
-        &serde_json::to_value(crate::chat::routes::usage_report(&state, owner, Some(366)).await?)
+        &serde_json::to_value(crate::chat::routes::usage_report(state, owner, Some(366)).await?)
             .unwrap_or_default(),
     ));
 
-    let archive = tempfile::Builder::new()
-        .prefix(".export-account-")
-        .tempfile_in(&tmp_dir)
+    if let Some(err) = cancelled() {
+        return Err(err);
+    }
+    let archive = state
+        .scratch
+        .file(".export-account-")
         .map_err(|e| ApiError::Internal(e.into()))?;
     let file = archive.reopen().map_err(|e| ApiError::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -209,20 +349,7 @@ async fn export_account(
     .await
     .map_err(|e| ApiError::Internal(e.into()))?
     .map_err(ApiError::Internal)?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event::new("account.exported", Some(owner)).target("user", owner),
-    )
-    .await;
-    let file = archive.reopen().map_err(|e| ApiError::Internal(e.into()))?;
-    drop(archive);
-    let name = format!("sheetgpt-{}.zip", chrono::Utc::now().format("%Y%m%d"));
-    Ok(crate::exports::file_response(
-        file,
-        "application/zip",
-        &name,
-    ))
+    Ok((archive, rows_written))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -254,26 +381,9 @@ async fn delete_account(
         ("password", "is not your password"),
     )
     .await?;
-    // Files first: the jobs that name them go with the account.
-    let jobs = crate::db::jobs::list(
-        &state.db,
-        user.id,
-        crate::exports::jobs::KIND,
-        None,
-        None,
-        10_000,
-    )
-    .await?;
-    for job in jobs {
-        let artifact = job
-            .result
-            .as_deref()
-            .and_then(|r| serde_json::from_str::<crate::exports::jobs::ExportResult>(r).ok())
-            .and_then(|r| r.artifact);
-        if let Some(artifact) = artifact {
-            let _ = std::fs::remove_file(state.config.data_dir.join(artifact));
-        }
-    }
+    // Jobs and their files first: the jobs that name the files go with the account, and a
+    // worker still running one must find it cancelled (it then leaves nothing behind).
+    crate::jobs::end_all(&state, user.id).await?;
     let _ = crate::google::oauth::disconnect(&state, user.id).await;
     users::delete_for_good(&state.db, user.id).await?;
     state.sessions.forget_user(user.id);

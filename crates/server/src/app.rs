@@ -50,6 +50,7 @@ impl Application {
                 state.metrics.run_upkeep();
                 state.login_throttle.prune();
                 state.rate_limiter.prune();
+                state.scratch.touch();
                 if last_sweep.is_none_or(|at| at.elapsed() >= every) {
                     last_sweep = Some(std::time::Instant::now());
                     if let Err(err) = crate::retention::sweep(&state).await {
@@ -147,13 +148,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .await
         .context("database migration failed")?;
     let metrics = telemetry::metrics_handle()?;
-    AppState::new(
+    let state = AppState::new(
         config,
         db,
         jwt_secret.expose_secret().as_bytes(),
         cipher,
         metrics,
-    )
+    )?;
+    // Temporaries of processes that died (killed, crashed) go before this one starts work.
+    state.scratch.sweep();
+    Ok(state)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -275,6 +275,9 @@ pub struct TablesConfig {
     /// Bytes of sort keys a `sort` change holds in memory; past it, sorted runs are written
     /// to the data directory's `tmp` and merged from there.
     pub sort_memory_bytes: u64,
+    /// Uploads up to this many bytes are imported within the request (201 with the table);
+    /// larger ones are imported by a job (202 with the job to follow). 0: every import is a job.
+    pub import_sync_bytes: u64,
 }
 
 impl TablesConfig {
@@ -430,6 +433,12 @@ pub struct ExportsConfig {
     pub retention_hours: u64,
     /// Rows read from the database per query while writing a file.
     pub page_rows: u64,
+    /// `GET /account/export` writes the archive within the request while the account holds at
+    /// most this many table rows; above, it answers 202 with an `account_archive` job.
+    pub archive_sync_rows: u64,
+    /// Tables with more rows than this go into the account archive as CSV instead of .xlsx
+    /// (an Excel sheet holds 1,048,575 rows under its header).
+    pub archive_xlsx_max_rows: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -554,6 +563,7 @@ impl Default for Config {
                 max_shared_strings_bytes: 512 * 1024 * 1024,
                 max_sheet_cells: 5_000_000,
                 sort_memory_bytes: 64 * 1024 * 1024,
+                import_sync_bytes: 8 * 1024 * 1024,
             },
             chat: ChatConfig {
                 max_message_chars: 200_000,
@@ -624,6 +634,8 @@ impl Default for Config {
                 max_active_per_user: 5,
                 retention_hours: 7 * 24,
                 page_rows: 2000,
+                archive_sync_rows: 100_000,
+                archive_xlsx_max_rows: 1_048_575,
             },
             default_model: None,
             models: BTreeMap::new(),
@@ -955,6 +967,13 @@ impl Config {
             return Err(invalid(
                 "tables.max_formula_chars",
                 "max_formula_chars and max_formula_depth must be at least 1",
+            ));
+        }
+        if self.exports.archive_xlsx_max_rows == 0 || self.exports.archive_xlsx_max_rows > 1_048_575
+        {
+            return Err(invalid(
+                "exports.archive_xlsx_max_rows",
+                "must be between 1 and 1048575 (the rows of an Excel sheet under its header)",
             ));
         }
         if self.tables.max_upload_bytes < 1024 {

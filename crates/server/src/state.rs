@@ -41,6 +41,8 @@ pub struct Inner {
     /// WebSockets open on this process. Their tasks are not part of the HTTP server's graceful
     /// stop, so the stop waits for this to reach zero.
     pub open_sockets: std::sync::atomic::AtomicUsize,
+    /// This process's temporary directory (`scratch`), removed when the state is dropped.
+    pub scratch: crate::scratch::ScratchDir,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
             config.redis_url.as_deref(),
         )?;
         let login_throttle = LoginThrottle::new(auth);
+        let scratch = crate::scratch::ScratchDir::create(&config.data_dir)?;
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -78,6 +81,7 @@ impl AppState {
             rate_limiter,
             shutting_down: tokio::sync::watch::Sender::new(false),
             open_sockets: std::sync::atomic::AtomicUsize::new(0),
+            scratch,
         })))
     }
 }

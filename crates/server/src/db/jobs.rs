@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    PaginatorTrait, QueryFilter, QuerySelect, Set,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub const FAILED: &str = "failed";
 pub const CANCELLED: &str = "cancelled";
 
 pub struct NewJob<'a> {
+    /// The job's id when the caller needs it before the job exists (to name its files).
+    pub id: Option<Uuid>,
     pub kind: &'a str,
     pub payload: &'a str,
     pub max_attempts: i32,
@@ -45,7 +47,7 @@ pub async fn enqueue(
     }
     let now = Utc::now();
     let inserted = job::ActiveModel {
-        id: Set(Uuid::now_v7()),
+        id: Set(new.id.unwrap_or_else(Uuid::now_v7)),
         owner_id: Set(owner_id),
         kind: Set(new.kind.to_owned()),
         payload: Set(new.payload.to_owned()),
@@ -111,6 +113,43 @@ pub async fn find(
         .await
 }
 
+/// A job by id, whoever owns it (for the workers and the sweeper).
+pub async fn find_any(db: &impl ConnectionTrait, id: Uuid) -> Result<Option<JobRecord>, DbErr> {
+    job::Entity::find()
+        .filter(job::Column::Id.eq(id))
+        .filter(job::Column::DeletedAt.is_null())
+        .one(db)
+        .await
+}
+
+/// Cancels every job of the owner that has not finished (the account is being deleted);
+/// returns how many.
+pub async fn cancel_all(db: &impl ConnectionTrait, owner_id: Uuid) -> Result<u64, DbErr> {
+    let r = job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value(CANCELLED))
+        .col_expr(job::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(job::Column::UpdatedAt, Expr::value(Utc::now()))
+        .col_expr(job::Column::LeaseOwner, Expr::value(Option::<Uuid>::None))
+        .col_expr(
+            job::Column::LeaseExpiresAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(job::Column::OwnerId.eq(owner_id))
+        .filter(job::Column::Status.is_in([QUEUED, RUNNING]))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected)
+}
+
+/// Every job of the owner, of any kind and status (deleted ones too), for removing their
+/// files with the account.
+pub async fn all_of(db: &impl ConnectionTrait, owner_id: Uuid) -> Result<Vec<JobRecord>, DbErr> {
+    job::Entity::find()
+        .filter(job::Column::OwnerId.eq(owner_id))
+        .all(db)
+        .await
+}
+
 /// The owner's jobs of a kind, newest first, optionally of one status.
 pub async fn list(
     db: &impl ConnectionTrait,
@@ -125,6 +164,51 @@ pub async fn list(
         select = select.filter(job::Column::Status.eq(status));
     }
     owned::page(db, select, before, limit).await
+}
+
+/// The owner's jobs of any kind (or one kind), newest first, optionally of one status.
+pub async fn list_own(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    kind: Option<&str>,
+    status: Option<&str>,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<JobRecord>, DbErr> {
+    let mut select = owned::live::<job::Entity>(owner_id);
+    if let Some(kind) = kind {
+        select = select.filter(job::Column::Kind.eq(kind));
+    }
+    if let Some(status) = status {
+        select = select.filter(job::Column::Status.eq(status));
+    }
+    owned::page(db, select, before, limit).await
+}
+
+/// One of the owner's jobs, of any kind.
+pub async fn find_own(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<JobRecord>, DbErr> {
+    owned::live::<job::Entity>(owner_id)
+        .filter(job::Column::Id.eq(id))
+        .one(db)
+        .await
+}
+
+/// The owner's newest job of a kind that is queued or running.
+pub async fn active(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    kind: &str,
+) -> Result<Option<JobRecord>, DbErr> {
+    owned::live::<job::Entity>(owner_id)
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::Status.is_in([QUEUED, RUNNING]))
+        .order_by_desc(job::Column::Id)
+        .one(db)
+        .await
 }
 
 /// Jobs of the owner and kind that are queued or running.

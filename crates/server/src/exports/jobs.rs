@@ -207,7 +207,7 @@ fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
     })
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -309,6 +309,7 @@ async fn create_export(
         &txn,
         owner,
         NewJob {
+            id: None,
             kind: KIND,
             payload: &payload,
             max_attempts: state.config.exports.max_attempts,

@@ -138,6 +138,9 @@ impl RenderError {
 pub struct Control {
     /// Data rows written so far.
     pub rows: AtomicU64,
+    /// Rows in all, when the work finds out only as it goes (an import's first pass); 0 if
+    /// unknown.
+    pub total: AtomicU64,
     pub cancelled: AtomicBool,
 }
 

@@ -21,6 +21,7 @@ use crate::db::jobs::{self as store, JobRecord};
 use crate::db::tables as table_store;
 use crate::google::client::{Credential, Session};
 use crate::google::{links, sheets};
+use crate::jobs::{ImportPayload, Kind};
 use crate::state::AppState;
 
 /// Directory (under the data dir) of finished export files.
@@ -87,6 +88,8 @@ enum Outcome {
     Lost,
     /// This process is stopping: give the job back.
     Released,
+    /// Succeeded, and already recorded in the work's own transaction (an import).
+    Recorded,
 }
 
 async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Receiver<bool>) {
@@ -97,7 +100,7 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         // Claimed again after its workers kept dying (a lease ran out every time).
         Outcome::Failed {
             message: format!(
-                "The export was interrupted {} times and was given up.",
+                "The job was interrupted {} times and was given up.",
                 job.max_attempts
             ),
             retryable: false,
@@ -106,6 +109,10 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         export(state, worker, &job, stop).await
     } else if job.kind == links::SYNC_KIND {
         sync(state, worker, &job, stop).await
+    } else if job.kind == Kind::Import.as_str() {
+        import(state, worker, &job, stop).await
+    } else if job.kind == Kind::AccountArchive.as_str() {
+        archive(state, worker, &job, stop).await
     } else {
         Outcome::Failed {
             message: format!("Unknown job kind `{}`.", job.kind),
@@ -144,24 +151,39 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         }
         Outcome::Lost => ("lost", Ok(true)),
         Outcome::Released => ("released", store::release(db, job.id, worker).await),
+        Outcome::Recorded => ("succeeded", Ok(true)),
     };
     if let Err(err) = recorded {
         // The lease runs out and another attempt follows.
         tracing::warn!(job.id = %job.id, error = %err, "could not record the job's outcome");
+    }
+    // An import's upload goes once its job has ended, whichever way (cancelled, deleted with
+    // its account, failed for good, succeeded); it stays for a retry.
+    if job.kind == Kind::Import.as_str() {
+        let ended = match store::find_any(db, job.id).await {
+            Ok(current) => {
+                current.is_none_or(|j| j.status != store::QUEUED && j.status != store::RUNNING)
+            }
+            Err(_) => false, // the sweeper removes it later
+        };
+        if ended {
+            crate::jobs::remove_files(state, &job);
+        }
     }
     metrics::counter!("sheetgpt_jobs_finished_total", "kind" => job.kind.clone(), "outcome" => label)
         .increment(1);
     tracing::info!(job.id = %job.id, outcome = label, elapsed_ms = started.elapsed().as_millis() as u64, "job ended");
 }
 
-/// A run that finished after the job was cancelled leaves no file behind.
+/// A run that finished after the job was cancelled, or after its account was deleted, leaves
+/// no file behind.
 async fn discard_if_cancelled(state: &AppState, job: &JobRecord, artifact: Option<&str>) {
-    let cancelled = store::find(&state.db, job.owner_id, &job.kind, job.id)
-        .await
-        .ok()
-        .flatten()
-        .is_some_and(|j| j.status == store::CANCELLED);
-    if cancelled && let Some(artifact) = artifact {
+    let abandoned = match store::find_any(&state.db, job.id).await {
+        Ok(Some(j)) => j.status == store::CANCELLED,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    if abandoned && let Some(artifact) = artifact {
         let _ = std::fs::remove_file(state.config.data_dir.join(artifact));
     }
 }
@@ -211,7 +233,7 @@ async fn export(
         state.clone(),
         worker,
         job.id,
-        record.row_count,
+        Some(record.row_count),
         Arc::clone(&control),
         stop.clone(),
     ));
@@ -325,7 +347,7 @@ async fn export(
     let data_dir = state.config.data_dir.clone();
     let rendered = render::render(
         db,
-        &data_dir.join("tmp"),
+        state.scratch.path(),
         source,
         resolved,
         &payload.options,
@@ -376,6 +398,131 @@ async fn export(
     }
 }
 
+/// An import of a large upload: the same two-pass import as a small one, counting rows as it
+/// stores them, recording its success in the import's transaction.
+async fn import(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let Ok(payload) = serde_json::from_str::<ImportPayload>(&job.payload) else {
+        tracing::error!(job.id = %job.id, "import payload does not parse");
+        return Outcome::Failed {
+            message: "The import's settings could not be read.".to_owned(),
+            retryable: false,
+        };
+    };
+    let path = state.config.data_dir.join(&payload.upload);
+    if !path.exists() {
+        return Outcome::Failed {
+            message: "The uploaded file is no longer on the server; upload it again.".to_owned(),
+            retryable: false,
+        };
+    }
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        None,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let imported = crate::tables::service::import(
+        state,
+        job.owner_id,
+        &payload.name,
+        path,
+        payload.source(),
+        Some(crate::tables::service::ImportJob {
+            control: &control,
+            job_id: job.id,
+            worker,
+        }),
+    )
+    .await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (imported, held) {
+        (Ok(table), _) => {
+            tracing::info!(job.id = %job.id, table.id = %table.id, rows = table.row_count, "import job stored its table");
+            Outcome::Recorded
+        }
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Err(err), _) => failed(job, &err),
+    }
+}
+
+/// The outcome of work that failed with a service error: the problem's detail for the user,
+/// another attempt when the server was at fault (database, disk).
+fn failed(job: &JobRecord, err: &crate::http::error::ApiError) -> Outcome {
+    let problem = err.problem();
+    if problem.code == crate::tables::service::IMPORT_STOPPED {
+        // Cancelled, or the lease was lost when it came to commit: nothing was stored.
+        return Outcome::Lost;
+    }
+    let retryable = err.status().is_server_error();
+    if retryable {
+        tracing::warn!(job.id = %job.id, error = %err, "job attempt failed");
+    }
+    Outcome::Failed {
+        message: problem.detail,
+        retryable,
+    }
+}
+
+/// The account archive (`account`), written to a file kept like an export's.
+async fn archive(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        None,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let written = crate::account::write_archive(state, job.owner_id, Arc::clone(&control)).await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (written, held) {
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Ok((file, rows)), _) => {
+            let data_dir = &state.config.data_dir;
+            let relative = PathBuf::from(ARTIFACT_DIR).join(format!("{}.zip", job.id));
+            let persisted = crate::secrets::ensure_data_dir(&data_dir.join(ARTIFACT_DIR))
+                .map_err(std::io::Error::other)
+                .and_then(|()| file.persist(data_dir.join(&relative)).map_err(|e| e.error));
+            let bytes = match persisted.and_then(|f| f.metadata()) {
+                Ok(m) => m.len(),
+                Err(err) => {
+                    tracing::warn!(job.id = %job.id, error = %err, "could not store the archive");
+                    return Outcome::Failed {
+                        message: "The archive could not be stored (storage error).".to_owned(),
+                        retryable: true,
+                    };
+                }
+            };
+            Outcome::Succeeded(Finished::export(ExportResult {
+                rows,
+                bytes,
+                file_name: crate::account::archive_name(),
+                artifact: Some(relative.to_string_lossy().into_owned()),
+                sheet: None,
+            }))
+        }
+        (Err(err), _) => failed(job, &err),
+    }
+}
+
 /// A sheet sync job, with the same lease and heartbeat as an export.
 async fn sync(
     state: &AppState,
@@ -388,7 +535,7 @@ async fn sync(
         state.clone(),
         worker,
         job.id,
-        0,
+        Some(0),
         Arc::clone(&control),
         stop.clone(),
     ));
@@ -454,7 +601,7 @@ async fn heartbeat(
     state: AppState,
     worker: Uuid,
     job_id: Uuid,
-    total: i64,
+    total: Option<i64>,
     control: Arc<Control>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Held, sea_orm::DbErr> {
@@ -469,8 +616,12 @@ async fn heartbeat(
             return Ok(Held::Stopping);
         }
         let done = i64::try_from(control.rows.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
+        let total = match control.total.load(Ordering::Relaxed) {
+            0 => total,
+            n => Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        };
         let lease_until = Utc::now() + lease(&state);
-        match store::heartbeat(&state.db, job_id, worker, lease_until, done, Some(total)).await {
+        match store::heartbeat(&state.db, job_id, worker, lease_until, done, total).await {
             Ok(true) => {}
             Ok(false) => {
                 control.cancelled.store(true, Ordering::Relaxed);
@@ -509,21 +660,7 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<usize> {
             store::set_expired(&state.db, job.id, text.as_deref()).await?;
         }
     }
-    let tmp = state.config.data_dir.join("tmp");
-    if let Ok(entries) = std::fs::read_dir(&tmp) {
-        let day = Duration::from_secs(24 * 3600);
-        for entry in entries.flatten() {
-            let old = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|age| age > day);
-            if old && entry.file_name().to_string_lossy().starts_with(".export-") {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
+    state.scratch.sweep();
     if deleted > 0 {
         tracing::info!(files = deleted, "deleted expired export files");
     }

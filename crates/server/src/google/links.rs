@@ -112,6 +112,7 @@ async fn enqueue(state: &AppState, link: &LinkRecord) -> Result<JobRecord, sea_o
         &state.db,
         link.owner_id,
         NewJob {
+            id: None,
             kind: SYNC_KIND,
             payload: &payload,
             max_attempts: state.config.exports.max_attempts,

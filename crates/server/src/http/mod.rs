@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
                 .merge(crate::schemas::router())
                 .merge(crate::exports::templates::router())
                 .merge(crate::exports::jobs::router())
+                .merge(crate::jobs::routes::router())
                 .merge(crate::google::routes::router())
                 .merge(crate::google::links::router())
                 .merge(crate::admin::router())

@@ -284,10 +284,11 @@ async fn sort(
     by: &[SortKey],
 ) -> Result<Applied, ApiError> {
     let keys = version::sort_columns(target.schema, by).map_err(service::op_error)?;
-    let dir = state.config.data_dir.join("tmp");
-    crate::secrets::ensure_data_dir(&dir)?;
+    // This process's own temporary directory: what a crash leaves there is swept (scratch.rs).
+    let dir = state.scratch.path();
+    crate::secrets::ensure_data_dir(dir)?;
     let order = Order(keys.iter().map(|(_, desc)| *desc).collect());
-    let mut sorter = Sorter::new(&dir, state.config.tables.sort_memory_bytes, order);
+    let mut sorter = Sorter::new(dir, state.config.tables.sort_memory_bytes, order);
     let mut pages = Pages::new(target);
     loop {
         let page = pages.next(txn).await?;

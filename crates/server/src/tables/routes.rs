@@ -21,6 +21,8 @@ use crate::db::tables::{self as store, PageSpec, RowFilter, TableRecord};
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
+use crate::jobs::ImportPayload;
+use crate::jobs::routes::job_created;
 use crate::state::AppState;
 
 pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
@@ -175,16 +177,23 @@ async fn create_table(
 /// text or a readable workbook, is empty, is too large, has too many columns or rows, holds a
 /// cell longer than `tables.max_cell_chars` or a NUL character, or would inflate past the
 /// spreadsheet bounds is refused and nothing is stored.
+///
+/// An upload larger than `tables.import_sync_bytes` is imported by a job: the answer is 202
+/// with the job, whose progress counts the rows stored and whose result names the table; a
+/// refused file fails the job with the same reason and stores nothing.
 #[utoipa::path(post, path = "/tables/import", tag = "tables",
     request_body(content_type = "multipart/form-data", description = "`file` (CSV, TSV, XLSX, XLS, ODS), optional `name`, `delimiter`, `sheet`"),
-    responses((status = 201, description = "Table created (version 1)", body = TableResponse)))]
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes retries of a large upload create one import job", pattern = "^[!-~]([ !-~]{0,198}[!-~])?$")),
+    responses(
+        (status = 201, description = "Table created (version 1)", body = TableResponse),
+        (status = 202, description = "The upload is larger than `tables.import_sync_bytes`: an import job stores it (follow `Location`; its result names the table)", body = crate::jobs::routes::JobResponse),
+    ))]
 async fn import_table(
     State(state): State<AppState>,
     auth: AuthUser,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Response, ApiError> {
-    let tmp_dir = state.config.data_dir.join("tmp");
-    crate::secrets::ensure_data_dir(&tmp_dir)?;
     let mut name: Option<String> = None;
     let mut delimiter: Option<u8> = None;
     let mut sheet: Option<String> = None;
@@ -212,7 +221,9 @@ async fn import_table(
                 let file_name = field.file_name().unwrap_or("upload").to_owned();
                 // The name may become the table's name.
                 crate::http::nul::check_text("file", &file_name)?;
-                let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+                let tmp = state
+                    .scratch
+                    .file(".upload-")
                     .map_err(|e| ApiError::Internal(e.into()))?;
                 let (std_file, path) = tmp.into_parts();
                 let mut out = tokio::fs::File::from_std(std_file);
@@ -252,6 +263,21 @@ async fn import_table(
             .map_or(file_name.as_str(), |(stem, _)| stem)
             .to_owned()
     });
+    let size = tokio::fs::metadata(&path)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .len();
+    if size > state.config.tables.import_sync_bytes {
+        let payload = ImportPayload {
+            name: service::check_name(&name)?,
+            file_name,
+            upload: String::new(),
+            spreadsheet,
+            delimiter,
+            sheet,
+        };
+        return start_import(&state, auth.user.id, &headers, path, payload).await;
+    }
     let record = if spreadsheet {
         service::import_spreadsheet(&state, auth.user.id, &name, path.to_path_buf(), sheet).await
     } else {
@@ -265,6 +291,26 @@ async fn import_table(
         StatusCode::CREATED,
         table_response(record, loaded.schema.columns),
     ))
+}
+
+/// Hands a large upload to an import job (`jobs::queue_import`): 202 with the job, or 200
+/// with the one an earlier request with the same `Idempotency-Key` created.
+async fn start_import(
+    state: &AppState,
+    owner: Uuid,
+    headers: &HeaderMap,
+    path: tempfile::TempPath,
+    payload: ImportPayload,
+) -> Result<Response, ApiError> {
+    let key = crate::exports::jobs::idempotency_key(headers)?;
+    let (job, created) =
+        crate::jobs::queue_import(state, owner, key.as_deref(), path, payload).await?;
+    let status = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok(job_created(job, status))
 }
 
 /// A text field of the upload form, refused if it holds a U+0000 (`http::nul`).
@@ -990,7 +1036,7 @@ async fn download(
     };
     let rendered = render::render(
         &state.db,
-        &state.config.data_dir.join("tmp"),
+        state.scratch.path(),
         source,
         resolved,
         &options,

@@ -359,7 +359,15 @@ pub async fn import_delimited(
     path: std::path::PathBuf,
     delimiter: Option<u8>,
 ) -> Result<TableRecord, ApiError> {
-    import(state, owner, name, path, Source::Delimited { delimiter }).await
+    import(
+        state,
+        owner,
+        name,
+        path,
+        Source::Delimited { delimiter },
+        None,
+    )
+    .await
 }
 
 /// Imports one sheet (the first unless named) of a spreadsheet file: see [`import`].
@@ -371,8 +379,29 @@ pub async fn import_spreadsheet(
     path: std::path::PathBuf,
     sheet: Option<String>,
 ) -> Result<TableRecord, ApiError> {
-    import(state, owner, name, path, Source::Spreadsheet { sheet }).await
+    import(
+        state,
+        owner,
+        name,
+        path,
+        Source::Spreadsheet { sheet },
+        None,
+    )
+    .await
 }
+
+/// An import run by a job worker: rows stored so far are counted in `control` (and the total
+/// once the first pass knows it), `control.cancelled` stops it, and the job is recorded as
+/// succeeded in the import's own transaction, so that the table exists exactly when its job
+/// says so (a worker that lost its lease commits nothing).
+pub struct ImportJob<'a> {
+    pub control: &'a crate::exports::render::Control,
+    pub job_id: Uuid,
+    pub worker: Uuid,
+}
+
+/// Why an import job stopped without an error of the file: cancelled, or the worker lost it.
+pub const IMPORT_STOPPED: &str = "import-stopped";
 
 /// Imports a file with the core reader, in its two passes: the first (which checks every
 /// bound of `tables` and decides each column's type from all of its cells) before anything is
@@ -384,7 +413,10 @@ pub async fn import(
     name: &str,
     path: std::path::PathBuf,
     source: Source,
+    job: Option<ImportJob<'_>>,
 ) -> Result<TableRecord, ApiError> {
+    use std::sync::atomic::Ordering;
+    let stopped = || ApiError::conflict(IMPORT_STOPPED, "The import was cancelled.");
     let name = check_name(name)?;
     let mut limits = state.config.tables.import_limits();
     // Dates that read both ways are read as the owner's locale writes them.
@@ -400,6 +432,12 @@ pub async fn import(
     .map_err(|e| ApiError::Internal(e.into()))??;
     let scan = opened.scan().clone();
     check_limits(state, scan.columns.len(), scan.rows)?;
+    if let Some(job) = &job {
+        job.control.total.store(scan.rows, Ordering::Relaxed);
+        if job.control.cancelled.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+    }
     let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(scan.columns.clone());
 
@@ -450,10 +488,36 @@ pub async fn import(
         let batch = batch?;
         count += batch.len() as i64;
         store::insert_rows(&txn, record.id, 1, &batch).await?;
+        if let Some(job) = &job {
+            job.control
+                .rows
+                .store(u64::try_from(count).unwrap_or(0), Ordering::Relaxed);
+            if job.control.cancelled.load(Ordering::Relaxed) {
+                // The reader stops at its next send; the transaction rolls back.
+                drop(rx);
+                let _ = reader.await;
+                return Err(stopped());
+            }
+        }
     }
     reader.await.map_err(|e| ApiError::Internal(e.into()))?;
     let summary = import_summary(&scan, count);
     finish_create(&txn, &record, &schema, count, &summary, owner).await?;
+    if let Some(job) = &job {
+        let result = serde_json::json!({"table_id": record.id, "name": record.name, "rows": count});
+        let held = crate::db::jobs::succeed(
+            &txn,
+            job.job_id,
+            job.worker,
+            &result.to_string(),
+            count,
+            None,
+        )
+        .await?;
+        if !held {
+            return Err(stopped());
+        }
+    }
     txn.commit().await?;
     tracing::info!(table.id = %record.id, rows = count, "table imported");
     Ok(TableRecord {

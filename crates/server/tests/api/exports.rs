@@ -529,10 +529,12 @@ async fn a_running_export_stops_when_cancelled_and_leaves_no_file() {
         .await;
     assert_eq!(status, StatusCode::OK, "{cancelled}");
     assert_eq!(cancelled["status"], "cancelled");
-    let leftovers = |dir: &str| {
-        std::fs::read_dir(app.state.config.data_dir.join(dir))
+    let leftovers = |dir: &str| match dir {
+        // This process's temporary directory (`tmp/p<pid>-<id>/`).
+        "tmp" => app.state.scratch.temporaries(),
+        dir => std::fs::read_dir(app.state.config.data_dir.join(dir))
             .map(|d| d.count())
-            .unwrap_or(0)
+            .unwrap_or(0),
     };
     // The worker notices at its next heartbeat (lease / 3), stops writing and removes the
     // partial file.

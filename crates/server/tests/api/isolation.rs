@@ -41,6 +41,8 @@ impl Owned {
                     "schemas" => &self.schema,
                     "templates" => &self.template,
                     "exports" => &self.export,
+                    // An export is a job too.
+                    "jobs" => &self.export,
                     "sheet-links" => &self.link,
                     "users" => &self.user,
                     other => panic!("{path}: no id of kind {other:?}; add one to this suite"),

@@ -27,6 +27,7 @@ mod formulas;
 mod google;
 mod imports;
 mod isolation;
+mod jobs;
 mod llm;
 mod local_models;
 mod longwork;

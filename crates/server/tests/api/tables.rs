@@ -552,9 +552,7 @@ async fn bad_uploads_get_a_clear_4xx_and_leave_nothing() {
 
     let (_, list) = app.get("/api/v1/tables", Some(&token)).await;
     assert!(list["items"].as_array().unwrap().is_empty(), "{list}");
-    let leftovers = std::fs::read_dir(app.state.config.data_dir.join("tmp"))
-        .unwrap()
-        .count();
+    let leftovers = app.state.scratch.temporaries();
     assert_eq!(leftovers, 0, "temporary upload files are removed");
 }
 
@@ -945,9 +943,7 @@ async fn a_table_downloads_as_xlsx_csv_and_json_read_back_by_real_readers() {
     let other = app.user("d2@example.com").await;
     let (status, _, _) = download(&app, &other, id, "?format=csv").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let leftovers = std::fs::read_dir(app.state.config.data_dir.join("tmp"))
-        .unwrap()
-        .count();
+    let leftovers = app.state.scratch.temporaries();
     assert_eq!(leftovers, 0, "temporary export files are removed");
 }
 

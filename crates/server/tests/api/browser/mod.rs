@@ -984,3 +984,82 @@ async fn connecting_google_from_the_page_binds_the_grant_to_this_browser() {
         "the code was exchanged"
     );
 }
+
+#[tokio::test]
+async fn a_large_import_and_a_large_archive_are_followed_as_jobs_on_the_page() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    // Every upload is a job, every archive too.
+    let app = TestApp::spawn_with(|c| {
+        c.tables.import_sync_bytes = 0;
+        c.exports.archive_sync_rows = 0;
+    })
+    .await;
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser.click(".tabs button:nth-child(2)").await;
+    browser
+        .type_into(".auth-form input[name=email]", "grace@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar").await;
+
+    // Import a file from the Tables page: the job is followed, then its table opens.
+    let mut text = String::from("city,population\n");
+    for i in 1..=2_000 {
+        text.push_str(&format!("Town {i},{}\n", i * 10));
+    }
+    let csv = downloads.path().join("towns.csv");
+    std::fs::write(&csv, text).unwrap();
+    browser.js("location.hash = '#/tables'", json!([])).await;
+    browser
+        .type_into(".page input[type=file]", csv.to_str().unwrap())
+        .await;
+    browser.click_button(".page form", "Import").await;
+    let opened = browser
+        .wait_js(
+            "the imported table",
+            30,
+            "return location.hash.startsWith('#/t/') ? location.hash : null",
+            json!([]),
+        )
+        .await;
+    let table = opened
+        .as_str()
+        .unwrap()
+        .trim_start_matches("#/t/")
+        .to_owned();
+    let jobs: Value = {
+        let (status, token) = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": "grace@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, reqwest::StatusCode::OK);
+        app.get("/api/v1/jobs?kind=import", token["access_token"].as_str())
+            .await
+            .1
+    };
+    assert_eq!(jobs["items"][0]["status"], "succeeded", "{jobs}");
+    assert_eq!(jobs["items"][0]["result"]["table_id"], table.as_str());
+    assert_eq!(jobs["items"][0]["result"]["rows"], 2_000);
+    browser.find(".table-panel").await;
+
+    // The archive: 202 and a job on the server, one ZIP in the browser's downloads.
+    browser.js("location.hash = '#/account'", json!([])).await;
+    browser.click_button(".page", "Download all my data").await;
+    let archive = wait_for_download(downloads.path(), "zip").await;
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&archive).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert!(names.contains(&format!("tables/{table}.xlsx")), "{names:?}");
+    let mut account = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("account.json").unwrap(), &mut account).unwrap();
+    assert!(account.contains("grace@example.com"), "{account}");
+}

@@ -118,6 +118,31 @@ export async function request(method, path, { body, headers = {}, raw = false, s
 }
 
 export const get = (path, opts) => request("GET", path, opts);
+
+/**
+ * Follows a job (a large import, the account archive) until it ends, polling it every
+ * `every` ms and calling `onProgress(job)` each time. Resolves with the succeeded job;
+ * rejects with an ApiError carrying the job's reason when it failed or was cancelled.
+ */
+export async function followJob(job, onProgress = () => {}, every = 1000) {
+  for (;;) {
+    onProgress(job);
+    if (job.status === "succeeded") return job;
+    if (job.status === "failed" || job.status === "cancelled") {
+      throw new ApiError(409, { detail: job.error || `The job was ${job.status}.` });
+    }
+    await new Promise((resolve) => setTimeout(resolve, every));
+    job = await request("GET", `/jobs/${encodeURIComponent(job.id)}`);
+  }
+}
+
+/** "12,000 of 3,000,000 rows" for a job's progress, or "" before anything is known. */
+export function progressText(job) {
+  const { done, total } = job.progress || {};
+  if (!done && !total) return job.status === "queued" ? "Waiting to start…" : "Starting…";
+  const n = (x) => Number(x).toLocaleString();
+  return total ? `${n(done)} of ${n(total)} rows` : `${n(done)} rows`;
+}
 export const post = (path, body, opts) => request("POST", path, { ...opts, body });
 export const patch = (path, body, opts) => request("PATCH", path, { ...opts, body });
 export const del = (path, opts) => request("DELETE", path, opts);

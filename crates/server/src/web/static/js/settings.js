@@ -1,6 +1,6 @@
 // The other screens: tables (and imports), templates, export jobs, API keys, usage, account.
 
-import { del, enc, get, patch, post, request } from "./api.js";
+import { del, enc, followJob, get, patch, post, progressText, request } from "./api.js";
 import { confirmDialog, field, h, replace, saveBlob, toast, uid } from "./dom.js";
 import { bytes, count, dollars, when } from "./format.js";
 
@@ -24,6 +24,8 @@ export function tablesView() {
   const list = h("div", { class: "list" }, h("p", { class: "muted" }, "Loading…"));
   const file = h("input", { type: "file", accept: ".csv,.tsv,.txt,.xlsx,.xlsm,.xls,.ods", required: true });
   const error = errorBox();
+  const status = h("p", { class: "muted import-progress", role: "status", "aria-live": "polite", hidden: true });
+  const button = h("button", { type: "submit" }, "Import");
   const form = h("form", {
     class: "inline-form",
     onsubmit: async (e) => {
@@ -32,14 +34,24 @@ export function tablesView() {
       const data = new FormData();
       data.append("file", file.files[0]);
       error.hidden = true;
+      button.disabled = true;
       try {
-        const table = await post("/tables/import", data);
+        let table = await post("/tables/import", data);
+        // A large file is imported by a job: follow it, then open the table it made.
+        if (table.kind === "import") {
+          status.hidden = false;
+          const job = await followJob(table, (j) => { status.textContent = `Importing: ${progressText(j)}`; });
+          table = { id: job.result.table_id };
+        }
         location.hash = `#/t/${table.id}`;
       } catch (err) {
         showIn(error, err);
+      } finally {
+        status.hidden = true;
+        button.disabled = false;
       }
     },
-  }, field("Import a file (CSV, TSV, XLSX, XLS, ODS)", file), h("button", { type: "submit" }, "Import"), error);
+  }, field("Import a file (CSV, TSV, XLSX, XLS, ODS)", file), button, status, error);
 
   async function load() {
     try {
@@ -586,16 +598,24 @@ export function accountView(ctx = {}) {
     }
   }
 
+  const archiveStatus = h("p", { class: "muted archive-progress", role: "status", "aria-live": "polite", hidden: true });
   const exportButton = h("button", { type: "button", onclick: async () => {
     exportButton.disabled = true;
     try {
-      const res = await request("GET", "/account/export", { raw: true });
+      let res = await request("GET", "/account/export", { raw: true });
+      // A large account's archive is written by a job: follow it, then fetch its file.
+      if (res.status === 202) {
+        archiveStatus.hidden = false;
+        const job = await followJob(await res.json(), (j) => { archiveStatus.textContent = `Writing the archive: ${progressText(j)}`; });
+        res = await request("GET", `/jobs/${enc(job.id)}/download`, { raw: true });
+      }
       const match = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") || "");
       saveBlob(await res.blob(), match ? match[1] : "sheetgpt.zip");
       toast("Your data is downloaded.");
     } catch (err) {
       toast(err.message, "error");
     } finally {
+      archiveStatus.hidden = true;
       exportButton.disabled = false;
     }
   } }, "Download all my data");
@@ -648,8 +668,8 @@ export function accountView(ctx = {}) {
       h("section", {}, h("h2", {}, "Password"), passwordForm),
       h("section", {}, h("h2", {}, "Where you are signed in"), sessions),
       h("section", {}, h("h2", {}, "Your data"),
-        h("p", {}, "One ZIP file: your conversations, tables and templates as JSON, and every table as an Excel workbook."),
-        exportButton),
+        h("p", {}, "One ZIP file: your conversations, tables and templates as JSON, and every table as an Excel workbook (as CSV when it is longer than a sheet). A large account's archive takes a while; its progress shows here."),
+        exportButton, archiveStatus),
       h("section", { class: "danger-zone" }, h("h2", {}, "Delete your account"), deleteForm)),
   };
 }

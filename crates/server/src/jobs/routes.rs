@@ -1,0 +1,253 @@
+//! `/jobs`: every job of the caller, whatever its kind (exports, sheet syncs, imports of large
+//! files, account archives): status and progress to poll, cancel, and the file of one that
+//! wrote a file. The kind-specific routes (`/exports`) stay as they are.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::Kind;
+use crate::auth::extract::AuthUser;
+use crate::db::jobs::{self as store, JobRecord};
+use crate::exports::jobs::Progress;
+use crate::http::error::ApiError;
+use crate::http::extract::{Path, Query};
+use crate::http::pagination::{Page, PageQuery};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(cancel_job))
+        .routes(routes!(download_job))
+}
+
+/// A job of any kind.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobResponse {
+    pub id: Uuid,
+    pub kind: Kind,
+    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// Rows done so far, and in all once known.
+    pub progress: Progress,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// What a succeeded job produced: an import's `table_id`, `name` and `rows`; a file's
+    /// `rows`, `bytes` and `file_name`.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    /// Where to download the file a succeeded job wrote (until its retention time).
+    pub download_url: Option<String>,
+    /// When the file is deleted.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+pub fn response(job: JobRecord) -> JobResponse {
+    let mut result: Option<Value> = job
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    // The file's place on the server's disk is not the client's business.
+    let artifact = result
+        .as_mut()
+        .and_then(Value::as_object_mut)
+        .and_then(|o| o.remove("artifact"))
+        .filter(|a| !a.is_null());
+    let download_url = (job.status == store::SUCCEEDED && artifact.is_some())
+        .then(|| format!("/api/v1/jobs/{}/download", job.id));
+    JobResponse {
+        id: job.id,
+        kind: Kind::parse(&job.kind).unwrap_or(Kind::Export),
+        status: job.status,
+        progress: Progress {
+            done: job.progress_done,
+            total: job.progress_total,
+        },
+        attempts: job.attempts,
+        max_attempts: job.max_attempts,
+        error: job.error,
+        result,
+        download_url,
+        expires_at: job.expires_at,
+        created_at: job.created_at,
+        started_at: job.started_at,
+        finished_at: job.finished_at,
+    }
+}
+
+/// `status` with the job and `Location: /api/v1/jobs/{id}`.
+pub fn job_created(job: JobRecord, status: StatusCode) -> Response {
+    let location = format!("/api/v1/jobs/{}", job.id);
+    let mut res = (status, Json(response(job))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobListQuery {
+    /// How many items (1 to 200, default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    #[param(
+        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
+    pub cursor: Option<String>,
+    /// Only jobs of this kind.
+    #[param(pattern = "^(export|sheet_sync|import|account_archive)?$")]
+    pub kind: Option<String>,
+    /// Only jobs with this status.
+    #[param(pattern = "^(queued|running|succeeded|failed|cancelled)?$")]
+    pub status: Option<String>,
+}
+
+/// The caller's jobs of every kind, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListQuery),
+    responses((status = 200, description = "Jobs", body = Page<JobResponse>)))]
+async fn list_jobs(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Query(q): Query<JobListQuery>,
+) -> Result<Json<Page<JobResponse>>, ApiError> {
+    let (limit, before) = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .parse()?;
+    let kind = match q.kind.as_deref() {
+        None | Some("") => None,
+        Some(k) => Some(
+            Kind::parse(k)
+                .ok_or_else(|| {
+                    ApiError::field(
+                        "kind",
+                        "must be export, sheet_sync, import or account_archive",
+                    )
+                })?
+                .as_str(),
+        ),
+    };
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(s @ ("queued" | "running" | "succeeded" | "failed" | "cancelled")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::field(
+                "status",
+                "must be queued, running, succeeded, failed or cancelled",
+            ));
+        }
+    };
+    let rows = store::list_own(&state.db, auth.user.id, kind, status, before, limit + 1).await?;
+    Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
+}
+
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, ApiError> {
+    store::find_own(&state.db, owner, id)
+        .await?
+        .ok_or(ApiError::NotFound("job"))
+}
+
+/// One job: status, progress, attempts, error, result. Poll it to follow the job.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "The job", body = JobResponse)))]
+async fn get_job(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<JobResponse>, ApiError> {
+    Ok(Json(response(find(&state, auth.user.id, id).await?)))
+}
+
+/// Cancel a job that is queued or running: a running one stops at its next heartbeat and
+/// leaves nothing half-done (an import stores no table).
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "Cancelled", body = JobResponse)))]
+async fn cancel_job(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Json<JobResponse>, ApiError> {
+    let owner = auth.user.id;
+    let job = find(&state, owner, id).await?;
+    if !store::cancel(&state.db, owner, &job.kind, id).await? {
+        let job = find(&state, owner, id).await?;
+        return Err(ApiError::conflict(
+            "job-finished",
+            format!("The job has already {}.", job.status),
+        ));
+    }
+    // A queued import's upload has no one left to read it.
+    super::remove_files(&state, &job);
+    tracing::info!(job.id = %id, kind = %job.kind, "job cancelled");
+    Ok(Json(response(find(&state, owner, id).await?)))
+}
+
+/// Download the file a succeeded job wrote (an export's file, an account archive).
+#[utoipa::path(get, path = "/jobs/{id}/download", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "The file", content(
+            (Vec<u8> = "application/zip"),
+            (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            (String = "text/csv"),
+            (Value = "application/json")))))]
+async fn download_job(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let job = find(&state, auth.user.id, id).await?;
+    if job.status != store::SUCCEEDED {
+        return Err(ApiError::conflict(
+            "job-not-ready",
+            format!("The job is {}; its file is not ready.", job.status),
+        ));
+    }
+    let result: crate::exports::jobs::ExportResult = job
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .ok_or_else(|| ApiError::conflict("no-file", "This job wrote no file."))?;
+    let content_type = match Kind::parse(&job.kind) {
+        Some(Kind::AccountArchive) => "application/zip",
+        Some(Kind::Export) => crate::exports::jobs::payload(&job)?
+            .options
+            .format
+            .content_type(),
+        _ => return Err(ApiError::conflict("no-file", "This job wrote no file.")),
+    };
+    let gone = || ApiError::Gone {
+        code: "job-file-expired",
+        detail: "The file was deleted after its retention period; run the job again.".to_owned(),
+    };
+    let artifact = result.artifact.ok_or_else(gone)?;
+    let file = match std::fs::File::open(state.config.data_dir.join(artifact)) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
+        Err(e) => return Err(ApiError::Internal(e.into())),
+    };
+    Ok(crate::exports::file_response(
+        file,
+        content_type,
+        &result.file_name,
+    ))
+}
