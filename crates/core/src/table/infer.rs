@@ -329,37 +329,65 @@ pub fn number_mark<'a>(
     values: impl IntoIterator<Item = &'a str>,
     ty: ColumnType,
 ) -> Option<Reading> {
-    let (mut point, mut comma) = (true, true);
-    let mut grouping = [None, None];
+    let mut guess = MarkGuess::new(ty);
     for v in values {
-        if is_null_token(v) || !has_separator(v) {
-            continue;
-        }
-        let p = Value::parse(v, ty).is_ok();
-        let c = Value::parse_as(v, ty, DecimalMark::Comma).is_ok();
-        if p || c {
-            point &= p;
-            comma &= c;
-        }
-        if p && grouping[0].is_none() {
-            grouping[0] = Reading::grouping_in(DecimalMark::Point, v.trim());
-        }
-        if c && grouping[1].is_none() {
-            grouping[1] = Reading::grouping_in(DecimalMark::Comma, v.trim());
+        guess.push(v);
+    }
+    guess.finish()
+}
+
+/// [`number_mark`] one value at a time, for a column read page by page: the mark is decided
+/// once from every value, never page by page.
+#[derive(Clone, Debug)]
+pub struct MarkGuess {
+    ty: ColumnType,
+    point: bool,
+    comma: bool,
+    grouping: [Option<char>; 2],
+}
+
+impl MarkGuess {
+    pub fn new(ty: ColumnType) -> Self {
+        Self {
+            ty,
+            point: true,
+            comma: true,
+            grouping: [None, None],
         }
     }
-    if point {
-        Some(Reading {
-            decimal: DecimalMark::Point,
-            grouping: grouping[0],
-        })
-    } else if comma {
-        Some(Reading {
-            decimal: DecimalMark::Comma,
-            grouping: grouping[1],
-        })
-    } else {
-        None
+
+    pub fn push(&mut self, v: &str) {
+        if is_null_token(v) || !has_separator(v) {
+            return;
+        }
+        let p = Value::parse(v, self.ty).is_ok();
+        let c = Value::parse_as(v, self.ty, DecimalMark::Comma).is_ok();
+        if p || c {
+            self.point &= p;
+            self.comma &= c;
+        }
+        if p && self.grouping[0].is_none() {
+            self.grouping[0] = Reading::grouping_in(DecimalMark::Point, v.trim());
+        }
+        if c && self.grouping[1].is_none() {
+            self.grouping[1] = Reading::grouping_in(DecimalMark::Comma, v.trim());
+        }
+    }
+
+    pub fn finish(&self) -> Option<Reading> {
+        if self.point {
+            Some(Reading {
+                decimal: DecimalMark::Point,
+                grouping: self.grouping[0],
+            })
+        } else if self.comma {
+            Some(Reading {
+                decimal: DecimalMark::Comma,
+                grouping: self.grouping[1],
+            })
+        } else {
+            None
+        }
     }
 }
 

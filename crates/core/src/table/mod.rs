@@ -5,7 +5,7 @@ mod rules;
 mod value;
 
 pub use infer::{
-    Inference, Typed, infer_column, infer_column_type, infer_typed, is_identifier, is_null_token,
+    Inference, MarkGuess, Typed, infer_column, infer_column_type, infer_typed, is_identifier, is_null_token,
     number_mark,
 };
 pub use rules::{RowChecker, Rules, Violation, validate};

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use sea_orm::DatabaseTransaction;
-use sheetgpt_core::table::{RowChecker, Violation};
+use sheetgpt_core::table::{MarkGuess, Reading, RowChecker, Value, Violation};
 use sheetgpt_core::version::{self, Op, OpError, POSITION_STEP, RowId, Schema, SortKey, Working};
 use uuid::Uuid;
 
@@ -213,7 +213,8 @@ async fn rowwise(
     op: &Op,
 ) -> Result<Applied, ApiError> {
     let limits = service::change_limits(state);
-    let ops = std::slice::from_ref(op);
+    let decided = decide_mark(txn, target, op).await?;
+    let ops = std::slice::from_ref(decided.as_ref().map_or(op, |d| &d.op));
     let working = |rows: HashMap<RowId, version::Row>| Working {
         rows,
         next_row_id: target.table.next_row_id,
@@ -227,8 +228,15 @@ async fn rowwise(
         shape.schema.columns.len(),
         target.table.row_count.max(0) as u64,
     )?;
+    let mut schema = shape.schema;
+    if let Some(d) = &decided
+        && let Some(i) = schema.columns.iter().position(|c| c.id == d.column)
+    {
+        // As the in-memory path records it: no mark when no value chose one.
+        schema.columns[i].reading = d.recorded;
+    }
     let mut applied = Applied {
-        schema: shape.schema,
+        schema,
         next_row_id: target.table.next_row_id,
         row_count: target.table.row_count,
         ..Applied::default()
@@ -275,6 +283,63 @@ async fn rowwise(
     }
     applied.nulled.sort_by_key(|n| n.0);
     Ok(applied)
+}
+
+/// A type change of a text column to a number type, without a decimal mark, reads every
+/// value with one mark chosen from all of them (as in memory), not with one chosen per page.
+async fn decide_mark(
+    txn: &DatabaseTransaction,
+    target: &Target<'_>,
+    op: &Op,
+) -> Result<Option<Decided>, ApiError> {
+    let Op::ChangeType {
+        column,
+        to,
+        invalid,
+        reading: None,
+    } = op
+    else {
+        return Ok(None);
+    };
+    let Some(col) = target.schema.column(column) else {
+        return Ok(None); // the op itself reports the unknown column
+    };
+    if !to.is_numeric() {
+        return Ok(None);
+    }
+    let mut guess = MarkGuess::new(*to);
+    let mut pages = Pages::new(target);
+    loop {
+        let page = pages.next(txn).await?;
+        if page.is_empty() {
+            break;
+        }
+        for raw in page {
+            if let Value::Text(t) = raw.into_row(target.schema).get(col) {
+                guess.push(t);
+            }
+        }
+    }
+    let recorded = guess.finish().or(col.reading);
+    let op = Op::ChangeType {
+        column: column.clone(),
+        to: *to,
+        invalid: *invalid,
+        reading: Some(recorded.unwrap_or_default()),
+    };
+    Ok(Some(Decided {
+        op,
+        column: col.id.clone(),
+        recorded,
+    }))
+}
+
+/// A type change with its decimal mark made explicit, the column's id, and the mark the
+/// column records (`None` when no value chose one and the column had none).
+struct Decided {
+    op: Op,
+    column: String,
+    recorded: Option<Reading>,
 }
 
 async fn sort(
