@@ -429,7 +429,9 @@ pub async fn rows_after(
     let mut values: Vec<Value> = vec![table_id.into()];
     values.extend(cond_values);
     if let Some((position, id)) = after {
-        sql.push_str(" AND (position > ? OR (position = ? AND row_id > ?))");
+        // `position >= ?` first: a range of the index (a bare OR is a scan from the start,
+        // which made each page of a million rows cost a third of a second).
+        sql.push_str(" AND position >= ? AND (position > ? OR row_id > ?)");
         values.extend([position.into(), position.into(), id.into()]);
     }
     sql.push_str(" ORDER BY position, row_id LIMIT ?");
