@@ -5,8 +5,8 @@ mod rules;
 mod value;
 
 pub use infer::{
-    Inference, MarkGuess, Typed, infer_column, infer_column_type, infer_typed, is_identifier, is_null_token,
-    number_mark,
+    Inference, MarkGuess, Typed, infer_column, infer_column_type, infer_typed, is_identifier,
+    is_null_token, number_mark,
 };
 pub use rules::{RowChecker, Rules, Violation, validate};
 pub use value::{
