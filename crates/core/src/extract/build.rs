@@ -8,8 +8,13 @@ use crate::table::{DateOrder, Table, Value, infer_typed, unique_names};
 
 /// Builds a table from header names and `cells`, row after row, `width` cells a row. Gives the
 /// same table as `Table::from_text` on the same cells: unique, non-empty names; each column's
-/// type inferred from its cells; a cell that does not parse as its column's type kept as text.
-pub(super) fn build_table<S: AsRef<str>>(headers: &[String], cells: &[S], width: usize) -> Table {
+/// type inferred from its cells (dates that read both ways in `dates`); a cell that does not parse as its column's type kept as text.
+pub(super) fn build_table<S: AsRef<str>>(
+    headers: &[String],
+    cells: &[S],
+    width: usize,
+    dates: DateOrder,
+) -> Table {
     if width == 0 {
         return Table::default();
     }
@@ -19,7 +24,7 @@ pub(super) fn build_table<S: AsRef<str>>(headers: &[String], cells: &[S], width:
     let mut columns = Vec::with_capacity(width);
     for (i, name) in unique_names(headers, width).into_iter().enumerate() {
         let column = || cells.iter().skip(i).step_by(width).map(AsRef::as_ref);
-        let typed = infer_typed(column(), DateOrder::MonthFirst);
+        let typed = infer_typed(column(), dates);
         let how = typed.conventions();
         for (row, cell) in rows.iter_mut().zip(column()) {
             row.push(
@@ -52,7 +57,7 @@ mod tests {
             let flat: Vec<&str> = rows.iter().flatten().map(String::as_str).collect();
             let mut headers = headers;
             headers.resize(width, String::new());
-            prop_assert_eq!(build_table(&headers, &flat, width), Table::from_text(&headers, &rows));
+            prop_assert_eq!(build_table(&headers, &flat, width, DateOrder::MonthFirst), Table::from_text(&headers, &rows));
         }
     }
 }

@@ -46,7 +46,7 @@ use std::ops::Range;
 
 use super::build::build_table;
 use super::{ExtractError, Extracted, Format, Line, MAX_COLUMNS};
-use crate::table::{ColumnType, Table, Value, infer_column_type};
+use crate::table::{ColumnType, DateOrder, Table, Value, infer_column_type};
 
 // The delimiters tried, in the sniffer's order of preference when the evidence is equal.
 use crate::import::{DELIMITERS, sniff};
@@ -59,11 +59,15 @@ const MAX_HEADER_TRIES: usize = 3;
 /// first records most consistently into two or more fields; a comma when none does). Ragged
 /// rows are padded, and rows longer than the header add columns.
 pub fn parse_delimited(text: &str, delimiter: Option<u8>) -> Result<Table, ExtractError> {
-    parse_with(text, delimiter).map(|(table, _)| table)
+    parse_with(text, delimiter, DateOrder::MonthFirst).map(|(table, _)| table)
 }
 
 /// [`parse_delimited`], also telling which delimiter was used.
-pub(super) fn parse_with(text: &str, delimiter: Option<u8>) -> Result<(Table, u8), ExtractError> {
+pub(super) fn parse_with(
+    text: &str,
+    delimiter: Option<u8>,
+    dates: DateOrder,
+) -> Result<(Table, u8), ExtractError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(ExtractError::Empty);
@@ -112,7 +116,7 @@ pub(super) fn parse_with(text: &str, delimiter: Option<u8>) -> Result<(Table, u8
             (0..width).map(|i| row.get(i).map_or("", |c| if padded { c.trim() } else { c })),
         );
     }
-    Ok((build_table(&headers, &cells, width), delimiter))
+    Ok((build_table(&headers, &cells, width, dates), delimiter))
 }
 
 /// CSV text of a table: a header of column names, then one line per row. Cells are `Value`'s
@@ -247,7 +251,7 @@ struct Candidate {
 }
 
 /// Searches plain lines (no fences, JSON or Markdown tables) for delimited tables.
-pub(super) fn find(text: &str, lines: &[Line], out: &mut Vec<Extracted>) {
+pub(super) fn find(text: &str, lines: &[Line], dates: DateOrder, out: &mut Vec<Extracted>) {
     let (Some(first), Some(last)) = (lines.first(), lines.last()) else {
         return;
     };
@@ -297,7 +301,7 @@ pub(super) fn find(text: &str, lines: &[Line], out: &mut Vec<Extracted>) {
             Format::Csv
         };
         out.push(Extracted {
-            table: scans[c.scan].table(c.records, c.width),
+            table: scans[c.scan].table(c.records, c.width, dates),
             format,
             span: c.span,
         });
@@ -568,7 +572,7 @@ impl<'a> Scan<'a> {
             })
     }
 
-    fn table(&self, records: Range<usize>, width: usize) -> Table {
+    fn table(&self, records: Range<usize>, width: usize, dates: DateOrder) -> Table {
         let headers: Vec<String> = self
             .fields_of(records.start)
             .iter()
@@ -581,7 +585,7 @@ impl<'a> Scan<'a> {
                 cells.extend(self.fields_of(r).iter().map(|f| f.cell(self.text, padded)));
             }
         }
-        build_table(&headers, &cells, width)
+        build_table(&headers, &cells, width, dates)
     }
 }
 
@@ -644,7 +648,7 @@ mod tests {
         let text = "a,b\nc,d\n\n".repeat(20_000);
         let lines = Line::split(&text);
         let mut found = Vec::new();
-        find(&text, &lines, &mut found);
+        find(&text, &lines, DateOrder::MonthFirst, &mut found);
         assert_eq!(found.len(), 20_000);
         assert_eq!(found[1].span, 9..16);
     }

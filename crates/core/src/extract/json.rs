@@ -28,7 +28,7 @@ pub fn parse_json_table(text: &str) -> Result<Table, ExtractError> {
         message: e.to_string(),
     })?;
     let mut tables = Vec::new();
-    collect_tables(&value, &mut tables);
+    collect_tables(&value, DateOrder::MonthFirst, &mut tables);
     match tables.len() {
         0 => Err(ExtractError::NotATable),
         1 => tables.swap_remove(0),
@@ -62,7 +62,12 @@ pub fn to_json(table: &Table) -> serde_json::Value {
 /// Reads the JSON value starting at byte `at` (and ending before `limit`) and the tables in
 /// it: none when it is JSON but not a table. The `usize` is where the value ends; when no
 /// JSON value starts there, the error is how many bytes were read before that was clear.
-pub(super) fn tables_at(text: &str, at: usize, limit: usize) -> Result<(Vec<Table>, usize), usize> {
+pub(super) fn tables_at(
+    text: &str,
+    at: usize,
+    limit: usize,
+    dates: DateOrder,
+) -> Result<(Vec<Table>, usize), usize> {
     let source = &text[at..limit.max(at)];
     let mut stream = serde_json::Deserializer::from_str(source).into_iter::<Json>();
     let value = match stream.next() {
@@ -79,7 +84,7 @@ pub(super) fn tables_at(text: &str, at: usize, limit: usize) -> Result<(Vec<Tabl
         Cow::Owned(exact) => serde_json::from_str(&exact).unwrap_or(value),
     };
     let mut tables = Vec::new();
-    collect_tables(&value, &mut tables);
+    collect_tables(&value, dates, &mut tables);
     // A table too wide to keep is skipped: a reply never fails to be read.
     Ok((tables.into_iter().filter_map(Result::ok).collect(), end))
 }
@@ -243,12 +248,12 @@ impl Serialize for Json {
 /// - `{"rows": [{...}, ...]}` and `[{...}, ...]`: columns from the objects' keys;
 /// - `[["name", ...], [cell, ...], ...]`: an array of arrays whose first row is all strings;
 /// - an object with a single member holding one of these (`{"result": [...]}`).
-fn collect_tables(value: &Json, out: &mut Vec<Result<Table, ExtractError>>) {
+fn collect_tables(value: &Json, dates: DateOrder, out: &mut Vec<Result<Table, ExtractError>>) {
     if let Some(Json::Array(tables)) = value.get("tables") {
-        out.extend(tables.iter().filter_map(table_of));
+        out.extend(tables.iter().filter_map(|t| table_of(t, dates)));
         return;
     }
-    if let Some(table) = table_of(value) {
+    if let Some(table) = table_of(value, dates) {
         out.push(table);
         return;
     }
@@ -256,7 +261,7 @@ fn collect_tables(value: &Json, out: &mut Vec<Result<Table, ExtractError>>) {
     if let Json::Object(members) = value
         && let [(_, only)] = members.as_slice()
     {
-        collect_tables(only, out);
+        collect_tables(only, dates, out);
     }
 }
 
@@ -295,7 +300,7 @@ impl ColumnSpec {
     }
 }
 
-fn table_of(value: &Json) -> Option<Result<Table, ExtractError>> {
+fn table_of(value: &Json, dates: DateOrder) -> Option<Result<Table, ExtractError>> {
     match value {
         Json::Object(_) => {
             let Some(Json::Array(rows)) = value.get("rows").or_else(|| value.get("data")) else {
@@ -309,19 +314,24 @@ fn table_of(value: &Json) -> Option<Result<Table, ExtractError>> {
                 }
                 None => return None,
             };
-            Some(build(columns, rows))
+            Some(build(columns, rows, dates))
         }
         Json::Array(items) if !items.is_empty() => {
             if items.iter().all(|r| matches!(r, Json::Object(_))) {
-                return Some(build(Vec::new(), items));
+                return Some(build(Vec::new(), items, dates));
             }
             let (Json::Array(header), rest) = (&items[0], &items[1..]) else {
                 return None;
             };
             let named = !header.is_empty() && header.iter().all(|h| matches!(h, Json::String(_)));
             let tabular = !rest.is_empty() && rest.iter().all(|r| matches!(r, Json::Array(_)));
-            (named && tabular)
-                .then(|| build(header.iter().map(ColumnSpec::from_json).collect(), rest))
+            (named && tabular).then(|| {
+                build(
+                    header.iter().map(ColumnSpec::from_json).collect(),
+                    rest,
+                    dates,
+                )
+            })
         }
         _ => None,
     }
@@ -329,7 +339,11 @@ fn table_of(value: &Json) -> Option<Result<Table, ExtractError>> {
 
 /// Lays rows out under columns: arrays by position, objects by column name (a key that names
 /// no column adds one, so nothing the model wrote is lost), anything else as a one-cell row.
-fn build(mut specs: Vec<ColumnSpec>, rows: &[Json]) -> Result<Table, ExtractError> {
+fn build(
+    mut specs: Vec<ColumnSpec>,
+    rows: &[Json],
+    dates: DateOrder,
+) -> Result<Table, ExtractError> {
     if specs.len() > MAX_COLUMNS {
         return Err(ExtractError::TooManyColumns { found: specs.len() });
     }
@@ -395,7 +409,7 @@ fn build(mut specs: Vec<ColumnSpec>, rows: &[Json]) -> Result<Table, ExtractErro
         .zip(cells)
         .enumerate()
     {
-        let (typed, values) = typed_column(spec.ty, &column);
+        let (typed, values) = typed_column(spec.ty, &column, dates);
         for (row, value) in table_rows.iter_mut().zip(values) {
             row.push(value);
         }
@@ -419,7 +433,11 @@ fn place<'j>(cells: &mut Vec<Vec<Option<&'j Json>>>, r: usize, i: usize, cell: &
 
 /// A column's type and values: the declared type when every cell converts to it, otherwise the
 /// type inferred from the cells' text (a cell that does not fit is never dropped).
-fn typed_column(declared: Option<ColumnType>, cells: &[Option<&Json>]) -> (Typed, Vec<Value>) {
+fn typed_column(
+    declared: Option<ColumnType>,
+    cells: &[Option<&Json>],
+    dates: DateOrder,
+) -> (Typed, Vec<Value>) {
     if let Some(ty) = declared {
         let converted: Result<Vec<Value>, _> = cells
             .iter()
@@ -447,7 +465,7 @@ fn typed_column(declared: Option<ColumnType>, cells: &[Option<&Json>]) -> (Typed
         .iter()
         .map(|c| c.map_or(Cow::Borrowed(""), Json::text))
         .collect();
-    let typed = infer_typed(texts.iter().map(AsRef::as_ref), DateOrder::MonthFirst);
+    let typed = infer_typed(texts.iter().map(AsRef::as_ref), dates);
     let how = typed.conventions();
     let values = texts
         .iter()

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 
 use super::Line;
 use super::build::build_table;
-use crate::table::{Table, Value};
+use crate::table::{DateOrder, Table, Value};
 
 /// Whether a line could head a table (the alignment row below it decides).
 fn may_be_header(line: &str) -> bool {
@@ -218,7 +218,7 @@ fn starts_html_block(t: &str) -> bool {
 
 /// Reads the table whose header is `lines[0]` (and alignment row `lines[1]`). Returns the
 /// table, or `None` when it is wider than `MAX_COLUMNS`, and how many lines it took.
-pub(super) fn read_table(text: &str, lines: &[Line]) -> (Option<Table>, usize) {
+pub(super) fn read_table(text: &str, lines: &[Line], dates: DateOrder) -> (Option<Table>, usize) {
     let Some(header_line) = lines.first() else {
         return (None, 0);
     };
@@ -243,7 +243,7 @@ pub(super) fn read_table(text: &str, lines: &[Line]) -> (Option<Table>, usize) {
     if width > super::MAX_COLUMNS {
         return (None, used);
     }
-    (Some(build_table(&headers, &cells, width)), used)
+    (Some(build_table(&headers, &cells, width, dates)), used)
 }
 
 /// The raw cells of a row: outer pipes removed, split at pipes that are not escaped (a

@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use serde::Serialize;
 
-use crate::table::Table;
+use crate::table::{DateOrder, Table};
 
 pub use delimited::{parse_delimited, to_csv};
 pub use json::{parse_json_table, to_json};
@@ -84,11 +84,19 @@ pub enum ExtractError {
     SeveralTables { count: usize },
 }
 
-/// Finds every table in `text`, in order of appearance.
+/// Finds every table in `text`, in order of appearance. A column of dates that all read both
+/// ways (`03/04/2024`) is read month first: [`extract_tables_reading`] takes the user's order.
 pub fn extract_tables(text: &str) -> Vec<Extracted> {
+    extract_tables_reading(text, DateOrder::MonthFirst)
+}
+
+/// [`extract_tables`], reading a column of dates that all read both ways in `dates` (the
+/// user's locale); a column with a value that reads one way only is read that way.
+pub fn extract_tables_reading(text: &str, dates: DateOrder) -> Vec<Extracted> {
     let lines = Line::split(text);
     let mut walk = Walk {
         text,
+        dates,
         json_budget: text.len().saturating_mul(4).saturating_add(1 << 20),
         out: Vec::new(),
     };
@@ -143,6 +151,8 @@ enum Place {
 /// The state of one extraction.
 struct Walk<'t> {
     text: &'t str,
+    /// How dates that read both ways are read.
+    dates: DateOrder,
     /// Bytes that attempts to read JSON at the start of a line may still read. Most such
     /// attempts fail within a line, but text built for it (thousands of lines that each open
     /// a bracket) could make every attempt read far; past this budget, which ordinary text
@@ -170,7 +180,7 @@ impl Walk<'_> {
             if place == Place::Top
                 && let Some(fence) = Fence::open(t)
             {
-                delimited::find(text, &lines[plain_from..i], &mut self.out);
+                delimited::find(text, &lines[plain_from..i], self.dates, &mut self.out);
                 let close = (i + 1..lines.len()).find(|&j| fence.closes(lines[j].text(text)));
                 let content = &lines[i + 1..close.unwrap_or(lines.len())];
                 let end = close.map_or(region_end, |j| lines[j].end);
@@ -181,7 +191,7 @@ impl Walk<'_> {
             }
             if t.starts_with(['{', '[']) && self.json_budget > 0 {
                 let at = line.end - t.len();
-                let found = json::tables_at(text, at, region_end);
+                let found = json::tables_at(text, at, region_end, self.dates);
                 let read = match &found {
                     Ok((_, end)) => end - at,
                     Err(read) => *read,
@@ -196,7 +206,7 @@ impl Walk<'_> {
                     // skipped rather than searched for CSV, unless its line goes on after it
                     // (`[1,2],3` is a CSV row).
                     if !tables.is_empty() || rest_is_blank {
-                        delimited::find(text, &lines[plain_from..i], &mut self.out);
+                        delimited::find(text, &lines[plain_from..i], self.dates, &mut self.out);
                         self.out.extend(tables.into_iter().map(|table| Extracted {
                             table,
                             format: json_format,
@@ -211,8 +221,8 @@ impl Walk<'_> {
             if let Some(next) = lines.get(i + 1)
                 && markdown::opens_table(s, next.text(text))
             {
-                delimited::find(text, &lines[plain_from..i], &mut self.out);
-                let (table, used) = markdown::read_table(text, &lines[i..]);
+                delimited::find(text, &lines[plain_from..i], self.dates, &mut self.out);
+                let (table, used) = markdown::read_table(text, &lines[i..], self.dates);
                 if let Some(table) = table {
                     self.out.push(Extracted {
                         table,
@@ -226,7 +236,7 @@ impl Walk<'_> {
             }
             i += 1;
         }
-        delimited::find(text, &lines[plain_from..], &mut self.out);
+        delimited::find(text, &lines[plain_from..], self.dates, &mut self.out);
     }
 
     fn read_fence(&mut self, info: FenceInfo, content: &[Line], span: Range<usize>) {
@@ -239,12 +249,12 @@ impl Walk<'_> {
         match info {
             FenceInfo::Code => {}
             FenceInfo::Json => {
-                if let Ok((tables, _)) = json::tables_at(text, body_at, last.end) {
+                if let Ok((tables, _)) = json::tables_at(text, body_at, last.end, self.dates) {
                     self.push_fenced_json(tables, &span);
                 }
             }
             FenceInfo::Delimited(delimiter) => {
-                if let Ok((table, delimiter)) = delimited::parse_with(body, delimiter) {
+                if let Ok((table, delimiter)) = delimited::parse_with(body, delimiter, self.dates) {
                     let format = if delimiter == b'\t' {
                         Format::Tsv
                     } else {
@@ -260,7 +270,7 @@ impl Walk<'_> {
             FenceInfo::Anything => {
                 // A block holding exactly one JSON table is fenced JSON, spanning the block.
                 if body.trim_start().starts_with(['{', '['])
-                    && let Ok((tables, end)) = json::tables_at(text, body_at, last.end)
+                    && let Ok((tables, end)) = json::tables_at(text, body_at, last.end, self.dates)
                     && !tables.is_empty()
                     && text[end..last.end].trim().is_empty()
                 {

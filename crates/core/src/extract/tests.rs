@@ -134,6 +134,32 @@ fn html_links_and_references_in_markdown_cells_become_their_text() {
 }
 
 #[test]
+fn dates_that_read_both_ways_are_read_in_the_order_asked_for_in_every_format() {
+    use crate::table::DateOrder;
+    use chrono::NaiveDate;
+    let day = |y, m, d| Value::Date(NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default());
+    for reply in [
+        "| when | n |\n|---|---|\n| 03/04/2024 | 1 |\n| 05/06/2024 | 2 |\n",
+        "when,n\n03/04/2024,1\n05/06/2024,2\n",
+        "```csv\nwhen,n\n03/04/2024,1\n05/06/2024,2\n```",
+        "[{\"when\": \"03/04/2024\", \"n\": 1}, {\"when\": \"05/06/2024\", \"n\": 2}]",
+    ] {
+        let found = extract_tables_reading(reply, DateOrder::DayFirst);
+        assert_eq!(found.len(), 1, "{reply}");
+        let t = &found[0].table;
+        assert_eq!(t.columns[0].ty, ColumnType::Date, "{reply}");
+        assert_eq!(t.rows[0][0], day(2024, 4, 3), "{reply}");
+        assert_eq!(t.rows[1][0], day(2024, 6, 5), "{reply}");
+        let us = only(reply);
+        assert_eq!(us.table.rows[0][0], day(2024, 3, 4), "{reply}");
+        // A value that reads one way settles the column whatever the order asked for.
+        let settled = reply.replace("05/06/2024", "05/16/2024");
+        let found = extract_tables_reading(&settled, DateOrder::DayFirst);
+        assert_eq!(found[0].table.rows[0][0], day(2024, 3, 4), "{settled}");
+    }
+}
+
+#[test]
 fn a_row_of_dashes_inside_a_markdown_table_is_a_row() {
     let e = only("| a | b |\n|---|---|\n| 1 | x |\n| - | - |\n| 3 | y |\n");
     assert_eq!(e.table.rows.len(), 3);

@@ -357,9 +357,11 @@ pub async fn send(
     let cancel = state.runs.register(reply.id);
     tokio::spawn(watch_remote_cancel(state.clone(), reply.id));
     let entry_for_errors = entry.clone();
+    let dates = user_date_order(state, user).await;
     let run = Run {
         state: state.clone(),
         user,
+        dates,
         conversation: conversation.clone(),
         entry,
         message_id: reply.id,
@@ -432,6 +434,19 @@ const SUMMARY_SAMPLE_CHARS: usize = 4_000;
 /// Stores every table in the user's message, read from the whole message (never from what the
 /// model is sent of it), exactly as given; in a conversation with target columns, matched to
 /// them (what does not match is listed in `issues`).
+/// How the user's locale writes dates that read both ways (`03/04/2024`); month first when
+/// the user has none or cannot be read now.
+async fn user_date_order(state: &AppState, user: Uuid) -> sheetgpt_core::table::DateOrder {
+    let locale = match crate::db::users::find_by_id(&state.db, user).await {
+        Ok(found) => found.and_then(|u| u.locale),
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the user's locale; dates read month first");
+            None
+        }
+    };
+    sheetgpt_core::locale::date_order(locale.as_deref())
+}
+
 async fn store_pasted_tables(
     state: &AppState,
     user: Uuid,
@@ -440,14 +455,18 @@ async fn store_pasted_tables(
     target: Option<&[sheetgpt_core::table::Column]>,
 ) -> Vec<PastedTable> {
     let owned = text.to_owned();
+    let dates = user_date_order(state, user).await;
     // Large pastes take real CPU to parse: keep it off the async workers.
-    let found = match tokio::task::spawn_blocking(move || extract::extract_tables(&owned)).await {
-        Ok(found) => found,
-        Err(err) => {
-            tracing::error!(error = %err, "reading the tables of a message failed");
-            return Vec::new();
-        }
-    };
+    let found =
+        match tokio::task::spawn_blocking(move || extract::extract_tables_reading(&owned, dates))
+            .await
+        {
+            Ok(found) => found,
+            Err(err) => {
+                tracing::error!(error = %err, "reading the tables of a message failed");
+                return Vec::new();
+            }
+        };
     let base = if conversation.title.is_empty() {
         "Table from chat".to_owned()
     } else {
@@ -601,6 +620,8 @@ async fn table_preview(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<
 struct Run {
     state: AppState,
     user: Uuid,
+    /// How the user's locale writes dates that read both ways.
+    dates: sheetgpt_core::table::DateOrder,
     conversation: Conversation,
     entry: ModelEntry,
     message_id: Uuid,
@@ -951,7 +972,7 @@ impl Run {
             self.apply_ops(block, &mut out).await;
             return out;
         }
-        let mut found = extract::extract_tables(text);
+        let mut found = extract::extract_tables_reading(text, self.dates);
         if continued {
             found = merge_continued(found);
         }

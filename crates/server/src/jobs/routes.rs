@@ -181,7 +181,8 @@ async fn get_job(
 /// leaves nothing half-done (an import stores no table).
 #[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
-    responses((status = 200, description = "Cancelled", body = JobResponse)))]
+    responses((status = 200, description = "Cancelled", body = JobResponse),
+        (status = 409, description = "The job has already ended", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn cancel_job(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -209,7 +210,8 @@ async fn cancel_job(
             (Vec<u8> = "application/zip"),
             (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
             (String = "text/csv"),
-            (Value = "application/json")))))]
+            (Value = "application/json"))),
+        (status = 409, description = "The job has not succeeded: its file is not ready", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn download_job(
     State(state): State<AppState>,
     auth: AuthUser,

@@ -139,7 +139,10 @@ async fn create_table(
                     .await?
                     .ok_or(ApiError::NotFound("message"))?;
             let index = body.table_index.unwrap_or(0);
-            let mut found = sheetgpt_core::extract::extract_tables(&message.content);
+            let mut found = sheetgpt_core::extract::extract_tables_reading(
+                &message.content,
+                sheetgpt_core::locale::date_order(auth.user.locale.as_deref()),
+            );
             if index >= found.len() {
                 return Err(ApiError::field(
                     "table_index",

@@ -701,3 +701,51 @@ async fn dates_that_read_both_ways_follow_the_users_locale_and_say_so() {
     let (_, rows) = contents(&app, &token, table["id"].as_str().unwrap()).await;
     assert_eq!(rows, json!([["2024-03-04"], ["2024-05-06"]]));
 }
+
+#[tokio::test]
+async fn dates_pasted_into_chat_that_read_both_ways_follow_the_users_locale() {
+    let app = TestApp::spawn().await;
+    let paste = "day,n\n03/04/2024,1\n05/06/2024,2\n";
+    for (email, locale, want) in [
+        (
+            "paste-gb@example.com",
+            "en-GB",
+            json!([["2024-04-03", 1], ["2024-06-05", 2]]),
+        ),
+        (
+            "paste-us@example.com",
+            "en-US",
+            json!([["2024-03-04", 1], ["2024-05-06", 2]]),
+        ),
+    ] {
+        let token = app.user(email).await;
+        let (status, _) = patch_me(&app, &token, json!({ "locale": locale })).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, conversation) = app
+            .post("/api/v1/conversations", Some(&token), json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{conversation}");
+        let id = conversation["id"].as_str().unwrap();
+        let (status, reply) = app
+            .post(
+                &format!("/api/v1/conversations/{id}/messages"),
+                Some(&token),
+                json!({ "content": paste }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        let table = reply["message"]["table_id"].as_str().expect("a table");
+        let (columns, rows) = contents(&app, &token, table).await;
+        assert_eq!(rows, want, "{locale}");
+        let order = if locale == "en-GB" {
+            "day_first"
+        } else {
+            "month_first"
+        };
+        assert_eq!(
+            columns[0]["dates"],
+            json!({"order": order, "decided_by": "locale"}),
+            "{locale}"
+        );
+    }
+}
