@@ -9,6 +9,7 @@ use std::ops::ControlFlow;
 
 use libfuzzer_sys::fuzz_target;
 use sheetgpt_core::import::{Import, Limits, Source, looks_like_spreadsheet, text_over};
+use sheetgpt_core::table::DateOrder;
 
 fn limits() -> Limits {
     Limits {
@@ -18,11 +19,16 @@ fn limits() -> Limits {
         max_inflated_bytes: 64 * 1024 * 1024,
         max_shared_strings_bytes: 16 * 1024 * 1024,
         max_sheet_cells: 1_000_000,
+        dates: DateOrder::MonthFirst,
     }
 }
 
 fn read(data: &[u8], source: Source) {
-    let limits = limits();
+    let mut limits = limits();
+    // Both ways of reading dates that read both ways.
+    if data.len() % 2 == 0 {
+        limits.dates = DateOrder::DayFirst;
+    }
     let Ok(import) = Import::open(Cursor::new(data), &source, &limits) else {
         return;
     };
