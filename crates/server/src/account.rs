@@ -187,7 +187,7 @@ pub async fn write_archive(
     let cancelled = || {
         control.cancelled.load(Ordering::Relaxed).then(|| {
             ApiError::conflict(
-                crate::tables::service::IMPORT_STOPPED,
+                crate::tables::service::JOB_STOPPED,
                 "The archive was cancelled.",
             )
         })

@@ -278,6 +278,11 @@ pub struct TablesConfig {
     /// Uploads up to this many bytes are imported within the request (201 with the table);
     /// larger ones are imported by a job (202 with the job to follow). 0: every import is a job.
     pub import_sync_bytes: u64,
+    /// A change that touches every row (`sort`, `filter_delete`, `change_type`, `trim`,
+    /// `add_column` with a default or formula) or a revert, on a table of more rows than this,
+    /// runs as a job (202 with the job to follow); such a change must then be one operation.
+    /// 0: every such change is a job.
+    pub max_sync_rows: u64,
 }
 
 impl TablesConfig {
@@ -564,6 +569,7 @@ impl Default for Config {
                 max_sheet_cells: 5_000_000,
                 sort_memory_bytes: 64 * 1024 * 1024,
                 import_sync_bytes: 8 * 1024 * 1024,
+                max_sync_rows: 100_000,
             },
             chat: ChatConfig {
                 max_message_chars: 200_000,

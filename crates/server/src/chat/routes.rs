@@ -412,6 +412,7 @@ async fn respond(
                 ChatEvent::Delta { .. } => "delta",
                 ChatEvent::Thinking { .. } => "thinking",
                 ChatEvent::Table { .. } => "table",
+                ChatEvent::Job { .. } => "job",
                 ChatEvent::Usage { .. } => "usage",
                 ChatEvent::Done { .. } => "done",
                 ChatEvent::Error { .. } => "error",

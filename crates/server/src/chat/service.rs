@@ -54,6 +54,14 @@ pub enum ChatEvent {
         /// False when the reply was still cut at the output limit after continuing.
         complete: bool,
     },
+    /// A job was queued for the reply (a change of every row of a table past
+    /// `tables.max_sync_rows`): follow it at `/api/v1/jobs/{job_id}`.
+    Job {
+        job_id: Uuid,
+        table_id: Uuid,
+        /// The job's kind (`change`).
+        kind: &'static str,
+    },
     Usage {
         prompt_tokens: u32,
         completion_tokens: u32,
@@ -1129,8 +1137,34 @@ impl Run {
             ));
             return;
         }
-        match tables::change(&self.state, self.user, table.id, None, block.ops, None).await {
-            Ok(result) => {
+        let submitted = tables::submit_change(
+            &self.state,
+            self.user,
+            table.id,
+            None,
+            block.ops,
+            None,
+            None,
+        )
+        .await;
+        match submitted {
+            Ok(tables::Submitted::Queued { job, .. }) => {
+                // Too large to change while the reply is written: a job applies it.
+                out.table_id = Some(table.id);
+                out.version = Some(table.current_version);
+                out.meta = serde_json::json!({"ops_job": job.id, "current_table": table.id});
+                out.appendix.push(format!(
+                    "“{}” has {} rows: the change is being applied by job `{}` (follow it at \
+                     /api/v1/jobs/{}); the table stays at version {} until it is done.",
+                    table.name, table.row_count, job.id, job.id, table.current_version
+                ));
+                out.events.push(ChatEvent::Job {
+                    job_id: job.id,
+                    table_id: table.id,
+                    kind: "change",
+                });
+            }
+            Ok(tables::Submitted::Applied(result)) => {
                 out.table_id = Some(table.id);
                 out.version = Some(result.version);
                 out.meta = serde_json::json!({"ops_applied": true, "version": result.version});

@@ -113,6 +113,8 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         import(state, worker, &job, stop).await
     } else if job.kind == Kind::AccountArchive.as_str() {
         archive(state, worker, &job, stop).await
+    } else if job.kind == Kind::Change.as_str() {
+        change(state, worker, &job, stop).await
     } else {
         Outcome::Failed {
             message: format!("Unknown job kind `{}`.", job.kind),
@@ -435,7 +437,7 @@ async fn import(
         &payload.name,
         path,
         payload.source(),
-        Some(crate::tables::service::ImportJob {
+        Some(crate::tables::service::JobRun {
             control: &control,
             job_id: job.id,
             worker,
@@ -455,11 +457,52 @@ async fn import(
     }
 }
 
+/// A change of every row of a large table (`jobs::change`), recorded as succeeded in the
+/// change's own transaction.
+async fn change(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let Ok(payload) = serde_json::from_str::<crate::jobs::change::ChangePayload>(&job.payload)
+    else {
+        tracing::error!(job.id = %job.id, "change payload does not parse");
+        return Outcome::Failed {
+            message: "The change's operations could not be read.".to_owned(),
+            retryable: false,
+        };
+    };
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        job.progress_total,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let run = crate::tables::service::JobRun {
+        control: &control,
+        job_id: job.id,
+        worker,
+    };
+    let changed = crate::jobs::change::run(state, job, payload, run).await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (changed, held) {
+        (Ok(()), _) => Outcome::Recorded,
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Err(err), _) => failed(job, &err),
+    }
+}
+
 /// The outcome of work that failed with a service error: the problem's detail for the user,
 /// another attempt when the server was at fault (database, disk).
 fn failed(job: &JobRecord, err: &crate::http::error::ApiError) -> Outcome {
     let problem = err.problem();
-    if problem.code == crate::tables::service::IMPORT_STOPPED {
+    if problem.code == crate::tables::service::JOB_STOPPED {
         // Cancelled, or the lease was lost when it came to commit: nothing was stored.
         return Outcome::Lost;
     }

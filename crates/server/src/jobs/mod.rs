@@ -6,6 +6,7 @@
 //! (`result.artifact`, in `exports/`). Whoever ends a job for good (the worker, a cancel, the
 //! account's deletion, the sweeper) removes them through [`remove_files`].
 
+pub mod change;
 pub mod routes;
 
 use std::path::Path;
@@ -26,6 +27,8 @@ pub enum Kind {
     SheetSync,
     Import,
     AccountArchive,
+    /// A change (or a revert) of every row of a large table.
+    Change,
 }
 
 impl Kind {
@@ -35,6 +38,7 @@ impl Kind {
             Self::SheetSync => crate::google::links::SYNC_KIND,
             Self::Import => "import",
             Self::AccountArchive => "account_archive",
+            Self::Change => "change",
         }
     }
 
@@ -44,6 +48,7 @@ impl Kind {
             Self::SheetSync,
             Self::Import,
             Self::AccountArchive,
+            Self::Change,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)
@@ -144,17 +149,8 @@ pub async fn queue_import(
     use crate::http::error::ApiError;
     use sea_orm::TransactionTrait;
     let kind = Kind::Import.as_str();
-    if let Some(key) = key
-        && let Some(job) = store::by_idempotency_key(&state.db, owner, kind, key).await?
-    {
+    if let Some(job) = change::admit(state, owner, Kind::Import, key, "imports").await? {
         return Ok((job, false));
-    }
-    let limit = state.config.exports.max_active_per_user;
-    if store::count_active(&state.db, owner, kind).await? >= limit {
-        return Err(ApiError::TooManyRequests {
-            retry_after_secs: 10,
-            detail: format!("You have {limit} imports queued or running; wait for one to finish."),
-        });
     }
     let id = uuid::Uuid::now_v7();
     let relative = format!("{UPLOAD_DIR}/{id}.upload");

@@ -45,7 +45,8 @@ pub struct JobResponse {
     /// Why the last attempt failed.
     pub error: Option<String>,
     /// What a succeeded job produced: an import's `table_id`, `name` and `rows`; a file's
-    /// `rows`, `bytes` and `file_name`.
+    /// `rows`, `bytes` and `file_name`; a change's `table_id` and the change's answer
+    /// (`version`, `row_count`, `rows_written`, `rows_deleted`, `nulled_cells`, ...).
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// Where to download the file a succeeded job wrote (until its retention time).
@@ -112,7 +113,7 @@ pub struct JobListQuery {
     )]
     pub cursor: Option<String>,
     /// Only jobs of this kind.
-    #[param(pattern = "^(export|sheet_sync|import|account_archive)?$")]
+    #[param(pattern = "^(export|sheet_sync|import|account_archive|change)?$")]
     pub kind: Option<String>,
     /// Only jobs with this status.
     #[param(pattern = "^(queued|running|succeeded|failed|cancelled)?$")]
@@ -139,7 +140,7 @@ async fn list_jobs(
                 .ok_or_else(|| {
                     ApiError::field(
                         "kind",
-                        "must be export, sheet_sync, import or account_archive",
+                        "must be export, sheet_sync, import, account_archive or change",
                     )
                 })?
                 .as_str(),

@@ -9,6 +9,7 @@
 //! same function an in-memory change uses, so both give the same rows.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::atomic::Ordering;
 
 use sea_orm::DatabaseTransaction;
 use sheetgpt_core::table::{MarkGuess, Reading, RowChecker, Value, Violation};
@@ -18,6 +19,7 @@ use uuid::Uuid;
 use super::service::{self, Applied};
 use super::spill::{Entry, Order, Sorter};
 use crate::db::tables::{self as store, RawRow, TableRecord};
+use crate::exports::render::Control;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 
@@ -116,11 +118,37 @@ pub struct Target<'a> {
     pub table: &'a TableRecord,
     pub base: i32,
     pub schema: &'a Schema,
+    /// A job's progress and cancel flag, when a job worker runs the change.
+    pub control: Option<&'a Control>,
+}
+
+/// How many times a whole-table operation goes over the rows (a job's progress counts rows
+/// once per pass): a sort reads them and writes them in order, a type change to a number
+/// without a decimal mark first reads every value to choose the mark.
+pub fn passes(op: &Op) -> i64 {
+    match op {
+        Op::Sort { .. } => 2,
+        Op::ChangeType {
+            to, reading: None, ..
+        } if to.is_numeric() => 2,
+        _ => 1,
+    }
 }
 
 impl Target<'_> {
     fn next(&self) -> i32 {
         self.base + 1
+    }
+
+    /// Counts `rows` done for a job, and stops the work when the job was cancelled or lost.
+    fn done(&self, rows: usize) -> Result<(), ApiError> {
+        if let Some(control) = self.control {
+            control.rows.fetch_add(rows as u64, Ordering::Relaxed);
+            if control.cancelled.load(Ordering::Relaxed) {
+                return Err(service::job_stopped()); // the change's transaction rolls back
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,6 +192,7 @@ impl<'a> Pages<'a> {
         if let Some(last) = page.last() {
             self.after = Some((last.position, last.id));
         }
+        self.target.done(page.len())?;
         Ok(page)
     }
 }
@@ -242,6 +271,8 @@ async fn rowwise(
         ..Applied::default()
     };
     let mut failed = Failed::default();
+    // The first nulled cells by row id (the largest on top, to drop), as in memory.
+    let mut nulled: BinaryHeap<(RowId, String)> = BinaryHeap::new();
     let mut pages = Pages::new(target);
     loop {
         let page = pages.next(txn).await?;
@@ -275,13 +306,19 @@ async fn rowwise(
         applied.rows_written += written.len();
         applied.rows_deleted += out.deleted.len();
         applied.row_count -= out.deleted.len() as i64;
-        applied.nulled.extend(out.nulled);
+        applied.nulled_total += out.nulled.len() as u64;
+        for cell in out.nulled {
+            nulled.push(cell);
+            if nulled.len() > service::MAX_NULLED_LISTED {
+                nulled.pop();
+            }
+        }
         applied.trimmed += out.trimmed;
     }
     if let Some(err) = failed.into_error() {
         return Err(err);
     }
-    applied.nulled.sort_by_key(|n| n.0);
+    applied.nulled = nulled.into_sorted_vec();
     Ok(applied)
 }
 
@@ -398,6 +435,7 @@ async fn sort(
         if batch.is_empty() {
             break;
         }
+        let placed_now = batch.len();
         let mut moves: BTreeMap<RowId, i64> = BTreeMap::new();
         for entry in batch {
             placed += 1;
@@ -408,6 +446,7 @@ async fn sort(
         }
         applied.rows_written += moves.len();
         move_rows(txn, target, &moves).await?;
+        target.done(placed_now)?;
     }
     drop(sorted);
     tracing::debug!(rows = placed, runs, "sorted");

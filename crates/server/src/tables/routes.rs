@@ -703,12 +703,22 @@ pub struct ChangeRequest {
 
 /// Apply a change: a new version. Send `If-Match: "<version>"` to refuse the change (409)
 /// when someone else changed the table since you read it.
+///
+/// On a table of more than `tables.max_sync_rows` rows, a change that touches every row
+/// (`sort`, `filter_delete`, `change_type`, `trim`, `add_column` with a default or formula)
+/// is applied by a `change` job: the answer is 202 with the job (follow `Location`), whose
+/// result is this answer with the `table_id`. Such a change must be one operation (422
+/// `change-too-large` otherwise).
 #[utoipa::path(post, path = "/tables/{id}/changes", tag = "tables", request_body = ChangeRequest,
     params(("id" = Uuid, Path, description = "Table id"),
-        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
+        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of a large change queue one job", pattern = "^[!-~]([ !-~]{0,198}[!-~])?$")),
     responses(
         (status = 201, description = "New version", body = ChangeResult),
+        (status = 200, description = "The job an earlier request with the same `Idempotency-Key` queued", body = crate::jobs::routes::JobResponse),
+        (status = 202, description = "A change of every row of a table past `tables.max_sync_rows`: a `change` job applies it (follow `Location`)", body = crate::jobs::routes::JobResponse),
         (status = 409, description = "Stale version", body = crate::http::error::Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many large changes queued or running", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
 async fn apply_changes(
     State(state): State<AppState>,
@@ -724,9 +734,35 @@ async fn apply_changes(
         ));
     }
     let expected = if_match(&headers)?;
-    let result =
-        service::change(&state, auth.user.id, id, expected, body.ops, body.summary).await?;
-    Ok(with_etag(result.version, StatusCode::CREATED, result))
+    let key = crate::exports::jobs::idempotency_key(&headers)?;
+    let submitted = service::submit_change(
+        &state,
+        auth.user.id,
+        id,
+        expected,
+        body.ops,
+        body.summary,
+        key.as_deref(),
+    )
+    .await?;
+    Ok(submitted_response(submitted))
+}
+
+/// 201 with the new version, or the change's job (202, or 200 for an idempotent retry).
+fn submitted_response(submitted: service::Submitted) -> Response {
+    match submitted {
+        service::Submitted::Applied(result) => {
+            with_etag(result.version, StatusCode::CREATED, result)
+        }
+        service::Submitted::Queued { job, created } => {
+            let status = if created {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            job_created(job, status)
+        }
+    }
 }
 
 /// JSON without garde rules (the operations validate themselves when applied).
@@ -885,11 +921,17 @@ pub struct RevertRequest {
     pub version: i32,
 }
 
-/// Revert: a new version equal to an older one (history is kept).
+/// Revert: a new version equal to an older one (history is kept). For a table (now, or at the
+/// version to return to) of more than `tables.max_sync_rows` rows, a `change` job reverts it:
+/// 202 with the job to follow.
 #[utoipa::path(post, path = "/tables/{id}/revert", tag = "tables", request_body = RevertRequest,
     params(("id" = Uuid, Path, description = "Table id"),
-        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#)),
+        ("If-Match" = Option<String>, Header, description = "Expected current version", pattern = r#"^(W/)?"?[0-9]{1,9}"?$"#),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of a large revert queue one job", pattern = "^[!-~]([ !-~]{0,198}[!-~])?$")),
     responses((status = 201, description = "New version", body = ChangeResult),
+        (status = 200, description = "The job an earlier request with the same `Idempotency-Key` queued", body = crate::jobs::routes::JobResponse),
+        (status = 202, description = "A revert of a table past `tables.max_sync_rows`: a `change` job applies it (follow `Location`)", body = crate::jobs::routes::JobResponse),
+        (status = 429, description = "Too many large changes queued or running", body = crate::http::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Stale version (If-Match)", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn revert(
     State(state): State<AppState>,
@@ -899,8 +941,17 @@ async fn revert(
     ValidatedJson(body): ValidatedJson<RevertRequest>,
 ) -> Result<Response, ApiError> {
     let expected = if_match(&headers)?;
-    let result = service::revert(&state, auth.user.id, id, body.version, expected).await?;
-    Ok(with_etag(result.version, StatusCode::CREATED, result))
+    let key = crate::exports::jobs::idempotency_key(&headers)?;
+    let submitted = service::submit_revert(
+        &state,
+        auth.user.id,
+        id,
+        body.version,
+        expected,
+        key.as_deref(),
+    )
+    .await?;
+    Ok(submitted_response(submitted))
 }
 
 #[cfg(test)]

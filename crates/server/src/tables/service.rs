@@ -390,18 +390,44 @@ pub async fn import_spreadsheet(
     .await
 }
 
-/// An import run by a job worker: rows stored so far are counted in `control` (and the total
-/// once the first pass knows it), `control.cancelled` stops it, and the job is recorded as
-/// succeeded in the import's own transaction, so that the table exists exactly when its job
-/// says so (a worker that lost its lease commits nothing).
-pub struct ImportJob<'a> {
+/// Work run by a job worker (an import, a change): rows done so far are counted in `control`
+/// (and the total once known), `control.cancelled` stops it, and the job is recorded as
+/// succeeded in the work's own transaction, so that the table or version exists exactly when
+/// its job says so (a worker that lost its lease commits nothing).
+pub struct JobRun<'a> {
     pub control: &'a crate::exports::render::Control,
     pub job_id: Uuid,
     pub worker: Uuid,
 }
 
-/// Why an import job stopped without an error of the file: cancelled, or the worker lost it.
-pub const IMPORT_STOPPED: &str = "import-stopped";
+impl JobRun<'_> {
+    /// Records the job's success in `txn`; [`JOB_STOPPED`] when the worker no longer holds it.
+    async fn succeed(
+        &self,
+        txn: &DatabaseTransaction,
+        result: &serde_json::Value,
+        rows: i64,
+    ) -> Result<(), ApiError> {
+        let held = crate::db::jobs::succeed(
+            txn,
+            self.job_id,
+            self.worker,
+            &result.to_string(),
+            rows,
+            None,
+        )
+        .await?;
+        if held { Ok(()) } else { Err(job_stopped()) }
+    }
+}
+
+/// Why a job's work stopped without an error of its input: cancelled, or the worker lost it.
+pub const JOB_STOPPED: &str = "job-stopped";
+
+/// The error that ends a job's work when it was cancelled or lost (the worker records nothing).
+pub fn job_stopped() -> ApiError {
+    ApiError::conflict(JOB_STOPPED, "The job was cancelled.")
+}
 
 /// Imports a file with the core reader, in its two passes: the first (which checks every
 /// bound of `tables` and decides each column's type from all of its cells) before anything is
@@ -413,10 +439,10 @@ pub async fn import(
     name: &str,
     path: std::path::PathBuf,
     source: Source,
-    job: Option<ImportJob<'_>>,
+    job: Option<JobRun<'_>>,
 ) -> Result<TableRecord, ApiError> {
     use std::sync::atomic::Ordering;
-    let stopped = || ApiError::conflict(IMPORT_STOPPED, "The import was cancelled.");
+    let stopped = job_stopped;
     let name = check_name(name)?;
     let mut limits = state.config.tables.import_limits();
     // Dates that read both ways are read as the owner's locale writes them.
@@ -505,18 +531,7 @@ pub async fn import(
     finish_create(&txn, &record, &schema, count, &summary, owner).await?;
     if let Some(job) = &job {
         let result = serde_json::json!({"table_id": record.id, "name": record.name, "rows": count});
-        let held = crate::db::jobs::succeed(
-            &txn,
-            job.job_id,
-            job.worker,
-            &result.to_string(),
-            count,
-            None,
-        )
-        .await?;
-        if !held {
-            return Err(stopped());
-        }
+        job.succeed(&txn, &result, count).await?;
     }
     txn.commit().await?;
     tracing::info!(table.id = %record.id, rows = count, "table imported");
@@ -621,11 +636,138 @@ pub struct ChangeResult {
     pub row_count: i64,
     pub rows_written: usize,
     pub rows_deleted: usize,
-    /// Cells set to null by a type change with `invalid: "null"`: `[row id, old text]`.
+    /// Cells set to null by a type change with `invalid: "null"`: `[row id, old text]`, the
+    /// first 1,000 by row id (`nulled_total` counts them all).
     #[schema(value_type = Vec<Object>)]
     pub nulled_cells: Vec<(RowId, String)>,
+    /// How many cells the type change set to null.
+    pub nulled_total: u64,
     /// Cells whose leading and trailing spaces a `trim` removed.
     pub trimmed_cells: u64,
+}
+
+/// Nulled cells listed at most in a change's answer; `nulled_total` counts them all.
+pub const MAX_NULLED_LISTED: usize = 1_000;
+
+/// How a change was taken: applied within the request, or queued as a job (a change of every
+/// row of a table past `tables.max_sync_rows`); `created` is false when an earlier request
+/// with the same idempotency key queued it.
+pub enum Submitted {
+    Applied(ChangeResult),
+    Queued {
+        job: crate::db::jobs::JobRecord,
+        created: bool,
+    },
+}
+
+/// Whether a table is past `tables.max_sync_rows`: work on all its rows runs as a job.
+fn needs_job(state: &AppState, table: &TableRecord) -> bool {
+    u64::try_from(table.row_count).unwrap_or(0) > state.config.tables.max_sync_rows
+}
+
+/// Applies a change within the request, or queues it as a `change` job when it touches every
+/// row of a table past `tables.max_sync_rows`. Such a change must be one operation (422
+/// `change-too-large` otherwise), since a change of several is worked out in memory.
+pub async fn submit_change(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    expected: Option<i32>,
+    ops: Vec<Op>,
+    summary: Option<String>,
+    key: Option<&str>,
+) -> Result<Submitted, ApiError> {
+    if ops.is_empty() {
+        return Err(no_ops());
+    }
+    let table = store::find(&state.db, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    if !(needs_job(state, &table) && version::plan(&ops).all_rows) {
+        return change(state, owner, table_id, expected, ops, summary, None)
+            .await
+            .map(Submitted::Applied);
+    }
+    let Some(op) = bulk::streamed(&ops) else {
+        return Err(ApiError::Unprocessable {
+            code: "change-too-large",
+            detail: format!(
+                "The table has {} rows, more than tables.max_sync_rows ({}): an operation on \
+                 every row ({}) must be sent as a change of its own, without other operations.",
+                table.row_count,
+                state.config.tables.max_sync_rows,
+                whole_table_ops(&ops).join(", ")
+            ),
+            errors: Vec::new(),
+        });
+    };
+    let base = expected.unwrap_or(table.current_version);
+    if base != table.current_version {
+        return Err(stale(table.current_version));
+    }
+    let passes = bulk::passes(op);
+    let payload = crate::jobs::change::ChangePayload {
+        table_id,
+        base,
+        work: crate::jobs::change::Work::Ops { ops, summary },
+    };
+    let total = table.row_count.saturating_mul(passes);
+    let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, total).await?;
+    Ok(Submitted::Queued { job, created })
+}
+
+/// [`revert`] within the request, or as a `change` job for a table (now or at the target
+/// version) past `tables.max_sync_rows`.
+pub async fn submit_revert(
+    state: &AppState,
+    owner: Uuid,
+    table_id: Uuid,
+    target: i32,
+    expected: Option<i32>,
+    key: Option<&str>,
+) -> Result<Submitted, ApiError> {
+    let table = store::find(&state.db, owner, table_id)
+        .await?
+        .ok_or(ApiError::NotFound("table"))?;
+    if target < 1 || target > table.current_version {
+        return Err(ApiError::NotFound("version"));
+    }
+    let target_rows = store::version(&state.db, table.id, target)
+        .await?
+        .map_or(0, |v| v.row_count);
+    let big = needs_job(state, &table)
+        || u64::try_from(target_rows).unwrap_or(0) > state.config.tables.max_sync_rows;
+    if !big {
+        return revert(state, owner, table_id, target, expected, None)
+            .await
+            .map(Submitted::Applied);
+    }
+    let base = expected.unwrap_or(table.current_version);
+    if base != table.current_version {
+        return Err(stale(table.current_version));
+    }
+    let payload = crate::jobs::change::ChangePayload {
+        table_id,
+        base,
+        work: crate::jobs::change::Work::Revert { to: target },
+    };
+    let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, 0).await?;
+    Ok(Submitted::Queued { job, created })
+}
+
+/// The names of the operations of `ops` that touch every row (`sort`, `trim`, ...).
+fn whole_table_ops(ops: &[Op]) -> Vec<String> {
+    ops.iter()
+        .filter(|op| version::plan(std::slice::from_ref(*op)).all_rows)
+        .filter_map(|op| {
+            let json = serde_json::to_value(op).ok()?;
+            Some(json.get("op")?.as_str()?.to_owned())
+        })
+        .collect()
+}
+
+fn no_ops() -> ApiError {
+    ApiError::field("ops", "a change needs at least one operation")
 }
 
 /// What a change may ask for, from `[tables]`.
@@ -736,12 +878,10 @@ pub async fn change(
     expected: Option<i32>,
     ops: Vec<Op>,
     summary: Option<String>,
+    job: Option<JobRun<'_>>,
 ) -> Result<ChangeResult, ApiError> {
     if ops.is_empty() {
-        return Err(ApiError::field(
-            "ops",
-            "a change needs at least one operation",
-        ));
+        return Err(no_ops());
     }
     let table = store::find(&state.db, owner, table_id)
         .await?
@@ -772,6 +912,7 @@ pub async fn change(
                 table: &table,
                 base,
                 schema: &schema,
+                control: job.as_ref().map(|j| j.control),
             };
             bulk::apply(state, &txn, &target, op).await?
         }
@@ -808,16 +949,39 @@ pub async fn change(
         applied.row_count,
     )
     .await?;
-    txn.commit().await?;
-    crate::google::links::table_changed(state, owner, table.id).await;
-    Ok(ChangeResult {
+    let result = ChangeResult {
         version: new_version,
         row_count: applied.row_count,
         rows_written: applied.rows_written,
         rows_deleted: applied.rows_deleted,
         nulled_cells: applied.nulled,
+        nulled_total: applied.nulled_total,
         trimmed_cells: applied.trimmed,
-    })
+    };
+    if let Some(job) = &job {
+        record_job(&txn, job, table.id, &result).await?;
+    }
+    txn.commit().await?;
+    crate::google::links::table_changed(state, owner, table.id).await;
+    Ok(result)
+}
+
+/// Records a change job's success, with the change's answer and its table, in the change's
+/// transaction.
+async fn record_job(
+    txn: &DatabaseTransaction,
+    job: &JobRun<'_>,
+    table_id: Uuid,
+    result: &ChangeResult,
+) -> Result<(), ApiError> {
+    let mut json = serde_json::to_value(result).map_err(|e| ApiError::Internal(e.into()))?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("table_id".to_owned(), serde_json::json!(table_id));
+    }
+    // Progress ends at the rows gone over (once per pass), as it was counted while running.
+    let done = job.control.rows.load(std::sync::atomic::Ordering::Relaxed);
+    job.succeed(txn, &json, i64::try_from(done).unwrap_or(i64::MAX))
+        .await
 }
 
 /// What a change wrote, before its version is recorded.
@@ -828,7 +992,9 @@ pub(super) struct Applied {
     pub next_row_id: RowId,
     pub rows_written: usize,
     pub rows_deleted: usize,
+    /// The first [`MAX_NULLED_LISTED`] cells set to null, by row id.
     pub nulled: Vec<(RowId, String)>,
+    pub nulled_total: u64,
     /// Cells whose spaces a `trim` removed.
     pub trimmed: u64,
 }
@@ -871,7 +1037,13 @@ async fn in_memory(
         next_row_id: outcome.next_row_id,
         rows_written: written.len(),
         rows_deleted: outcome.deleted.len(),
-        nulled: outcome.nulled,
+        nulled_total: outcome.nulled.len() as u64,
+        nulled: {
+            let mut nulled = outcome.nulled;
+            nulled.sort_by_key(|n| n.0);
+            nulled.truncate(MAX_NULLED_LISTED);
+            nulled
+        },
         trimmed: outcome.trimmed,
     })
 }
@@ -1030,7 +1202,9 @@ pub async fn revert(
     table_id: Uuid,
     target: i32,
     expected: Option<i32>,
+    job: Option<JobRun<'_>>,
 ) -> Result<ChangeResult, ApiError> {
+    use std::sync::atomic::Ordering;
     let table = store::find(&state.db, owner, table_id)
         .await?
         .ok_or(ApiError::NotFound("table"))?;
@@ -1091,6 +1265,14 @@ pub async fn revert(
         store::close_rows(&txn, table.id, new_version, &to_close).await?;
         store::insert_rows(&txn, table.id, new_version, &to_write).await?;
         rows_written += to_write.len();
+        if let Some(job) = &job {
+            job.control
+                .rows
+                .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            if job.control.cancelled.load(Ordering::Relaxed) {
+                return Err(job_stopped()); // the transaction rolls back
+            }
+        }
     }
     let row_count = target_record.row_count;
     quota.check(&txn, row_count - table.row_count).await?;
@@ -1108,14 +1290,19 @@ pub async fn revert(
     )
     .await?;
     store::set_current(&txn, table.id, new_version, table.next_row_id, row_count).await?;
-    txn.commit().await?;
-    crate::google::links::table_changed(state, owner, table.id).await;
-    Ok(ChangeResult {
+    let result = ChangeResult {
         version: new_version,
         row_count,
         rows_written,
         rows_deleted,
         nulled_cells: Vec::new(),
+        nulled_total: 0,
         trimmed_cells: 0,
-    })
+    };
+    if let Some(job) = &job {
+        record_job(&txn, job, table.id, &result).await?;
+    }
+    txn.commit().await?;
+    crate::google::links::table_changed(state, owner, table.id).await;
+    Ok(result)
 }

@@ -243,3 +243,16 @@ pub fn set_cookie_value(headers: &reqwest::header::HeaderMap, name: &str) -> Opt
         .find(|(n, _)| n.trim() == name)
         .map(|(_, v)| v.trim().to_owned())
 }
+
+/// Polls `/jobs/{id}` until the job's status is one of `want` (at most a minute); returns it.
+pub async fn wait_job(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Value {
+    for _ in 0..1200 {
+        let (status, job) = app.get(&format!("/api/v1/jobs/{id}"), Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if want.contains(&job["status"].as_str().unwrap()) {
+            return job;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("job {id} never reached {want:?}");
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{
     IntoPair, PASSWORD, TestApp, assert_problem, base_config, fresh_database_url, private_tempdir,
+    wait_job,
 };
 
 fn csv(rows: usize) -> Vec<u8> {
@@ -42,18 +43,6 @@ async fn upload(
     let status = resp.status();
     let headers = resp.headers().clone();
     (status, headers, resp.json().await.unwrap())
-}
-
-async fn wait_job(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Value {
-    for _ in 0..1200 {
-        let (status, job) = app.get(&format!("/api/v1/jobs/{id}"), Some(token)).await;
-        assert_eq!(status, StatusCode::OK, "{job}");
-        if want.contains(&job["status"].as_str().unwrap()) {
-            return job;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("job {id} never reached {want:?}");
 }
 
 async fn table_count(app: &TestApp, token: &str) -> usize {

@@ -15,6 +15,7 @@ mod admin;
 mod api_keys;
 mod auth;
 mod browser;
+mod change_jobs;
 mod chat;
 mod chat_fidelity;
 mod chat_remote;

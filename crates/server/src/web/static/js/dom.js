@@ -61,14 +61,16 @@ export function field(label, control, hint) {
 }
 
 /** A short message at the bottom of the screen; errors stay until dismissed. */
-export function toast(message, kind = "info") {
+export function toast(message, kind = "info", ms = 4000) {
   const box = document.getElementById("toasts");
-  if (!box) return;
+  if (!box) return null;
   const close = h("button", { class: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
   const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : null },
     h("span", {}, message), close);
   box.appendChild(item);
-  if (kind !== "error") setTimeout(() => item.remove(), 4000);
+  // `ms` 0: stays until removed (a job's progress).
+  if (kind !== "error" && ms > 0) setTimeout(() => item.remove(), ms);
+  return item;
 }
 
 /** A modal <dialog>; resolves with the value given to `done`, or null when dismissed. */

@@ -1,7 +1,7 @@
 // One table: the grid with its toolbar (filter, rows, columns), versions (list, diff, revert)
 // and export. Every edit is a change on the server, and so a new version.
 
-import { ApiError, enc, get, post, request } from "./api.js";
+import { ApiError, enc, followJob, get, post, progressText, request } from "./api.js";
 import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
 import { count, display, readingText, when } from "./format.js";
 import { Grid } from "./grid.js";
@@ -212,10 +212,11 @@ export class TablePanel {
   /** Sends operations; the answer is a new version. */
   async change(ops, summary) {
     try {
-      const result = await request("POST", `/tables/${enc(this.id)}/changes`, {
+      let result = await request("POST", `/tables/${enc(this.id)}/changes`, {
         body: summary ? { ops, summary } : { ops },
         headers: { "if-match": `"${this.table.version}"` },
       });
+      if (result.kind === "change") result = await this.followChange(result, "Changing");
       this.table.version = result.version;
       this.table.row_count = result.row_count;
       this.table = await get(`/tables/${enc(this.id)}`);
@@ -223,7 +224,8 @@ export class TablePanel {
       await this.refreshGrid();
       if (!this.versions.hidden) this.loadVersions();
       const notes = [];
-      if (result.nulled_cells?.length) notes.push(`${count(result.nulled_cells.length)} cells that did not convert were emptied`);
+      const nulled = result.nulled_total ?? result.nulled_cells?.length ?? 0;
+      if (nulled) notes.push(`${count(nulled)} cells that did not convert were emptied`);
       if (result.trimmed_cells) notes.push(`spaces trimmed in ${count(result.trimmed_cells)} cells`);
       toast(`Saved as version ${result.version}${notes.length ? `: ${notes.join("; ")}` : ""}.`);
       return result;
@@ -235,6 +237,23 @@ export class TablePanel {
         showError(err);
       }
       throw err;
+    }
+  }
+
+  /**
+   * Follows the job that applies a change of every row of a large table (202 from the
+   * server), showing its progress; resolves with the change's answer when it is done.
+   */
+  async followChange(job, doing) {
+    const note = toast(`${doing} all ${count(this.table.row_count)} rows as a job…`, "info", 0);
+    const text = note?.querySelector("span");
+    try {
+      const done = await followJob(job, (j) => {
+        if (text) text.textContent = `${doing} “${this.table.name}”: ${progressText(j)}`;
+      });
+      return done.result;
+    } finally {
+      note?.remove();
     }
   }
 
@@ -440,10 +459,11 @@ export class TablePanel {
   async revert(version) {
     if (!(await confirmDialog("Revert", `Make a new version equal to version ${version}? Nothing is lost: the versions in between stay in the history.`, "Revert"))) return;
     try {
-      const result = await request("POST", `/tables/${enc(this.id)}/revert`, {
+      let result = await request("POST", `/tables/${enc(this.id)}/revert`, {
         body: { version },
         headers: { "if-match": `"${this.table.version}"` },
       });
+      if (result.kind === "change") result = await this.followChange(result, "Reverting");
       toast(`Reverted: version ${result.version} equals version ${version}.`);
       this.viewVersion = null;
       this.diff = null;
