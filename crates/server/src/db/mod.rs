@@ -241,3 +241,14 @@ pub async fn purge(
     txn.commit().await?;
     Ok(removed)
 }
+
+/// Whether a database error is another writer holding the database past the busy timeout
+/// (SQLite `database is locked`, SQLITE_BUSY), or on PostgreSQL a deadlock or a lock not
+/// available: work that fails so may succeed when tried again.
+pub fn is_busy(err: &sea_orm::DbErr) -> bool {
+    let text = err.to_string();
+    text.contains("database is locked")
+        || text.contains("database table is locked")
+        || text.contains("deadlock detected")
+        || text.contains("could not obtain lock")
+}

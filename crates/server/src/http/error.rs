@@ -94,6 +94,10 @@ pub enum ApiError {
     },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database stayed locked by another write past its busy timeout: 503 with
+    /// `Retry-After`, nothing written.
+    #[error("database busy")]
+    Busy,
     /// An outside service (a model provider) failed; `detail` is safe to show.
     #[error("{detail}")]
     Gateway { status: StatusCode, detail: String },
@@ -149,7 +153,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::QuotaExceeded { status, .. } => *status,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Gateway { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -191,6 +195,13 @@ impl ApiError {
                     "model-unavailable"
                 },
                 detail.clone(),
+                vec![],
+            ),
+            Self::Busy => (
+                "database-busy",
+                "The database is busy with another write (a large change or import); nothing \
+                 was changed: try again in a few seconds."
+                    .to_owned(),
                 vec![],
             ),
             Self::Unavailable(_) => (
@@ -277,6 +288,7 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = ?err, "internal error");
             }
             Self::Unavailable(reason) => tracing::warn!(%reason, "service unavailable"),
+            Self::Busy => tracing::warn!("database busy past its timeout"),
             _ => {}
         }
         let status = self.status();
@@ -299,6 +311,11 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            Self::Busy => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(5u64));
+            }
             _ => {}
         }
         response
@@ -307,6 +324,11 @@ impl IntoResponse for ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
+        if crate::db::is_busy(&err) {
+            // Another write held the database past the busy timeout (SQLite's one writer, a
+            // long change or import): not the user's fault, and it passes.
+            return Self::Busy;
+        }
         Self::Internal(anyhow::Error::new(err))
     }
 }

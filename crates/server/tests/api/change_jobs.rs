@@ -498,3 +498,49 @@ async fn nulled_cells_list_the_first_thousand_and_nulled_total_counts_them_all()
         );
     }
 }
+
+#[tokio::test]
+async fn a_write_that_waits_past_the_busy_timeout_on_sqlite_is_a_503_to_retry_and_writes_nothing() {
+    use sea_orm::{ConnectionTrait, TransactionTrait};
+    let app = TestApp::spawn().await;
+    if app.state.db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return; // PostgreSQL writers do not wait on each other for unrelated rows
+    }
+    let token = app.user("cj10@example.com").await;
+    // Another writer (a long change, an import) holds SQLite's one write lock.
+    let long = app.state.db.begin().await.unwrap();
+    long.execute_unprepared("UPDATE users SET locale = locale")
+        .await
+        .unwrap();
+    let (status, headers, body) = app
+        .request(
+            Method::POST,
+            "/api/v1/tables",
+            Some(&token),
+            Some(json!({"name": "Waits", "rows": [[1]]})),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database-busy",
+    );
+    assert_eq!(headers["retry-after"], "5");
+    long.rollback().await.unwrap();
+    let (_, list) = app.get("/api/v1/tables", Some(&token)).await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing written"
+    );
+    let (status, _, body) = app
+        .request(
+            Method::POST,
+            "/api/v1/tables",
+            Some(&token),
+            Some(json!({"name": "Waits", "rows": [[1]]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "tried again: {body}");
+}
