@@ -510,10 +510,28 @@ fn failed(job: &JobRecord, err: &crate::http::error::ApiError) -> Outcome {
     if retryable {
         tracing::warn!(job.id = %job.id, error = %err, "job attempt failed");
     }
-    Outcome::Failed {
-        message: problem.detail,
-        retryable,
+    // A job has no response body for the fields: the first ones go into its error.
+    let mut message = problem.detail;
+    if !problem.errors.is_empty() {
+        const LISTED: usize = 10;
+        let listed: Vec<String> = problem
+            .errors
+            .iter()
+            .take(LISTED)
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect();
+        message = format!(
+            "{} {}{}",
+            message,
+            listed.join("; "),
+            if problem.errors.len() > LISTED {
+                "; …"
+            } else {
+                "."
+            }
+        );
     }
+    Outcome::Failed { message, retryable }
 }
 
 /// The account archive (`account`), written to a file kept like an export's.

@@ -157,6 +157,31 @@ async fn every_whole_table_operation_and_a_revert_run_as_jobs_and_give_what_was_
         assert_eq!(done["result"]["version"], version, "{done}");
         assert_eq!(done["result"]["row_count"], rows, "{done}");
     }
+    // A type change that some cells refuse fails its job, naming them; nothing is written.
+    let (status, _, job) = change(
+        &app,
+        &token,
+        &id,
+        json!([{"op": "change_type", "column": "label", "to": "integer"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let failed = wait_job(
+        &app,
+        &token,
+        job["id"].as_str().unwrap(),
+        &["succeeded", "failed"],
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("rows[201].label: `row 201` cannot become integer"),
+        "{error}"
+    );
+    assert_eq!(failed["attempts"], 1, "not retried: {failed}");
+    assert_eq!(version_of(&app, &token, &id).await, 5);
+
     let (_, page) = app
         .get(&format!("/api/v1/tables/{id}/rows?limit=1"), Some(&token))
         .await;

@@ -1063,3 +1063,126 @@ async fn a_large_import_and_a_large_archive_are_followed_as_jobs_on_the_page() {
     std::io::Read::read_to_string(&mut zip.by_name("account.json").unwrap(), &mut account).unwrap();
     assert!(account.contains("grace@example.com"), "{account}");
 }
+
+#[tokio::test]
+async fn a_type_change_and_rename_of_a_large_table_on_the_page_follow_the_job_to_two_versions() {
+    let Some((chromium, chromedriver)) = installed() else {
+        return;
+    };
+    // Past 10 rows, a change of every row is a job, and must be a change of its own.
+    let app = TestApp::spawn_with(|c| c.tables.max_sync_rows = 10).await;
+    let token = app.user("lin@example.com").await;
+    let rows: Vec<Value> = (1..=30)
+        .map(|i| {
+            json!([
+                i,
+                if i % 5 == 0 {
+                    "unknown".to_owned()
+                } else {
+                    format!("{}", i * 100)
+                }
+            ])
+        })
+        .collect();
+    let (status, table) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Codes", "columns": [
+                {"name": "n", "type": "integer"}, {"name": "amount", "type": "text"}
+            ], "rows": rows}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{table}");
+    let id = table["id"].as_str().unwrap().to_owned();
+
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .type_into(".auth-form input[name=email]", "lin@example.com")
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar").await;
+    browser
+        .js("location.hash = '#/t/' + arguments[0]", json!([id]))
+        .await;
+    let scope = ".table-panel";
+    browser
+        .wait_js(
+            "the table's grid",
+            15,
+            "return document.querySelectorAll(arguments[0] + ' .grid-body .grid-row:not(.loading)').length > 3",
+            json!([scope]),
+        )
+        .await;
+    let cell = browser
+        .find(&format!(
+            "{scope} .grid-body .grid-row[data-index=\"0\"] [role=gridcell][data-col=\"1\"]"
+        ))
+        .await;
+    browser.click_element(&cell).await;
+    browser
+        .click_button(&format!("{scope} .toolbar"), "Edit column")
+        .await;
+    browser
+        .js(
+            "document.querySelector('dialog.modal input[type=text]').value = ''",
+            json!([]),
+        )
+        .await;
+    browser
+        .type_into("dialog.modal input[type=text]", "amount_n")
+        .await;
+    browser
+        .js(
+            "const type = document.querySelectorAll('dialog.modal select')[0];
+             type.value = 'integer';
+             type.dispatchEvent(new Event('change', {bubbles: true}));
+             document.querySelector('dialog.modal input[type=checkbox]').click();
+             // Every toast shown from now on, however briefly.
+             window.seenToasts = [];
+             new MutationObserver(() => {
+               for (const t of document.querySelectorAll('.toast')) window.seenToasts.push(t.textContent);
+             }).observe(document.getElementById('toasts'), {childList: true, subtree: true, characterData: true});",
+            json!([]),
+        )
+        .await;
+    browser.click_button("dialog.modal", "Save column").await;
+    // The type change is a job (version 2), then the rename (version 3); the page says what
+    // was emptied.
+    browser
+        .wait_js(
+            "version 3 with the renamed column",
+            30,
+            "const status = document.querySelector(arguments[0] + ' .table-status')?.textContent || '';
+             return status.includes('version 3')
+                && [...document.querySelectorAll(arguments[0] + ' .grid-head [role=columnheader]')].some(c => c.textContent.startsWith('amount_n'))",
+            json!([scope]),
+        )
+        .await;
+    browser
+        .wait_js(
+            "the note of the emptied cells",
+            10,
+            "return window.seenToasts.some(t => t.includes('6 cells that did not convert were emptied'))
+                && window.seenToasts.some(t => t.includes('as a job') || t.includes('rows'))",
+            json!([]),
+        )
+        .await;
+    let (_, meta) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(meta["version"], 3, "{meta}");
+    assert_eq!(meta["columns"][1]["name"], "amount_n");
+    assert_eq!(meta["columns"][1]["type"], "integer");
+    let (_, jobs) = app.get("/api/v1/jobs?kind=change", Some(&token)).await;
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 1, "{jobs}");
+    assert_eq!(jobs["items"][0]["result"]["nulled_total"], 6, "{jobs}");
+    let (_, page) = app
+        .get(&format!("/api/v1/tables/{id}/rows?limit=5"), Some(&token))
+        .await;
+    assert_eq!(page["rows"][0]["cells"], json!([1, 100]), "{page}");
+    assert_eq!(page["rows"][4]["cells"], json!([5, null]), "{page}");
+}

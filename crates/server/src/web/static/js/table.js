@@ -209,8 +209,11 @@ export class TablePanel {
     this.refreshGrid();
   }
 
-  /** Sends operations; the answer is a new version. */
-  async change(ops, summary) {
+  /**
+   * Sends operations; the answer is a new version. An error whose code is in `quiet` is
+   * thrown without being shown (the caller handles it).
+   */
+  async change(ops, summary, quiet = []) {
     try {
       let result = await request("POST", `/tables/${enc(this.id)}/changes`, {
         body: summary ? { ops, summary } : { ops },
@@ -230,7 +233,9 @@ export class TablePanel {
       toast(`Saved as version ${result.version}${notes.length ? `: ${notes.join("; ")}` : ""}.`);
       return result;
     } catch (err) {
-      if (err.status === 409 && err.code !== "validation-failed") {
+      if (quiet.includes(err.code)) {
+        // The caller handles it.
+      } else if (err.status === 409 && err.code !== "validation-failed") {
         toast("Someone else changed this table meanwhile; it has been reloaded.", "error");
         await this.load();
       } else {
@@ -394,10 +399,20 @@ export class TablePanel {
     const before = { sort: this.sort && { ...this.sort }, filters: this.filters.map((f) => ({ ...f })) };
     if (this.sort?.column === column.name) this.sort.column = spec.name;
     for (const f of this.filters) if (f.column === column.name) f.column = spec.name;
-    await this.change(ops).catch(() => {
+    const restore = () => {
       this.sort = before.sort;
       this.filters = before.filters;
       return this.refreshGrid();
+    };
+    await this.change(ops, undefined, ["change-too-large"]).catch(async (err) => {
+      if (err.code !== "change-too-large") return restore();
+      // A large table: the type change goes over every row as a change (a job) of its own,
+      // then the rename is a second version.
+      try {
+        for (const op of [...ops].reverse()) await this.change([op]);
+      } catch {
+        await this.load();
+      }
     });
   }
 
