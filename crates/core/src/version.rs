@@ -387,7 +387,7 @@ pub fn plan(ops: &[Op]) -> Needs {
 }
 
 /// The working set a change is applied to: the rows loaded per the plan, keyed by id.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Working {
     pub rows: HashMap<RowId, Row>,
     /// Position of the row after each `successors_of` row (None: it is the last row).

@@ -9,9 +9,7 @@ use std::ops::ControlFlow;
 use sheetgpt_core::formula::{self, FormulaError};
 use sheetgpt_core::import::{Import, ImportError, Scan, Source};
 use sheetgpt_core::table::{Column, ColumnType, Table, Value, unique_names};
-use sheetgpt_core::version::{
-    self, Diff, Op, OpError, Outcome, POSITION_STEP, Row, RowId, Schema, Working,
-};
+use sheetgpt_core::version::{self, Diff, Op, OpError, POSITION_STEP, Row, RowId, Schema, Working};
 use uuid::Uuid;
 
 use super::bulk;
@@ -1009,12 +1007,28 @@ async fn in_memory(
     schema: &Schema,
     ops: &[Op],
 ) -> Result<Applied, ApiError> {
-    let working = working_set(txn, table, base, schema, ops).await?;
+    let mut working = working_set(txn, table, base, schema, ops).await?;
     let first_new = working.next_row_id;
-    let mut outcome =
-        version::apply(schema, ops, working, &change_limits(state)).map_err(op_error)?;
+    let limits = change_limits(state);
+    let mut outcome = version::apply(schema, ops, working.clone(), &limits).map_err(op_error)?;
     if outcome.renumber {
-        outcome = renumber(txn, table, base, schema, outcome).await?;
+        // Positions ran out after an anchor: spread the rows after it, then apply again.
+        let spread = make_room(txn, table, base, schema, ops, &mut working).await?;
+        outcome = version::apply(schema, ops, working, &limits).map_err(op_error)?;
+        if outcome.renumber {
+            return Err(ApiError::Unprocessable {
+                code: "insert-too-dense",
+                detail: "Too many rows are inserted at one place in this change; insert them \
+                         in separate changes."
+                    .to_owned(),
+                errors: Vec::new(),
+            });
+        }
+        for row in spread {
+            if !outcome.deleted.contains(&row.id) {
+                outcome.upserted.entry(row.id).or_insert(row);
+            }
+        }
     }
     let new_version = base + 1;
     let rows_new = outcome
@@ -1071,41 +1085,111 @@ pub(super) fn check_cell_sizes_of<'a>(
     )
 }
 
-/// Positions ran out between two rows: give every row a fresh position, keeping the order
-/// the change produced.
-async fn renumber(
+/// Average room left between two rows of a spread window, so that later inserts there find
+/// room again.
+const SPREAD_GAP: i64 = 1 << 10;
+
+/// Rows read at a time when looking for room after an anchor.
+const SPREAD_PAGE: u64 = 64;
+
+/// Positions ran out after the anchor of an `insert_rows`: the rows after it (a window just
+/// long enough to hold them and the new rows with room to spare, or running to the table's
+/// end) get new positions, spread evenly from the anchor to the first row past the window, so
+/// that the new rows fit between the anchor and its successor. Only the window is read and
+/// written again; the order of every row is kept. Returns the rows moved (to be written with
+/// the change) and updates `working` (their positions, the anchors' successors).
+async fn make_room(
     txn: &DatabaseTransaction,
     table: &TableRecord,
     base: i32,
     schema: &Schema,
-    mut outcome: Outcome,
-) -> Result<Outcome, ApiError> {
-    let mut all: HashMap<RowId, Row> = store::rows_at(txn, table.id, base, true, None)
+    ops: &[Op],
+    working: &mut Working,
+) -> Result<Vec<Row>, ApiError> {
+    let mut moved: HashMap<RowId, Row> = HashMap::new();
+    for op in ops {
+        let Op::InsertRows {
+            rows,
+            after: Some(anchor),
+        } = op
+        else {
+            continue;
+        };
+        let Some(anchor_row) = working.rows.get(anchor) else {
+            continue; // a row of this change: nothing stored after it yet
+        };
+        let start = anchor_row.position;
+        let n = rows.len() as i64;
+        let mut window: Vec<Row> = Vec::new();
+        let mut after = Some((start, *anchor));
+        let mut page_rows = SPREAD_PAGE;
+        // The first row past the window (None: the window runs to the end).
+        let end = loop {
+            let page = store::rows_after(txn, table.id, base, true, after, page_rows).await?;
+            let full = page.len() as u64 == page_rows;
+            let mut found = None;
+            for raw in page {
+                let m = window.len() as i64;
+                if raw.position - start >= (m + n + 1).saturating_mul(SPREAD_GAP) {
+                    found = Some(raw.position);
+                    break;
+                }
+                after = Some((raw.position, raw.id));
+                window.push(raw.into_row(schema));
+            }
+            if found.is_some() || !full {
+                break found;
+            }
+            page_rows = page_rows
+                .saturating_mul(2)
+                .min(crate::tables::bulk::PAGE_ROWS);
+        };
+        let slots = window.len() as i64 + n + 1;
+        let gap = end.map_or(POSITION_STEP, |e| (e - start) / slots);
+        for (i, mut row) in window.into_iter().enumerate() {
+            row.position = start + (n + 1 + i as i64) * gap;
+            // A row the change also edits keeps its edits from the working set.
+            if let Some(current) = working.rows.get(&row.id) {
+                let mut current = current.clone();
+                current.position = row.position;
+                row = current;
+            }
+            working.max_position = working.max_position.max(row.position);
+            working.rows.insert(row.id, row.clone());
+            moved.insert(row.id, row);
+        }
+    }
+    // Every anchor's successor as the rows now stand: the nearest position after it among
+    // the moved rows and the stored rows that did not move.
+    let anchors: Vec<RowId> = working.successors.keys().copied().collect();
+    for id in anchors {
+        let Some(position) = working.rows.get(&id).map(|r| r.position) else {
+            continue;
+        };
+        let stored = store::rows_after(
+            txn,
+            table.id,
+            base,
+            true,
+            Some((position, RowId::MAX)),
+            moved.len() as u64 + 1,
+        )
         .await?
         .into_iter()
-        .map(|r| {
-            let row = r.into_row(schema);
-            (row.id, row)
-        })
-        .collect();
-    for id in &outcome.deleted {
-        all.remove(id);
+        .find(|r| !moved.contains_key(&r.id))
+        .map(|r| r.position);
+        let shifted = moved
+            .values()
+            .map(|r| r.position)
+            .filter(|p| *p > position)
+            .min();
+        let next = match (stored, shifted) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        working.successors.insert(id, next);
     }
-    for (id, row) in &outcome.upserted {
-        all.insert(*id, row.clone());
-    }
-    let mut rows: Vec<Row> = all.into_values().collect();
-    rows.sort_by_key(|r| (r.position, r.id));
-    outcome.upserted = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            r.position = (i as i64 + 1) * POSITION_STEP;
-            (r.id, r)
-        })
-        .collect();
-    outcome.renumber = false;
-    Ok(outcome)
+    Ok(moved.into_values().collect())
 }
 
 fn summarize(ops: &[Op]) -> String {

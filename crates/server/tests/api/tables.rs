@@ -983,3 +983,63 @@ async fn filters_work_on_columns_and_values_with_colons() {
         "validation-failed",
     );
 }
+
+/// The cells of the first column of every row of the current version, in order.
+async fn first_column(app: &TestApp, token: &str, id: &str) -> Vec<Value> {
+    let (status, page) = app
+        .get(&format!("/api/v1/tables/{id}/rows?limit=1000"), Some(token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cells"][0].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn rows_inserted_again_and_again_at_one_place_stay_where_they_were_put_and_only_neighbours_move()
+ {
+    let app = TestApp::spawn().await;
+    let token = app.user("dense@example.com").await;
+    let mut rows: Vec<Value> = vec![json!(["first"])];
+    rows.extend((1..=2_000).map(|i| json!([format!("old {i}")])));
+    let (status, table) = app
+        .post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Dense", "columns": [{"name": "v", "type": "text"}], "rows": rows}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{table}");
+    let id = table["id"].as_str().unwrap();
+    // Each insert halves the room after row 1; past twenty there is none left, and the rows
+    // after it must be moved apart for the next one to go where it is asked.
+    let mut written = Vec::new();
+    for i in 1..=45 {
+        let (status, body) = app
+            .post(
+                &format!("/api/v1/tables/{id}/changes"),
+                Some(&token),
+                json!({"ops": [{"op": "insert_rows", "after": 1, "rows": [{"v": format!("new {i}")}]}]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "insert {i}: {body}");
+        written.push(body["rows_written"].as_u64().unwrap());
+    }
+    let got = first_column(&app, &token, id).await;
+    let mut want = vec![json!("first")];
+    want.extend((1..=45).rev().map(|i| json!(format!("new {i}"))));
+    assert_eq!(&got[..46], &want[..], "each new row right after row 1");
+    assert_eq!(got[46], "old 1");
+    let (_, meta) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(meta["row_count"], 2_046);
+    // The rows moved to make room are the crowded ones, not the whole table.
+    let most = *written.iter().max().unwrap();
+    assert!(most > 1, "room was made at least once: {written:?}");
+    assert!(
+        most <= 50,
+        "only the neighbours are written again: {written:?}"
+    );
+}
