@@ -410,3 +410,17 @@ pub async fn set_expired(
         .await?;
     Ok(())
 }
+
+/// Clears a job's idempotency key, so that the key can make a new job (a validation that
+/// failed is checked again when asked again).
+pub async fn forget_key(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr> {
+    job::Entity::update_many()
+        .col_expr(
+            job::Column::IdempotencyKey,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(job::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

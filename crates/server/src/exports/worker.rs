@@ -115,6 +115,8 @@ async fn run(state: &AppState, worker: Uuid, job: JobRecord, stop: &watch::Recei
         archive(state, worker, &job, stop).await
     } else if job.kind == Kind::Change.as_str() {
         change(state, worker, &job, stop).await
+    } else if job.kind == Kind::Validation.as_str() {
+        validation(state, worker, &job, stop).await
     } else {
         Outcome::Failed {
             message: format!("Unknown job kind `{}`.", job.kind),
@@ -494,6 +496,37 @@ async fn change(
         (Ok(()), _) => Outcome::Recorded,
         (_, Ok(Held::Lost)) => Outcome::Lost,
         (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Err(err), _) => failed(job, &err),
+    }
+}
+
+/// The rule check of a large table's version; its result is the validation's answer.
+async fn validation(
+    state: &AppState,
+    worker: Uuid,
+    job: &JobRecord,
+    stop: &watch::Receiver<bool>,
+) -> Outcome {
+    let control = Arc::new(Control::default());
+    let heartbeat = tokio::spawn(heartbeat(
+        state.clone(),
+        worker,
+        job.id,
+        job.progress_total,
+        Arc::clone(&control),
+        stop.clone(),
+    ));
+    let checked = crate::jobs::validation::run(state, job, &control).await;
+    heartbeat.abort();
+    let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
+    match (checked, held) {
+        (_, Ok(Held::Lost)) => Outcome::Lost,
+        (_, Ok(Held::Stopping)) => Outcome::Released,
+        (Ok((found, rows)), _) => Outcome::Succeeded(Finished {
+            rows,
+            artifact: None,
+            json: serde_json::to_string(&found).unwrap_or_default(),
+        }),
         (Err(err), _) => failed(job, &err),
     }
 }

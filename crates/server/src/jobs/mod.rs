@@ -8,6 +8,7 @@
 
 pub mod change;
 pub mod routes;
+pub mod validation;
 
 use std::path::Path;
 
@@ -29,6 +30,8 @@ pub enum Kind {
     AccountArchive,
     /// A change (or a revert) of every row of a large table.
     Change,
+    /// The rule check of a version of a large table.
+    Validation,
 }
 
 impl Kind {
@@ -39,6 +42,7 @@ impl Kind {
             Self::Import => "import",
             Self::AccountArchive => "account_archive",
             Self::Change => "change",
+            Self::Validation => "validation",
         }
     }
 
@@ -49,6 +53,7 @@ impl Kind {
             Self::Import,
             Self::AccountArchive,
             Self::Change,
+            Self::Validation,
         ]
         .into_iter()
         .find(|k| k.as_str() == text)

@@ -46,7 +46,8 @@ pub struct JobResponse {
     pub error: Option<String>,
     /// What a succeeded job produced: an import's `table_id`, `name` and `rows`; a file's
     /// `rows`, `bytes` and `file_name`; a change's `table_id` and the change's answer
-    /// (`version`, `row_count`, `rows_written`, `rows_deleted`, `nulled_cells`, ...).
+    /// (`version`, `row_count`, `rows_written`, `rows_deleted`, `nulled_cells`, ...); a
+    /// validation's answer (`version`, `violations`, `total`).
     #[schema(value_type = Option<Object>)]
     pub result: Option<Value>,
     /// Where to download the file a succeeded job wrote (until its retention time).
@@ -113,7 +114,7 @@ pub struct JobListQuery {
     )]
     pub cursor: Option<String>,
     /// Only jobs of this kind.
-    #[param(pattern = "^(export|sheet_sync|import|account_archive|change)?$")]
+    #[param(pattern = "^(export|sheet_sync|import|account_archive|change|validation)?$")]
     pub kind: Option<String>,
     /// Only jobs with this status.
     #[param(pattern = "^(queued|running|succeeded|failed|cancelled)?$")]
@@ -140,7 +141,7 @@ async fn list_jobs(
                 .ok_or_else(|| {
                     ApiError::field(
                         "kind",
-                        "must be export, sheet_sync, import, account_archive or change",
+                        "must be export, sheet_sync, import, account_archive, change or validation",
                     )
                 })?
                 .as_str(),

@@ -12,8 +12,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::sync::atomic::Ordering;
 
 use sea_orm::DatabaseTransaction;
-use sheetgpt_core::table::{MarkGuess, Reading, RowChecker, Value, Violation};
+use serde::{Deserialize, Serialize};
+use sheetgpt_core::table::{MarkGuess, Reading, RowChecker, Value, Violation as CellViolation};
 use sheetgpt_core::version::{self, Op, OpError, POSITION_STEP, RowId, Schema, SortKey, Working};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::service::{self, Applied};
@@ -36,17 +38,60 @@ const MAX_FAILED_CELLS: usize = 100;
 pub struct Validation {
     pub version: i32,
     /// Row id and violation (its `row` the index in position order).
-    pub violations: Vec<(RowId, Violation)>,
+    pub violations: Vec<(RowId, CellViolation)>,
     pub total: u64,
 }
 
+/// One rule violation, as the API answers it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Violation {
+    /// Row id.
+    pub row: RowId,
+    pub column: String,
+    /// `required`, `unique`, `min`, `max`, `pattern` or `one_of`.
+    pub rule: String,
+    pub value: String,
+    pub message: String,
+}
+
+/// A version's rule violations, as the API answers them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ValidationResponse {
+    pub version: i32,
+    /// Every bad cell (the first 1000 when there are more).
+    pub violations: Vec<Violation>,
+    pub total: u64,
+}
+
+impl From<Validation> for ValidationResponse {
+    fn from(found: Validation) -> Self {
+        Self {
+            version: found.version,
+            violations: found
+                .violations
+                .into_iter()
+                .map(|(row, v)| Violation {
+                    row,
+                    column: v.column,
+                    rule: v.rule.to_owned(),
+                    value: v.value,
+                    message: v.message,
+                })
+                .collect(),
+            total: found.total,
+        }
+    }
+}
+
 /// Checks every cell of a version against its columns' rules, a page of rows at a time;
-/// `unique` is checked by the database, which returns only the duplicates listed.
+/// `unique` is checked by the database, which returns only the duplicates listed. `control`
+/// (a job's) counts the rows checked and stops the work when cancelled.
 pub async fn validate(
     state: &AppState,
     owner: Uuid,
     table_id: Uuid,
     version: Option<i32>,
+    control: Option<&Control>,
 ) -> Result<Validation, ApiError> {
     let loaded = service::load(state, owner, table_id, version).await?;
     let schema = &loaded.schema;
@@ -81,6 +126,12 @@ pub async fn validate(
             store::rows_after(&state.db, table_id, loaded.version, false, after, PAGE_ROWS).await?;
         let Some(last) = page.last() else { break };
         after = Some((last.position, last.id));
+        if let Some(control) = control {
+            control.rows.fetch_add(page.len() as u64, Ordering::Relaxed);
+            if control.cancelled.load(Ordering::Relaxed) {
+                return Err(service::job_stopped());
+            }
+        }
         for raw in page {
             let row = raw.into_row(schema);
             let (violations, total) = (&mut out.violations, &mut out.total);

@@ -1,7 +1,7 @@
 //! Tables over HTTP: created from rows or uploads, read page by page at any version, changed
 //! by operations (each change a new version), diffed and reverted.
 
-mod bulk;
+pub(crate) mod bulk;
 pub mod routes;
 pub mod service;
 mod spill;

@@ -15,6 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::bulk::ValidationResponse;
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
 use crate::db::tables::{self as store, PageSpec, RowFilter, TableRecord};
@@ -978,53 +979,36 @@ pub struct ValidationQuery {
     pub version: Option<i32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Violation {
-    /// Row id.
-    pub row: RowId,
-    pub column: String,
-    /// `required`, `unique`, `min`, `max`, `pattern` or `one_of`.
-    pub rule: String,
-    pub value: String,
-    pub message: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ValidationResponse {
-    pub version: i32,
-    /// Every bad cell (the first 1000 when there are more).
-    pub violations: Vec<Violation>,
-    pub total: u64,
-}
-
 /// Check every cell of a version against its columns' rules (set with `set_rules` or
 /// declared at creation); every bad cell is reported with its row, column and rule.
+///
+/// A version of more than `tables.max_sync_rows` rows is checked by a `validation` job: the
+/// answer is 202 with the job (follow `Location`; its result is this answer). Asking again
+/// for the same version answers 200 with that job while it runs, and 200 with the violations
+/// (from the job's result) once it is done: a version's rules and cells never change.
 #[utoipa::path(get, path = "/tables/{id}/validation", tag = "tables",
     params(("id" = Uuid, Path, description = "Table id"), ValidationQuery),
-    responses((status = 200, description = "Rule violations", body = ValidationResponse)))]
+    responses((status = 200, description = "Rule violations, or the validation job already checking this version", body = ValidationResponse),
+        (status = 202, description = "A version past `tables.max_sync_rows`: a `validation` job checks it (follow `Location`)", body = crate::jobs::routes::JobResponse)))]
 async fn validate_rows(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(q): Query<ValidationQuery>,
-) -> Result<Json<ValidationResponse>, ApiError> {
-    let found = super::bulk::validate(&state, auth.user.id, id, q.version).await?;
-    let violations = found
-        .violations
-        .into_iter()
-        .map(|(row, v)| Violation {
-            row,
-            column: v.column,
-            rule: v.rule.to_owned(),
-            value: v.value,
-            message: v.message,
-        })
-        .collect();
-    Ok(Json(ValidationResponse {
-        version: found.version,
-        violations,
-        total: found.total,
-    }))
+) -> Result<Response, ApiError> {
+    Ok(
+        match crate::jobs::validation::request(&state, auth.user.id, id, q.version).await? {
+            crate::jobs::validation::Validated::Now(found) => Json(found).into_response(),
+            crate::jobs::validation::Validated::Job { job, created } => {
+                let status = if created {
+                    StatusCode::ACCEPTED
+                } else {
+                    StatusCode::OK
+                };
+                job_created(job, status)
+            }
+        },
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

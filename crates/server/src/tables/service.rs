@@ -984,7 +984,7 @@ async fn record_job(
 
 /// What a change wrote, before its version is recorded.
 #[derive(Default)]
-pub(super) struct Applied {
+pub(crate) struct Applied {
     pub schema: Schema,
     pub row_count: i64,
     pub next_row_id: RowId,

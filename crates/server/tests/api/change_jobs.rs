@@ -569,3 +569,83 @@ async fn a_write_that_waits_past_the_busy_timeout_on_sqlite_is_a_503_to_retry_an
         .await;
     assert_eq!(status, StatusCode::CREATED, "tried again: {body}");
 }
+
+#[tokio::test]
+async fn validation_of_a_large_version_is_a_job_whose_result_answers_later_requests() {
+    let app = TestApp::spawn_with(|c| c.tables.max_sync_rows = 10).await;
+    let token = app.user("cj11@example.com").await;
+    let other = app.user("cj11-other@example.com").await;
+    let create = |rows: usize| {
+        let rows: Vec<Value> = (1..=rows).map(|i| json!([i])).collect();
+        app.post(
+            "/api/v1/tables",
+            Some(&token),
+            json!({"name": "Ruled", "columns": [
+                {"name": "n", "type": "integer", "rules": {"max": 20}}
+            ], "rows": rows}),
+        )
+    };
+    // At the limit: answered at once.
+    let (_, small) = create(10).await;
+    let (status, body) = app
+        .get(
+            &format!(
+                "/api/v1/tables/{}/validation",
+                small["id"].as_str().unwrap()
+            ),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 0);
+
+    let (_, big) = create(30).await;
+    let id = big["id"].as_str().unwrap();
+    let path = format!("/api/v1/tables/{id}/validation");
+    let (status, headers, job) = app.request(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["kind"], "validation");
+    let job_id = job["id"].as_str().unwrap();
+    assert_eq!(headers["location"], format!("/api/v1/jobs/{job_id}"));
+    let (status, _) = app.get(&path, Some(&other)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another user's table");
+
+    let done = wait_job(&app, &token, job_id, &["succeeded", "failed"]).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["progress"]["done"], 30);
+    let result = &done["result"];
+    assert_eq!(result["version"], 1);
+    assert_eq!(result["total"], 10);
+    assert_eq!(result["violations"][0]["row"], 21);
+    assert_eq!(result["violations"][0]["rule"], "max");
+    // Asked again: the job's answer, at once, and no second job.
+    let (status, again) = app.get(&path, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(&again, result);
+    let (_, jobs) = app.get("/api/v1/jobs?kind=validation", Some(&token)).await;
+    assert_eq!(jobs["items"].as_array().unwrap().len(), 1, "{jobs}");
+
+    // New rules are a new version: checked again.
+    let (status, _, body) = change(
+        &app,
+        &token,
+        id,
+        json!([{"op": "set_rules", "column": "n", "rules": {"max": 25}}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, job) = app.request(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let done = wait_job(
+        &app,
+        &token,
+        job["id"].as_str().unwrap(),
+        &["succeeded", "failed"],
+    )
+    .await;
+    assert_eq!(done["result"]["total"], 5, "{done}");
+    // The first version's answer is still the first job's.
+    let (status, v1) = app.get(&format!("{path}?version=1"), Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v1["total"], 10);
+}
