@@ -17,7 +17,7 @@ time the request itself took is shown apart (`answered in`). The request timeout
 that slow requests are measured rather than cut off; a request that took longer than the
 default `http.request_timeout_secs` (30 s) is flagged.
 
-Usage: python3 bench/longwork.py [--rows 1000000] [--config extra.toml]
+Usage: python3 bench/longwork.py [--rows 1000000] [--only sort,diff] [--sort-memory-bytes N]
 Set SHEETGPT_BIN to measure another build (e.g. main's) with the same table.
 """
 import argparse
@@ -43,7 +43,11 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--sort-memory-bytes", type=int, default=None,
                     help="tables.sort_memory_bytes for the server (default: its own default)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated steps to run (validation,sort,filter_delete,"
+                         "change_type,add_column,revert,diff); default: all")
     args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
     if not os.environ.get("SHEETGPT_BENCH_NO_BUILD") and not os.environ.get("SHEETGPT_BIN"):
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "sheetgpt"], cwd=ROOT, check=True)
     print(f"== SheetGPT whole-table work, {args.rows} rows x 10 columns ({BIN}) ==")
@@ -107,6 +111,8 @@ def main():
             results = []
 
             def measure(name, method, path, body=None, check=None):
+                if only is not None and name not in only:
+                    return None, None
                 time.sleep(0.5)
                 reset_peak(proc.pid)
                 before = status_kib(proc.pid, "VmRSS")

@@ -8,7 +8,7 @@
 //! can be read and written in one transaction. Each page is changed by `version::apply`, the
 //! same function an in-memory change uses, so both give the same rows.
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::Ordering;
 
 use sea_orm::DatabaseTransaction;
@@ -449,11 +449,13 @@ async fn sort(
             break;
         }
         for raw in page {
+            let data = raw.data.clone();
             let row = raw.into_row(target.schema);
             sorter.push(Entry {
                 keys: keys.iter().map(|(c, _)| row.get(c).clone()).collect(),
                 position: row.position,
                 id: row.id,
+                data,
             });
             if sorter.full() {
                 sorter = blocking(move || {
@@ -487,16 +489,20 @@ async fn sort(
             break;
         }
         let placed_now = batch.len();
-        let mut moves: BTreeMap<RowId, i64> = BTreeMap::new();
+        let mut moves: Vec<RawRow> = Vec::new();
         for entry in batch {
             placed += 1;
             let position = placed * POSITION_STEP;
             if entry.position != position {
-                moves.insert(entry.id, position);
+                moves.push(RawRow {
+                    id: entry.id,
+                    position,
+                    data: entry.data,
+                });
             }
         }
         applied.rows_written += moves.len();
-        move_rows(txn, target, &moves).await?;
+        move_rows(txn, target, moves).await?;
         target.done(placed_now)?;
     }
     drop(sorted);
@@ -504,23 +510,21 @@ async fn sort(
     Ok(applied)
 }
 
-/// Writes these rows again at their new positions, their cells as stored.
+/// Writes these rows again at their new positions, their cells as stored (carried by the
+/// sort: nothing is read back).
 async fn move_rows(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
-    moves: &BTreeMap<RowId, i64>,
+    mut rows: Vec<RawRow>,
 ) -> Result<(), ApiError> {
-    if moves.is_empty() {
+    if rows.is_empty() {
         return Ok(());
     }
-    let ids: Vec<RowId> = moves.keys().copied().collect();
-    let mut rows = store::rows_at(txn, target.table.id, target.base, true, Some(&ids)).await?;
-    for row in &mut rows {
-        if let Some(position) = moves.get(&row.id) {
-            row.position = *position;
-        }
-    }
+    let mut ids: Vec<RowId> = rows.iter().map(|r| r.id).collect();
+    // In key order, so that the closing updates walk the table's index forwards.
+    ids.sort_unstable();
     store::close_rows(txn, target.table.id, target.next(), &ids).await?;
+    rows.sort_by_key(|r| (r.position, r.id));
     store::insert_raw_rows(txn, target.table.id, target.next(), &rows).await?;
     Ok(())
 }

@@ -20,6 +20,9 @@ pub struct Entry {
     pub keys: Box<[Value]>,
     pub position: i64,
     pub id: RowId,
+    /// The row's stored cells (JSON), carried through the sort so that writing the rows in
+    /// their new order reads nothing back from the database.
+    pub data: String,
 }
 
 impl Entry {
@@ -34,7 +37,11 @@ impl Entry {
                 _ => 0,
             })
             .sum();
-        (std::mem::size_of::<Self>() + std::mem::size_of_val(&*self.keys) + heap + 16) as u64
+        (std::mem::size_of::<Self>()
+            + std::mem::size_of_val(&*self.keys)
+            + heap
+            + self.data.capacity()
+            + 16) as u64
     }
 }
 
@@ -242,7 +249,8 @@ fn write_entry(w: &mut impl Write, e: &Entry) -> io::Result<()> {
         write_value(w, v)?;
     }
     w.write_all(&e.position.to_le_bytes())?;
-    w.write_all(&e.id.to_le_bytes())
+    w.write_all(&e.id.to_le_bytes())?;
+    write_str(w, &e.data)
 }
 
 fn write_str(w: &mut impl Write, s: &str) -> io::Result<()> {
@@ -362,6 +370,7 @@ fn read_entry(r: &mut impl Read) -> io::Result<Option<Entry>> {
         keys: keys.into_boxed_slice(),
         position: i64::from_le_bytes(bytes(r)?),
         id: i64::from_le_bytes(bytes(r)?),
+        data: read_string(r)?,
     }))
 }
 
@@ -374,6 +383,7 @@ mod tests {
             keys: vec![key].into_boxed_slice(),
             position: id * 10,
             id,
+            data: format!("{{\"row\": {id}}}"),
         }
     }
 
@@ -488,12 +498,14 @@ mod tests {
             keys: values.clone().into_boxed_slice(),
             position: i64::MAX,
             id: 42,
+            data: r#"{"c1": "ä ✓"}"#.to_owned(),
         };
         let mut buf = Vec::new();
         write_entry(&mut buf, &e).unwrap();
         let back = read_entry(&mut buf.as_slice()).unwrap().unwrap();
         assert_eq!(back.position, i64::MAX);
         assert_eq!(back.id, 42);
+        assert_eq!(back.data, r#"{"c1": "ä ✓"}"#);
         for (a, b) in values.iter().zip(back.keys.iter()) {
             match (a, b) {
                 (Value::Float(x), Value::Float(y)) => assert_eq!(x.to_bits(), y.to_bits()),
