@@ -749,3 +749,126 @@ async fn dates_pasted_into_chat_that_read_both_ways_follow_the_users_locale() {
         );
     }
 }
+
+/// A semicolon table of `rows` rows whose `amount` is `usual` in every row but row `at` (from
+/// 1), which holds `odd`.
+fn one_odd_value(rows: usize, at: usize, usual: &str, odd: &str) -> String {
+    let mut out = String::from("name;amount\n");
+    for i in 1..=rows {
+        out.push_str("a;");
+        out.push_str(if i == at { odd } else { usual });
+        out.push('\n');
+    }
+    out
+}
+
+/// The type and reading of the column `amount`, and its cells in rows 1 and `at` (from 1).
+async fn amount_at(app: &TestApp, token: &str, table: &str, at: usize) -> (Value, Value, Value) {
+    let page = |cursor: String| async move {
+        let (status, page) = app
+            .get(
+                &format!("/api/v1/tables/{table}/rows?limit=1{cursor}"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page
+    };
+    let first = page(String::new()).await;
+    let there = page(format!("&cursor=o{}", at - 1)).await;
+    let column = first["columns"][1].clone();
+    assert_eq!(column["name"], "amount");
+    (
+        json!({"type": column["type"], "reading": column["reading"]}),
+        first["rows"][0]["cells"][1].clone(),
+        there["rows"][0]["cells"][1].clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_pasted_table_is_typed_from_every_row_at_and_past_ten_thousand() {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-every-row@example.com").await;
+    let comma = json!({"decimal": ",", "grouping": "."});
+    for (rows, at) in [(10_000, 10_000), (10_001, 10_001), (20_000, 20_000)] {
+        for (usual, odd, want) in [
+            // One word among numbers: the column is text, every cell as written.
+            (
+                "5",
+                "about 7",
+                (
+                    json!({"type": "text", "reading": null}),
+                    json!("5"),
+                    json!("about 7"),
+                ),
+            ),
+            // One value that reads only with a decimal comma: the whole column reads with it.
+            (
+                "1.234",
+                "2,5",
+                (
+                    json!({"type": "decimal", "reading": comma}),
+                    json!("1234"),
+                    json!("2.5"),
+                ),
+            ),
+        ] {
+            let id = conversation_id(&app, &token).await;
+            let (status, reply) = app
+                .post(
+                    &format!("/api/v1/conversations/{id}/messages"),
+                    Some(&token),
+                    json!({ "content": one_odd_value(rows, at, usual, odd) }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{reply}");
+            let table = reply["message"]["table_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{rows} rows, `{odd}` at {at}: no table in {reply}"));
+            assert_eq!(reply["tables"][0]["row_count"], rows, "{reply}");
+            let got = amount_at(&app, &token, table, at).await;
+            assert_eq!(got, want, "{rows} rows, `{odd}` at row {at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_rows_are_typed_from_every_row_at_and_past_ten_thousand() {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-every-json-row@example.com").await;
+    for (rows, at) in [(10_000, 10_000), (10_001, 10_001), (20_000, 20_000)] {
+        let body: Vec<Value> = (1..=rows)
+            .map(|i| json!({"name": "a", "amount": if i == at { json!("about 7") } else { json!(5) }}))
+            .collect();
+        let (status, table) = app
+            .post(
+                "/api/v1/tables",
+                Some(&token),
+                json!({"name": "Amounts", "rows": body}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{rows} rows, a word at {at}: {table}"
+        );
+        let got = amount_at(&app, &token, table["id"].as_str().unwrap(), at).await;
+        assert_eq!(
+            got,
+            (
+                json!({"type": "text", "reading": null}),
+                json!("5"),
+                json!("about 7")
+            ),
+            "{rows} rows, a word at row {at}"
+        );
+    }
+}
+
+async fn conversation_id(app: &TestApp, token: &str) -> String {
+    let (status, conversation) = app
+        .post("/api/v1/conversations", Some(token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversation}");
+    conversation["id"].as_str().unwrap().to_owned()
+}
