@@ -872,3 +872,91 @@ async fn conversation_id(app: &TestApp, token: &str) -> String {
     assert_eq!(status, StatusCode::CREATED, "{conversation}");
     conversation["id"].as_str().unwrap().to_owned()
 }
+
+#[tokio::test]
+async fn a_type_change_preview_says_the_mark_and_the_cells_that_would_not_convert_and_changes_nothing()
+ {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-preview@example.com").await;
+    // Three pages of rows (the preview reads 1,000 at a time): the only value that settles
+    // the mark is in the last row, the only word in the second page.
+    let mut csv = String::from("Posten;Betrag\n");
+    for i in 1..=2_500 {
+        let betrag = match i {
+            1_200 => "k. A.",
+            2_500 => "2,5",
+            _ => "1.234",
+        };
+        csv.push_str(&format!("p{i};{betrag}\n"));
+    }
+    let table = upload(&app, &token, csv.into_bytes(), "betrag.csv").await;
+    let id = table["id"].as_str().unwrap();
+    assert_eq!(table["columns"][1]["type"], "text");
+    let word_row = {
+        let (_, page) = app
+            .get(
+                &format!("/api/v1/tables/{id}/rows?limit=1&cursor=o1199"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(page["rows"][0]["cells"][1], "k. A.");
+        page["rows"][0]["id"].clone()
+    };
+    let preview = |query: &'static str| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.get(
+                &format!("/api/v1/tables/{id}/type-change?{query}"),
+                Some(token),
+            )
+            .await
+        }
+    };
+
+    let (status, chosen) = preview("column=Betrag&to=decimal").await;
+    assert_eq!(status, StatusCode::OK, "{chosen}");
+    assert_eq!(
+        chosen,
+        json!({
+            "version": 1, "column": "Betrag", "to": "decimal",
+            "reading": {"decimal": ",", "grouping": "."},
+            "unconvertible": [[word_row, "k. A."]], "unconvertible_total": 1
+        })
+    );
+    let (status, point) = preview("column=Betrag&to=decimal&decimal=.").await;
+    assert_eq!(status, StatusCode::OK, "{point}");
+    assert_eq!(point["reading"], json!({"decimal": ".", "grouping": null}));
+    assert_eq!(
+        point["unconvertible_total"], 2,
+        "`k. A.` and `2,5`: {point}"
+    );
+    let (status, date) = preview("column=Betrag&to=date").await;
+    assert_eq!(status, StatusCode::OK, "{date}");
+    assert_eq!(date["reading"], Value::Null);
+    assert_eq!(date["unconvertible_total"], 2_500);
+    assert_eq!(
+        date["unconvertible"].as_array().unwrap().len(),
+        100,
+        "the first 100 listed"
+    );
+    let (status, problem) = preview("column=Preis&to=decimal").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "column", "{problem}");
+
+    // Nothing was changed; the change then does what the preview said.
+    let (_, now) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(now["version"], 1);
+    assert_eq!(now["columns"][1]["type"], "text");
+    let (status, result) = app
+        .post(
+            &format!("/api/v1/tables/{id}/changes"),
+            Some(&token),
+            json!({"ops": [{"op": "change_type", "column": "Betrag", "to": "decimal", "invalid": "null"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{result}");
+    assert_eq!(result["nulled_cells"], chosen["unconvertible"]);
+    let (_, after) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(after["columns"][1]["reading"], chosen["reading"]);
+}
