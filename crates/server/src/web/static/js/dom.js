@@ -60,15 +60,19 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
 }
 
-/** A short message at the bottom of the screen; errors stay until dismissed. */
+/**
+ * A short message at the bottom of the screen. `info` goes after a few seconds; `error` and
+ * `notice` (something the user must not miss, such as cells that were emptied) stay until
+ * dismissed.
+ */
 export function toast(message, kind = "info") {
   const box = document.getElementById("toasts");
   if (!box) return;
   const close = h("button", { class: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
-  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : null },
+  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : kind === "notice" ? "status" : null },
     h("span", {}, message), close);
   box.appendChild(item);
-  if (kind !== "error") setTimeout(() => item.remove(), 4000);
+  if (kind === "info") setTimeout(() => item.remove(), 4000);
 }
 
 /** A modal <dialog>; resolves with the value given to `done`, or null when dismissed. */
