@@ -296,7 +296,7 @@ impl Inference {
     }
 }
 
-/// Looks at up to 10,000 values (enough to decide, cheap on million-row columns).
+/// The type of a column, from every one of its values (one that does not fit may come last).
 pub fn infer_column_type<'a>(values: impl IntoIterator<Item = &'a str>) -> ColumnType {
     infer_column(values).0
 }
@@ -309,10 +309,12 @@ pub fn infer_column<'a>(
     (typed.ty, typed.reading)
 }
 
-/// The type of a column and how its text reads, dates that read both ways in `prefer`.
+/// The type of a column and how its text reads, dates that read both ways in `prefer`, from
+/// every value: one value in the last row can make a column text or choose its decimal mark.
+/// Linear in the values, constant memory; it stops early only once nothing but text fits.
 pub fn infer_typed<'a>(values: impl IntoIterator<Item = &'a str>, prefer: DateOrder) -> Typed {
     let mut inference = Inference::preferring(prefer);
-    for v in values.into_iter().take(10_000) {
+    for v in values {
         inference.push(v);
         if inference.candidates.is_empty() && inference.comma.is_empty() {
             break;
@@ -585,6 +587,32 @@ mod tests {
                 .map(|v| v.to_string()),
             Ok("2024-02-01T11:30:15".to_owned())
         );
+    }
+
+    #[test]
+    fn a_value_past_the_ten_thousandth_still_decides_the_column() {
+        for at in [9_999, 10_000, 10_001, 50_000] {
+            let mut values = vec!["5"; at + 1];
+            values[at] = "about 7";
+            assert_eq!(
+                infer_column_type(values.iter().copied()),
+                ColumnType::Text,
+                "{at}"
+            );
+            let mut values = vec!["1.234"; at + 1];
+            values[at] = "2,5";
+            assert_eq!(
+                infer_column(values.iter().copied()),
+                (
+                    ColumnType::Decimal,
+                    Some(Reading {
+                        decimal: DecimalMark::Comma,
+                        grouping: Some('.')
+                    })
+                ),
+                "{at}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use sheetgpt_core::export::ExportError;
-use sheetgpt_core::table::{Column, ColumnType, Value};
+use sheetgpt_core::table::{Column, ColumnType, DecimalMark, Reading, Value};
 use sheetgpt_core::version::{Cmp, Op, RowId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +38,7 @@ pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(diff))
         .routes(routes!(revert))
         .routes(routes!(validate_rows))
+        .routes(routes!(preview_type_change))
         .routes(routes!(download))
         .merge(
             OpenApiRouter::new()
@@ -1009,6 +1010,67 @@ async fn validate_rows(
             }
         },
     )
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TypeChangeQuery {
+    /// The column, by id or name.
+    pub column: String,
+    /// The type it would change to: `integer`, `decimal`, `date`, …
+    #[param(value_type = String)]
+    pub to: ColumnType,
+    /// `.` or `,`: numbers in text read with this decimal mark, as `reading` in the op;
+    /// chosen from every value of the column when absent, as the change chooses it.
+    #[param(value_type = Option<String>, pattern = "^[.,]$")]
+    pub decimal: Option<DecimalMark>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TypeChangeResponse {
+    /// The version previewed (the current one).
+    pub version: i32,
+    /// The column's name.
+    pub column: String,
+    #[schema(value_type = String)]
+    pub to: ColumnType,
+    /// How numbers would be read and recorded with the column (`{"decimal": ",", "grouping":
+    /// "."}`); null for other types, or when no value chose a mark.
+    #[schema(value_type = Option<Object>)]
+    pub reading: Option<Reading>,
+    /// Cells that would not convert, `[row id, text]`, the first 100 by row id: the change
+    /// refuses them, or with `invalid: "null"` empties them.
+    #[schema(value_type = Vec<Object>)]
+    pub unconvertible: Vec<(RowId, String)>,
+    /// How many cells would not convert.
+    pub unconvertible_total: u64,
+}
+
+/// What `change_type` of a column would do, without doing it: the decimal mark its numbers
+/// would be read with and the cells that would not convert. Reads every row of the current
+/// version, a page at a time; nothing is written.
+#[utoipa::path(get, path = "/tables/{id}/type-change", tag = "tables",
+    params(("id" = Uuid, Path, description = "Table id"), TypeChangeQuery),
+    responses((status = 200, description = "What the type change would do", body = TypeChangeResponse)))]
+async fn preview_type_change(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+    Query(q): Query<TypeChangeQuery>,
+) -> Result<Json<TypeChangeResponse>, ApiError> {
+    let reading = q.decimal.map(|decimal| Reading {
+        decimal,
+        grouping: None,
+    });
+    let p = super::preview::type_change(&state, auth.user.id, id, &q.column, q.to, reading).await?;
+    Ok(Json(TypeChangeResponse {
+        version: p.version,
+        column: p.column,
+        to: p.to,
+        reading: p.reading,
+        unconvertible: p.unconvertible,
+        unconvertible_total: p.unconvertible_total,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

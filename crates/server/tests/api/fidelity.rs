@@ -749,3 +749,214 @@ async fn dates_pasted_into_chat_that_read_both_ways_follow_the_users_locale() {
         );
     }
 }
+
+/// A semicolon table of `rows` rows whose `amount` is `usual` in every row but row `at` (from
+/// 1), which holds `odd`.
+fn one_odd_value(rows: usize, at: usize, usual: &str, odd: &str) -> String {
+    let mut out = String::from("name;amount\n");
+    for i in 1..=rows {
+        out.push_str("a;");
+        out.push_str(if i == at { odd } else { usual });
+        out.push('\n');
+    }
+    out
+}
+
+/// The type and reading of the column `amount`, and its cells in rows 1 and `at` (from 1).
+async fn amount_at(app: &TestApp, token: &str, table: &str, at: usize) -> (Value, Value, Value) {
+    let page = |cursor: String| async move {
+        let (status, page) = app
+            .get(
+                &format!("/api/v1/tables/{table}/rows?limit=1{cursor}"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        page
+    };
+    let first = page(String::new()).await;
+    let there = page(format!("&cursor=o{}", at - 1)).await;
+    let column = first["columns"][1].clone();
+    assert_eq!(column["name"], "amount");
+    (
+        json!({"type": column["type"], "reading": column["reading"]}),
+        first["rows"][0]["cells"][1].clone(),
+        there["rows"][0]["cells"][1].clone(),
+    )
+}
+
+#[tokio::test]
+async fn a_pasted_table_is_typed_from_every_row_at_and_past_ten_thousand() {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-every-row@example.com").await;
+    let comma = json!({"decimal": ",", "grouping": "."});
+    for (rows, at) in [(10_000, 10_000), (10_001, 10_001), (20_000, 20_000)] {
+        for (usual, odd, want) in [
+            // One word among numbers: the column is text, every cell as written.
+            (
+                "5",
+                "about 7",
+                (
+                    json!({"type": "text", "reading": null}),
+                    json!("5"),
+                    json!("about 7"),
+                ),
+            ),
+            // One value that reads only with a decimal comma: the whole column reads with it.
+            (
+                "1.234",
+                "2,5",
+                (
+                    json!({"type": "decimal", "reading": comma}),
+                    json!("1234"),
+                    json!("2.5"),
+                ),
+            ),
+        ] {
+            let id = conversation_id(&app, &token).await;
+            let (status, reply) = app
+                .post(
+                    &format!("/api/v1/conversations/{id}/messages"),
+                    Some(&token),
+                    json!({ "content": one_odd_value(rows, at, usual, odd) }),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{reply}");
+            let table = reply["message"]["table_id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{rows} rows, `{odd}` at {at}: no table in {reply}"));
+            assert_eq!(reply["tables"][0]["row_count"], rows, "{reply}");
+            let got = amount_at(&app, &token, table, at).await;
+            assert_eq!(got, want, "{rows} rows, `{odd}` at row {at}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn json_rows_are_typed_from_every_row_at_and_past_ten_thousand() {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-every-json-row@example.com").await;
+    for (rows, at) in [(10_000, 10_000), (10_001, 10_001), (20_000, 20_000)] {
+        let body: Vec<Value> = (1..=rows)
+            .map(|i| json!({"name": "a", "amount": if i == at { json!("about 7") } else { json!(5) }}))
+            .collect();
+        let (status, table) = app
+            .post(
+                "/api/v1/tables",
+                Some(&token),
+                json!({"name": "Amounts", "rows": body}),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "{rows} rows, a word at {at}: {table}"
+        );
+        let got = amount_at(&app, &token, table["id"].as_str().unwrap(), at).await;
+        assert_eq!(
+            got,
+            (
+                json!({"type": "text", "reading": null}),
+                json!("5"),
+                json!("about 7")
+            ),
+            "{rows} rows, a word at row {at}"
+        );
+    }
+}
+
+async fn conversation_id(app: &TestApp, token: &str) -> String {
+    let (status, conversation) = app
+        .post("/api/v1/conversations", Some(token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{conversation}");
+    conversation["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_type_change_preview_says_the_mark_and_the_cells_that_would_not_convert_and_changes_nothing()
+ {
+    let app = TestApp::spawn().await;
+    let token = app.user("fidelity-preview@example.com").await;
+    // Three pages of rows (the preview reads 1,000 at a time): the only value that settles
+    // the mark is in the last row, the only word in the second page.
+    let mut csv = String::from("Posten;Betrag\n");
+    for i in 1..=2_500 {
+        let betrag = match i {
+            1_200 => "k. A.",
+            2_500 => "2,5",
+            _ => "1.234",
+        };
+        csv.push_str(&format!("p{i};{betrag}\n"));
+    }
+    let table = upload(&app, &token, csv.into_bytes(), "betrag.csv").await;
+    let id = table["id"].as_str().unwrap();
+    assert_eq!(table["columns"][1]["type"], "text");
+    let word_row = {
+        let (_, page) = app
+            .get(
+                &format!("/api/v1/tables/{id}/rows?limit=1&cursor=o1199"),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(page["rows"][0]["cells"][1], "k. A.");
+        page["rows"][0]["id"].clone()
+    };
+    let preview = |query: &'static str| {
+        let app = &app;
+        let token = &token;
+        async move {
+            app.get(
+                &format!("/api/v1/tables/{id}/type-change?{query}"),
+                Some(token),
+            )
+            .await
+        }
+    };
+
+    let (status, chosen) = preview("column=Betrag&to=decimal").await;
+    assert_eq!(status, StatusCode::OK, "{chosen}");
+    assert_eq!(
+        chosen,
+        json!({
+            "version": 1, "column": "Betrag", "to": "decimal",
+            "reading": {"decimal": ",", "grouping": "."},
+            "unconvertible": [[word_row, "k. A."]], "unconvertible_total": 1
+        })
+    );
+    let (status, point) = preview("column=Betrag&to=decimal&decimal=.").await;
+    assert_eq!(status, StatusCode::OK, "{point}");
+    assert_eq!(point["reading"], json!({"decimal": ".", "grouping": null}));
+    assert_eq!(
+        point["unconvertible_total"], 2,
+        "`k. A.` and `2,5`: {point}"
+    );
+    let (status, date) = preview("column=Betrag&to=date").await;
+    assert_eq!(status, StatusCode::OK, "{date}");
+    assert_eq!(date["reading"], Value::Null);
+    assert_eq!(date["unconvertible_total"], 2_500);
+    assert_eq!(
+        date["unconvertible"].as_array().unwrap().len(),
+        100,
+        "the first 100 listed"
+    );
+    let (status, problem) = preview("column=Preis&to=decimal").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{problem}");
+    assert_eq!(problem["errors"][0]["field"], "column", "{problem}");
+
+    // Nothing was changed; the change then does what the preview said.
+    let (_, now) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(now["version"], 1);
+    assert_eq!(now["columns"][1]["type"], "text");
+    let (status, result) = app
+        .post(
+            &format!("/api/v1/tables/{id}/changes"),
+            Some(&token),
+            json!({"ops": [{"op": "change_type", "column": "Betrag", "to": "decimal", "invalid": "null"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{result}");
+    assert_eq!(result["nulled_cells"], chosen["unconvertible"]);
+    let (_, after) = app.get(&format!("/api/v1/tables/{id}"), Some(&token)).await;
+    assert_eq!(after["columns"][1]["reading"], chosen["reading"]);
+}

@@ -86,6 +86,7 @@ fn query_for(method: &str, path: &str) -> &'static str {
     match (method, path) {
         ("get", "/api/v1/tables/{id}/diff") => "?from=1&to=1",
         ("get", "/api/v1/tables/{id}/download") => "?format=csv",
+        ("get", "/api/v1/tables/{id}/type-change") => "?column=city&to=integer",
         _ => "",
     }
 }

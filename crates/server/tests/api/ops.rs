@@ -125,6 +125,7 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
         "GET /api/v1/tables/{id}/diff",
         "POST /api/v1/tables/{id}/revert",
         "GET /api/v1/tables/{id}/validation",
+        "GET /api/v1/tables/{id}/type-change",
         "GET /api/v1/tables/{id}/download",
         "POST /api/v1/schemas",
         "GET /api/v1/schemas",

@@ -2,6 +2,7 @@
 //! real server (port 0, fresh SQLite file or PostgreSQL database). Screenshots of the main
 //! screens and the page's measurements go to `target/screenshots/`.
 
+mod edit_column;
 mod webdriver;
 
 use std::path::Path;

@@ -60,16 +60,19 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control, hintEl);
 }
 
-/** A short message at the bottom of the screen; errors stay until dismissed. */
+/**
+ * A short message at the bottom of the screen. `info` goes after `ms` (0: stays until
+ * removed, a job's progress); `error` and `notice` (something the user must not miss, such
+ * as cells that were emptied) stay until dismissed.
+ */
 export function toast(message, kind = "info", ms = 4000) {
   const box = document.getElementById("toasts");
   if (!box) return null;
   const close = h("button", { class: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
-  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : null },
+  const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : kind === "notice" ? "status" : null },
     h("span", {}, message), close);
   box.appendChild(item);
-  // `ms` 0: stays until removed (a job's progress).
-  if (kind !== "error" && ms > 0) setTimeout(() => item.remove(), ms);
+  if (kind === "info" && ms > 0) setTimeout(() => item.remove(), ms);
   return item;
 }
 

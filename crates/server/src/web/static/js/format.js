@@ -104,6 +104,18 @@ export function count(n) {
   return intFmt.format(n);
 }
 
+/** `1 cell`, `2 cells`. */
+export function plural(n, one, many = `${one}s`) {
+  return `${count(n)} ${n === 1 ? one : many}`;
+}
+
+/** The texts of listed cells (`[row id, text]`), the first few quoted, and how many more. */
+export function cellTexts(cells, total = cells.length, shown = 5) {
+  const quoted = cells.slice(0, shown).map(([, text]) => `“${text}”`).join(", ");
+  const more = total - Math.min(shown, cells.length);
+  return more > 0 ? `${quoted} and ${count(more)} more` : quoted;
+}
+
 export function bytes(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;

@@ -3,7 +3,7 @@
 
 import { ApiError, enc, followJob, get, post, progressText, request } from "./api.js";
 import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
-import { count, display, readingText, when } from "./format.js";
+import { cellTexts, count, display, plural, readingText, when } from "./format.js";
 import { Grid } from "./grid.js";
 
 const PASTE_MAX_ROWS = 1000; // the most rows one page of `/rows` holds
@@ -227,10 +227,12 @@ export class TablePanel {
       await this.refreshGrid();
       if (!this.versions.hidden) this.loadVersions();
       const notes = [];
-      const nulled = result.nulled_total ?? result.nulled_cells?.length ?? 0;
-      if (nulled) notes.push(`${count(nulled)} cells that did not convert were emptied`);
+      const nulled = result.nulled_cells || [];
+      const nulledTotal = result.nulled_total ?? nulled.length;
+      if (nulledTotal) notes.push(`${plural(nulledTotal, "cell")} that did not convert ${nulledTotal === 1 ? "was" : "were"} emptied: ${cellTexts(nulled, nulledTotal)}`);
       if (result.trimmed_cells) notes.push(`spaces trimmed in ${count(result.trimmed_cells)} cells`);
-      toast(`Saved as version ${result.version}${notes.length ? `: ${notes.join("; ")}` : ""}.`);
+      // Emptied cells are data the user had: that note stays until dismissed.
+      toast(`Saved as version ${result.version}${notes.length ? `: ${notes.join("; ")}` : ""}.`, nulledTotal ? "notice" : "info");
       return result;
     } catch (err) {
       if (quiet.includes(err.code)) {
@@ -369,6 +371,31 @@ export class TablePanel {
         h("option", { value: "." }, "Decimal point: 1,234.5"),
         h("option", { value: "," }, "Decimal comma: 1.234,5 or 1 234,5"));
       const invalid = h("input", { type: "checkbox" });
+      // What the type change would do, asked of the server (it reads every row): the mark
+      // numbers would be read with and the cells that would not convert.
+      const preview = h("p", { class: "hint type-preview", "aria-live": "polite" });
+      let asked = 0;
+      const update = async () => {
+        const n = ++asked;
+        if (type.value === column.type) return replace(preview);
+        replace(preview, "Checking every cell…");
+        const q = new URLSearchParams({ column: column.id, to: type.value });
+        if (decimal.value) q.set("decimal", decimal.value);
+        let p;
+        try {
+          p = await get(`/tables/${enc(this.id)}/type-change?${q}`);
+        } catch (err) {
+          if (n === asked) replace(preview, err.message);
+          return;
+        }
+        if (n !== asked) return;
+        const bad = p.unconvertible_total
+          ? `${plural(p.unconvertible_total, "cell")} will not convert: ${cellTexts(p.unconvertible, p.unconvertible_total)}.`
+          : "Every cell converts.";
+        replace(preview, p.reading ? `${readingText(p.reading)}. ` : "", bad);
+      };
+      type.addEventListener("change", update);
+      decimal.addEventListener("change", update);
       return h("form", {
         onsubmit: (e) => {
           e.preventDefault();
@@ -379,6 +406,7 @@ export class TablePanel {
       column.reading ? h("p", { class: "hint" }, `${readingText(column.reading)}.`) : null,
       field("Type", type, "Cells that do not read as the new type are refused, with the rows named."),
       field("Numbers in text", decimal, "How numbers written as text are read when they become numbers."),
+      preview,
       h("label", { class: "check" }, invalid, " Empty the cells that do not convert (they are listed) instead of refusing"),
       h("div", { class: "actions" },
         h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
