@@ -25,7 +25,7 @@ pub enum Validated {
     /// Checked now, or by a job that has finished.
     Now(ValidationResponse),
     /// Being checked by this job (`created`: queued by this request).
-    Job { job: JobRecord, created: bool },
+    Job { job: Box<JobRecord>, created: bool },
 }
 
 /// The violations of a version: checked within the request up to `tables.max_sync_rows`
@@ -61,7 +61,7 @@ pub async fn request(
             }
             store::QUEUED | store::RUNNING => {
                 return Ok(Validated::Job {
-                    job,
+                    job: Box::new(job),
                     created: false,
                 });
             }
@@ -73,7 +73,7 @@ pub async fn request(
         super::change::admit(state, owner, Kind::Validation, None, "validations").await?
     {
         return Ok(Validated::Job {
-            job,
+            job: Box::new(job),
             created: false,
         });
     }
@@ -98,7 +98,10 @@ pub async fn request(
     if created {
         state.jobs_queued.notify_one();
     }
-    Ok(Validated::Job { job, created })
+    Ok(Validated::Job {
+        job: Box::new(job),
+        created,
+    })
 }
 
 /// Runs a validation job: the result is the answer the request would have given.

@@ -762,7 +762,7 @@ fn submitted_response(submitted: service::Submitted) -> Response {
             } else {
                 StatusCode::OK
             };
-            job_created(job, status)
+            job_created(*job, status)
         }
     }
 }
@@ -1006,7 +1006,7 @@ async fn validate_rows(
                 } else {
                     StatusCode::OK
                 };
-                job_created(job, status)
+                job_created(*job, status)
             }
         },
     )

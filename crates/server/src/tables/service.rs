@@ -653,7 +653,7 @@ pub const MAX_NULLED_LISTED: usize = 1_000;
 pub enum Submitted {
     Applied(ChangeResult),
     Queued {
-        job: crate::db::jobs::JobRecord,
+        job: Box<crate::db::jobs::JobRecord>,
         created: bool,
     },
 }
@@ -711,7 +711,10 @@ pub async fn submit_change(
     };
     let total = table.row_count.saturating_mul(passes);
     let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, total).await?;
-    Ok(Submitted::Queued { job, created })
+    Ok(Submitted::Queued {
+        job: Box::new(job),
+        created,
+    })
 }
 
 /// [`revert`] within the request, or as a `change` job for a table (now or at the target
@@ -750,7 +753,10 @@ pub async fn submit_revert(
         work: crate::jobs::change::Work::Revert { to: target },
     };
     let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, 0).await?;
-    Ok(Submitted::Queued { job, created })
+    Ok(Submitted::Queued {
+        job: Box::new(job),
+        created,
+    })
 }
 
 /// The names of the operations of `ops` that touch every row (`sort`, `trim`, ...).
