@@ -199,10 +199,11 @@ impl Cluster {
 #[tokio::test]
 async fn a_job_whose_server_is_killed_is_finished_by_another_once_its_lease_runs_out() {
     let cluster = Cluster::new().await;
-    // Small pages make the export take long enough to be killed in the middle of it.
+    // One-row pages make the export take long enough (seconds) to be killed in the middle of
+    // it: with 20-row pages 30,000 rows were read before the first heartbeat recorded progress.
     let slow = [
         ("SHEETGPT_EXPORTS__LEASE_SECS", "2"),
-        ("SHEETGPT_EXPORTS__PAGE_ROWS", "20"),
+        ("SHEETGPT_EXPORTS__PAGE_ROWS", "1"),
         ("SHEETGPT_EXPORTS__WORKERS", "1"),
     ];
     let first = cluster.start(&slow).await;
@@ -261,7 +262,15 @@ async fn a_job_whose_server_is_killed_is_finished_by_another_once_its_lease_runs
     let sheet = book.worksheet_range_at(0).unwrap().unwrap();
     assert_eq!(sheet.height(), 30_001, "every row, once");
     let last: Vec<calamine::Data> = sheet.rows().next_back().unwrap().to_vec();
-    assert_eq!(last[0], calamine::Data::Float(29_999.0));
+    let first_row: Vec<calamine::Data> = sheet.rows().nth(1).unwrap().to_vec();
+    assert_eq!(
+        (&first_row[0], &last[0]),
+        (
+            &calamine::Data::Float(0.0),
+            &calamine::Data::Float(29_999.0)
+        ),
+        "rows in their order: first {first_row:?}, last {last:?}"
+    );
 }
 
 #[tokio::test]
@@ -305,7 +314,7 @@ async fn a_server_stopped_with_sigterm_gives_its_job_back_without_spending_an_at
     let cluster = Cluster::new().await;
     let slow = [
         ("SHEETGPT_EXPORTS__LEASE_SECS", "30"),
-        ("SHEETGPT_EXPORTS__PAGE_ROWS", "20"),
+        ("SHEETGPT_EXPORTS__PAGE_ROWS", "1"),
         ("SHEETGPT_EXPORTS__WORKERS", "1"),
     ];
     let mut first = cluster.start(&slow).await;
