@@ -127,8 +127,22 @@ def main():
             started = time.perf_counter()
             status, table = call(port, "POST", "/api/v1/tables/import", token=token,
                                  headers={"content-type": ctype}, raw=body)
+            answered_s = time.perf_counter() - started
+            if status == 202:
+                # Past `tables.import_sync_bytes` the import is a job: followed as a user would.
+                job_id = table["id"]
+                while True:
+                    _, job = call(port, "GET", f"/api/v1/jobs/{job_id}", token=token)
+                    if job["status"] in ("succeeded", "failed", "cancelled"):
+                        break
+                    time.sleep(0.05)
+                assert job["status"] == "succeeded", job
+                status, table = call(port, "GET", f"/api/v1/tables/{job['result']['table_id']}",
+                                     token=token)
+                assert status == 200, (status, table)
+            else:
+                assert status == 201, (status, table)
             import_s = time.perf_counter() - started
-            assert status == 201, (status, table)
             peak_rss = status_kib(proc.pid, "VmHWM")
             tid = table["id"]
             types = [c["type"] for c in table["columns"]]
@@ -170,7 +184,7 @@ def main():
 
     print("== SheetGPT tables benchmark (SQLite, release) ==")
     print(f"CSV: {args.rows:,} rows x 10 columns, {csv_mb:.0f} MB; inferred types: {', '.join(types)}")
-    print(f"import (upload + 2 parse passes + insert): {import_s:.2f} s; server peak RSS {peak_rss/1024:.0f} MiB "
+    print(f"import (upload + 2 parse passes + insert; answered in {answered_s:.2f} s): {import_s:.2f} s; server peak RSS {peak_rss/1024:.0f} MiB "
           f"(before {rss_before/1024:.0f} MiB, after {final_rss/1024:.0f} MiB)")
     print(f"rows page {page:,} ({limit} rows): median {page_ms:.2f} ms, p95 {page_p95:.2f} ms (HTTP round trip)")
     print(f"one-cell change: median {statistics.median(change_times):.2f} ms, max {max(change_times):.2f} ms; "

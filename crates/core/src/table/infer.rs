@@ -126,10 +126,26 @@ impl Default for Inference {
     }
 }
 
-/// Whether a value could read differently with a decimal comma than with a point.
+/// Whether a value could read differently with a decimal comma than with a point: a mark,
+/// a grouping, or what only a point reads (`1_000`, the exponent of `1e5`).
 fn has_separator(v: &str) -> bool {
-    v.bytes()
-        .any(|b| matches!(b, b',' | b'.' | b' ' | b'\'') || b >= 0x80)
+    v.bytes().any(|b| {
+        matches!(b, b',' | b'.' | b' ' | b'\'' | b'_' | b'e' | b'E') || b >= 0x80
+    })
+}
+
+/// The numeric types certain to read a value that `ty` reads, with the same mark: an
+/// integer is a decimal and a float, a decimal a float and a percent (`Value::parse` of
+/// each goes through the same digits), so those are not parsed again.
+fn implied_by(ty: ColumnType) -> u32 {
+    let bit = |t: ColumnType| 1u32 << t as u32;
+    match ty {
+        ColumnType::Integer => {
+            bit(ColumnType::Decimal) | bit(ColumnType::Float) | bit(ColumnType::Percent)
+        }
+        ColumnType::Decimal => bit(ColumnType::Float) | bit(ColumnType::Percent),
+        _ => 0,
+    }
 }
 
 /// What inference decided for a column: its type and how its text reads.
@@ -207,21 +223,29 @@ impl Inference {
                 track.day_first || track.month_first
             }
             _ => {
-                let ok = Value::parse(value, *ty).is_ok();
-                tried |= 1 << *ty as u32;
-                read |= u32::from(ok) << *ty as u32;
+                let bit = 1 << *ty as u32;
+                let ok = read & bit != 0 || Value::parse(value, *ty).is_ok();
+                tried |= bit;
+                if ok {
+                    read |= bit | implied_by(*ty);
+                }
                 ok
             }
         });
         if !self.comma.is_empty() {
             let plain = !has_separator(value);
+            let mut known = 0u32;
             self.comma.retain(|ty| {
                 let bit = 1 << *ty as u32;
-                if plain && tried & bit != 0 {
+                let ok = if plain && tried & bit != 0 {
                     read & bit != 0
                 } else {
-                    Value::parse_as(value, *ty, DecimalMark::Comma).is_ok()
+                    known & bit != 0 || Value::parse_as(value, *ty, DecimalMark::Comma).is_ok()
+                };
+                if ok {
+                    known |= implied_by(*ty);
                 }
+                ok
             });
         }
         let numbers = [
@@ -523,6 +547,22 @@ mod tests {
         assert_eq!(
             Value::parse_as(values[1], ty, mark).map(|v| v.to_string()),
             Ok("1234.5".to_owned())
+        );
+    }
+
+    #[test]
+    fn what_only_a_decimal_point_reads_counts_against_a_decimal_comma() {
+        // An exponent and an underscore grouping read only with a point: with a value that
+        // needs a comma, the column needs both marks and is text (before, `1e5` was taken
+        // as read the same with a comma, and then could not be converted).
+        for values in [["1e5", "1.234,5"], ["1_000", "1.234,5"], ["0e0", "0,0"]] {
+            assert_eq!(infer_column(values), (ColumnType::Text, None), "{values:?}");
+        }
+        assert_eq!(infer_column(["1e5", "2.5"]).0, ColumnType::Float);
+        assert_eq!(
+            number_mark(["1e5", "1,5"], ColumnType::Float),
+            None,
+            "a type change finds no one mark for them either"
         );
     }
 
