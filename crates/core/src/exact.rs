@@ -161,6 +161,27 @@ fn decimal_key(s: &str) -> Option<(bool, String, i64)> {
 /// [`SPREADSHEET_DIGITS`] significant digits, and the `f64` reads back as the same decimal.
 /// `None` means: write it as text, or it would be rounded.
 pub fn spreadsheet_number(value: Decimal) -> Option<f64> {
+    // Fast path, most cells: a mantissa under 10^15 and a power of ten up to 10^22 are both
+    // exact in an f64, so their quotient is the f64 nearest the decimal, and 15 significant
+    // digits always read back from it (f64 holds 15 decimal digits: DBL_DIG).
+    const EXACT_BELOW: u128 = 1_000_000_000_000_000;
+    const POWERS: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let mantissa = value.mantissa();
+    if mantissa.unsigned_abs() < EXACT_BELOW
+        && let Some(power) = usize::try_from(value.scale())
+            .ok()
+            .and_then(|s| POWERS.get(s))
+    {
+        return Some(mantissa as f64 / power);
+    }
+    spreadsheet_number_from_text(value)
+}
+
+/// [`spreadsheet_number`] through the decimal's text: any mantissa and scale.
+fn spreadsheet_number_from_text(value: Decimal) -> Option<f64> {
     let text = value.normalize().to_string();
     let (_, digits, _) = decimal_key(&text)?;
     if digits.len() > SPREADSHEET_DIGITS {
@@ -224,6 +245,22 @@ mod tests {
             assert_eq!(rewrite(s), s);
         }
         assert!(serde_json::from_str::<serde_json::Value>(&rewrite("[01.5]")).is_err());
+    }
+
+    #[test]
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_gives_what_the_text_gives(
+            mantissa in -999_999_999_999_999i64..=999_999_999_999_999,
+            scale in 0u32..=22,
+        ) {
+            let value = Decimal::new(mantissa, scale);
+            proptest::prop_assert_eq!(
+                spreadsheet_number(value),
+                spreadsheet_number_from_text(value),
+                "{}", value
+            );
+        }
     }
 
     #[test]

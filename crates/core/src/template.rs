@@ -902,6 +902,41 @@ impl Resolved {
             .collect()
     }
 
+    /// [`Resolved::map_row`] of a row the caller gives away: its cells are moved, not
+    /// cloned (the identity mapping returns the row itself).
+    pub fn map_row_owned(&self, mut row: Vec<Value>) -> Vec<Value> {
+        let identity = self.sources.len() == row.len()
+            && self
+                .sources
+                .iter()
+                .enumerate()
+                .all(|(i, s)| matches!(s, Source::Column(c) if *c == i));
+        if identity {
+            return row;
+        }
+        // A source cell used by several outputs is cloned for all but its last use.
+        let mut last_use = vec![usize::MAX; row.len()];
+        for (j, source) in self.sources.iter().enumerate() {
+            if let Source::Column(i) = source
+                && let Some(last) = last_use.get_mut(*i)
+            {
+                *last = j;
+            }
+        }
+        self.sources
+            .iter()
+            .enumerate()
+            .map(|(j, source)| match source {
+                Source::Column(i) => match row.get_mut(*i) {
+                    Some(cell) if last_use[*i] == j => std::mem::replace(cell, Value::Null),
+                    Some(cell) => cell.clone(),
+                    None => Value::Null,
+                },
+                Source::Constant(value) => value.clone(),
+            })
+            .collect()
+    }
+
     /// Whether any output column has a total (the sheet then gets a totals row).
     pub fn has_totals(&self) -> bool {
         self.styles.iter().any(|s| s.total.is_some())
@@ -960,6 +995,37 @@ mod tests {
             Column::new("c3", "internal id", ColumnType::Integer),
             Column::new("c4", "Due date", ColumnType::Date),
         ]
+    }
+
+    #[test]
+    fn an_owned_row_maps_like_a_borrowed_one_with_repeated_sources_and_constants() {
+        let columns = table();
+        let mut resolved = Resolved::identity(&columns);
+        let row = vec![
+            Value::Text("a".into()),
+            Value::Integer(2),
+            Value::Null,
+            Value::Text("d".into()),
+        ];
+        assert_eq!(resolved.map_row_owned(row.clone()), row, "identity");
+        resolved.sources = vec![
+            Source::Column(1),
+            Source::Constant(Value::Text("k".into())),
+            Source::Column(1),
+            Source::Column(0),
+            Source::Column(9),
+        ];
+        assert_eq!(resolved.map_row_owned(row.clone()), resolved.map_row(&row));
+        assert_eq!(
+            resolved.map_row_owned(row),
+            vec![
+                Value::Integer(2),
+                Value::Text("k".into()),
+                Value::Integer(2),
+                Value::Text("a".into()),
+                Value::Null
+            ]
+        );
     }
 
     fn names(resolved: &Resolved) -> Vec<&str> {

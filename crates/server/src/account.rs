@@ -270,7 +270,7 @@ pub async fn write_archive(
                 source,
                 resolved,
                 &options,
-                state.config.exports.page_rows,
+                &state.config.exports,
                 Arc::clone(&control),
             )
             .await

@@ -59,6 +59,10 @@ pub enum Command {
         /// column mapping, formats, validation rules and layout
         #[arg(long, value_name = "FILE")]
         template: Option<PathBuf>,
+        /// Deflate level of an .xlsx output, 1 (fastest) to 9 (smallest); default
+        /// `exports.xlsx_compression` (3)
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+        level: Option<u8>,
     },
 }
 
@@ -164,8 +168,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             output,
             sheet,
             template,
+            level,
         } => {
             let limits = config.tables.import_limits();
+            let level = level.unwrap_or(config.exports.xlsx_compression);
             tokio::task::spawn_blocking(move || {
                 convert(
                     &input,
@@ -173,6 +179,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                     sheet.as_deref(),
                     template.as_deref(),
                     &limits,
+                    level,
                 )
             })
             .await?
@@ -187,16 +194,29 @@ fn extension(path: &std::path::Path) -> String {
         .to_ascii_lowercase()
 }
 
+/// Rows handed from the reading thread to the writing one at a time, and batches in flight:
+/// memory stays flat in the number of rows.
+const CONVERT_BATCH_ROWS: usize = 1024;
+const CONVERT_BATCHES_IN_FLIGHT: usize = 4;
+
+/// What `convert` reads: a text input read whole (bounded by its size), or a file that passed
+/// the import's first pass and is read row by row in the second.
+enum ConvertInput {
+    Table(sheetgpt_core::Table),
+    Import(sheetgpt_core::import::Import<std::io::BufReader<std::fs::File>>),
+}
+
 fn convert(
     input: &std::path::Path,
     output: &std::path::Path,
     sheet: Option<&str>,
     template: Option<&std::path::Path>,
     limits: &sheetgpt_core::import::Limits,
+    level: u8,
 ) -> anyhow::Result<()> {
-    use sheetgpt_core::import::{self, Source};
+    use sheetgpt_core::extract;
+    use sheetgpt_core::import::{self, Import, Source};
     use sheetgpt_core::template::{Resolved, Template};
-    use sheetgpt_core::{export, extract};
     let started = std::time::Instant::now();
     let template: Option<Template> = match template {
         None => None,
@@ -215,11 +235,11 @@ fn convert(
             Some(template)
         }
     };
-    let table = match extension(input).as_str() {
+    let input_kind = match extension(input).as_str() {
         ext @ ("json" | "md" | "markdown" | "txt") => {
             let text = std::fs::read_to_string(input)
                 .with_context(|| format!("cannot read {} as UTF-8 text", input.display()))?;
-            if ext == "json" {
+            ConvertInput::Table(if ext == "json" {
                 extract::parse_json_table(&text)?
             } else {
                 extract::extract_tables(&text)
@@ -227,7 +247,7 @@ fn convert(
                     .next()
                     .map(|e| e.table)
                     .with_context(|| format!("no table found in {}", input.display()))?
-            }
+            })
         }
         // Files are read by the import reader the server uses for uploads, with its limits.
         ext => {
@@ -252,56 +272,135 @@ fn convert(
                 },
                 _ => Source::Delimited { delimiter: None },
             };
-            import::read_table(file, &source, limits)
-                .map_err(|e| anyhow::anyhow!("cannot import {}: {e}", input.display()))?
-                .0
+            ConvertInput::Import(
+                Import::open(file, &source, limits)
+                    .map_err(|e| anyhow::anyhow!("cannot import {}: {e}", input.display()))?,
+            )
         }
     };
+    let columns = match &input_kind {
+        ConvertInput::Table(table) => &table.columns,
+        ConvertInput::Import(import) => &import.scan().columns,
+    };
     let resolved = match &template {
-        None => Resolved::identity(&table.columns),
-        Some(t) => t.resolve(&table.columns)?,
+        None => Resolved::identity(columns),
+        Some(t) => t.resolve(columns)?,
+    };
+    let format = match extension(output).as_str() {
+        "xlsx" => OutputFormat::Xlsx,
+        "csv" => OutputFormat::Csv(b','),
+        "tsv" => OutputFormat::Csv(b'\t'),
+        "json" => OutputFormat::Json,
+        other => bail!("cannot write .{other} files (use .xlsx, .csv, .tsv or .json)"),
     };
     let file = std::fs::File::create(output)
         .with_context(|| format!("cannot create {}", output.display()))?;
     let out = std::io::BufWriter::new(file);
-    let rows = table.rows.iter().map(|r| resolved.map_row(r));
-    let columns = &resolved.columns;
-    let written = match extension(output).as_str() {
-        "xlsx" => export::write_xlsx(
-            out,
-            columns,
-            rows,
-            &export::XlsxMeta {
-                title: input
-                    .file_stem()
-                    .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-                source: input.display().to_string(),
-                version: None,
-                exported_at: chrono::Utc::now(),
-            },
-            &export::XlsxOptions::for_template(&resolved),
-        )?,
-        "csv" => export::write_csv(out, columns, rows, &export::CsvOptions::default())?,
-        "tsv" => export::write_csv(
-            out,
-            columns,
-            rows,
-            &export::CsvOptions {
-                delimiter: b'\t',
-                ..Default::default()
-            },
-        )?,
-        "json" => export::write_json(out, columns, rows, &export::JsonOptions::default())?,
-        other => bail!("cannot write .{other} files (use .xlsx, .csv, .tsv or .json)"),
+    let meta = sheetgpt_core::export::XlsxMeta {
+        title: input
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+        source: input.display().to_string(),
+        version: None,
+        exported_at: chrono::Utc::now(),
+    };
+    let written = match input_kind {
+        ConvertInput::Table(table) => {
+            let rows = table.rows.into_iter().map(|r| resolved.map_row_owned(r));
+            write_output(out, format, &resolved, rows, &meta, level)
+        }
+        // One thread reads and types the rows while this one writes them (XML and deflate).
+        ConvertInput::Import(import) => std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(CONVERT_BATCHES_IN_FLIGHT);
+            let reader = scope.spawn(move || {
+                let mut batch = Vec::with_capacity(CONVERT_BATCH_ROWS);
+                let read = import.rows(|row| {
+                    batch.push(row);
+                    if batch.len() == CONVERT_BATCH_ROWS {
+                        let full =
+                            std::mem::replace(&mut batch, Vec::with_capacity(CONVERT_BATCH_ROWS));
+                        if tx.send(full).is_err() {
+                            // The writer stopped; its own error says why.
+                            return std::ops::ControlFlow::Break(());
+                        }
+                    }
+                    std::ops::ControlFlow::Continue(())
+                });
+                if read.is_ok() && !batch.is_empty() {
+                    let _ = tx.send(batch);
+                }
+                read
+            });
+            let rows = rx.into_iter().flatten().map(|r| resolved.map_row_owned(r));
+            let written = write_output(out, format, &resolved, rows, &meta, level);
+            let read = reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("the reader of {} stopped", input.display()))?;
+            // A read that failed part-way ended the rows early: its error comes first, else a
+            // short file would look complete.
+            read.map_err(|e| anyhow::anyhow!("cannot import {}: {e}", input.display()))?;
+            written
+        }),
+    };
+    let written = match written {
+        Ok(written) => written,
+        Err(err) => {
+            // Nothing half-written is left under the name asked for.
+            let _ = std::fs::remove_file(output);
+            return Err(err);
+        }
     };
     say(&format!(
         "{} rows × {} columns → {} in {:.2} s",
         written,
-        columns.len(),
+        resolved.columns.len(),
         output.display(),
         started.elapsed().as_secs_f64()
     ));
     Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum OutputFormat {
+    Xlsx,
+    Csv(u8),
+    Json,
+}
+
+fn write_output(
+    out: impl std::io::Write + Send,
+    format: OutputFormat,
+    resolved: &sheetgpt_core::template::Resolved,
+    rows: impl Iterator<Item = Vec<sheetgpt_core::Value>>,
+    meta: &sheetgpt_core::export::XlsxMeta,
+    level: u8,
+) -> anyhow::Result<u64> {
+    use sheetgpt_core::export;
+    let columns = &resolved.columns;
+    Ok(match format {
+        OutputFormat::Xlsx => export::write_xlsx(
+            out,
+            columns,
+            rows,
+            meta,
+            &export::XlsxOptions {
+                compression_level: level,
+                ..export::XlsxOptions::for_template(resolved)
+            },
+        )?,
+        OutputFormat::Csv(delimiter) => export::write_csv(
+            out,
+            columns,
+            rows,
+            &export::CsvOptions {
+                delimiter,
+                ..Default::default()
+            },
+        )?,
+        OutputFormat::Json => {
+            export::write_json(out, columns, rows, &export::JsonOptions::default())?
+        }
+    })
 }
 
 fn say(line: &str) {

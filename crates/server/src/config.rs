@@ -444,6 +444,9 @@ pub struct ExportsConfig {
     /// Tables with more rows than this go into the account archive as CSV instead of .xlsx
     /// (an Excel sheet holds 1,048,575 rows under its header).
     pub archive_xlsx_max_rows: u64,
+    /// Deflate level of .xlsx files (downloads, export jobs, archives, `convert`): 1 (fastest)
+    /// to 9 (smallest).
+    pub xlsx_compression: u8,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -642,6 +645,7 @@ impl Default for Config {
                 page_rows: 2000,
                 archive_sync_rows: 100_000,
                 archive_xlsx_max_rows: 1_048_575,
+                xlsx_compression: sheetgpt_core::export::DEFAULT_COMPRESSION_LEVEL,
             },
             default_model: None,
             models: BTreeMap::new(),
@@ -868,6 +872,12 @@ impl Config {
         }
         if self.exports.max_attempts < 1 {
             return Err(invalid("exports.max_attempts", "must be at least 1"));
+        }
+        if !(1..=9).contains(&self.exports.xlsx_compression) {
+            return Err(invalid(
+                "exports.xlsx_compression",
+                "must be between 1 and 9",
+            ));
         }
         if !(1..=100_000).contains(&self.exports.page_rows) {
             return Err(invalid("exports.page_rows", "must be between 1 and 100000"));

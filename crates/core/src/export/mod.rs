@@ -11,7 +11,9 @@ mod xlsx;
 
 pub use self::csv::{CsvOptions, write_csv};
 pub use self::json::{JsonLayout, JsonOptions, write_json};
-pub use self::xlsx::{DEFAULT_TABLE_CELL_LIMIT, XlsxMeta, XlsxOptions, write_xlsx};
+pub use self::xlsx::{
+    DEFAULT_COMPRESSION_LEVEL, DEFAULT_TABLE_CELL_LIMIT, XlsxMeta, XlsxOptions, write_xlsx,
+};
 
 use crate::table::{Column, Value};
 

@@ -129,9 +129,8 @@ impl Default for Inference {
 /// Whether a value could read differently with a decimal comma than with a point: a mark,
 /// a grouping, or what only a point reads (`1_000`, the exponent of `1e5`).
 fn has_separator(v: &str) -> bool {
-    v.bytes().any(|b| {
-        matches!(b, b',' | b'.' | b' ' | b'\'' | b'_' | b'e' | b'E') || b >= 0x80
-    })
+    v.bytes()
+        .any(|b| matches!(b, b',' | b'.' | b' ' | b'\'' | b'_' | b'e' | b'E') || b >= 0x80)
 }
 
 /// The numeric types certain to read a value that `ty` reads, with the same mark: an

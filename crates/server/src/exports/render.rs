@@ -152,9 +152,10 @@ pub async fn render(
     source: Source,
     resolved: Resolved,
     options: &FileOptions,
-    page_rows: u64,
+    exports: &crate::config::ExportsConfig,
     control: Arc<Control>,
 ) -> Result<(tempfile::NamedTempFile, u64), RenderError> {
+    let (page_rows, compression) = (exports.page_rows, exports.xlsx_compression);
     crate::secrets::ensure_data_dir(tmp_dir).map_err(std::io::Error::other)?;
     let tmp = tempfile::Builder::new()
         .prefix(".export-")
@@ -178,7 +179,7 @@ pub async fn render(
                 let row = raw.into_row(&schema);
                 let cells: Vec<Value> = schema.columns.iter().map(|c| row.get(c).clone()).collect();
                 counter.rows.fetch_add(1, Ordering::Relaxed);
-                resolved.map_row(&cells)
+                resolved.map_row_owned(cells)
             });
         write(
             std::io::BufWriter::new(out),
@@ -186,6 +187,7 @@ pub async fn render(
             rows,
             &meta,
             &options_for_writer,
+            compression,
         )
     });
 
@@ -241,6 +243,7 @@ fn write<W: std::io::Write + Send>(
     rows: impl Iterator<Item = Vec<Value>>,
     meta: &export::XlsxMeta,
     options: &FileOptions,
+    compression: u8,
 ) -> Result<u64, ExportError> {
     match options.format {
         FileFormat::Xlsx => export::write_xlsx(
@@ -248,7 +251,10 @@ fn write<W: std::io::Write + Send>(
             &resolved.columns,
             rows,
             meta,
-            &export::XlsxOptions::for_template(resolved),
+            &export::XlsxOptions {
+                compression_level: compression,
+                ..export::XlsxOptions::for_template(resolved)
+            },
         ),
         FileFormat::Csv => export::write_csv(
             out,

@@ -355,7 +355,7 @@ async fn export(
         source,
         resolved,
         &payload.options,
-        state.config.exports.page_rows,
+        &state.config.exports,
         Arc::clone(&control),
     )
     .await;

@@ -1140,7 +1140,7 @@ async fn download(
         source,
         resolved,
         &options,
-        state.config.exports.page_rows,
+        &state.config.exports,
         std::sync::Arc::new(Control::default()),
     )
     .await;

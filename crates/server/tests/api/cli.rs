@@ -664,3 +664,102 @@ async fn convert_refuses_files_past_the_import_bounds_and_says_why() {
         stderr(&out)
     );
 }
+
+#[tokio::test]
+async fn convert_streams_every_row_in_order_at_the_level_asked() {
+    use calamine::{Data, Reader};
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    // Past several batches handed from the reading thread to the writing one.
+    let rows = 5_000;
+    let mut csv = String::from("id,name,amount\n");
+    for i in 0..rows {
+        csv.push_str(&format!("{i},name {i},{i}.5\n"));
+    }
+    std::fs::write(dir.join("big.csv"), csv).unwrap();
+    let mut sizes = Vec::new();
+    for level in ["1", "9"] {
+        let name = format!("out{level}.xlsx");
+        let out = env.run(&["convert", "big.csv", &name, "--level", level]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("5000 rows × 3 columns"),
+            "{}",
+            stdout(&out)
+        );
+        let mut book = calamine::open_workbook_auto(dir.join(&name)).unwrap();
+        let sheet = book.worksheet_range_at(0).unwrap().unwrap();
+        let read: Vec<Vec<Data>> = sheet.rows().map(<[Data]>::to_vec).collect();
+        assert_eq!(read.len(), rows + 1);
+        for (i, row) in read[1..].iter().enumerate() {
+            assert_eq!(row[0], Data::Float(i as f64), "row {i} in its place");
+            assert_eq!(row[1], Data::String(format!("name {i}")));
+        }
+        sizes.push(std::fs::metadata(dir.join(&name)).unwrap().len());
+    }
+    assert!(
+        sizes[1] < sizes[0],
+        "level 9 is smaller than level 1: {sizes:?}"
+    );
+
+    let out = env.run(&["convert", "big.csv", "out.csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read_to_string(dir.join("out.csv")).unwrap();
+    assert_eq!(written.lines().count(), rows + 1);
+    assert_eq!(written.lines().last(), Some("4999,name 4999,4999.5"));
+
+    for level in ["0", "10"] {
+        let out = env.run(&["convert", "big.csv", "x.xlsx", "--level", level]);
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains("1..=9"), "{}", stderr(&out));
+    }
+    let out = env
+        .command(&["convert", "big.csv", "x.xlsx"])
+        .env("SHEETGPT_EXPORTS__XLSX_COMPRESSION", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exports.xlsx_compression"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn a_convert_whose_output_cannot_be_written_stops_reading_and_says_why() {
+    let env = Env::new().await;
+    let dir = env.dir.path();
+    let mut csv = String::from("id,text\n");
+    for i in 0..50_000 {
+        csv.push_str(&format!("{i},some words for row {i}\n"));
+    }
+    std::fs::write(dir.join("in.csv"), csv).unwrap();
+    // Every write fails (ENOSPC): the reading thread must stop too, not wait forever.
+    std::os::unix::fs::symlink("/dev/full", dir.join("full.csv")).unwrap();
+    let mut child = env
+        .command(&["convert", "in.csv", "full.csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("convert did not stop after its output failed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).to_lowercase().contains("no space left"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::symlink_metadata(dir.join("full.csv")).is_err(),
+        "nothing is left under the name asked for"
+    );
+}
