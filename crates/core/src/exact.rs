@@ -247,7 +247,6 @@ mod tests {
         assert!(serde_json::from_str::<serde_json::Value>(&rewrite("[01.5]")).is_err());
     }
 
-    #[test]
     proptest::proptest! {
         #[test]
         fn the_fast_path_gives_what_the_text_gives(

@@ -447,6 +447,10 @@ pub struct ExportsConfig {
     /// Deflate level of .xlsx files (downloads, export jobs, archives, `convert`): 1 (fastest)
     /// to 9 (smallest).
     pub xlsx_compression: u8,
+    /// How often an open `/jobs/{id}/events` stream looks at its job.
+    pub events_poll_ms: u64,
+    /// Job event streams one user may have open at once on this process.
+    pub max_event_streams_per_user: usize,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -646,6 +650,8 @@ impl Default for Config {
                 archive_sync_rows: 100_000,
                 archive_xlsx_max_rows: 1_048_575,
                 xlsx_compression: sheetgpt_core::export::DEFAULT_COMPRESSION_LEVEL,
+                events_poll_ms: 500,
+                max_event_streams_per_user: 8,
             },
             default_model: None,
             models: BTreeMap::new(),
@@ -872,6 +878,18 @@ impl Config {
         }
         if self.exports.max_attempts < 1 {
             return Err(invalid("exports.max_attempts", "must be at least 1"));
+        }
+        if !(50..=60_000).contains(&self.exports.events_poll_ms) {
+            return Err(invalid(
+                "exports.events_poll_ms",
+                "must be between 50 and 60000",
+            ));
+        }
+        if !(1..=1000).contains(&self.exports.max_event_streams_per_user) {
+            return Err(invalid(
+                "exports.max_event_streams_per_user",
+                "must be between 1 and 1000",
+            ));
         }
         if !(1..=9).contains(&self.exports.xlsx_compression) {
             return Err(invalid(

@@ -43,6 +43,8 @@ pub struct Inner {
     pub open_sockets: std::sync::atomic::AtomicUsize,
     /// This process's temporary directory (`scratch`), removed when the state is dropped.
     pub scratch: crate::scratch::ScratchDir,
+    /// Progress of the jobs running here, and the job event streams open here.
+    pub live: crate::jobs::live::Live,
 }
 
 impl AppState {
@@ -82,6 +84,7 @@ impl AppState {
             shutting_down: tokio::sync::watch::Sender::new(false),
             open_sockets: std::sync::atomic::AtomicUsize::new(0),
             scratch,
+            live: crate::jobs::live::Live::default(),
         })))
     }
 }

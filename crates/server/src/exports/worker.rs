@@ -683,6 +683,9 @@ fn retry_db(err: &sea_orm::DbErr) -> Outcome {
     }
 }
 
+/// How often a running job's progress is written while it moves.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
 enum Held {
     Yes,
     Lost,
@@ -690,7 +693,9 @@ enum Held {
 }
 
 /// Renews the lease and records progress until aborted; stops the render (through
-/// `control`) when the job is lost or the process is stopping, and says which.
+/// `control`) when the job is lost or the process is stopping, and says which. Progress is
+/// recorded every [`PROGRESS_EVERY`] while it moves (so `/jobs/{id}/events` shows it live);
+/// the lease is renewed every third of its length even when nothing moved.
 async fn heartbeat(
     state: AppState,
     worker: Uuid,
@@ -699,7 +704,11 @@ async fn heartbeat(
     control: Arc<Control>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Held, sea_orm::DbErr> {
-    let every = Duration::from_millis(state.config.exports.lease_secs * 1000 / 3);
+    let _running = crate::jobs::live::running(&state, job_id, Arc::clone(&control));
+    let renew_every = Duration::from_millis(state.config.exports.lease_secs * 1000 / 3);
+    let every = renew_every.min(PROGRESS_EVERY);
+    let mut renewed = tokio::time::Instant::now();
+    let mut recorded = (-1, None);
     loop {
         tokio::select! {
             () = tokio::time::sleep(every) => {}
@@ -714,15 +723,26 @@ async fn heartbeat(
             0 => total,
             n => Some(i64::try_from(n).unwrap_or(i64::MAX)),
         };
+        if (done, total) == recorded && renewed.elapsed() < renew_every {
+            continue;
+        }
         let lease_until = Utc::now() + lease(&state);
         match store::heartbeat(&state.db, job_id, worker, lease_until, done, total).await {
-            Ok(true) => {}
+            Ok(true) => {
+                renewed = tokio::time::Instant::now();
+                recorded = (done, total);
+            }
             Ok(false) => {
                 control.cancelled.store(true, Ordering::Relaxed);
                 return Ok(Held::Lost);
             }
             // A database hiccup: try again at the next beat; the lease has room for two misses.
-            Err(err) => tracing::warn!(job.id = %job_id, error = %err, "heartbeat failed"),
+            Err(err) if renewed.elapsed() >= renew_every => {
+                tracing::warn!(job.id = %job_id, error = %err, "heartbeat failed");
+            }
+            // Only progress was to be written (a SQLite write of the job itself may hold the
+            // lock): this process still shows it live, the next beat writes it.
+            Err(err) => tracing::debug!(job.id = %job_id, error = %err, "progress not written"),
         }
     }
 }

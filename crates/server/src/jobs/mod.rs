@@ -7,6 +7,7 @@
 //! account's deletion, the sweeper) removes them through [`remove_files`].
 
 pub mod change;
+pub mod live;
 pub mod routes;
 pub mod validation;
 

@@ -2,9 +2,13 @@
 //! files, account archives): status and progress to poll, cancel, and the file of one that
 //! wrote a file. The kind-specific routes (`/exports`) stay as they are.
 
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +31,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_jobs))
         .routes(routes!(get_job))
+        .routes(routes!(job_events))
         .routes(routes!(cancel_job))
         .routes(routes!(download_job))
 }
@@ -167,7 +172,25 @@ async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, ApiE
         .ok_or(ApiError::NotFound("job"))
 }
 
-/// One job: status, progress, attempts, error, result. Poll it to follow the job.
+/// `job` with the progress its worker has reached when it runs on this process (ahead of
+/// what the database has: the worker writes it every second, and a SQLite write of the job
+/// itself can hold that write back).
+fn with_live(state: &AppState, mut job: JobRecord) -> JobRecord {
+    if job.status == store::RUNNING
+        && let Some(live) = state.live.progress(job.id)
+    {
+        let done = i64::try_from(live.done).unwrap_or(i64::MAX);
+        job.progress_done = job.progress_done.max(done);
+        if live.total > 0 {
+            job.progress_total = Some(i64::try_from(live.total).unwrap_or(i64::MAX));
+        }
+    }
+    job
+}
+
+/// One job: status, progress, attempts, error, result. Poll it to follow the job, or follow
+/// `/jobs/{id}/events`.
+
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = JobResponse)))]
@@ -176,7 +199,97 @@ async fn get_job(
     auth: AuthUser,
     Path(id): Path<Uuid>,
 ) -> Result<Json<JobResponse>, ApiError> {
-    Ok(Json(response(find(&state, auth.user.id, id).await?)))
+    let job = find(&state, auth.user.id, id).await?;
+    Ok(Json(response(with_live(&state, job))))
+}
+
+/// An open event stream: the job it follows, what it last sent.
+struct Follow {
+    state: AppState,
+    owner: Uuid,
+    id: Uuid,
+    /// Read already: sent first, without waiting.
+    next: Option<JobRecord>,
+    last: Option<String>,
+    ended: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
+    _slot: super::live::Stream,
+}
+
+/// Follow a job as Server-Sent Events: a `job` event (the job as `GET /jobs/{id}` answers)
+/// at once and then each time its status or progress changes; progress moves at least every
+/// second while the job works. The stream ends after the event of a job that has ended, or
+/// when this server stops (follow it again: any server answers). At most
+/// `exports.max_event_streams_per_user` streams per user and server.
+#[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs",
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses((status = 200, description = "`job` events, each a `JobResponse` as JSON", content_type = "text/event-stream", body = String),
+        (status = 429, description = "Too many event streams open", body = crate::http::error::Problem, content_type = "application/problem+json")))]
+async fn job_events(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let owner = auth.user.id;
+    let first = find(&state, owner, id).await?;
+    let max = state.config.exports.max_event_streams_per_user;
+    let slot =
+        super::live::open_stream(&state, owner, max).ok_or_else(|| ApiError::TooManyRequests {
+            retry_after_secs: 5,
+            detail: format!(
+                "You have {max} job event streams open; close one, or poll GET /api/v1/jobs/{{id}}."
+            ),
+        })?;
+    let every = Duration::from_millis(state.config.exports.events_poll_ms);
+    let follow = Follow {
+        stop: state.shutting_down.subscribe(),
+        state,
+        owner,
+        id,
+        next: Some(first),
+        last: None,
+        ended: false,
+        _slot: slot,
+    };
+    let events = futures_util::stream::unfold(follow, move |mut f| async move {
+        loop {
+            if f.ended || *f.stop.borrow() {
+                return None;
+            }
+            let job = match f.next.take() {
+                Some(job) => job,
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = f.stop.changed() => return None,
+                    }
+                    match store::find_own(&f.state.db, f.owner, f.id).await {
+                        Ok(Some(job)) => job,
+                        // Gone (its account was deleted), or the database failed: the client
+                        // sees the stream end and may poll.
+                        Ok(None) => return None,
+                        Err(err) => {
+                            tracing::warn!(job.id = %f.id, error = %err, "job events: read failed");
+                            return None;
+                        }
+                    }
+                }
+            };
+            let job = with_live(&f.state, job);
+            let ended = job.status != store::QUEUED && job.status != store::RUNNING;
+            let body = serde_json::to_string(&response(job)).unwrap_or_default();
+            if f.last.as_deref() == Some(body.as_str()) {
+                continue;
+            }
+            f.ended = ended;
+            f.last = Some(body.clone());
+            let event = Event::default().event("job").data(body);
+            return Some((Ok::<_, Infallible>(event), f));
+        }
+    });
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 /// Cancel a job that is queued or running: a running one stops at its next heartbeat and

@@ -14,7 +14,7 @@ use crate::helpers::{
     wait_job,
 };
 
-fn csv(rows: usize) -> Vec<u8> {
+pub(crate) fn csv(rows: usize) -> Vec<u8> {
     let mut text = String::from("id,city,score\n");
     for i in 1..=rows {
         text.push_str(&format!("{i},City {i},{}.5\n", i % 97));
@@ -22,7 +22,7 @@ fn csv(rows: usize) -> Vec<u8> {
     text.into_bytes()
 }
 
-async fn upload(
+pub(crate) async fn upload(
     app: &TestApp,
     token: &str,
     bytes: Vec<u8>,

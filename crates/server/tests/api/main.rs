@@ -28,6 +28,7 @@ mod formulas;
 mod google;
 mod imports;
 mod isolation;
+mod job_events;
 mod jobs;
 mod llm;
 mod local_models;

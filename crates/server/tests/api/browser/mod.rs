@@ -1052,6 +1052,24 @@ async fn a_large_import_and_a_large_archive_are_followed_as_jobs_on_the_page() {
     assert_eq!(jobs["items"][0]["result"]["table_id"], table.as_str());
     assert_eq!(jobs["items"][0]["result"]["rows"], 2_000);
     browser.find(".table-panel").await;
+    // The page followed the job on its event stream.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sheetgpt_http_requests_total{")
+                && l.contains("route=\"/api/v1/jobs/{id}/events\"")
+                && l.contains("status=\"200\"")),
+        "no job event stream was opened:\n{metrics}"
+    );
 
     // The archive: 202 and a job on the server, one ZIP in the browser's downloads.
     browser.js("location.hash = '#/account'", json!([])).await;

@@ -120,11 +120,30 @@ export async function request(method, path, { body, headers = {}, raw = false, s
 export const get = (path, opts) => request("GET", path, opts);
 
 /**
- * Follows a job (a large import, the account archive) until it ends, polling it every
- * `every` ms and calling `onProgress(job)` each time. Resolves with the succeeded job;
+ * Follows a job (a large import, the account archive, a change of a large table) until it
+ * ends, calling `onProgress(job)` each time it moves: live from its event stream
+ * (`/jobs/{id}/events`), and by polling every `every` ms when the stream cannot be had (too
+ * many open) or ends before the job (its server stopped). Resolves with the succeeded job;
  * rejects with an ApiError carrying the job's reason when it failed or was cancelled.
  */
 export async function followJob(job, onProgress = () => {}, every = 1000) {
+  if (job.status === "queued" || job.status === "running") {
+    onProgress(job);
+    try {
+      const res = await request("GET", `/jobs/${encodeURIComponent(job.id)}/events`, {
+        raw: true,
+        headers: { accept: "text/event-stream" },
+      });
+      await readEvents(res, (name, data) => {
+        if (name !== "job") return;
+        job = data;
+        onProgress(job);
+      });
+    } catch (err) {
+      if (err.name === "AbortError") throw err;
+      // No stream: polling below follows the job all the same.
+    }
+  }
   for (;;) {
     onProgress(job);
     if (job.status === "succeeded") return job;
