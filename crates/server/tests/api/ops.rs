@@ -163,6 +163,7 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
         "GET /api/v1/jobs/{id}",
         "POST /api/v1/jobs/{id}/cancel",
         "GET /api/v1/jobs/{id}/download",
+        "GET /api/v1/jobs/{id}/events",
         "DELETE /api/v1/account",
         "GET /healthz",
         "GET /readyz",
