@@ -203,6 +203,41 @@ async fn get_job(
     Ok(Json(response(with_live(&state, job))))
 }
 
+/// One Server-Sent Event of `/jobs/{id}/events`, as the stream's parser sees it: its name,
+/// `job`, and its data, a [`JobResponse`] as JSON (the document says so with `contentSchema`,
+/// which utoipa has no attribute for).
+struct JobEvent;
+
+impl utoipa::PartialSchema for JobEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut content_schema = utoipa::openapi::extensions::Extensions::default();
+        content_schema.insert(
+            "contentSchema".to_owned(),
+            serde_json::json!({ "$ref": "#/components/schemas/JobResponse" }),
+        );
+        ObjectBuilder::new()
+            .property(
+                "event",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["job"])),
+            )
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .extensions(Some(content_schema)),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl ToSchema for JobEvent {}
+
 /// An open event stream: the job it follows, what it last sent.
 struct Follow {
     state: AppState,
@@ -223,7 +258,7 @@ struct Follow {
 /// `exports.max_event_streams_per_user` streams per user and server.
 #[utoipa::path(get, path = "/jobs/{id}/events", tag = "jobs",
     params(("id" = Uuid, Path, description = "Job id")),
-    responses((status = 200, description = "`job` events, each a `JobResponse` as JSON", content_type = "text/event-stream", body = String),
+    responses((status = 200, description = "`job` events, each a `JobResponse` as JSON", content_type = "text/event-stream", body = JobEvent),
         (status = 429, description = "Too many event streams open", body = crate::http::error::Problem, content_type = "application/problem+json")))]
 async fn job_events(
     State(state): State<AppState>,

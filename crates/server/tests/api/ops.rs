@@ -215,6 +215,20 @@ async fn the_openapi_document_is_3_1_and_lists_every_route_with_problem_answers(
     assert!(
         problem["properties"]["type"].is_object() && problem["properties"]["errors"].is_object()
     );
+    // An event stream documents each event (what a client's SSE parser yields) and the JSON
+    // its data carries.
+    let events = &doc["paths"]["/api/v1/jobs/{id}/events"]["get"]["responses"]["200"]["content"]["text/event-stream"]
+        ["schema"]["$ref"];
+    assert_eq!(events, "#/components/schemas/JobEvent");
+    let event = &doc["components"]["schemas"]["JobEvent"];
+    assert_eq!(
+        event["properties"]["event"]["enum"],
+        serde_json::json!(["job"])
+    );
+    assert_eq!(
+        event["properties"]["data"]["contentSchema"]["$ref"],
+        "#/components/schemas/JobResponse"
+    );
 }
 
 #[tokio::test]
