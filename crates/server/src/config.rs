@@ -275,6 +275,9 @@ pub struct TablesConfig {
     /// Bytes of sort keys a `sort` change holds in memory; past it, sorted runs are written
     /// to the data directory's `tmp` and merged from there.
     pub sort_memory_bytes: u64,
+    /// Bytes of row orders kept for the deep pages of sorted and filtered views (8 bytes a
+    /// row; least recently used first out). 0 keeps none: each such page sorts again.
+    pub order_cache_bytes: u64,
     /// Uploads up to this many bytes are imported within the request (201 with the table);
     /// larger ones are imported by a job (202 with the job to follow). 0: every import is a job.
     pub import_sync_bytes: u64,
@@ -575,6 +578,7 @@ impl Default for Config {
                 max_shared_strings_bytes: 512 * 1024 * 1024,
                 max_sheet_cells: 5_000_000,
                 sort_memory_bytes: 64 * 1024 * 1024,
+                order_cache_bytes: 128 * 1024 * 1024,
                 import_sync_bytes: 8 * 1024 * 1024,
                 max_sync_rows: 100_000,
             },

@@ -45,6 +45,8 @@ pub struct Inner {
     pub scratch: crate::scratch::ScratchDir,
     /// Progress of the jobs running here, and the job event streams open here.
     pub live: crate::jobs::live::Live,
+    /// The orders of sorted and filtered views of tables, kept for their deep pages.
+    pub orders: crate::tables::order::OrderCache,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
         )?;
         let login_throttle = LoginThrottle::new(auth);
         let scratch = crate::scratch::ScratchDir::create(&config.data_dir)?;
+        let config_orders = config.tables.order_cache_bytes;
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -85,6 +88,7 @@ impl AppState {
             open_sockets: std::sync::atomic::AtomicUsize::new(0),
             scratch,
             live: crate::jobs::live::Live::default(),
+            orders: crate::tables::order::OrderCache::new(config_orders),
         })))
     }
 }

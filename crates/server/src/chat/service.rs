@@ -580,14 +580,8 @@ async fn table_preview(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<
     let Ok(loaded) = tables::load(state, user, id, None).await else {
         return Ok(None);
     };
-    let spec = table_store::PageSpec {
-        limit: state.config.chat.table_sample_rows as u64,
-        after_position: None,
-        offset: 0,
-        sort: Vec::new(),
-        filters: Vec::new(),
-    };
-    let rows = table_store::page(&state.db, id, loaded.version, true, &spec).await?;
+    let limit = state.config.chat.table_sample_rows as u64;
+    let rows = table_store::page(&state.db, id, loaded.version, true, &[], None, limit).await?;
     let mut out = format!(
         "\"{}\" (version {}, {} rows). Columns: {}.\n\n| row |",
         loaded.table.name,

@@ -559,32 +559,20 @@ pub struct RowFilter {
     pub value: Value,
 }
 
-pub struct PageSpec {
-    pub limit: u64,
-    /// Position to continue after (plain order) …
-    pub after_position: Option<i64>,
-    /// … or rows to skip (sorted or filtered order).
-    pub offset: u64,
-    pub sort: Vec<(String, ColumnType, bool)>,
-    pub filters: Vec<RowFilter>,
-}
-
-/// A page of a version's rows; `limit + 1` are fetched so the caller knows whether more follow.
-pub async fn page(
-    db: &impl ConnectionTrait,
+/// `FROM … WHERE …` of a version's rows that pass `filters`, and its values.
+fn selection(
+    backend: DatabaseBackend,
     table_id: Uuid,
     version: i32,
     current: bool,
-    spec: &PageSpec,
-) -> Result<Vec<RawRow>, DbErr> {
+    filters: &[RowFilter],
+) -> (String, Vec<Value>) {
     use sheetgpt_core::version::Cmp;
-    let backend = db.get_database_backend();
     let (cond, cond_values) = at_version(version, current);
-    let mut sql =
-        format!("SELECT row_id, position, data FROM table_rows WHERE table_id = ? AND {cond}");
+    let mut sql = format!("FROM table_rows WHERE table_id = ? AND {cond}");
     let mut values: Vec<Value> = vec![table_id.into()];
     values.extend(cond_values);
-    for f in &spec.filters {
+    for f in filters {
         let expr = cell_expr(backend, &f.column_id, f.ty);
         let text_expr = match backend {
             DatabaseBackend::Postgres => format!("(data::jsonb ->> '{}')", f.column_id),
@@ -612,31 +600,69 @@ pub async fn page(
         };
         sql.push_str(&clause);
     }
-    if spec.sort.is_empty() {
-        if let Some(after) = spec.after_position {
-            sql.push_str(" AND position > ?");
-            values.push(after.into());
-        }
-        sql.push_str(" ORDER BY position, row_id");
-    } else {
-        sql.push_str(" ORDER BY ");
-        for (column_id, ty, desc) in &spec.sort {
-            let expr = cell_expr(backend, column_id, *ty);
-            // Nulls last in both directions, as the grid and `sort` changes do.
-            sql.push_str(&format!(
-                "({expr} IS NULL), {expr} {}, ",
-                if *desc { "DESC" } else { "ASC" }
-            ));
-        }
-        sql.push_str("position, row_id");
+    (sql, values)
+}
+
+/// ` ORDER BY …` of `sort`, nulls last in both directions (as the grid and `sort` changes
+/// do), ties in position order.
+fn sort_order(backend: DatabaseBackend, sort: &[(String, ColumnType, bool)]) -> String {
+    let mut sql = " ORDER BY ".to_owned();
+    for (column_id, ty, desc) in sort {
+        let expr = cell_expr(backend, column_id, *ty);
+        sql.push_str(&format!(
+            "({expr} IS NULL), {expr} {}, ",
+            if *desc { "DESC" } else { "ASC" }
+        ));
     }
-    sql.push_str(" LIMIT ?");
-    values.push(i64::try_from(spec.limit + 1).unwrap_or(i64::MAX).into());
-    if spec.offset > 0 || !spec.sort.is_empty() {
-        sql.push_str(" OFFSET ?");
-        values.push(i64::try_from(spec.offset).unwrap_or(i64::MAX).into());
+    sql.push_str("position, row_id");
+    sql
+}
+
+/// A page of a version's rows in position order, after position `after`, under `filters`;
+/// `limit + 1` are fetched so the caller knows whether more follow. A keyset page: as cheap
+/// deep down as at the top.
+pub async fn page(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    current: bool,
+    filters: &[RowFilter],
+    after: Option<i64>,
+    limit: u64,
+) -> Result<Vec<RawRow>, DbErr> {
+    let backend = db.get_database_backend();
+    let (from, mut values) = selection(backend, table_id, version, current, filters);
+    let mut sql = format!("SELECT row_id, position, data {from}");
+    if let Some(after) = after {
+        sql.push_str(" AND position > ?");
+        values.push(after.into());
     }
+    sql.push_str(" ORDER BY position, row_id LIMIT ?");
+    values.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
     raw_rows(db.query_all_raw(stmt(backend, &sql, values)).await?)
+}
+
+/// The ids of every row of version `version` that passes `filters`, in the order of `sort`
+/// (position order without one): what the pages of a sorted or filtered view are cut from,
+/// at any depth, without the database sorting the rows' data again for each page. Only ids
+/// and sort keys go through the database's sorter.
+pub async fn order(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    filters: &[RowFilter],
+    sort: &[(String, ColumnType, bool)],
+) -> Result<Vec<RowId>, DbErr> {
+    let backend = db.get_database_backend();
+    // The version by number, not `valid_to IS NULL`: a change committed meanwhile must not
+    // end up in the order kept for this version.
+    let (from, values) = selection(backend, table_id, version, false, filters);
+    let sql = format!("SELECT row_id {from}{}", sort_order(backend, sort));
+    db.query_all_raw(stmt(backend, &sql, values))
+        .await?
+        .into_iter()
+        .map(|r| r.try_get_by_index(0))
+        .collect()
 }
 
 /// The stored JSON of one cell, compared as stored (equal values, equal JSON): the key of a

@@ -16,9 +16,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::bulk::ValidationResponse;
+use super::order::{self, Start, View};
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
-use crate::db::tables::{self as store, PageSpec, RowFilter, TableRecord};
+use crate::db::tables::{self as store, RowFilter, TableRecord};
 use crate::http::error::ApiError;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
@@ -572,33 +573,36 @@ async fn list_rows(
     for f in &filter_args {
         filters.push(parse_filter(f, &column)?);
     }
-    let (after_position, offset) = match cursor.as_deref() {
-        None | Some("") => (None, 0),
+    let start = match cursor.as_deref() {
+        None | Some("") => Start::After(None),
         Some(c) => {
             let bad = || ApiError::field("cursor", "is not a cursor this API returned");
             match c.split_at_checked(1) {
                 Some(("p", n)) if sort.is_empty() => {
-                    (Some(n.parse::<i64>().map_err(|_| bad())?), 0)
+                    Start::After(Some(n.parse::<i64>().map_err(|_| bad())?))
                 }
                 // An offset works in any order: a grid that jumps asks for the rows there.
-                Some(("o", n)) => (None, n.parse::<u64>().map_err(|_| bad())?),
+                Some(("o", n)) => Start::Offset(n.parse::<u64>().map_err(|_| bad())?),
                 _ => return Err(bad()),
             }
         }
     };
-    let spec = PageSpec {
-        limit,
-        after_position,
-        offset,
-        sort,
-        filters,
+    let offset = match start {
+        Start::Offset(n) => n,
+        Start::After(_) => 0,
     };
-    let current = loaded.version == loaded.table.current_version;
-    let mut raw = store::page(&state.db, id, loaded.version, current, &spec).await?;
+    let view = View {
+        table_id: id,
+        version: loaded.version,
+        current: loaded.version == loaded.table.current_version,
+        sort: &sort,
+        filters: &filters,
+    };
+    let mut raw = order::page(&state.db, &state.orders, &view, start, limit).await?;
     let more = raw.len() as u64 > limit;
     raw.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next_cursor = more.then(|| {
-        if spec.sort.is_empty() {
+        if sort.is_empty() && offset == 0 {
             format!("p{}", raw.last().map_or(0, |r| r.position))
         } else {
             format!("o{}", offset + limit)
