@@ -138,6 +138,7 @@ async fn start_archive(
 ) -> Result<Response, ApiError> {
     let kind = Kind::AccountArchive.as_str();
     // One at a time: the user's quota lock orders two requests that arrive together.
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     crate::quotas::lock_user(&txn, owner).await?;
     if let Some(job) = jobs::active(&txn, owner, kind).await? {

@@ -42,7 +42,8 @@ impl Application {
         let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
         let state = self.state.clone();
         let housekeeping = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            let abandoned = Duration::from_secs(state.config.chat.abandoned_reply_secs);
+            let mut tick = tokio::time::interval(Duration::from_secs(30).min(abandoned / 2));
             let every = Duration::from_secs(state.config.retention.sweep_interval_secs.max(30));
             let mut last_sweep: Option<std::time::Instant> = None;
             loop {
@@ -51,6 +52,14 @@ impl Application {
                 state.login_throttle.prune();
                 state.rate_limiter.prune();
                 state.scratch.touch();
+                // Replies whose server died while writing them (any server's).
+                let cutoff = chrono::Utc::now()
+                    - chrono::Duration::from_std(abandoned).unwrap_or(chrono::Duration::MAX);
+                match crate::db::conversations::end_abandoned(&state.db, cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(replies = n, "ended replies abandoned mid-stream"),
+                    Err(err) => tracing::warn!(error = %err, "could not end abandoned replies"),
+                }
                 if last_sweep.is_none_or(|at| at.elapsed() >= every) {
                     last_sweep = Some(std::time::Instant::now());
                     if let Err(err) = crate::retention::sweep(&state).await {

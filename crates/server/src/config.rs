@@ -85,6 +85,10 @@ pub struct ChatConfig {
     /// A conversation's WebSocket is closed after this long with no frame from the client and
     /// no reply running; 0 = never.
     pub ws_idle_secs: u64,
+    /// A reply still `streaming` that no server has marked as being written for this long
+    /// (its server died mid-reply) is ended as `incomplete`. A server writing a reply marks
+    /// it every quarter of this.
+    pub abandoned_reply_secs: u64,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -589,6 +593,7 @@ impl Default for Config {
                 table_sample_rows: 20,
                 max_continuations: 3,
                 ws_idle_secs: 300,
+                abandoned_reply_secs: 60,
             },
             google: GoogleConfig {
                 client_id: String::new(),
@@ -903,6 +908,9 @@ impl Config {
         }
         if !(1..=100_000).contains(&self.exports.page_rows) {
             return Err(invalid("exports.page_rows", "must be between 1 and 100000"));
+        }
+        if self.chat.abandoned_reply_secs < 2 {
+            return Err(invalid("chat.abandoned_reply_secs", "must be at least 2"));
         }
         if self.exports.retention_hours == 0 {
             return Err(invalid("exports.retention_hours", "must be at least 1"));

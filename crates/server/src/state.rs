@@ -47,6 +47,8 @@ pub struct Inner {
     pub live: crate::jobs::live::Live,
     /// The orders of sorted and filtered views of tables, kept for their deep pages.
     pub orders: crate::tables::order::OrderCache,
+    /// Write transactions in turn (SQLite: one writer).
+    pub writes: crate::db::WriteGate,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
         let login_throttle = LoginThrottle::new(auth);
         let scratch = crate::scratch::ScratchDir::create(&config.data_dir)?;
         let config_orders = config.tables.order_cache_bytes;
+        let backend = sea_orm::ConnectionTrait::get_database_backend(&db);
         Ok(Self(Arc::new(Inner {
             config,
             db,
@@ -89,6 +92,7 @@ impl AppState {
             scratch,
             live: crate::jobs::live::Live::default(),
             orders: crate::tables::order::OrderCache::new(config_orders),
+            writes: crate::db::WriteGate::new(backend),
         })))
     }
 }

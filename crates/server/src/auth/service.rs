@@ -173,6 +173,7 @@ pub async fn login(
     }
     let expires_at = Utc::now()
         + chrono::Duration::days(i64::try_from(state.config.auth.session_ttl_days).unwrap_or(30));
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     let session = sessions::insert(
         &txn,
@@ -249,6 +250,7 @@ pub async fn refresh(
         .filter(|u| u.disabled_at.is_none())
         .ok_or_else(refresh_refused)?;
 
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     if !sessions::spend_refresh_token(&txn, spend).await? {
         // Spent by a concurrent exchange between our read and this write: also reuse.
@@ -413,6 +415,7 @@ pub async fn change_password(
     )
     .await?;
     let hash = state.hasher.hash(&new).await?;
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     users::set_password_hash(&txn, user.id, hash).await?;
     let revoked =
@@ -486,6 +489,7 @@ pub struct Disabled {
 /// not bring any of them back. For the admin API and `sheetgpt user disable`.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn disable_user(state: &AppState, user_id: Uuid) -> Result<Disabled, ApiError> {
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     users::set_disabled(&txn, user_id, Some(Utc::now())).await?;
     let sessions = sessions::revoke_all_except(&txn, user_id, None, "user_disabled").await?;

@@ -130,10 +130,20 @@ const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(500);
 async fn watch_remote_cancel(state: AppState, id: Uuid) {
     let mut tick = tokio::time::interval(REMOTE_CANCEL_POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The reply is marked as being written every quarter of `chat.abandoned_reply_secs`, so
+    // that no server ends it as abandoned while this one writes it.
+    let touch_every = Duration::from_secs(state.config.chat.abandoned_reply_secs) / 4;
+    let mut touched = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if !state.runs.is_running(id) {
             break;
+        }
+        if touched.elapsed() >= touch_every {
+            touched = tokio::time::Instant::now();
+            if let Err(err) = store::touch_streaming(&state.db, id).await {
+                tracing::warn!(error = %err, "could not mark a reply as being written");
+            }
         }
         match store::cancel_requested(&state.db, id).await {
             Ok(true) => {

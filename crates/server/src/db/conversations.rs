@@ -333,6 +333,35 @@ pub async fn request_cancel(db: &impl ConnectionTrait, message_id: Uuid) -> Resu
     Ok(())
 }
 
+/// Marks a reply as being written now (see `end_abandoned`).
+pub async fn touch_streaming(db: &impl ConnectionTrait, message_id: Uuid) -> Result<(), DbErr> {
+    message::Entity::update_many()
+        .col_expr(message::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(message::Column::Id.eq(message_id))
+        .filter(message::Column::Status.eq("streaming"))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Ends as `incomplete` every reply still `streaming` that no server marked as being
+/// written since `cutoff`: its server stopped (killed, crashed) before it was done. Returns
+/// how many.
+pub async fn end_abandoned(db: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
+    let r = message::Entity::update_many()
+        .col_expr(message::Column::Status, Expr::value("incomplete"))
+        .col_expr(
+            message::Column::Error,
+            Expr::value("The server writing this reply stopped before it was done; ask again."),
+        )
+        .col_expr(message::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(message::Column::Status.eq("streaming"))
+        .filter(message::Column::UpdatedAt.lt(cutoff))
+        .exec(db)
+        .await?;
+    Ok(r.rows_affected)
+}
+
 /// Whether a stop was asked for this reply.
 pub async fn cancel_requested(db: &impl ConnectionTrait, message_id: Uuid) -> Result<bool, DbErr> {
     let backend = db.get_database_backend();

@@ -62,6 +62,7 @@ pub async fn enqueue(
         error: Set(None),
         result: Set(None),
         idempotency_key: Set(new.idempotency_key.map(str::to_owned)),
+        checkpoint: Set(None),
         started_at: Set(None),
         finished_at: Set(None),
         expires_at: Set(None),
@@ -276,6 +277,18 @@ pub async fn heartbeat(
     if let Some(total) = progress_total {
         q = q.col_expr(job::Column::ProgressTotal, Expr::value(total));
     }
+    Ok(q.exec(db).await?.rows_affected == 1)
+}
+
+/// Records what this attempt did that the next must not do again; false when the worker no
+/// longer holds the job (nothing is changed).
+pub async fn save_checkpoint(
+    db: &impl ConnectionTrait,
+    id: Uuid,
+    worker: Uuid,
+    checkpoint: &str,
+) -> Result<bool, DbErr> {
+    let q = held(id, worker).col_expr(job::Column::Checkpoint, Expr::value(checkpoint));
     Ok(q.exec(db).await?.rows_affected == 1)
 }
 

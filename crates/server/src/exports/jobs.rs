@@ -289,6 +289,7 @@ async fn create_export(
     let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     // The quotas are counted and the job created in one transaction under the user's quota
     // lock, so that concurrent requests cannot each see room for one more.
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     crate::quotas::lock_user(&txn, owner).await?;
     if let Some(key) = &key

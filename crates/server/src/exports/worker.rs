@@ -275,7 +275,32 @@ async fn export(
             schema,
             row_count: u64::try_from(record.row_count).unwrap_or(0),
         };
-        let written = sheets::write(&session, dest, &table.name, &rows, &resolved, &control).await;
+        // A spreadsheet or tab an earlier attempt created (and was stopped in) is written
+        // into again, not created twice.
+        let resume = job
+            .checkpoint
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<sheets::Tab>(c).ok());
+        let created = async |tab: &sheets::Tab| {
+            let checkpoint = serde_json::to_string(tab).unwrap_or_default();
+            match store::save_checkpoint(&state.db, job.id, worker, &checkpoint).await {
+                Ok(true) => Ok(()),
+                // Another worker holds the job now (or it was cancelled): stop here.
+                Ok(false) => Err(sheets::SheetError::Cancelled),
+                Err(err) => Err(sheets::SheetError::Db(err)),
+            }
+        };
+        let written = sheets::write(
+            &session,
+            dest,
+            &table.name,
+            &rows,
+            &resolved,
+            &control,
+            resume,
+            created,
+        )
+        .await;
         heartbeat.abort();
         let held = heartbeat.await.unwrap_or(Ok(Held::Yes));
         return match (written, held) {

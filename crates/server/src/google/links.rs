@@ -63,6 +63,27 @@ pub async fn create(
     version: i32,
 ) -> Result<LinkRecord, sea_orm::DbErr> {
     let now = Utc::now();
+    // One link per table and tab: the export that made this tab may have linked it in an
+    // attempt stopped before the job recorded its success, or an earlier export linked the
+    // same tab. That link now follows this export.
+    let existing = owned::live::<sheet_link::Entity>(owner_id)
+        .filter(sheet_link::Column::TableId.eq(table_id))
+        .filter(sheet_link::Column::SpreadsheetId.eq(tab.spreadsheet_id.as_str()))
+        .filter(sheet_link::Column::SheetId.eq(tab.sheet_id))
+        .one(&state.db)
+        .await?;
+    if let Some(link) = existing {
+        let mut link: sheet_link::ActiveModel = link.into();
+        link.sheet_title = Set(tab.title.clone());
+        link.auth = Set(credential.as_str().to_owned());
+        link.template = Set(template.and_then(|t| serde_json::to_string(t).ok()));
+        link.last_synced_version = Set(version);
+        link.last_synced_at = Set(now);
+        link.last_error = Set(None);
+        link.status = Set(ACTIVE.to_owned());
+        link.updated_at = Set(now);
+        return link.update(&state.db).await;
+    }
     sheet_link::ActiveModel {
         id: Set(Uuid::now_v7()),
         owner_id: Set(owner_id),

@@ -134,7 +134,7 @@ pub struct Rows {
 }
 
 /// A tab of a spreadsheet.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Tab {
     pub spreadsheet_id: String,
     pub sheet_id: i64,
@@ -450,6 +450,10 @@ impl SheetError {
 
 /// Writes the rows into a tab: creates the spreadsheet or tab, or clears the tab, then the
 /// values in chunks, then the formatting; shares the spreadsheet. Returns the tab.
+///
+/// A spreadsheet or tab this writes creates is handed to `created` before anything is
+/// written into it, so that the job can remember it; an attempt given it back as `resume`
+/// (the one before was stopped) rewrites that tab instead of creating another.
 pub async fn write(
     session: &Session<'_>,
     destination: &SheetsDestination,
@@ -457,6 +461,8 @@ pub async fn write(
     rows: &Rows,
     resolved: &Resolved,
     control: &Arc<Control>,
+    resume: Option<Tab>,
+    created: impl AsyncFnOnce(&Tab) -> Result<(), SheetError>,
 ) -> Result<Tab, SheetError> {
     let block = Block::of(resolved);
     let totals = resolved.styles.iter().any(|s| s.total.is_some());
@@ -480,8 +486,26 @@ pub async fn write(
             .and_then(spreadsheet_id)
             .ok_or_else(|| SheetError::Invalid("Give the spreadsheet's id or URL.".to_owned()))
     };
-    let tab = match destination.mode {
-        SheetMode::NewSpreadsheet => {
+    let creates = matches!(
+        destination.mode,
+        SheetMode::NewSpreadsheet | SheetMode::NewTab
+    );
+    let resumed = resume.is_some() && creates;
+    let tab = match (resume, destination.mode) {
+        (Some(tab), SheetMode::NewSpreadsheet | SheetMode::NewTab) => {
+            // Its rules may be there already: counted again before the rewrite clears them.
+            tabs(session, &tab.spreadsheet_id)
+                .await?
+                .into_iter()
+                .find(|t| t.sheet_id == tab.sheet_id)
+                .ok_or_else(|| {
+                    SheetError::Invalid(format!(
+                        "The tab `{}` an earlier attempt created is gone; export again.",
+                        tab.title
+                    ))
+                })?
+        }
+        (_, SheetMode::NewSpreadsheet) => {
             let title = destination
                 .title
                 .clone()
@@ -506,7 +530,7 @@ pub async fn write(
                 conditional_rules: 0,
             }
         }
-        SheetMode::NewTab => {
+        (_, SheetMode::NewTab) => {
             let id = existing()?;
             let reply = batch_update(
                 session,
@@ -523,7 +547,7 @@ pub async fn write(
                 conditional_rules: 0,
             }
         }
-        SheetMode::ReplaceTab | SheetMode::Append => {
+        (_, SheetMode::ReplaceTab | SheetMode::Append) => {
             let id = existing()?;
             tabs(session, &id)
                 .await?
@@ -536,11 +560,14 @@ pub async fn write(
                 })?
         }
     };
+    if creates && !resumed {
+        created(&tab).await?;
+    }
     match destination.mode {
         SheetMode::Append => append(session, &tab, rows, resolved, control).await?,
         SheetMode::ReplaceTab => rewrite(session, &tab, rows, resolved, control, true).await?,
         SheetMode::NewSpreadsheet | SheetMode::NewTab => {
-            rewrite(session, &tab, rows, resolved, control, false).await?;
+            rewrite(session, &tab, rows, resolved, control, resumed).await?;
         }
     }
     if !destination.share_with.is_empty() {

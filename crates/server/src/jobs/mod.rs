@@ -164,6 +164,7 @@ pub async fn queue_import(
     let text = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     crate::secrets::ensure_data_dir(&state.config.data_dir.join(UPLOAD_DIR))?;
     let target = state.config.data_dir.join(&relative);
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     let (job, created) = store::enqueue(
         &txn,

@@ -98,6 +98,7 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
 #[tracing::instrument(skip_all, fields(user.id = %owner, table.id = %table_id))]
 pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), ApiError> {
     let quota = RowQuota::of(state, owner).await?;
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     // Restored first (a write, which also takes SQLite's write lock before any read), then
@@ -149,6 +150,7 @@ pub async fn create(
                 .collect(),
         })
         .collect();
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     quota.check(&txn, rows.len() as i64).await?;
@@ -499,6 +501,7 @@ pub async fn import(
         let _ = tx.blocking_send(last);
     });
 
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     // Under the user's quota lock until the import commits: a concurrent import of theirs
     // waits, then counts these rows.
@@ -892,6 +895,7 @@ pub async fn change(
         .ok_or(ApiError::NotFound("table"))?;
     let base = expected.unwrap_or(table.current_version);
     let quota = RowQuota::of(state, owner).await?;
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     // The user's lock before the table's (the claim): the order every writer takes them in.
     quota.lock(&txn).await?;
@@ -1303,6 +1307,7 @@ pub async fn revert(
         return Err(ApiError::NotFound("version"));
     }
     let quota = RowQuota::of(state, owner).await?;
+    let _turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     if !store::claim_next_version(&txn, owner, table_id, base).await? {

@@ -571,6 +571,71 @@ async fn a_write_that_waits_past_the_busy_timeout_on_sqlite_is_a_503_to_retry_an
 }
 
 #[tokio::test]
+async fn on_sqlite_writes_of_one_process_wait_their_turn_and_past_the_busy_timeout_are_a_503() {
+    let app = TestApp::spawn().await;
+    if sea_orm::ConnectionTrait::get_database_backend(&app.state.db)
+        != sea_orm::DatabaseBackend::Sqlite
+    {
+        return; // PostgreSQL writes concurrently: no turn is taken
+    }
+    let token = app.user("cj11@example.com").await;
+    // Another write transaction of this process (a long change) has the turn for 1 s: the
+    // request waits for it, then is written.
+    let turn = app.state.writes.turn().await.unwrap();
+    assert!(turn.is_some(), "SQLite takes turns");
+    let release = async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        drop(turn);
+    };
+    let started = std::time::Instant::now();
+    let ((), (status, _, body)) = tokio::join!(
+        release,
+        app.request(
+            Method::POST,
+            "/api/v1/tables",
+            Some(&token),
+            Some(json!({"name": "Waited", "rows": [[1]]})),
+        )
+    );
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(900),
+        "it waited for the turn: {:?}",
+        started.elapsed()
+    );
+    // Held past the busy timeout (5 s): refused as a busy database is, nothing written.
+    let _held = app.state.writes.turn().await.unwrap();
+    let (status, headers, body) = app
+        .request(
+            Method::POST,
+            "/api/v1/tables",
+            Some(&token),
+            Some(json!({"name": "Refused", "rows": [[1]]})),
+        )
+        .await;
+    assert_problem(
+        status,
+        &body,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "database-busy",
+    );
+    assert_eq!(headers["retry-after"], "5");
+    drop(_held);
+    let (_, list) = app.get("/api/v1/tables", Some(&token)).await;
+    let names: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![json!("Waited")],
+        "the refused one wrote nothing"
+    );
+}
+
+#[tokio::test]
 async fn validation_of_a_large_version_is_a_job_whose_result_answers_later_requests() {
     let app = TestApp::spawn_with(|c| c.tables.max_sync_rows = 10).await;
     let token = app.user("cj11@example.com").await;

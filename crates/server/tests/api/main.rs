@@ -41,6 +41,7 @@ mod recursion;
 mod schemas;
 mod secrets_in_logs;
 mod sessions;
+mod soak;
 mod sorted_pages;
 mod tables;
 mod templates;

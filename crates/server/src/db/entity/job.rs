@@ -30,6 +30,10 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub result: Option<String>,
     pub idempotency_key: Option<String>,
+    /// What an attempt did outside the database that the next must not do again (JSON; a
+    /// Google export's created spreadsheet or tab), written under the lease.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub checkpoint: Option<String>,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
     /// When the job's artifact is deleted.

@@ -18,6 +18,7 @@ mod m20261130_000011_google_pacing;
 mod m20261202_000012_google_browser_binding;
 mod m20261202_000017_thinking;
 mod m20261202_000018_locale;
+mod m20261204_000019_job_checkpoint;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_google_browser_binding::Migration),
             Box::new(m20261202_000017_thinking::Migration),
             Box::new(m20261202_000018_locale::Migration),
+            Box::new(m20261204_000019_job_checkpoint::Migration),
         ]
     }
 }
