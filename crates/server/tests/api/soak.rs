@@ -928,9 +928,27 @@ async fn three_instances_under_kills_lose_nothing_and_run_every_job_once() {
     let mut jobs = Jobs::default();
     let mut artifacts_expected = BTreeSet::new();
     let mut sheets_expected: BTreeMap<String, String> = BTreeMap::new();
+    // The one window the service leaves (README, Export jobs): an instance killed between
+    // Google's answer to a creation and the job's record of it leaves an empty spreadsheet.
+    // Such spreadsheets are counted, at most one a kill, and not taken for a job's own; a
+    // spreadsheet with anything written in it must belong to a job.
+    let empty_strays: BTreeSet<String> = google
+        .spreadsheet_ids()
+        .into_iter()
+        .filter(|id| {
+            google
+                .spreadsheet(id)
+                .sheets
+                .iter()
+                .all(|s| s.cells.is_empty())
+        })
+        .collect();
     let fake_titles: BTreeMap<String, Vec<String>> = {
         let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for id in google.spreadsheet_ids() {
+            if empty_strays.contains(&id) {
+                continue;
+            }
             m.entry(google.spreadsheet(&id).title).or_default().push(id);
         }
         m
@@ -1323,7 +1341,8 @@ async fn three_instances_under_kills_lose_nothing_and_run_every_job_once() {
          requests {total} {:?}; retries {}; kills {kills}; transport errors {:?}; answers {:?}; in doubt {:?}; \
          jobs: files succeeded {}, google succeeded {}, google failed {}, other {}, retried after a kill {}; \
          downloads during the load {downloads}; changes acknowledged {acked} (in doubt {doubtful}); \
-         replies left streaming {left_streaming}; leftover files {leftovers:?}; stray spreadsheets {strays:?}; lost {lost}",
+         replies left streaming {left_streaming}; leftover files {leftovers:?}; stray spreadsheets {strays:?}; \
+         empty spreadsheets of a kill between creation and record {}; lost {lost}",
         loaded.as_secs_f64(),
         drained.as_secs_f64(),
         tally.requests,
@@ -1336,6 +1355,7 @@ async fn three_instances_under_kills_lose_nothing_and_run_every_job_once() {
         jobs.google_failed,
         jobs.other,
         jobs.retried,
+        empty_strays.len(),
     );
     for line in &tally.unexpected {
         eprintln!("soak: unexpected answer: {line}");
@@ -1364,6 +1384,10 @@ async fn three_instances_under_kills_lose_nothing_and_run_every_job_once() {
     );
     assert!(problems.is_empty(), "{problems:#?}");
     assert!(strays.is_empty(), "spreadsheets no job owns: {strays:?}");
+    assert!(
+        empty_strays.len() as u64 <= kills,
+        "empty spreadsheets: {empty_strays:?}, more than one a kill ({kills})"
+    );
     assert!(leftovers.is_empty(), "files no job owns: {leftovers:?}");
 }
 
