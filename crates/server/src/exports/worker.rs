@@ -297,8 +297,10 @@ async fn export(
             &rows,
             &resolved,
             &control,
-            resume,
-            created,
+            sheets::Created {
+                earlier: resume,
+                record: created,
+            },
         )
         .await;
         heartbeat.abort();

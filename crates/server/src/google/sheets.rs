@@ -448,12 +448,20 @@ impl SheetError {
     }
 }
 
+/// The tab an export creates: the one an earlier attempt created (to write into again), and
+/// how to record a new one before anything is written into it.
+pub struct Created<F> {
+    pub earlier: Option<Tab>,
+    pub record: F,
+}
+
 /// Writes the rows into a tab: creates the spreadsheet or tab, or clears the tab, then the
 /// values in chunks, then the formatting; shares the spreadsheet. Returns the tab.
 ///
-/// A spreadsheet or tab this writes creates is handed to `created` before anything is
-/// written into it, so that the job can remember it; an attempt given it back as `resume`
-/// (the one before was stopped) rewrites that tab instead of creating another.
+/// A spreadsheet or tab this creates is handed to `created.record` before anything is
+/// written into it, so that the job can remember it; an attempt given it back as
+/// `created.earlier` (the one before was stopped) rewrites that tab instead of creating
+/// another.
 pub async fn write(
     session: &Session<'_>,
     destination: &SheetsDestination,
@@ -461,9 +469,12 @@ pub async fn write(
     rows: &Rows,
     resolved: &Resolved,
     control: &Arc<Control>,
-    resume: Option<Tab>,
-    created: impl AsyncFnOnce(&Tab) -> Result<(), SheetError>,
+    created: Created<impl AsyncFnOnce(&Tab) -> Result<(), SheetError>>,
 ) -> Result<Tab, SheetError> {
+    let Created {
+        earlier: resume,
+        record: created,
+    } = created;
     let block = Block::of(resolved);
     let totals = resolved.styles.iter().any(|s| s.total.is_some());
     let needed_rows = u64::from(block.first_data_row()) + rows.row_count + u64::from(totals) + 1;
