@@ -53,9 +53,15 @@ impl Application {
                 state.rate_limiter.prune();
                 state.scratch.touch();
                 // Replies whose server died while writing them (any server's).
-                let cutoff = chrono::Utc::now()
-                    - chrono::Duration::from_std(abandoned).unwrap_or(chrono::Duration::MAX);
-                match crate::db::conversations::end_abandoned(&state.db, cutoff).await {
+                let cutoff = chrono::Duration::from_std(abandoned)
+                    .ok()
+                    .and_then(|d| chrono::Utc::now().checked_sub_signed(d))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+                let ended = async {
+                    let _turn = state.writes.turn().await?;
+                    crate::db::conversations::end_abandoned(&state.db, cutoff).await
+                };
+                match ended.await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(replies = n, "ended replies abandoned mid-stream"),
                     Err(err) => tracing::warn!(error = %err, "could not end abandoned replies"),

@@ -909,8 +909,11 @@ impl Config {
         if !(1..=100_000).contains(&self.exports.page_rows) {
             return Err(invalid("exports.page_rows", "must be between 1 and 100000"));
         }
-        if self.chat.abandoned_reply_secs < 2 {
-            return Err(invalid("chat.abandoned_reply_secs", "must be at least 2"));
+        if !(2..=7 * 24 * 3600).contains(&self.chat.abandoned_reply_secs) {
+            return Err(invalid(
+                "chat.abandoned_reply_secs",
+                "must be between 2 and 604800 (a week)",
+            ));
         }
         if self.exports.retention_hours == 0 {
             return Err(invalid("exports.retention_hours", "must be at least 1"));

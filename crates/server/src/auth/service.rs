@@ -173,7 +173,7 @@ pub async fn login(
     }
     let expires_at = Utc::now()
         + chrono::Duration::days(i64::try_from(state.config.auth.session_ttl_days).unwrap_or(30));
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     let session = sessions::insert(
         &txn,
@@ -188,6 +188,8 @@ pub async fn login(
     let refresh_token = random_token(32);
     sessions::insert_refresh_token(&txn, session.id, digest(&refresh_token), expires_at).await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
     audit::record(
         state,
@@ -250,7 +252,7 @@ pub async fn refresh(
         .filter(|u| u.disabled_at.is_none())
         .ok_or_else(refresh_refused)?;
 
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     if !sessions::spend_refresh_token(&txn, spend).await? {
         // Spent by a concurrent exchange between our read and this write: also reuse.
@@ -262,6 +264,8 @@ pub async fn refresh(
         .await?;
     sessions::touch(&txn, session.id).await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     Ok(TokenPair {
         access_token: state.jwt.issue(user.id, session.id)?,
         refresh_token: new_token,
@@ -415,13 +419,15 @@ pub async fn change_password(
     )
     .await?;
     let hash = state.hasher.hash(&new).await?;
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     users::set_password_hash(&txn, user.id, hash).await?;
     let revoked =
         sessions::revoke_all_except(&txn, user.id, Some(current_session), "password_change")
             .await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     state.sessions.forget_user(user.id);
     tracing::info!(revoked = revoked.len(), "password changed");
     audit::record(
@@ -489,12 +495,14 @@ pub struct Disabled {
 /// not bring any of them back. For the admin API and `sheetgpt user disable`.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
 pub async fn disable_user(state: &AppState, user_id: Uuid) -> Result<Disabled, ApiError> {
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     users::set_disabled(&txn, user_id, Some(Utc::now())).await?;
     let sessions = sessions::revoke_all_except(&txn, user_id, None, "user_disabled").await?;
     let api_keys_revoked = api_keys::revoke_all(&txn, user_id).await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     // Access tokens are checked against their session; on this instance at once.
     state.sessions.forget_user(user_id);
     tracing::info!(

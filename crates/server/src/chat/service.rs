@@ -140,9 +140,14 @@ async fn watch_remote_cancel(state: AppState, id: Uuid) {
             break;
         }
         if touched.elapsed() >= touch_every {
-            touched = tokio::time::Instant::now();
-            if let Err(err) = store::touch_streaming(&state.db, id).await {
-                tracing::warn!(error = %err, "could not mark a reply as being written");
+            // In turn with the other writes (SQLite); tried again at the next tick if it fails.
+            let touch = async {
+                let _turn = state.writes.turn().await?;
+                store::touch_streaming(&state.db, id).await
+            };
+            match touch.await {
+                Ok(()) => touched = tokio::time::Instant::now(),
+                Err(err) => tracing::warn!(error = %err, "could not mark a reply as being written"),
             }
         }
         match store::cancel_requested(&state.db, id).await {

@@ -642,6 +642,31 @@ pub async fn page(
     raw_rows(db.query_all_raw(stmt(backend, &sql, values)).await?)
 }
 
+/// `limit + 1` rows of a version under `filters`, in the order of `sort`, from `offset`: the
+/// database's top-N sort, for the first page of a view and views too large to keep their
+/// order (see `tables::order`).
+#[expect(clippy::too_many_arguments, reason = "the parts of a page's query")]
+pub async fn sorted_page(
+    db: &impl ConnectionTrait,
+    table_id: Uuid,
+    version: i32,
+    current: bool,
+    filters: &[RowFilter],
+    sort: &[(String, ColumnType, bool)],
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<RawRow>, DbErr> {
+    let backend = db.get_database_backend();
+    let (from, mut values) = selection(backend, table_id, version, current, filters);
+    let sql = format!(
+        "SELECT row_id, position, data {from}{} LIMIT ? OFFSET ?",
+        sort_order(backend, sort)
+    );
+    values.push(i64::try_from(limit + 1).unwrap_or(i64::MAX).into());
+    values.push(i64::try_from(offset).unwrap_or(i64::MAX).into());
+    raw_rows(db.query_all_raw(stmt(backend, &sql, values)).await?)
+}
+
 /// The ids of every row of version `version` that passes `filters`, in the order of `sort`
 /// (position order without one): what the pages of a sorted or filtered view are cut from,
 /// at any depth, without the database sorting the rows' data again for each page. Only ids

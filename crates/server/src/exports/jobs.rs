@@ -289,13 +289,15 @@ async fn create_export(
     let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     // The quotas are counted and the job created in one transaction under the user's quota
     // lock, so that concurrent requests cannot each see room for one more.
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     crate::quotas::lock_user(&txn, owner).await?;
     if let Some(key) = &key
         && let Some(job) = store::by_idempotency_key(&txn, owner, KIND, key).await?
     {
         txn.commit().await?;
+        // Others' writes need not wait for what follows.
+        drop(turn);
         return created_response(job, false);
     }
     crate::quotas::check_exports(&state, &txn, owner).await?;

@@ -283,6 +283,8 @@ async fn export(
             .and_then(|c| serde_json::from_str::<sheets::Tab>(c).ok());
         let created = async |tab: &sheets::Tab| {
             let checkpoint = serde_json::to_string(tab).unwrap_or_default();
+            // In turn with the other writes (SQLite), so that a busy server does not starve it.
+            let _turn = state.writes.turn().await?;
             match store::save_checkpoint(&state.db, job.id, worker, &checkpoint).await {
                 Ok(true) => Ok(()),
                 // Another worker holds the job now (or it was cancelled): stop here.

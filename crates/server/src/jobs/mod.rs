@@ -164,7 +164,7 @@ pub async fn queue_import(
     let text = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
     crate::secrets::ensure_data_dir(&state.config.data_dir.join(UPLOAD_DIR))?;
     let target = state.config.data_dir.join(&relative);
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     let (job, created) = store::enqueue(
         &txn,
@@ -182,6 +182,8 @@ pub async fn queue_import(
     if !created {
         // The same key sent twice at once: the other request's job reads its own upload.
         txn.commit().await?;
+        // Others' writes need not wait for what follows.
+        drop(turn);
         return Ok((job, false));
     }
     // Within the data dir, so a rename: no copy of a large file.

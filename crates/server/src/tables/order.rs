@@ -148,7 +148,13 @@ impl OrderCache {
             let oldest = inner
                 .entries
                 .iter()
-                .filter(|(k, e)| *k != key && e.bytes > 0)
+                // Kept orders, and entries whose build was given up (its request went away)
+                // that no one waits on.
+                .filter(|(k, e)| {
+                    *k != key
+                        && (e.bytes > 0
+                            || (e.order.get().is_none() && Arc::strong_count(&e.order) == 1))
+                })
                 .min_by_key(|(_, e)| e.used)
                 .map(|(k, _)| k.clone());
             let Some(oldest) = oldest else { break };
@@ -167,6 +173,8 @@ pub struct View<'a> {
     pub current: bool,
     pub sort: &'a [(String, ColumnType, bool)],
     pub filters: &'a [RowFilter],
+    /// At most how many rows the view has (the table's count): whether its order can be kept.
+    pub rows: u64,
 }
 
 /// Where a page starts.
@@ -201,14 +209,34 @@ pub async fn page(
         Start::After(_) => 0,
         Start::Offset(offset) => offset,
     };
-    if view.sort.is_empty() && view.filters.is_empty() && offset == 0 {
+    if view.sort.is_empty() && offset == 0 {
         return store::page(
             db,
             view.table_id,
             view.version,
             view.current,
-            &[],
+            view.filters,
             None,
+            limit,
+        )
+        .await;
+    }
+    // The first page of a sorted view is the database's top-N (no need to order every row
+    // yet), and so is every page of a view whose order could not be kept.
+    let too_large = usize::try_from(view.rows)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(size_of::<RowId>())
+        .saturating_add(ENTRY_OVERHEAD)
+        > cache.max_bytes;
+    if offset == 0 || too_large {
+        return store::sorted_page(
+            db,
+            view.table_id,
+            view.version,
+            view.current,
+            view.filters,
+            view.sort,
+            offset,
             limit,
         )
         .await;

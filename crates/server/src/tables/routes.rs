@@ -597,6 +597,7 @@ async fn list_rows(
         current: loaded.version == loaded.table.current_version,
         sort: &sort,
         filters: &filters,
+        rows: u64::try_from(loaded.table.row_count).unwrap_or(0),
     };
     let mut raw = order::page(&state.db, &state.orders, &view, start, limit).await?;
     let more = raw.len() as u64 > limit;

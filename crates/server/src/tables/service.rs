@@ -98,7 +98,7 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
 #[tracing::instrument(skip_all, fields(user.id = %owner, table.id = %table_id))]
 pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), ApiError> {
     let quota = RowQuota::of(state, owner).await?;
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     // Restored first (a write, which also takes SQLite's write lock before any read), then
@@ -111,6 +111,8 @@ pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<()
         .ok_or(ApiError::NotFound("deleted table"))?;
     quota.check_written(&txn, table.row_count).await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     Ok(())
 }
 
@@ -150,7 +152,7 @@ pub async fn create(
                 .collect(),
         })
         .collect();
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     quota.check(&txn, rows.len() as i64).await?;
@@ -159,6 +161,8 @@ pub async fn create(
     let count = rows.len() as i64;
     finish_create(&txn, &record, &schema, count, summary, owner).await?;
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     Ok(TableRecord {
         current_version: 1,
         next_row_id: count + 1,
@@ -501,7 +505,7 @@ pub async fn import(
         let _ = tx.blocking_send(last);
     });
 
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     // Under the user's quota lock until the import commits: a concurrent import of theirs
     // waits, then counts these rows.
@@ -535,6 +539,8 @@ pub async fn import(
         job.succeed(&txn, &result, count).await?;
     }
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     tracing::info!(table.id = %record.id, rows = count, "table imported");
     Ok(TableRecord {
         current_version: 1,
@@ -895,7 +901,7 @@ pub async fn change(
         .ok_or(ApiError::NotFound("table"))?;
     let base = expected.unwrap_or(table.current_version);
     let quota = RowQuota::of(state, owner).await?;
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     // The user's lock before the table's (the claim): the order every writer takes them in.
     quota.lock(&txn).await?;
@@ -970,6 +976,8 @@ pub async fn change(
         record_job(&txn, job, table.id, &result).await?;
     }
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     crate::google::links::table_changed(state, owner, table.id).await;
     Ok(result)
 }
@@ -1307,7 +1315,7 @@ pub async fn revert(
         return Err(ApiError::NotFound("version"));
     }
     let quota = RowQuota::of(state, owner).await?;
-    let _turn = state.writes.turn().await?;
+    let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
     if !store::claim_next_version(&txn, owner, table_id, base).await? {
@@ -1398,6 +1406,8 @@ pub async fn revert(
         record_job(&txn, job, table.id, &result).await?;
     }
     txn.commit().await?;
+    // Others' writes need not wait for what follows.
+    drop(turn);
     crate::google::links::table_changed(state, owner, table.id).await;
     Ok(result)
 }
