@@ -9,37 +9,17 @@ Usage: python3 bench/endpoints.py [--duration 10] [--connections 64] [--rounds 1
 Builds the release binary unless SHEETGPT_BENCH_NO_BUILD is set. Needs wrk.
 """
 import argparse
-import http.client
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("SHEETGPT_BIN", os.path.join(ROOT, "target", "release", "sheetgpt"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(port, method, path, body=None, token=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-    resp = conn.getresponse()
-    data = resp.read()
-    conn.close()
-    return resp.status, (json.loads(data) if data else None)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tables import BIN, ROOT, call, free_port  # noqa: E402
 
 
 def wrk(port, path, args, token=None, script=None):
