@@ -20,7 +20,7 @@ use crate::auth::extract::{AuthUser, ClientInfo, SessionUser};
 use crate::db::jobs;
 use crate::db::{conversations, schemas, tables as table_store, users};
 use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::ValidatedJson;
 use crate::jobs::Kind;
 use crate::jobs::routes::job_created;
@@ -43,7 +43,7 @@ fn json_entry(path: String, value: &Value) -> Entry {
 }
 
 /// Every live item of the user, page by page.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, ApiError>
+async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
 where
     F: FnMut(Option<Uuid>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>, sea_orm::DbErr>>,
@@ -89,7 +89,7 @@ async fn export_account(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let owner = auth.user.id;
     if let Some(job) = jobs::active(&state.db, owner, Kind::AccountArchive.as_str()).await? {
         return Ok(job_created(job, StatusCode::ACCEPTED));
@@ -110,7 +110,7 @@ async fn export_account(
         Event::new("account.exported", Some(owner)).target("user", owner),
     )
     .await;
-    let file = archive.reopen().map_err(|e| ApiError::Internal(e.into()))?;
+    let file = archive.reopen().map_err(|e| Error::Internal(e.into()))?;
     drop(archive);
     Ok(crate::exports::file_response(
         file,
@@ -127,7 +127,7 @@ async fn start_account_export(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     start_archive(&state, auth.user.id, &client).await
 }
 
@@ -135,7 +135,7 @@ async fn start_archive(
     state: &AppState,
     owner: Uuid,
     client: &ClientInfo,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let kind = Kind::AccountArchive.as_str();
     // One at a time: the user's quota lock orders two requests that arrive together.
     let turn = state.writes.turn().await?;
@@ -185,11 +185,11 @@ pub async fn write_archive(
     state: &AppState,
     owner: Uuid,
     control: Arc<Control>,
-) -> Result<(tempfile::NamedTempFile, u64), ApiError> {
+) -> Result<(tempfile::NamedTempFile, u64), Error> {
     use std::sync::atomic::Ordering;
     let cancelled = || {
         control.cancelled.load(Ordering::Relaxed).then(|| {
-            ApiError::conflict(
+            Error::conflict(
                 crate::tables::service::JOB_STOPPED,
                 "The archive was cancelled.",
             )
@@ -200,7 +200,7 @@ pub async fn write_archive(
     let mut entries = Vec::new();
     let user = users::find_by_id(db, owner)
         .await?
-        .ok_or(ApiError::NotFound("user"))?;
+        .ok_or(Error::NotFound("user"))?;
     entries.push(json_entry(
         "account.json".into(),
         &json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "created_at": user.created_at}),
@@ -279,9 +279,9 @@ pub async fn write_archive(
             .await
             .map_err(|e| match e {
                 render::RenderError::Cancelled => cancelled().unwrap_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("account export: cancelled"))
+                    Error::Internal(anyhow::anyhow!("account export: cancelled"))
                 }),
-                e => ApiError::Internal(anyhow::anyhow!("account export: {e}")),
+                e => Error::Internal(anyhow::anyhow!("account export: {e}")),
             })?;
             if format != FileFormat::Json {
                 rows_written += rows;
@@ -327,8 +327,8 @@ pub async fn write_archive(
     let archive = state
         .scratch
         .file(".export-account-")
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    let file = archive.reopen().map_err(|e| ApiError::Internal(e.into()))?;
+        .map_err(|e| Error::Internal(e.into()))?;
+    let file = archive.reopen().map_err(|e| Error::Internal(e.into()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
         let options = zip::write::SimpleFileOptions::default()
@@ -350,8 +350,8 @@ pub async fn write_archive(
         Ok(())
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))?
-    .map_err(ApiError::Internal)?;
+    .map_err(|e| Error::Internal(e.into()))?
+    .map_err(Error::Internal)?;
     Ok((archive, rows_written))
 }
 
@@ -372,10 +372,10 @@ async fn delete_account(
     auth: SessionUser,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<DeleteAccount>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     let user = users::find_by_id(&state.db, auth.user.id)
         .await?
-        .ok_or(ApiError::NotFound("user"))?;
+        .ok_or(Error::NotFound("user"))?;
     crate::auth::service::confirm_password(
         &state,
         &user,

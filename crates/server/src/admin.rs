@@ -18,7 +18,7 @@ use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::chat::routes::UsageResponse;
 use crate::db::entity::user::{self, Role};
 use crate::db::users;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::quotas::{self, Limits, Overrides};
@@ -37,12 +37,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct Admin(pub AuthUser);
 
 impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let auth = AuthUser::from_request_parts(parts, state).await?;
         if auth.user.role != Role::Admin {
-            return Err(ApiError::forbidden(
+            return Err(Error::forbidden(
                 "admin-required",
                 "This needs the admin role.",
             ));
@@ -98,7 +98,7 @@ async fn list_users(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<UserSearch>,
-) -> Result<Json<Page<AdminUser>>, ApiError> {
+) -> Result<Json<Page<AdminUser>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -110,7 +110,7 @@ async fn list_users(
         .limit(limit + 1);
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if text.chars().count() > 200 {
-            return Err(ApiError::field("q", "must be at most 200 characters"));
+            return Err(Error::field("q", "must be at most 200 characters"));
         }
         select = select.filter(user::Column::Email.contains(text.to_lowercase()));
     }
@@ -118,7 +118,7 @@ async fn list_users(
         None | Some("") => {}
         Some("user") => select = select.filter(user::Column::Role.eq(Role::User)),
         Some("admin") => select = select.filter(user::Column::Role.eq(Role::Admin)),
-        Some(_) => return Err(ApiError::field("role", "must be user or admin")),
+        Some(_) => return Err(Error::field("role", "must be user or admin")),
     }
     match q.disabled {
         None => {}
@@ -137,10 +137,10 @@ async fn list_users(
     )))
 }
 
-async fn find_user(state: &AppState, id: Uuid) -> Result<users::User, ApiError> {
+async fn find_user(state: &AppState, id: Uuid) -> Result<users::User, Error> {
     users::find_by_id(&state.db, id)
         .await?
-        .ok_or(ApiError::NotFound("user"))
+        .ok_or(Error::NotFound("user"))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -158,7 +158,7 @@ async fn get_user(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<Uuid>,
-) -> Result<Json<AdminUserDetail>, ApiError> {
+) -> Result<Json<AdminUserDetail>, Error> {
     let user = find_user(&state, id).await?;
     let quotas = quota_report(&state, id).await?;
     Ok(Json(AdminUserDetail {
@@ -189,10 +189,10 @@ async fn update_user(
     client: ClientInfo,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<UserUpdate>,
-) -> Result<Json<AdminUser>, ApiError> {
+) -> Result<Json<AdminUser>, Error> {
     let user = find_user(&state, id).await?;
     if id == admin.user.id && (body.role == Some(Role::User) || body.disabled == Some(true)) {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "cannot-demote-self",
             "You cannot take the admin role from yourself or disable yourself; ask another admin.",
         ));
@@ -248,7 +248,7 @@ async fn user_usage(
     _admin: Admin,
     Path(id): Path<Uuid>,
     Query(q): Query<DaysQuery>,
-) -> Result<Json<UsageResponse>, ApiError> {
+) -> Result<Json<UsageResponse>, Error> {
     find_user(&state, id).await?;
     Ok(Json(
         crate::chat::routes::usage_report(&state, id, q.days).await?,
@@ -273,7 +273,7 @@ pub struct QuotaReport {
     pub used: Used,
 }
 
-async fn quota_report(state: &AppState, id: Uuid) -> Result<QuotaReport, ApiError> {
+async fn quota_report(state: &AppState, id: Uuid) -> Result<QuotaReport, Error> {
     use sea_orm::PaginatorTrait;
     let today = quotas::today();
     let tokens = crate::db::conversations::tokens_since(&state.db, id, today).await?;
@@ -303,7 +303,7 @@ async fn get_quotas(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<Uuid>,
-) -> Result<Json<QuotaReport>, ApiError> {
+) -> Result<Json<QuotaReport>, Error> {
     find_user(&state, id).await?;
     Ok(Json(quota_report(&state, id).await?))
 }
@@ -333,7 +333,7 @@ async fn set_quotas(
     client: ClientInfo,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<QuotaUpdate>,
-) -> Result<Json<QuotaReport>, ApiError> {
+) -> Result<Json<QuotaReport>, Error> {
     find_user(&state, id).await?;
     let overrides = Overrides {
         tokens_per_day: body.tokens_per_day,
@@ -395,7 +395,7 @@ async fn audit_log(
     State(state): State<AppState>,
     _admin: Admin,
     Query(q): Query<AuditQuery>,
-) -> Result<Json<Page<AuditEventResponse>>, ApiError> {
+) -> Result<Json<Page<AuditEventResponse>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -407,7 +407,7 @@ async fn audit_log(
         ("target_id", &q.target_id),
     ] {
         if value.as_ref().is_some_and(|v| v.chars().count() > 200) {
-            return Err(ApiError::field(field, "must be at most 200 characters"));
+            return Err(Error::field(field, "must be at most 200 characters"));
         }
     }
     let filter = audit::Filter {

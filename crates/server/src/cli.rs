@@ -132,13 +132,6 @@ pub struct CreateUser {
     pub password_stdin: bool,
 }
 
-impl std::str::FromStr for Box<Role> {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.parse::<Role>().map(Box::new)
-    }
-}
-
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
@@ -426,7 +419,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
             let role = if args.admin { Role::Admin } else { Role::User };
             let user = match service::register(&state, &email, &password, role).await {
                 Ok(user) => user,
-                Err(crate::http::error::ApiError::Conflict { .. }) => {
+                Err(crate::error::Error::Conflict { .. }) => {
                     bail!("a user with email {email} already exists")
                 }
                 Err(err) => bail!("cannot create the user: {err}"),

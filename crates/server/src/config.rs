@@ -307,19 +307,28 @@ impl TablesConfig {
     }
 }
 
+/// A rate: so many requests per so many seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limit {
+    /// Requests allowed …
+    pub requests: u32,
+    /// … per this many seconds.
+    pub per_secs: u64,
+}
+
 /// Request rate limits per route class; keyed by user, or by client address before sign-in.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitsConfig {
     pub enabled: bool,
     /// Sign-up, sign-in and token refresh, per client address.
-    pub auth: crate::http::rate_limit::Limit,
+    pub auth: Limit,
     /// Sending messages and regenerating replies.
-    pub chat: crate::http::rate_limit::Limit,
+    pub chat: Limit,
     /// Creating exports and downloading files.
-    pub export: crate::http::rate_limit::Limit,
+    pub export: Limit,
     /// Every other API request.
-    pub default: crate::http::rate_limit::Limit,
+    pub default: Limit,
     /// Prefix of the Redis keys (with `redis_url`).
     pub redis_prefix: String,
 }
@@ -405,7 +414,7 @@ impl GoogleConfig {
     /// spreadsheet with this id.
     pub fn service_account_may_write(&self, spreadsheet_id: &str, email: &str) -> bool {
         self.service_account_spreadsheets.iter().any(|grant| {
-            crate::google::sheets::spreadsheet_id(&grant.spreadsheet).as_deref()
+            sheetgpt_core::export::sheets::spreadsheet_id(&grant.spreadsheet).as_deref()
                 == Some(spreadsheet_id)
                 && grant
                     .users
@@ -619,19 +628,19 @@ impl Default for Config {
             },
             rate_limits: RateLimitsConfig {
                 enabled: true,
-                auth: crate::http::rate_limit::Limit {
+                auth: Limit {
                     requests: 60,
                     per_secs: 60,
                 },
-                chat: crate::http::rate_limit::Limit {
+                chat: Limit {
                     requests: 60,
                     per_secs: 60,
                 },
-                export: crate::http::rate_limit::Limit {
+                export: Limit {
                     requests: 60,
                     per_secs: 60,
                 },
-                default: crate::http::rate_limit::Limit {
+                default: Limit {
                     requests: 1200,
                     per_secs: 60,
                 },
@@ -844,7 +853,7 @@ impl Config {
             ));
         }
         for grant in &google.service_account_spreadsheets {
-            if crate::google::sheets::spreadsheet_id(&grant.spreadsheet).is_none() {
+            if sheetgpt_core::export::sheets::spreadsheet_id(&grant.spreadsheet).is_none() {
                 return Err(invalid(
                     "google.service_account_spreadsheets",
                     format!("`{}` is not a spreadsheet id or URL", grant.spreadsheet),

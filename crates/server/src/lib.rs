@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod db;
+pub mod error;
 pub mod exports;
 pub mod google;
 pub mod http;

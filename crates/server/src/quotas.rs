@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::entity::{job, table, user_quota};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// A user's limits (0: none).
@@ -126,11 +126,10 @@ pub fn today() -> DateTime<Utc> {
         .unwrap_or(now)
 }
 
-fn daily_exceeded(what: &str, limit: u64, used: u64) -> ApiError {
+fn daily_exceeded(what: &str, limit: u64, used: u64) -> Error {
     let now = Utc::now();
     let reset = today() + chrono::Duration::days(1);
-    ApiError::QuotaExceeded {
-        status: axum::http::StatusCode::TOO_MANY_REQUESTS,
+    Error::QuotaExceeded {
         retry_after_secs: Some((reset - now).num_seconds().max(1) as u64),
         detail: format!(
             "Your daily {what} quota of {limit} is used up ({used} used); it resets at {} UTC.",
@@ -140,7 +139,7 @@ fn daily_exceeded(what: &str, limit: u64, used: u64) -> ApiError {
 }
 
 /// Model tokens used today.
-pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), ApiError> {
+pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), Error> {
     let limit = limits(state, user_id).await?.tokens_per_day;
     if limit == 0 {
         return Ok(());
@@ -176,7 +175,7 @@ pub async fn check_exports(
     state: &AppState,
     txn: &DatabaseTransaction,
     user_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let limit = limits(state, user_id).await?.exports_per_day;
     lock_user(txn, user_id).await?;
     if limit == 0 {
@@ -220,7 +219,7 @@ pub struct RowQuota {
 }
 
 impl RowQuota {
-    pub async fn of(state: &AppState, user_id: Uuid) -> Result<Self, ApiError> {
+    pub async fn of(state: &AppState, user_id: Uuid) -> Result<Self, Error> {
         Ok(Self {
             user_id,
             limit: limits(state, user_id).await?.max_stored_rows,
@@ -228,7 +227,7 @@ impl RowQuota {
     }
 
     /// Takes the user's quota lock (nothing to hold without a limit).
-    pub async fn lock(&self, txn: &DatabaseTransaction) -> Result<(), ApiError> {
+    pub async fn lock(&self, txn: &DatabaseTransaction) -> Result<(), Error> {
         if self.limit > 0 {
             lock_user(txn, self.user_id).await?;
         }
@@ -237,7 +236,7 @@ impl RowQuota {
 
     /// Refuses a change that would take the user's stored rows past their quota. Counted in
     /// `txn`, under the lock, before the change's own rows are counted.
-    pub async fn check(&self, txn: &DatabaseTransaction, adding: i64) -> Result<(), ApiError> {
+    pub async fn check(&self, txn: &DatabaseTransaction, adding: i64) -> Result<(), Error> {
         if adding <= 0 || self.limit == 0 {
             return Ok(());
         }
@@ -250,7 +249,7 @@ impl RowQuota {
         &self,
         txn: &DatabaseTransaction,
         added: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if added <= 0 || self.limit == 0 {
             return Ok(());
         }
@@ -258,12 +257,11 @@ impl RowQuota {
         self.refuse_past(now.saturating_sub(added.unsigned_abs()), added)
     }
 
-    fn refuse_past(&self, stored: u64, adding: i64) -> Result<(), ApiError> {
+    fn refuse_past(&self, stored: u64, adding: i64) -> Result<(), Error> {
         let limit = self.limit;
         let after = stored.saturating_add(adding.unsigned_abs());
         if after > limit {
-            return Err(ApiError::QuotaExceeded {
-                status: axum::http::StatusCode::FORBIDDEN,
+            return Err(Error::QuotaExceeded {
                 retry_after_secs: None,
                 detail: format!(
                     "Your tables may hold {limit} rows in all; you have {stored} and this would add {adding}. Delete rows or tables to make room (it does not reset)."

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::extract::AuthUser;
 use crate::db::schemas::{self as store, SchemaPreset};
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -81,7 +81,7 @@ pub struct SchemaResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-fn response(p: SchemaPreset) -> Result<SchemaResponse, ApiError> {
+fn response(p: SchemaPreset) -> Result<SchemaResponse, Error> {
     let columns = store::columns(&p)?;
     let bounds = store::bounds(&p);
     Ok(SchemaResponse {
@@ -97,7 +97,7 @@ fn response(p: SchemaPreset) -> Result<SchemaResponse, ApiError> {
 }
 
 /// Columns from the request: names unique, rules valid, ids `c1…` in order.
-fn parse_columns(specs: &[ColumnSpec]) -> Result<Vec<Column>, ApiError> {
+fn parse_columns(specs: &[ColumnSpec]) -> Result<Vec<Column>, Error> {
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::with_capacity(specs.len());
@@ -131,16 +131,16 @@ fn parse_columns(specs: &[ColumnSpec]) -> Result<Vec<Column>, ApiError> {
     if errors.is_empty() {
         Ok(out)
     } else {
-        Err(ApiError::Validation(errors))
+        Err(Error::Validation(errors))
     }
 }
 
 /// Row bounds as given, refused when the fewest is above the most.
-fn row_bounds(min: Option<i32>, max: Option<i32>) -> Result<(Option<i32>, Option<i32>), ApiError> {
+fn row_bounds(min: Option<i32>, max: Option<i32>) -> Result<(Option<i32>, Option<i32>), Error> {
     if let (Some(min), Some(max)) = (min, max)
         && min > max
     {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "min_rows",
             format!("must not be above max_rows ({max})"),
         ));
@@ -155,7 +155,7 @@ async fn create_schema(
     State(state): State<AppState>,
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<SchemaRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Error> {
     let columns = parse_columns(&body.columns)?;
     let rows = row_bounds(body.min_rows, body.max_rows)?;
     let preset = store::create(&state.db, auth.user.id, body.name.trim(), &columns, rows).await?;
@@ -169,7 +169,7 @@ async fn list_schemas(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<SchemaResponse>>, ApiError> {
+) -> Result<Json<Page<SchemaResponse>>, Error> {
     let (limit, before) = page.parse()?;
     let mut rows = store::list(&state.db, auth.user.id, before, limit + 1).await?;
     let more = rows.len() as u64 > limit;
@@ -191,10 +191,10 @@ async fn get_schema(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<SchemaResponse>, ApiError> {
+) -> Result<Json<SchemaResponse>, Error> {
     let preset = store::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(ApiError::NotFound("schema"))?;
+        .ok_or(Error::NotFound("schema"))?;
     Ok(Json(response(preset)?))
 }
 
@@ -207,14 +207,14 @@ async fn update_schema(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<SchemaUpdate>,
-) -> Result<Json<SchemaResponse>, ApiError> {
+) -> Result<Json<SchemaResponse>, Error> {
     let columns = body.columns.as_deref().map(parse_columns).transpose()?;
     let name = body.name.as_deref().map(str::trim);
     let rows = (body.min_rows.is_some() || body.max_rows.is_some())
         .then(|| row_bounds(body.min_rows, body.max_rows))
         .transpose()?;
     if !store::update(&state.db, auth.user.id, id, name, columns.as_deref(), rows).await? {
-        return Err(ApiError::NotFound("schema"));
+        return Err(Error::NotFound("schema"));
     }
     get_schema(State(state), auth, Path(id)).await
 }
@@ -227,9 +227,9 @@ async fn delete_schema(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     if !store::soft_delete(&state.db, auth.user.id, id).await? {
-        return Err(ApiError::NotFound("schema"));
+        return Err(Error::NotFound("schema"));
     }
     Ok(StatusCode::NO_CONTENT)
 }

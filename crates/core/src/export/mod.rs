@@ -1,4 +1,5 @@
-//! File writers for exports: CSV, JSON and XLSX over typed columns and cells.
+//! File writers for exports: CSV, JSON and XLSX over typed columns and cells, and the Google
+//! Sheets encoding of the same (`sheets`).
 //!
 //! Every writer takes the rows as an iterator and writes them to any `std::io::Write` as they
 //! come, so a caller can stream a large table from storage without holding it in memory. Each
@@ -7,6 +8,7 @@
 
 mod csv;
 mod json;
+pub mod sheets;
 mod xlsx;
 
 pub use self::csv::{CsvOptions, write_csv};

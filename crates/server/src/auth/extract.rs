@@ -16,7 +16,7 @@ use super::jwt::TokenError;
 use super::tokens::{API_KEY_PREFIX, digest};
 use crate::db::entity::api_key::Scope;
 use crate::db::{api_keys, sessions, users};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 #[derive(Clone, Debug)]
@@ -47,28 +47,28 @@ pub struct SessionUser {
     pub session_id: Uuid,
 }
 
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+fn bearer(parts: &Parts) -> Result<&str, Error> {
     let value = parts
         .headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| {
-            ApiError::unauthorized(
+            Error::unauthorized(
                 "missing-credentials",
                 "Send `Authorization: Bearer <access token or API key>`.",
             )
         })?
         .to_str()
         .map_err(|_| {
-            ApiError::unauthorized("invalid-token", "The Authorization header is not valid.")
+            Error::unauthorized("invalid-token", "The Authorization header is not valid.")
         })?;
     let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-        ApiError::unauthorized(
+        Error::unauthorized(
             "invalid-token",
             "The Authorization header must be `Bearer <token>`.",
         )
     })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthorized(
+        return Err(Error::unauthorized(
             "invalid-token",
             "The Authorization header must be `Bearer <token>`.",
         ));
@@ -77,9 +77,9 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         if let Some(user) = parts.extensions.get::<AuthUser>() {
             return Ok(user.clone());
         }
@@ -91,7 +91,7 @@ impl FromRequestParts<AppState> for AuthUser {
             } = user.via
                 && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
             {
-                return Err(ApiError::forbidden(
+                return Err(Error::forbidden(
                     "insufficient-scope",
                     "This API key is read-only; it cannot change data.",
                 ));
@@ -107,16 +107,16 @@ impl FromRequestParts<AppState> for AuthUser {
 }
 
 impl FromRequestParts<AppState> for SessionUser {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let auth = AuthUser::from_request_parts(parts, state).await?;
         match auth.via {
             AuthVia::Session(session_id) => Ok(Self {
                 user: auth.user,
                 session_id,
             }),
-            AuthVia::ApiKey { .. } => Err(ApiError::forbidden(
+            AuthVia::ApiKey { .. } => Err(Error::forbidden(
                 "session-required",
                 "Sign in with a password to manage sessions, API keys or your password; API keys cannot.",
             )),
@@ -124,14 +124,14 @@ impl FromRequestParts<AppState> for SessionUser {
     }
 }
 
-async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+async fn from_access_token(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     let claims = state.jwt.verify(token).map_err(|err| match err {
-        TokenError::Expired => ApiError::unauthorized(
+        TokenError::Expired => Error::unauthorized(
             "token-expired",
             "The access token has expired; get a new one with your refresh token.",
         ),
         TokenError::Invalid => {
-            ApiError::unauthorized("invalid-token", "The access token is not valid.")
+            Error::unauthorized("invalid-token", "The access token is not valid.")
         }
     })?;
     session_user(state, claims.sub, claims.sid).await
@@ -143,7 +143,7 @@ pub async fn session_user(
     state: &AppState,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<AuthUser, ApiError> {
+) -> Result<AuthUser, Error> {
     if let Some(cached) = state.sessions.get(session_id)
         && cached.user.id == user_id
     {
@@ -156,10 +156,10 @@ pub async fn session_user(
         .await?
         .filter(|s| s.user_id == user_id)
         .ok_or_else(|| {
-            ApiError::unauthorized("session-revoked", "This session has ended; sign in again.")
+            Error::unauthorized("session-revoked", "This session has ended; sign in again.")
         })?;
     if session.revoked_at.is_some() || session.expires_at <= Utc::now() {
-        return Err(ApiError::unauthorized(
+        return Err(Error::unauthorized(
             "session-revoked",
             "This session has ended; sign in again.",
         ));
@@ -174,7 +174,7 @@ pub async fn session_user(
     })
 }
 
-async fn from_api_key(state: &AppState, key: &str) -> Result<AuthUser, ApiError> {
+async fn from_api_key(state: &AppState, key: &str) -> Result<AuthUser, Error> {
     let found = api_keys::find_usable_by_hash(&state.db, &digest(key))
         .await?
         .ok_or_else(invalid_api_key)?;
@@ -187,7 +187,7 @@ pub async fn api_key_user(
     state: &AppState,
     user_id: Uuid,
     key_id: Uuid,
-) -> Result<AuthUser, ApiError> {
+) -> Result<AuthUser, Error> {
     let found = api_keys::find(&state.db, user_id, key_id)
         .await?
         .filter(|k| k.expires_at.is_none_or(|at| at > Utc::now()))
@@ -195,14 +195,14 @@ pub async fn api_key_user(
     key_user(state, found).await
 }
 
-fn invalid_api_key() -> ApiError {
-    ApiError::unauthorized(
+fn invalid_api_key() -> Error {
+    Error::unauthorized(
         "invalid-api-key",
         "This API key is not valid or has been revoked.",
     )
 }
 
-async fn key_user(state: &AppState, found: api_keys::ApiKey) -> Result<AuthUser, ApiError> {
+async fn key_user(state: &AppState, found: api_keys::ApiKey) -> Result<AuthUser, Error> {
     let user = live_user(state, found.user_id).await?;
     // One write a minute at most per key: enough to tell when a key was last used.
     if found
@@ -220,12 +220,12 @@ async fn key_user(state: &AppState, found: api_keys::ApiKey) -> Result<AuthUser,
     })
 }
 
-async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, ApiError> {
+async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, Error> {
     let user = users::find_by_id(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::unauthorized("invalid-token", "The account no longer exists."))?;
+        .ok_or_else(|| Error::unauthorized("invalid-token", "The account no longer exists."))?;
     if user.disabled_at.is_some() {
-        return Err(ApiError::unauthorized(
+        return Err(Error::unauthorized(
             "account-disabled",
             "This account has been disabled.",
         ));
@@ -249,9 +249,9 @@ pub struct ClientInfo {
 }
 
 impl FromRequestParts<AppState> for ClientInfo {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

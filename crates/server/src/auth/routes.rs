@@ -19,7 +19,7 @@ use crate::audit;
 use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::{api_keys, sessions};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -224,7 +224,7 @@ async fn register(
     client: ClientInfo,
     headers: axum::http::HeaderMap,
     ValidatedJson(body): ValidatedJson<RegisterRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Error> {
     let (email, password) = service::parse_credentials(&body.email, &body.password)?;
     let user = service::register(&state, &email, &password, Role::User).await?;
     // The browser's preferred language is the locale until the user picks one.
@@ -271,7 +271,7 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<TokenResponse>, Error> {
     let pair = service::login(&state, &body.email, &body.password, &client).await?;
     Ok(Json(pair.into()))
 }
@@ -289,7 +289,7 @@ async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<TokenResponse>, Error> {
     let pair = service::refresh(&state, &body.refresh_token, &client, None).await?;
     Ok(Json(pair.into()))
 }
@@ -301,7 +301,7 @@ async fn logout(
     State(state): State<AppState>,
     auth: SessionUser,
     client: ClientInfo,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     service::logout(&state, &auth.user, auth.session_id).await?;
     audit::record(
         &state,
@@ -329,7 +329,7 @@ async fn update_me(
     State(state): State<AppState>,
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<UpdateMeRequest>,
-) -> Result<Json<UserResponse>, ApiError> {
+) -> Result<Json<UserResponse>, Error> {
     let user = service::set_locale(&state, auth.user, body.locale.as_deref()).await?;
     Ok(Json(user.into()))
 }
@@ -345,7 +345,7 @@ async fn change_password(
     auth: SessionUser,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<ChangePasswordRequest>,
-) -> Result<Json<PasswordChanged>, ApiError> {
+) -> Result<Json<PasswordChanged>, Error> {
     let revoked = service::change_password(
         &state,
         &auth.user,
@@ -367,7 +367,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     auth: SessionUser,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<SessionResponse>>, ApiError> {
+) -> Result<Json<Page<SessionResponse>>, Error> {
     let (limit, before) = page.parse()?;
     let rows = sessions::list_active(&state.db, auth.user.id, before, limit + 1).await?;
     Ok(Json(Page::from_rows(
@@ -395,7 +395,7 @@ async fn revoke_session(
     auth: SessionUser,
     client: ClientInfo,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     service::revoke_session(&state, &auth.user, id).await?;
     audit::record(
         &state,
@@ -417,9 +417,9 @@ async fn create_api_key(
     auth: SessionUser,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<CreateApiKeyRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Error> {
     if body.name.trim().is_empty() {
-        return Err(ApiError::field("name", "must not be blank"));
+        return Err(Error::field("name", "must not be blank"));
     }
     let expires_at = body
         .expires_in_days
@@ -452,7 +452,7 @@ async fn list_api_keys(
     State(state): State<AppState>,
     auth: SessionUser,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<ApiKeyResponse>>, ApiError> {
+) -> Result<Json<Page<ApiKeyResponse>>, Error> {
     let (limit, before) = page.parse()?;
     let rows = api_keys::list(&state.db, auth.user.id, before, limit + 1).await?;
     Ok(Json(Page::from_rows(
@@ -471,10 +471,10 @@ async fn get_api_key(
     State(state): State<AppState>,
     auth: SessionUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ApiKeyResponse>, ApiError> {
+) -> Result<Json<ApiKeyResponse>, Error> {
     let key = api_keys::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(ApiError::NotFound("API key"))?;
+        .ok_or(Error::NotFound("API key"))?;
     Ok(Json(key.into()))
 }
 
@@ -487,9 +487,9 @@ async fn revoke_api_key(
     auth: SessionUser,
     client: ClientInfo,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     if !api_keys::revoke(&state.db, auth.user.id, id).await? {
-        return Err(ApiError::NotFound("API key"));
+        return Err(Error::NotFound("API key"));
     }
     audit::record(
         &state,

@@ -15,7 +15,7 @@ use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::sessions::NewSession;
 use crate::db::{self, api_keys, sessions, users};
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::state::AppState;
 
 /// What login and refresh hand out.
@@ -28,7 +28,7 @@ pub struct TokenPair {
 }
 
 /// Parses a new account's email and password, reporting both fields' problems at once.
-pub fn parse_credentials(email: &str, password: &str) -> Result<(Email, Password), ApiError> {
+pub fn parse_credentials(email: &str, password: &str) -> Result<(Email, Password), Error> {
     let email = Email::parse(email);
     let password = Password::parse(password, email.as_ref().ok().map(Email::as_str));
     match (email, password) {
@@ -41,7 +41,7 @@ pub fn parse_credentials(email: &str, password: &str) -> Result<(Email, Password
             if let Err(msg) = p {
                 errors.push(FieldError::new("password", msg));
             }
-            Err(ApiError::Validation(errors))
+            Err(Error::Validation(errors))
         }
     }
 }
@@ -52,14 +52,14 @@ pub async fn register(
     email: &Email,
     password: &Password,
     role: Role,
-) -> Result<users::User, ApiError> {
+) -> Result<users::User, Error> {
     let hash = state.hasher.hash(password).await?;
     match users::insert(&state.db, email.as_str(), hash, role).await {
         Ok(user) => {
             tracing::info!(user.id = %user.id, "user registered");
             Ok(user)
         }
-        Err(err) if db::is_unique_violation(&err) => Err(ApiError::conflict(
+        Err(err) if db::is_unique_violation(&err) => Err(Error::conflict(
             "email-taken",
             "An account with this email address already exists.",
         )),
@@ -72,11 +72,11 @@ pub async fn set_locale(
     state: &AppState,
     mut user: CurrentUser,
     locale: Option<&str>,
-) -> Result<CurrentUser, ApiError> {
+) -> Result<CurrentUser, Error> {
     let locale = locale
         .map(sheetgpt_core::locale::Locale::parse)
         .transpose()
-        .map_err(|msg| ApiError::field("locale", &msg))?;
+        .map_err(|msg| Error::field("locale", &msg))?;
     let locale = locale.map(|l| l.as_str().to_owned());
     users::set_locale(&state.db, user.id, locale.as_deref()).await?;
     // Cached sessions carry the user: the next request must see the new locale.
@@ -85,13 +85,13 @@ pub async fn set_locale(
     Ok(user)
 }
 
-fn invalid_credentials() -> ApiError {
-    ApiError::unauthorized("invalid-credentials", "The email or password is incorrect.")
+fn invalid_credentials() -> Error {
+    Error::unauthorized("invalid-credentials", "The email or password is incorrect.")
 }
 
-fn throttled(wait: std::time::Duration) -> ApiError {
+fn throttled(wait: std::time::Duration) -> Error {
     let secs = wait.as_secs().max(1);
-    ApiError::TooManyRequests {
+    Error::TooManyRequests {
         retry_after_secs: secs,
         detail: format!("Too many failed sign-ins; try again in {secs} seconds."),
     }
@@ -104,7 +104,7 @@ async fn brake(
     held: Held,
     user: Option<&users::User>,
     ip: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if held.account_only {
         // Asked for unknown accounts too (with an id nobody has), so that the answer's timing
         // says nothing about which accounts exist.
@@ -122,7 +122,7 @@ pub async fn login(
     email: &str,
     password: &str,
     client: &ClientInfo,
-) -> Result<TokenPair, ApiError> {
+) -> Result<TokenPair, Error> {
     // A malformed address cannot name an account; it takes the same path as an unknown one
     // so that the answer and its timing say nothing about which accounts exist.
     let email = Email::parse(email)
@@ -166,7 +166,7 @@ pub async fn login(
                 .details(serde_json::json!({"reason": "disabled"})),
         )
         .await;
-        return Err(ApiError::forbidden(
+        return Err(Error::forbidden(
             "account-disabled",
             "This account has been disabled; contact an administrator.",
         ));
@@ -205,8 +205,8 @@ pub async fn login(
     })
 }
 
-fn refresh_refused() -> ApiError {
-    ApiError::unauthorized(
+fn refresh_refused() -> Error {
+    Error::unauthorized(
         "invalid-refresh-token",
         "The refresh token is not valid, has expired or its session has ended; sign in again.",
     )
@@ -225,7 +225,7 @@ pub async fn refresh(
     refresh_token: &str,
     client: &ClientInfo,
     grace: Option<chrono::Duration>,
-) -> Result<TokenPair, ApiError> {
+) -> Result<TokenPair, Error> {
     let token = sessions::find_refresh_token(&state.db, &digest(refresh_token))
         .await?
         .ok_or_else(refresh_refused)?;
@@ -282,7 +282,7 @@ async fn lost_answer(
     used_at: DateTime<Utc>,
     session: &sessions::Session,
     grace: Option<chrono::Duration>,
-) -> Result<Option<Uuid>, ApiError> {
+) -> Result<Option<Uuid>, Error> {
     let Some(grace) = grace.filter(|g| *g > chrono::Duration::zero()) else {
         return Ok(None);
     };
@@ -303,7 +303,7 @@ async fn reuse_detected(
     state: &AppState,
     session: &sessions::Session,
     client: &ClientInfo,
-) -> ApiError {
+) -> Error {
     tracing::warn!(user.id = %session.user_id, session.id = %session.id, "refresh token reused; session revoked");
     audit::record(
         state,
@@ -323,7 +323,7 @@ async fn reuse_detected(
         return err.into();
     }
     state.sessions.forget_session(session.id);
-    ApiError::unauthorized(
+    Error::unauthorized(
         "refresh-token-reused",
         "This refresh token was already used, so the session has been ended for safety; sign in again.",
     )
@@ -333,7 +333,7 @@ pub async fn logout(
     state: &AppState,
     user: &CurrentUser,
     session_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     sessions::revoke(&state.db, user.id, session_id, "logout").await?;
     state.sessions.forget_session(session_id);
     Ok(())
@@ -345,7 +345,7 @@ pub async fn logout(
 pub async fn logout_by_refresh_token(
     state: &AppState,
     refresh_token: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let Some(token) = sessions::find_refresh_token(&state.db, &digest(refresh_token)).await? else {
         return Ok(());
     };
@@ -361,9 +361,9 @@ pub async fn revoke_session(
     state: &AppState,
     user: &CurrentUser,
     session_id: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if !sessions::revoke(&state.db, user.id, session_id, "user").await? {
-        return Err(ApiError::NotFound("session"));
+        return Err(Error::NotFound("session"));
     }
     state.sessions.forget_session(session_id);
     Ok(())
@@ -379,7 +379,7 @@ pub async fn confirm_password(
     password: &str,
     client: &ClientInfo,
     wrong: (&str, &str),
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if let Err(held) = state.login_throttle.check(&user.email, &client.ip) {
         brake(state, held, Some(user), &client.ip).await?;
     }
@@ -393,7 +393,7 @@ pub async fn confirm_password(
     if let Some(held) = state.login_throttle.record_failure(&user.email, &client.ip) {
         brake(state, held, Some(user), &client.ip).await?;
     }
-    Err(ApiError::field(wrong.0, wrong.1))
+    Err(Error::field(wrong.0, wrong.1))
 }
 
 #[tracing::instrument(skip_all, fields(user.id = %user.id))]
@@ -404,12 +404,12 @@ pub async fn change_password(
     current: &str,
     new: &str,
     client: &ClientInfo,
-) -> Result<usize, ApiError> {
+) -> Result<usize, Error> {
     let stored = users::find_by_id(&state.db, user.id)
         .await?
-        .ok_or(ApiError::NotFound("user"))?;
+        .ok_or(Error::NotFound("user"))?;
     let new = Password::parse(new, Some(&user.email))
-        .map_err(|msg| ApiError::field("new_password", msg))?;
+        .map_err(|msg| Error::field("new_password", msg))?;
     confirm_password(
         state,
         &stored,
@@ -456,9 +456,9 @@ pub async fn create_api_key(
     name: &str,
     scope: Scope,
     expires_at: Option<DateTime<Utc>>,
-) -> Result<CreatedApiKey, ApiError> {
+) -> Result<CreatedApiKey, Error> {
     if api_keys::count_live(&state.db, user.id).await? >= MAX_API_KEYS {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "too-many-api-keys",
             format!("You already have {MAX_API_KEYS} API keys; revoke one first."),
         ));
@@ -494,7 +494,7 @@ pub struct Disabled {
 /// tokens and access tokens) and revokes every API key: enabling the user again later does
 /// not bring any of them back. For the admin API and `sheetgpt user disable`.
 #[tracing::instrument(skip_all, fields(user.id = %user_id))]
-pub async fn disable_user(state: &AppState, user_id: Uuid) -> Result<Disabled, ApiError> {
+pub async fn disable_user(state: &AppState, user_id: Uuid) -> Result<Disabled, Error> {
     let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     users::set_disabled(&txn, user_id, Some(Utc::now())).await?;

@@ -31,7 +31,7 @@ use super::extract::ClientInfo;
 use super::routes::LoginRequest;
 use super::service::{self, TokenPair};
 use super::tokens::random_token;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::ValidatedJson;
 use crate::state::AppState;
 
@@ -77,7 +77,7 @@ async fn web_login(
     headers: HeaderMap,
     client: ClientInfo,
     ValidatedJson(body): ValidatedJson<LoginRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     check_same_origin(&state, &headers)?;
     let pair = service::login(&state, &body.email, &body.password, &client).await?;
     let csrf = random_token(32);
@@ -99,13 +99,13 @@ async fn web_refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let csrf = check_csrf(&state, &headers)?;
     let sent = cookies(&headers, REFRESH_COOKIE);
     if sent.len() > 1 {
         // Which one is ours cannot be told: a planted cookie could sign the browser into
         // someone else's account. Refuse, and clear ours.
-        let mut response = ApiError::unauthorized(
+        let mut response = Error::unauthorized(
             "ambiguous-sign-in",
             "Your browser sent two sign-in cookies; sign in again.",
         )
@@ -114,7 +114,7 @@ async fn web_refresh(
         return Ok(response);
     }
     let Some(refresh_token) = sent.into_iter().next() else {
-        return Err(ApiError::unauthorized(
+        return Err(Error::unauthorized(
             "not-signed-in",
             "You are not signed in on this browser.",
         ));
@@ -125,7 +125,7 @@ async fn web_refresh(
     match service::refresh(&state, &refresh_token, &client, Some(grace)).await {
         Ok(pair) => Ok(signed_in(&state, &headers, pair, &csrf)),
         // A refresh cookie that no longer works is removed, so the page shows the sign-in form.
-        Err(err @ ApiError::Unauthorized { .. }) => {
+        Err(err @ Error::Unauthorized { .. }) => {
             let mut response = err.into_response();
             clear_cookies(&state, &headers, response.headers_mut());
             Ok(response)
@@ -146,7 +146,7 @@ async fn web_refresh(
 async fn web_logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     check_csrf(&state, &headers)?;
     for refresh_token in cookies(&headers, REFRESH_COOKIE) {
         service::logout_by_refresh_token(&state, &refresh_token).await?;
@@ -242,8 +242,8 @@ pub(crate) fn cookies(headers: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
-fn cross_site() -> ApiError {
-    ApiError::forbidden(
+fn cross_site() -> Error {
+    Error::forbidden(
         "cross-site-request",
         "This request came from another site; sign in from SheetGPT's own page.",
     )
@@ -251,7 +251,7 @@ fn cross_site() -> ApiError {
 
 /// Refuses a request that a browser says came from another site. Browsers send `Origin` on
 /// every POST and `Sec-Fetch-Site` on every request; other clients may send neither.
-fn check_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn check_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), Error> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or_default();
         // `none`: the user's own action (typed address, bookmark), not another site's page.
@@ -275,10 +275,10 @@ fn check_same_origin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiErr
 }
 
 /// Same origin, and `X-CSRF-Token` equal to the `sheetgpt_csrf` cookie; returns the token.
-fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+fn check_csrf(state: &AppState, headers: &HeaderMap) -> Result<String, Error> {
     check_same_origin(state, headers)?;
     let refused = || {
-        ApiError::forbidden(
+        Error::forbidden(
             "csrf-token-invalid",
             "The request lacks this page's anti-forgery token; reload the page and try again.",
         )

@@ -21,7 +21,7 @@ use super::service::{self, ChatEvent};
 use crate::auth::extract::AuthUser;
 use crate::db::conversations::{self as store, Conversation, Message};
 use crate::db::tables as table_store;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::llm::registry::ModelInfo;
@@ -144,10 +144,10 @@ pub struct CreateConversation {
     pub target_schema_id: Option<Uuid>,
 }
 
-async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, ApiError> {
+async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, Error> {
     store::find(&state.db, user, id)
         .await?
-        .ok_or(ApiError::NotFound("conversation"))
+        .ok_or(Error::NotFound("conversation"))
 }
 
 /// Start a conversation.
@@ -157,7 +157,7 @@ async fn create_conversation(
     State(state): State<AppState>,
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<CreateConversation>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Error> {
     let model = body
         .model
         .unwrap_or_else(|| state.models.default_name().to_owned());
@@ -167,7 +167,7 @@ async fn create_conversation(
             .await?
             .is_none()
     {
-        return Err(ApiError::field("target_schema_id", "no such schema"));
+        return Err(Error::field("target_schema_id", "no such schema"));
     }
     let c = store::create(
         &state.db,
@@ -188,7 +188,7 @@ async fn list_conversations(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<ConversationResponse>>, ApiError> {
+) -> Result<Json<Page<ConversationResponse>>, Error> {
     let (limit, before) = page.parse()?;
     let rows = store::list(&state.db, auth.user.id, before, limit + 1).await?;
     Ok(Json(Page::from_rows(
@@ -207,7 +207,7 @@ async fn get_conversation(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ConversationResponse>, ApiError> {
+) -> Result<Json<ConversationResponse>, Error> {
     Ok(Json(find(&state, auth.user.id, id).await?.into()))
 }
 
@@ -240,7 +240,7 @@ async fn update_conversation(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<UpdateConversation>,
-) -> Result<Json<ConversationResponse>, ApiError> {
+) -> Result<Json<ConversationResponse>, Error> {
     find(&state, auth.user.id, id).await?;
     if let Some(model) = &body.model {
         service::model_for(&state, model).await?;
@@ -250,14 +250,14 @@ async fn update_conversation(
             .await?
             .is_none()
     {
-        return Err(ApiError::field("current_table_id", "no such table"));
+        return Err(Error::field("current_table_id", "no such table"));
     }
     if let Some(schema) = body.target_schema_id.filter(|id| !id.is_nil())
         && crate::db::schemas::find(&state.db, auth.user.id, schema)
             .await?
             .is_none()
     {
-        return Err(ApiError::field("target_schema_id", "no such schema"));
+        return Err(Error::field("target_schema_id", "no such schema"));
     }
     store::update(
         &state.db,
@@ -285,9 +285,9 @@ async fn delete_conversation(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     if !store::soft_delete(&state.db, auth.user.id, id).await? {
-        return Err(ApiError::NotFound("conversation"));
+        return Err(Error::NotFound("conversation"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -301,7 +301,7 @@ async fn list_messages(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<MessageResponse>>, ApiError> {
+) -> Result<Json<Page<MessageResponse>>, Error> {
     find(&state, auth.user.id, id).await?;
     let (limit, after) = page.parse()?;
     let rows = store::list_messages(&state.db, id, after, limit + 1).await?;
@@ -362,10 +362,10 @@ async fn send_message(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     ValidatedJson(body): ValidatedJson<SendMessage>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let max = state.config.chat.max_message_chars;
     if body.content.chars().count() > max {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "content",
             format!("must be at most {max} characters long"),
         ));
@@ -392,7 +392,7 @@ async fn regenerate(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let conversation = find(&state, auth.user.id, id).await?;
     let started = service::send(&state, auth.user.id, &conversation, None, None).await?;
     respond(&state, auth.user.id, started, wants_stream(&headers)).await
@@ -403,7 +403,7 @@ async fn respond(
     user: Uuid,
     started: service::Started,
     stream: bool,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     if stream {
         let events = futures_util::stream::unfold(started.events, |mut rx| async move {
             let event = rx.recv().await?;
@@ -438,7 +438,7 @@ async fn respond(
     }
     let message = store::find_message(&state.db, user, started.message_id)
         .await?
-        .ok_or(ApiError::NotFound("message"))?;
+        .ok_or(Error::NotFound("message"))?;
     Ok(Json(ReplyResponse {
         user_message_id: started.user_message_id,
         message: message.into(),
@@ -455,14 +455,14 @@ async fn cancel_message(
     State(state): State<AppState>,
     auth: AuthUser,
     Path((id, message_id)): Path<(Uuid, Uuid)>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     find(&state, auth.user.id, id).await?;
     let message = store::find_message(&state.db, auth.user.id, message_id)
         .await?
         .filter(|m| m.conversation_id == id)
-        .ok_or(ApiError::NotFound("message"))?;
+        .ok_or(Error::NotFound("message"))?;
     if message.status != "streaming" {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "not-running",
             "This reply is not being written.",
         ));
@@ -486,7 +486,7 @@ pub struct ModelsResponse {
 async fn list_models(
     State(state): State<AppState>,
     auth: AuthUser,
-) -> Result<Json<ModelsResponse>, ApiError> {
+) -> Result<Json<ModelsResponse>, Error> {
     let own_keys = crate::llm::keys::models_with_own_key(&state, auth.user.id).await?;
     Ok(Json(ModelsResponse {
         items: state.models.list(&own_keys).await,
@@ -528,7 +528,7 @@ async fn usage(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<UsageQuery>,
-) -> Result<Json<UsageResponse>, ApiError> {
+) -> Result<Json<UsageResponse>, Error> {
     Ok(Json(usage_report(&state, auth.user.id, q.days).await?))
 }
 
@@ -537,12 +537,12 @@ pub async fn usage_report(
     state: &AppState,
     user_id: Uuid,
     days: Option<u32>,
-) -> Result<UsageResponse, ApiError> {
+) -> Result<UsageResponse, Error> {
     let q = UsageQuery { days };
     let days = match q.days {
         None => 30,
         Some(d @ 1..=366) => d,
-        Some(_) => return Err(ApiError::field("days", "must be between 1 and 366")),
+        Some(_) => return Err(Error::field("days", "must be between 1 and 366")),
     };
     let since = Utc::now() - chrono::Duration::days(i64::from(days));
     let rows = store::usage_rows(&state.db, user_id, since).await?;

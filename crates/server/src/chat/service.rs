@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::context;
 use crate::db::conversations::{self as store, Conversation, Finished, NewMessage};
 use crate::db::tables as table_store;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::llm::registry::{ModelEntry, Unresolved};
 use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmError, Role, StreamEvent, Usage};
 use crate::state::AppState;
@@ -167,14 +167,14 @@ async fn watch_remote_cancel(state: AppState, id: Uuid) {
 /// The model a conversation or message names: configured, or listed by the server of a
 /// `discover = true` entry (`local/qwen3`). A discovered model its server no longer lists is
 /// a 422 `model-unavailable`, not a failure of the request.
-pub async fn model_for(state: &AppState, name: &str) -> Result<ModelEntry, ApiError> {
+pub async fn model_for(state: &AppState, name: &str) -> Result<ModelEntry, Error> {
     match state.models.resolve(name).await {
         Ok(entry) => Ok(entry),
-        Err(Unresolved::Unknown) => Err(ApiError::field(
+        Err(Unresolved::Unknown) => Err(Error::field(
             "model",
             format!("no model named `{name}`; see GET /api/v1/models"),
         )),
-        Err(Unresolved::NotOffered(why)) => Err(ApiError::Unprocessable {
+        Err(Unresolved::NotOffered(why)) => Err(Error::Unprocessable {
             code: "model-unavailable",
             detail: format!("{why}; pick another model (GET /api/v1/models lists them)."),
             errors: Vec::new(),
@@ -182,9 +182,9 @@ pub async fn model_for(state: &AppState, name: &str) -> Result<ModelEntry, ApiEr
     }
 }
 
-fn llm_error(err: &LlmError, entry: &ModelEntry) -> ApiError {
+fn llm_error(err: &LlmError, entry: &ModelEntry) -> Error {
     match err {
-        LlmError::ContextTooLong(said) => ApiError::Unprocessable {
+        LlmError::ContextTooLong(said) => Error::Unprocessable {
             code: "context-too-long",
             detail: format!(
                 "This conversation is too long for the model {}'s context window (its server \
@@ -196,16 +196,16 @@ fn llm_error(err: &LlmError, entry: &ModelEntry) -> ApiError {
             ),
             errors: Vec::new(),
         },
-        LlmError::RateLimited { retry_after } => ApiError::TooManyRequests {
+        LlmError::RateLimited { retry_after } => Error::TooManyRequests {
             retry_after_secs: retry_after.map_or(30, |d| d.as_secs().max(1)),
             detail: "The model provider is rate limiting requests; try again shortly.".to_owned(),
         },
-        LlmError::Timeout(_) => ApiError::Gateway {
-            status: axum::http::StatusCode::GATEWAY_TIMEOUT,
+        LlmError::Timeout(_) => Error::Gateway {
+            timeout: true,
             detail: err.to_string(),
         },
-        _ => ApiError::Gateway {
-            status: axum::http::StatusCode::BAD_GATEWAY,
+        _ => Error::Gateway {
+            timeout: false,
             detail: err.to_string(),
         },
     }
@@ -227,7 +227,7 @@ pub async fn send(
     conversation: &Conversation,
     content: Option<&str>,
     model_name: Option<&str>,
-) -> Result<Started, ApiError> {
+) -> Result<Started, Error> {
     let mut conversation = conversation.clone();
     let model_name = model_name.unwrap_or(&conversation.model).to_owned();
     let entry =
@@ -310,7 +310,7 @@ pub async fn send(
             // Regenerate: the last user message is the prompt; drop the reply after it.
             let recent = store::recent_messages(&state.db, conversation.id, 2).await?;
             let Some(last_user) = recent.iter().find(|m| m.role == "user").cloned() else {
-                return Err(ApiError::conflict(
+                return Err(Error::conflict(
                     "nothing-to-regenerate",
                     "The conversation has no message to answer yet.",
                 ));
@@ -405,7 +405,7 @@ pub async fn send(
             message_id: reply.id,
         }),
         Ok(Err(err)) => Err(llm_error(&err, &entry_for_errors)),
-        Err(_) => Err(ApiError::Internal(anyhow::anyhow!(
+        Err(_) => Err(Error::Internal(anyhow::anyhow!(
             "reply task ended early"
         ))),
     }
@@ -591,7 +591,7 @@ fn auto_title(text: &str) -> String {
 }
 
 /// The current table's columns and first rows, as Markdown with row ids, for the model.
-async fn table_preview(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<String>, ApiError> {
+async fn table_preview(state: &AppState, user: Uuid, id: Uuid) -> Result<Option<String>, Error> {
     let Ok(loaded) = tables::load(state, user, id, None).await else {
         return Ok(None);
     };
@@ -1442,14 +1442,14 @@ fn merge_continued(found: Vec<extract::Extracted>) -> Vec<extract::Extracted> {
     out
 }
 
-fn problem_text(e: &ApiError) -> String {
+fn problem_text(e: &Error) -> String {
     match e {
-        ApiError::Validation(errors) => errors
+        Error::Validation(errors) => errors
             .iter()
             .map(|f| format!("{}: {}", f.field, f.message))
             .collect::<Vec<_>>()
             .join("; "),
-        ApiError::Internal(_) => "internal error".to_owned(),
+        Error::Internal(_) => "internal error".to_owned(),
         other => other.to_string(),
     }
 }

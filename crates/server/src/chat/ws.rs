@@ -46,7 +46,7 @@ use crate::auth::extract::{self as auth, AuthUser, AuthVia};
 use crate::auth::jwt::{TICKET_TTL_SECS, TicketSource, TokenError};
 use crate::db::conversations::{self as store, Conversation};
 use crate::db::entity::api_key::Scope;
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::http::extract::{Path, Query};
 use crate::http::rate_limit::Class;
 use crate::state::AppState;
@@ -74,7 +74,7 @@ pub async fn create_ticket(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<WsTicketResponse>, ApiError> {
+) -> Result<Json<WsTicketResponse>, Error> {
     find(&state, auth.user.id, id).await?;
     let ticket = state.jwt.issue_ticket(auth.user.id, source_of(&auth), id)?;
     Ok(Json(WsTicketResponse {
@@ -113,7 +113,7 @@ pub async fn connect(
     caller: Caller,
     Path(id): Path<Uuid>,
     upgrade: WebSocketUpgrade,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let Caller(auth) = caller;
     let conversation = find(&state, auth.user.id, id).await?;
     // A message may be `max_message_chars` of up to 4 bytes each, plus the JSON around it.
@@ -138,10 +138,10 @@ pub async fn connect(
         }))
 }
 
-async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, ApiError> {
+async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, Error> {
     store::find(&state.db, user, id)
         .await?
-        .ok_or(ApiError::NotFound("conversation"))
+        .ok_or(Error::NotFound("conversation"))
 }
 
 /// Who opens a socket: the holder of a ticket for this conversation, else a bearer credential
@@ -149,9 +149,9 @@ async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, Ap
 pub struct Caller(AuthUser);
 
 impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let Query(query) = Query::<ConnectQuery>::from_request_parts(parts, state).await?;
         let Some(ticket) = query.ticket else {
             let auth = AuthUser::from_request_parts(parts, state).await?;
@@ -159,25 +159,25 @@ impl FromRequestParts<AppState> for Caller {
         };
         let Path(conversation) = Path::<Uuid>::from_request_parts(parts, state).await?;
         let ticket = state.jwt.verify_ticket(&ticket).map_err(|err| match err {
-            TokenError::Expired => ApiError::unauthorized(
+            TokenError::Expired => Error::unauthorized(
                 "ticket-expired",
                 "The ticket has expired; ask for a new one.",
             ),
             TokenError::Invalid => {
-                ApiError::unauthorized("invalid-ticket", "The ticket is not valid.")
+                Error::unauthorized("invalid-ticket", "The ticket is not valid.")
             }
         })?;
         // Spent on first presentation, whatever happens next.
         if !crate::db::sessions::spend_ws_ticket(&state.db, ticket.jti, ticket.refused_after)
             .await?
         {
-            return Err(ApiError::unauthorized(
+            return Err(Error::unauthorized(
                 "ticket-used",
                 "The ticket has been used already; ask for a new one.",
             ));
         }
         if ticket.conversation != conversation {
-            return Err(ApiError::unauthorized(
+            return Err(Error::unauthorized(
                 "invalid-ticket",
                 "The ticket is for another conversation.",
             ));
@@ -193,7 +193,7 @@ async fn still_allowed(
     state: &AppState,
     user: Uuid,
     source: TicketSource,
-) -> Result<AuthUser, ApiError> {
+) -> Result<AuthUser, Error> {
     let auth = match source {
         TicketSource::Session(session) => auth::session_user(state, user, session).await?,
         TicketSource::ApiKey(key) => auth::api_key_user(state, user, key).await?,
@@ -201,12 +201,12 @@ async fn still_allowed(
     may_write(auth)
 }
 
-fn may_write(auth: AuthUser) -> Result<AuthUser, ApiError> {
+fn may_write(auth: AuthUser) -> Result<AuthUser, Error> {
     if let AuthVia::ApiKey {
         scope: Scope::Read, ..
     } = auth.via
     {
-        return Err(ApiError::forbidden(
+        return Err(Error::forbidden(
             "insufficient-scope",
             "This API key is read-only; a conversation's socket can send messages.",
         ));
@@ -230,7 +230,7 @@ enum Request {
     Cancel,
 }
 
-type Starting = Pin<Box<dyn Future<Output = Result<Started, ApiError>> + Send>>;
+type Starting = Pin<Box<dyn Future<Output = Result<Started, Error>> + Send>>;
 
 /// The socket's reply, if any.
 enum Reply {
@@ -247,7 +247,7 @@ enum Reply {
 }
 
 enum Progress {
-    Started(Result<Started, ApiError>),
+    Started(Result<Started, Error>),
     Event(Option<ChatEvent>),
 }
 
@@ -333,7 +333,7 @@ impl Connection {
                         }
                         Some(Ok(Message::Binary(_))) => {
                             active = Instant::now();
-                            let err = ApiError::UnsupportedMediaType {
+                            let err = Error::UnsupportedMediaType {
                                 detail: "Send JSON text frames.".to_owned(),
                             };
                             if send_problem(socket, &err).await.is_err() {
@@ -419,7 +419,7 @@ impl Connection {
         }
         if matches!(
             err,
-            ApiError::Unauthorized { .. } | ApiError::Forbidden { .. }
+            Error::Unauthorized { .. } | Error::Forbidden { .. }
         ) {
             return Err(Stop::Close(
                 close_code::POLICY,
@@ -429,9 +429,9 @@ impl Connection {
         Ok(())
     }
 
-    fn cancel(&mut self) -> Result<(), ApiError> {
+    fn cancel(&mut self) -> Result<(), Error> {
         match &mut self.reply {
-            Reply::Idle => Err(ApiError::conflict(
+            Reply::Idle => Err(Error::conflict(
                 "not-running",
                 "No reply is being written on this socket.",
             )),
@@ -452,16 +452,16 @@ impl Connection {
         &mut self,
         content: Option<String>,
         model: Option<String>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         if !self.reply.is_idle() {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "reply-in-progress",
                 "A reply is being written on this socket; wait for its `done` or send `cancel`.",
             ));
         }
         let max = self.state.config.chat.max_message_chars;
         if content.as_ref().is_some_and(|c| c.chars().count() > max) {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 "content",
                 format!("must be at most {max} characters long"),
             ));
@@ -492,13 +492,13 @@ impl Connection {
 }
 
 /// A client frame as a request, checked like the HTTP bodies of the same requests.
-fn parse(text: &str) -> Result<Request, ApiError> {
+fn parse(text: &str) -> Result<Request, Error> {
     crate::http::nul::check_json(text.as_bytes())?;
     let request: Request = serde_json::from_str(text).map_err(|err| {
         if err.is_data() {
-            ApiError::Validation(vec![FieldError::new("frame", err.to_string())])
+            Error::Validation(vec![FieldError::new("frame", err.to_string())])
         } else {
-            ApiError::bad_request(
+            Error::bad_request(
                 "malformed-json",
                 format!("The frame is not valid JSON: {err}"),
             )
@@ -507,7 +507,7 @@ fn parse(text: &str) -> Result<Request, ApiError> {
     if let Request::Send(body) = &request
         && let Err(report) = body.validate()
     {
-        return Err(ApiError::Validation(
+        return Err(Error::Validation(
             report
                 .iter()
                 .map(|(path, error)| FieldError::new(path.to_string(), error.message()))
@@ -532,8 +532,8 @@ async fn send_json(socket: &mut WebSocket, value: &impl Serialize) -> Result<(),
 }
 
 /// `{"event": "problem", …the problem body}`.
-async fn send_problem(socket: &mut WebSocket, err: &ApiError) -> Result<(), ()> {
-    if let ApiError::Internal(cause) = err {
+async fn send_problem(socket: &mut WebSocket, err: &Error) -> Result<(), ()> {
+    if let Error::Internal(cause) = err {
         tracing::error!(error = ?cause, "internal error");
     }
     #[derive(Serialize)]

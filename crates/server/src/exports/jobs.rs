@@ -23,7 +23,7 @@ use crate::db::jobs::{self as store, JobRecord, NewJob};
 use crate::db::tables as table_store;
 use crate::google::client::Credential;
 use crate::google::sheets::{SheetMode, SheetResult, SheetsDestination};
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -157,9 +157,9 @@ pub struct ExportResponse {
     pub finished_at: Option<DateTime<Utc>>,
 }
 
-pub fn payload(job: &JobRecord) -> Result<ExportPayload, ApiError> {
+pub fn payload(job: &JobRecord) -> Result<ExportPayload, Error> {
     serde_json::from_str(&job.payload)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("export job {} payload: {e}", job.id)))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("export job {} payload: {e}", job.id)))
 }
 
 fn result(job: &JobRecord) -> Option<ExportResult> {
@@ -168,7 +168,7 @@ fn result(job: &JobRecord) -> Option<ExportResult> {
         .and_then(|r| serde_json::from_str(r).ok())
 }
 
-fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
+fn response(job: JobRecord) -> Result<ExportResponse, Error> {
     let payload = payload(&job)?;
     let result = result(&job);
     let sheet = result.as_ref().and_then(|r| r.sheet.clone());
@@ -207,7 +207,7 @@ fn response(job: JobRecord) -> Result<ExportResponse, ApiError> {
     })
 }
 
-pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Error> {
     let Some(value) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -217,7 +217,7 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         .map(str::trim)
         .filter(|k| !k.is_empty() && k.len() <= 200)
         .ok_or_else(|| {
-            ApiError::bad_request(
+            Error::bad_request(
                 "invalid-idempotency-key",
                 "The Idempotency-Key header must be 1 to 200 visible ASCII characters.",
             )
@@ -239,7 +239,7 @@ async fn create_export(
     client: ClientInfo,
     headers: HeaderMap,
     ValidatedJson(body): ValidatedJson<ExportRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let key = idempotency_key(&headers)?;
     let owner = auth.user.id;
     if let Some(key) = &key
@@ -249,11 +249,11 @@ async fn create_export(
     }
     let table = table_store::find(&state.db, owner, body.table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let version = body.version.unwrap_or(table.current_version);
     let record = table_store::version(&state.db, table.id, version)
         .await?
-        .ok_or(ApiError::NotFound("version"))?;
+        .ok_or(Error::NotFound("version"))?;
     let schema = table_store::parse_schema(&record)?;
     let template = match body.template_id {
         Some(id) => Some(templates::load(&state, owner, id).await?),
@@ -262,7 +262,7 @@ async fn create_export(
     // A template that does not fit the table is refused now, not in the job.
     templates::resolve(template.as_ref(), &schema.columns)?;
     if body.format == FileFormat::Xlsx && record.row_count > 1_048_575 {
-        return Err(ApiError::PayloadTooLarge {
+        return Err(Error::PayloadTooLarge {
             detail: format!(
                 "The table has {} rows; an Excel sheet holds at most 1,048,575. Export it as CSV.",
                 record.row_count
@@ -286,7 +286,7 @@ async fn create_export(
         destination: body.destination,
         google_auth: google_auth.map(|c| c.as_str().to_owned()),
     };
-    let payload = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let payload = serde_json::to_string(&payload).map_err(|e| Error::Internal(e.into()))?;
     // The quotas are counted and the job created in one transaction under the user's quota
     // lock, so that concurrent requests cannot each see room for one more.
     let turn = state.writes.turn().await?;
@@ -303,7 +303,7 @@ async fn create_export(
     crate::quotas::check_exports(&state, &txn, owner).await?;
     let limit = state.config.exports.max_active_per_user;
     if store::count_active(&txn, owner, KIND).await? >= limit {
-        return Err(ApiError::TooManyRequests {
+        return Err(Error::TooManyRequests {
             retry_after_secs: 10,
             detail: format!("You have {limit} exports queued or running; wait for one to finish."),
         });
@@ -343,10 +343,10 @@ async fn check_google(
     state: &AppState,
     auth: &AuthUser,
     dest: &SheetsDestination,
-) -> Result<Credential, ApiError> {
+) -> Result<Credential, Error> {
     let owner = auth.user.id;
     dest.validate().map_err(|report| {
-        ApiError::Validation(
+        Error::Validation(
             report
                 .iter()
                 .map(|(path, e)| FieldError::new(format!("destination.{path}"), e.to_string()))
@@ -354,7 +354,7 @@ async fn check_google(
         )
     })?;
     if !state.google.enabled() {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "google-not-configured",
             "This server is not set up for Google Sheets.",
         ));
@@ -363,14 +363,14 @@ async fn check_google(
     let credential = match account {
         Some(a) if a.status == crate::google::oauth::CONNECTED => Credential::User(owner),
         Some(_) => {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "google-reconnect-required",
                 "Google access was revoked or has expired; connect your Google account again.",
             ));
         }
         None if state.google.service_account.is_some() => Credential::ServiceAccount,
         None => {
-            return Err(ApiError::conflict(
+            return Err(Error::conflict(
                 "google-not-connected",
                 "Connect your Google account first (POST /api/v1/integrations/google/connect).",
             ));
@@ -381,16 +381,16 @@ async fn check_google(
         && dest
             .spreadsheet
             .as_deref()
-            .and_then(crate::google::sheets::spreadsheet_id)
+            .and_then(sheetgpt_core::export::sheets::spreadsheet_id)
             .is_none()
     {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "destination.spreadsheet",
             "give the id or URL of the spreadsheet for this mode",
         ));
     }
     if dest.mode == SheetMode::NewSpreadsheet && credential == Credential::ServiceAccount {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "destination.mode",
             "a service account cannot create spreadsheets in your Drive; share a spreadsheet with it and use new_tab, replace_tab or append",
         ));
@@ -399,12 +399,12 @@ async fn check_google(
         && let Some(id) = dest
             .spreadsheet
             .as_deref()
-            .and_then(crate::google::sheets::spreadsheet_id)
+            .and_then(sheetgpt_core::export::sheets::spreadsheet_id)
     {
         crate::google::check_service_account_spreadsheet(state, &id, &auth.user.email)?;
     }
     if dest.link && dest.mode == SheetMode::Append {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "destination.link",
             "an appended range cannot follow the table; link a new or replaced tab",
         ));
@@ -412,7 +412,7 @@ async fn check_google(
     Ok(credential)
 }
 
-fn created_response(job: JobRecord, created: bool) -> Result<Response, ApiError> {
+fn created_response(job: JobRecord, created: bool) -> Result<Response, Error> {
     let location = format!("/api/v1/exports/{}", job.id);
     let status = if created {
         StatusCode::ACCEPTED
@@ -449,7 +449,7 @@ async fn list_exports(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<ExportListQuery>,
-) -> Result<Json<Page<ExportResponse>>, ApiError> {
+) -> Result<Json<Page<ExportResponse>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -459,7 +459,7 @@ async fn list_exports(
         None | Some("") => None,
         Some(s @ ("queued" | "running" | "succeeded" | "failed" | "cancelled")) => Some(s),
         Some(_) => {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 "status",
                 "must be queued, running, succeeded, failed or cancelled",
             ));
@@ -473,10 +473,10 @@ async fn list_exports(
     }))
 }
 
-async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, ApiError> {
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, Error> {
     store::find(&state.db, owner, KIND, id)
         .await?
-        .ok_or(ApiError::NotFound("export"))
+        .ok_or(Error::NotFound("export"))
 }
 
 /// One export job: status, progress, attempts, error, file.
@@ -487,7 +487,7 @@ async fn get_export(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ExportResponse>, ApiError> {
+) -> Result<Json<ExportResponse>, Error> {
     Ok(Json(response(find(&state, auth.user.id, id).await?)?))
 }
 
@@ -499,11 +499,11 @@ async fn cancel_export(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<ExportResponse>, ApiError> {
+) -> Result<Json<ExportResponse>, Error> {
     let owner = auth.user.id;
     if !store::cancel(&state.db, owner, KIND, id).await? {
         let job = find(&state, owner, id).await?;
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "export-finished",
             format!("The export has already {}.", job.status),
         ));
@@ -523,18 +523,18 @@ async fn download_export(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let job = find(&state, auth.user.id, id).await?;
     if job.status != store::SUCCEEDED {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "export-not-ready",
             format!("The export is {}; its file is not ready.", job.status),
         ));
     }
     let payload = payload(&job)?;
     let result = result(&job)
-        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("export {id} has no result")))?;
-    let gone = || ApiError::Gone {
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("export {id} has no result")))?;
+    let gone = || Error::Gone {
         code: "export-expired",
         detail: "The file was deleted after its retention period; export the table again."
             .to_owned(),
@@ -544,7 +544,7 @@ async fn download_export(
     let file = match std::fs::File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
-        Err(e) => return Err(ApiError::Internal(e.into())),
+        Err(e) => return Err(Error::Internal(e.into())),
     };
     Ok(super::file_response(
         file,

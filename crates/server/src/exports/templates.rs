@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::extract::AuthUser;
 use crate::db::entity::user::Role;
 use crate::db::templates::{self as store, NewTemplate, TemplateRecord, TemplateUpdate};
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -79,9 +79,9 @@ pub struct TemplateResponse {
     pub updated_at: DateTime<Utc>,
 }
 
-fn response(record: TemplateRecord, user_id: Uuid) -> Result<TemplateResponse, ApiError> {
+fn response(record: TemplateRecord, user_id: Uuid) -> Result<TemplateResponse, Error> {
     let template: serde_json::Value = serde_json::from_str(&record.body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template {}: {e}", record.id)))?;
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored template {}: {e}", record.id)))?;
     Ok(TemplateResponse {
         id: record.id,
         owned: record.owner_id == user_id,
@@ -95,11 +95,11 @@ fn response(record: TemplateRecord, user_id: Uuid) -> Result<TemplateResponse, A
 }
 
 /// A template from request JSON: every problem at once, each under `template`.
-pub fn parse(value: serde_json::Value) -> Result<Template, ApiError> {
+pub fn parse(value: serde_json::Value) -> Result<Template, Error> {
     let template: Template = serde_json::from_value(value)
-        .map_err(|e| ApiError::field("template", format!("is not a template: {e}")))?;
+        .map_err(|e| Error::field("template", format!("is not a template: {e}")))?;
     template.check().map_err(|problems| {
-        ApiError::Validation(
+        Error::Validation(
             problems
                 .into_iter()
                 .map(|p| FieldError::new("template", p))
@@ -110,13 +110,13 @@ pub fn parse(value: serde_json::Value) -> Result<Template, ApiError> {
 }
 
 /// Canonical JSON of a checked template (defaults filled in), as stored.
-fn to_body(template: &Template) -> Result<String, ApiError> {
-    serde_json::to_string(template).map_err(|e| ApiError::Internal(e.into()))
+fn to_body(template: &Template) -> Result<String, Error> {
+    serde_json::to_string(template).map_err(|e| Error::Internal(e.into()))
 }
 
-fn check_shared(auth: &AuthUser, shared: bool) -> Result<(), ApiError> {
+fn check_shared(auth: &AuthUser, shared: bool) -> Result<(), Error> {
     if shared && auth.user.role != Role::Admin {
-        return Err(ApiError::forbidden(
+        return Err(Error::forbidden(
             "admin-required",
             "Only an admin can share a template with every user.",
         ));
@@ -125,23 +125,23 @@ fn check_shared(auth: &AuthUser, shared: bool) -> Result<(), ApiError> {
 }
 
 /// A template the user may read, parsed.
-pub async fn load(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Template, ApiError> {
+pub async fn load(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Template, Error> {
     let record = store::find_readable(&state.db, user_id, id)
         .await?
-        .ok_or(ApiError::NotFound("template"))?;
+        .ok_or(Error::NotFound("template"))?;
     serde_json::from_str(&record.body)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored template {id}: {e}")))
+        .map_err(|e| Error::Internal(anyhow::anyhow!("stored template {id}: {e}")))
 }
 
 /// The template applied to a table's columns; a mapped column the table lacks is a 422 that
 /// names every missing one.
-pub fn resolve(template: Option<&Template>, columns: &[Column]) -> Result<Resolved, ApiError> {
+pub fn resolve(template: Option<&Template>, columns: &[Column]) -> Result<Resolved, Error> {
     let Some(template) = template else {
         return Ok(Resolved::identity(columns));
     };
     template.resolve(columns).map_err(|missing| {
         let names = missing.missing.join(", ");
-        ApiError::Unprocessable {
+        Error::Unprocessable {
             code: "template-columns-missing",
             detail: format!("The template maps columns this table does not have: {names}."),
             errors: missing
@@ -160,7 +160,7 @@ async fn create_template(
     State(state): State<AppState>,
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<TemplateRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Error> {
     check_shared(&auth, body.shared)?;
     let template = parse(body.template)?;
     let record = store::create(
@@ -184,7 +184,7 @@ async fn list_templates(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Page<TemplateResponse>>, ApiError> {
+) -> Result<Json<Page<TemplateResponse>>, Error> {
     let (limit, before) = page.parse()?;
     let rows = store::list(&state.db, auth.user.id, before, limit + 1).await?;
     let user_id = auth.user.id;
@@ -203,18 +203,18 @@ async fn get_template(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<TemplateResponse>, ApiError> {
+) -> Result<Json<TemplateResponse>, Error> {
     let record = store::find_readable(&state.db, auth.user.id, id)
         .await?
-        .ok_or(ApiError::NotFound("template"))?;
+        .ok_or(Error::NotFound("template"))?;
     Ok(Json(response(record, auth.user.id)?))
 }
 
 /// 404 for a template the user cannot see, 403 for a shared one they do not own.
-async fn owned_or_error(state: &AppState, user_id: Uuid, id: Uuid) -> Result<(), ApiError> {
+async fn owned_or_error(state: &AppState, user_id: Uuid, id: Uuid) -> Result<(), Error> {
     match store::find_readable(&state.db, user_id, id).await? {
-        None => Err(ApiError::NotFound("template")),
-        Some(r) if r.owner_id != user_id => Err(ApiError::forbidden(
+        None => Err(Error::NotFound("template")),
+        Some(r) if r.owner_id != user_id => Err(Error::forbidden(
             "template-read-only",
             "This template is shared with you read-only; save a copy to change it.",
         )),
@@ -231,7 +231,7 @@ async fn update_template(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<TemplatePatch>,
-) -> Result<Json<TemplateResponse>, ApiError> {
+) -> Result<Json<TemplateResponse>, Error> {
     owned_or_error(&state, auth.user.id, id).await?;
     if let Some(shared) = body.shared {
         check_shared(&auth, shared)?;
@@ -253,7 +253,7 @@ async fn update_template(
         shared: body.shared,
     };
     if !store::update(&state.db, auth.user.id, id, change).await? {
-        return Err(ApiError::NotFound("template"));
+        return Err(Error::NotFound("template"));
     }
     get_template(State(state), auth, Path(id)).await
 }
@@ -266,10 +266,10 @@ async fn delete_template(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     owned_or_error(&state, auth.user.id, id).await?;
     if !store::soft_delete(&state.db, auth.user.id, id).await? {
-        return Err(ApiError::NotFound("template"));
+        return Err(Error::NotFound("template"));
     }
     Ok(StatusCode::NO_CONTENT)
 }

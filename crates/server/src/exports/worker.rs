@@ -248,7 +248,7 @@ async fn export(
         };
         // Checked again now: the admin's list may have changed since the job was queued.
         if credential == Credential::ServiceAccount
-            && let Some(id) = dest.spreadsheet.as_deref().and_then(sheets::spreadsheet_id)
+            && let Some(id) = dest.spreadsheet.as_deref().and_then(sheetgpt_core::export::sheets::spreadsheet_id)
         {
             match crate::db::users::find_by_id(&state.db, job.owner_id).await {
                 Ok(Some(owner))
@@ -562,7 +562,7 @@ async fn validation(
 
 /// The outcome of work that failed with a service error: the problem's detail for the user,
 /// another attempt when the server was at fault (database, disk).
-fn failed(job: &JobRecord, err: &crate::http::error::ApiError) -> Outcome {
+fn failed(job: &JobRecord, err: &crate::error::Error) -> Outcome {
     let problem = err.problem();
     if problem.code == crate::tables::service::JOB_STOPPED {
         // Cancelled, or the lease was lost when it came to commit: nothing was stored.

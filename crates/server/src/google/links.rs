@@ -26,7 +26,7 @@ use crate::db::jobs::{self as job_store, JobRecord, NewJob};
 use crate::db::owned;
 use crate::db::tables as table_store;
 use crate::exports::render::Control;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -261,7 +261,7 @@ async fn sync(
     let diff = crate::tables::service::diff(state, owner, table.id, from, to)
         .await
         .map_err(|e| match e {
-            ApiError::Internal(err) => SheetError::Db(sea_orm::DbErr::Custom(err.to_string())),
+            Error::Internal(err) => SheetError::Db(sea_orm::DbErr::Custom(err.to_string())),
             other => SheetError::Invalid(other.to_string()),
         })?;
     let changed: BTreeSet<i64> = diff.cells_changed.iter().map(|c| c.row).collect();
@@ -365,7 +365,7 @@ async fn list_links(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<LinkListQuery>,
-) -> Result<Json<Page<LinkResponse>>, ApiError> {
+) -> Result<Json<Page<LinkResponse>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -379,10 +379,10 @@ async fn list_links(
     Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
 }
 
-async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, ApiError> {
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, Error> {
     owned::find::<sheet_link::Entity>(&state.db, owner, id)
         .await?
-        .ok_or(ApiError::NotFound("sheet link"))
+        .ok_or(Error::NotFound("sheet link"))
 }
 
 /// One link: where it writes and how its last sync went.
@@ -393,7 +393,7 @@ async fn get_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<LinkResponse>, ApiError> {
+) -> Result<Json<LinkResponse>, Error> {
     Ok(Json(response(find(&state, auth.user.id, id).await?)))
 }
 
@@ -405,9 +405,9 @@ async fn delete_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     if !owned::soft_delete::<sheet_link::Entity>(&state.db, auth.user.id, id).await? {
-        return Err(ApiError::NotFound("sheet link"));
+        return Err(Error::NotFound("sheet link"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -426,7 +426,7 @@ async fn sync_link(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<SyncQueued>), ApiError> {
+) -> Result<(StatusCode, Json<SyncQueued>), Error> {
     let link = find(&state, auth.user.id, id).await?;
     let job = enqueue(&state, &link).await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { job_id: job.id })))

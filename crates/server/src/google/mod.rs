@@ -119,11 +119,11 @@ pub fn check_service_account_spreadsheet(
     state: &crate::state::AppState,
     spreadsheet_id: &str,
     email: &str,
-) -> Result<(), crate::http::error::ApiError> {
+) -> Result<(), crate::error::Error> {
     if service_account_may_write(&state.config.google, spreadsheet_id, email) {
         return Ok(());
     }
-    Err(crate::http::error::ApiError::forbidden(
+    Err(crate::error::Error::forbidden(
         "spreadsheet-not-allowed",
         not_allowed_message(spreadsheet_id),
     ))

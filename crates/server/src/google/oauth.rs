@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::client::GoogleError;
 use crate::auth::tokens::{digest, random_token};
 use crate::db::entity::{google_account, google_authorization};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 pub const CONNECTED: &str = "connected";
@@ -38,8 +38,8 @@ fn aad(user_id: Uuid, purpose: &str) -> Vec<u8> {
     format!("google:{purpose}:{user_id}").into_bytes()
 }
 
-fn not_configured() -> ApiError {
-    ApiError::NotFound("Google integration")
+fn not_configured() -> Error {
+    Error::NotFound("Google integration")
 }
 
 /// Starts an authorization: the consent URL to send the user to.
@@ -48,7 +48,7 @@ pub async fn start(
     user_id: Uuid,
     session_id: Option<Uuid>,
     browser: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, Error> {
     let client = state.google.oauth.as_ref().ok_or_else(not_configured)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let csrf = CsrfToken::new(random_token(32));
@@ -64,7 +64,7 @@ pub async fn start(
     let verifier = state
         .cipher
         .encrypt(verifier.secret().as_bytes(), &aad(user_id, "pkce"))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("encrypt: {e}")))?;
+        .map_err(|e| Error::Internal(anyhow::anyhow!("encrypt: {e}")))?;
     let now = Utc::now();
     google_authorization::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -91,10 +91,10 @@ pub async fn complete(
     code: &str,
     csrf_state: &str,
     browsers: &[String],
-) -> Result<Uuid, ApiError> {
+) -> Result<Uuid, Error> {
     let client = state.google.oauth.as_ref().ok_or_else(not_configured)?;
     let invalid = || {
-        ApiError::bad_request(
+        Error::bad_request(
             "invalid-oauth-state",
             "This Google authorization is unknown, used or expired; connect again.",
         )
@@ -120,7 +120,7 @@ pub async fn complete(
     });
     if !same_browser {
         tracing::warn!(user.id = %pending.user_id, "Google callback from another browser than the one that connected; refused");
-        return Err(ApiError::bad_request(
+        return Err(Error::bad_request(
             "oauth-browser-mismatch",
             "This Google authorization was started in another browser, or its cookie is gone; connect again from this browser.",
         ));
@@ -139,27 +139,27 @@ pub async fn complete(
     let verifier = state
         .cipher
         .decrypt_text(&pending.encrypted_verifier, &aad(pending.user_id, "pkce"))
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("decrypt: {e}")))?;
+        .map_err(|e| Error::Internal(anyhow::anyhow!("decrypt: {e}")))?;
     let token = client
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.expose_secret().to_owned()))
         .request_async(&state.google.http)
         .await
         .map_err(|err| match err {
-            RequestTokenError::ServerResponse(resp) => ApiError::bad_request(
+            RequestTokenError::ServerResponse(resp) => Error::bad_request(
                 "google-authorization-failed",
                 format!(
                     "Google did not accept the authorization ({}); connect again.",
                     resp.error()
                 ),
             ),
-            other => ApiError::Gateway {
-                status: axum::http::StatusCode::BAD_GATEWAY,
+            other => Error::Gateway {
+                timeout: false,
                 detail: format!("Google's token endpoint failed: {}", short(&other)),
             },
         })?;
     let refresh = token.refresh_token().ok_or_else(|| {
-        ApiError::bad_request(
+        Error::bad_request(
             "google-authorization-failed",
             "Google sent no refresh token; connect again and allow offline access.",
         )
@@ -183,7 +183,7 @@ pub async fn complete(
         state
             .cipher
             .encrypt(text.as_bytes(), &aad(user_id, purpose))
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("encrypt: {e}")))
+            .map_err(|e| Error::Internal(anyhow::anyhow!("encrypt: {e}")))
     };
     let now = Utc::now();
     // One grant per user: a new connection replaces the old one.
@@ -332,7 +332,7 @@ async fn set_status(state: &AppState, id: Uuid, status: &str) -> Result<(), sea_
 
 /// Revokes the grant at Google (best effort) and deletes it here. Returns whether Google
 /// confirmed the revocation, or None when there was nothing connected.
-pub async fn disconnect(state: &AppState, user_id: Uuid) -> Result<Option<bool>, ApiError> {
+pub async fn disconnect(state: &AppState, user_id: Uuid) -> Result<Option<bool>, Error> {
     let Some(account) = account(&state.db, user_id).await? else {
         return Ok(None);
     };

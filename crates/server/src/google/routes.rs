@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::oauth;
 use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::auth::tokens::random_token;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::Query;
 use crate::state::AppState;
 
@@ -24,11 +24,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(callback))
 }
 
-fn enabled(state: &AppState) -> Result<(), ApiError> {
+fn enabled(state: &AppState) -> Result<(), Error> {
     if state.google.enabled() {
         Ok(())
     } else {
-        Err(ApiError::NotFound("Google integration"))
+        Err(Error::NotFound("Google integration"))
     }
 }
 
@@ -86,10 +86,10 @@ async fn connect(
     State(state): State<AppState>,
     auth: AuthUser,
     headers: HeaderMap,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     enabled(&state)?;
     if state.google.oauth.is_none() {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "google-oauth-not-configured",
             "This server writes to Google Sheets through a service account only; share your spreadsheet with it.",
         ));
@@ -190,7 +190,7 @@ pub struct GoogleStatus {
 async fn status(
     State(state): State<AppState>,
     auth: AuthUser,
-) -> Result<Json<GoogleStatus>, ApiError> {
+) -> Result<Json<GoogleStatus>, Error> {
     enabled(&state)?;
     let account = oauth::account(&state.db, auth.user.id).await?;
     let status = account
@@ -228,11 +228,11 @@ async fn disconnect(
     State(state): State<AppState>,
     auth: AuthUser,
     client: ClientInfo,
-) -> Result<Json<Disconnected>, ApiError> {
+) -> Result<Json<Disconnected>, Error> {
     enabled(&state)?;
     let revoked = oauth::disconnect(&state, auth.user.id)
         .await?
-        .ok_or(ApiError::NotFound("Google connection"))?;
+        .ok_or(Error::NotFound("Google connection"))?;
     crate::audit::record(
         &state,
         Some(&client),

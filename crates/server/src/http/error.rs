@@ -1,4 +1,5 @@
-//! One error type for the HTTP layer, answered as RFC 9457 `application/problem+json`.
+//! The service error (`crate::error::Error`) answered as RFC 9457 `application/problem+json`:
+//! its status code, problem body and headers are decided here, and nowhere else.
 //!
 //! What the user sees is a stable `code`, a title and a sentence; what went wrong inside
 //! (database errors, I/O, panics) goes to the log with its cause chain and never into a
@@ -9,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::error::{Error, FieldError};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -33,112 +36,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
-/// One invalid field of a request.
-#[derive(Clone, Debug, Serialize, ToSchema, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path of the field (`email`, `scopes[1]`).
-    #[schema(example = "password")]
-    pub field: String,
-    #[schema(example = "must be at least 10 characters long")]
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("validation failed")]
-    Validation(Vec<FieldError>),
-    #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Unauthorized { code: &'static str, detail: String },
-    #[error("{detail}")]
-    Forbidden { code: &'static str, detail: String },
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// A well-formed request the server cannot carry out on this data (422 with its own code).
-    #[error("{detail}")]
-    Unprocessable {
-        code: &'static str,
-        detail: String,
-        errors: Vec<FieldError>,
-    },
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
-    /// The resource existed and is gone for good (an export file past its retention).
-    #[error("{detail}")]
-    Gone { code: &'static str, detail: String },
-    #[error("{detail}")]
-    PayloadTooLarge { detail: String },
-    #[error("{detail}")]
-    UnsupportedMediaType { detail: String },
-    /// A quota is used up: 429 for daily ones (with `Retry-After`), 403 for totals.
-    #[error("{detail}")]
-    QuotaExceeded {
-        status: StatusCode,
-        retry_after_secs: Option<u64>,
-        detail: String,
-    },
-    #[error("too many requests")]
-    TooManyRequests {
-        retry_after_secs: u64,
-        detail: String,
-    },
-    #[error("service unavailable: {0}")]
-    Unavailable(String),
-    /// The database stayed locked by another write past its busy timeout: 503 with
-    /// `Retry-After`, nothing written.
-    #[error("database busy")]
-    Busy,
-    /// An outside service (a model provider) failed; `detail` is safe to show.
-    #[error("{detail}")]
-    Gateway { status: StatusCode, detail: String },
-    /// Anything the user cannot fix. The cause is logged, never shown.
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl ApiError {
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Unauthorized {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Forbidden {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            code,
-            detail: detail.into(),
-        }
-    }
-
-    pub fn field(field: &str, message: impl Into<String>) -> Self {
-        Self::Validation(vec![FieldError::new(field, message)])
-    }
-
+impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -152,9 +50,23 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::QuotaExceeded { status, .. } => *status,
+            Self::QuotaExceeded {
+                retry_after_secs, ..
+            } => {
+                if retry_after_secs.is_some() {
+                    StatusCode::TOO_MANY_REQUESTS
+                } else {
+                    StatusCode::FORBIDDEN
+                }
+            }
             Self::Unavailable(_) | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Gateway { status, .. } => *status,
+            Self::Gateway { timeout, .. } => {
+                if *timeout {
+                    StatusCode::GATEWAY_TIMEOUT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                }
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -188,8 +100,8 @@ impl ApiError {
             }
             Self::TooManyRequests { detail, .. } => ("too-many-requests", detail.clone(), vec![]),
             Self::QuotaExceeded { detail, .. } => ("quota-exceeded", detail.clone(), vec![]),
-            Self::Gateway { status, detail } => (
-                if *status == StatusCode::GATEWAY_TIMEOUT {
+            Self::Gateway { timeout, detail } => (
+                if *timeout {
                     "model-timeout"
                 } else {
                     "model-unavailable"
@@ -281,7 +193,7 @@ fn title_for(status: StatusCode, code: &str) -> String {
     }
 }
 
-impl IntoResponse for ApiError {
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(err) => {
@@ -322,18 +234,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    fn from(err: sea_orm::DbErr) -> Self {
-        if crate::db::is_busy(&err) {
-            // Another write held the database past the busy timeout (SQLite's one writer, a
-            // long change or import): not the user's fault, and it passes.
-            return Self::Busy;
-        }
-        Self::Internal(anyhow::Error::new(err))
-    }
-}
-
-impl From<JsonRejection> for ApiError {
+impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Self {
         match rejection {
             JsonRejection::MissingJsonContentType(_) => Self::UnsupportedMediaType {
@@ -362,7 +263,7 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-impl From<PathRejection> for ApiError {
+impl From<PathRejection> for Error {
     fn from(rejection: PathRejection) -> Self {
         // An id that does not parse names nothing that exists.
         tracing::debug!(%rejection, "path rejected");
@@ -370,7 +271,7 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-impl From<QueryRejection> for ApiError {
+impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Self {
         Self::Validation(vec![FieldError::new("query", rejection.body_text())])
     }

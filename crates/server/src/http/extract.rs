@@ -4,7 +4,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 
 /// A JSON body that is parsed, then validated with `garde`; every invalid field is reported.
 pub struct ValidatedJson<T>(pub T);
@@ -14,14 +14,14 @@ where
     T: DeserializeOwned + garde::Validate<Context = ()>,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (value, bytes) = read_json::<T, S>(req, state).await?;
         // Every body is an object: serde would also read a struct from an array of its fields
         // in order (`[null, null]`), which no client means.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ApiError::Validation(vec![FieldError::new(
+            return Err(Error::Validation(vec![FieldError::new(
                 "body",
                 "must be a JSON object",
             )]));
@@ -41,7 +41,7 @@ where
                     )
                 })
                 .collect();
-            return Err(ApiError::Validation(errors));
+            return Err(Error::Validation(errors));
         }
         Ok(Self(value))
     }
@@ -49,7 +49,7 @@ where
 
 /// Reads a JSON body: the bytes (within the body limit), refused if they hold a U+0000
 /// (`http::nul`), then parsed. Every JSON extractor goes through here.
-pub async fn read_json<T, S>(req: Request, state: &S) -> Result<(T, axum::body::Bytes), ApiError>
+pub async fn read_json<T, S>(req: Request, state: &S) -> Result<(T, axum::body::Bytes), Error>
 where
     T: DeserializeOwned,
     S: Send + Sync,
@@ -58,7 +58,7 @@ where
     let headers = parts.headers.clone();
     let bytes = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
         .await
-        .map_err(|e| ApiError::from(axum::extract::rejection::JsonRejection::from(e)))?;
+        .map_err(|e| Error::from(axum::extract::rejection::JsonRejection::from(e)))?;
     // A number serde_json would round (`0.1000000000000000055`, 24-digit ids) is read as the
     // string of its digits: a cell keeps what the client wrote, and a numeric field refuses it.
     let bytes = match sheetgpt_core::exact::json_numbers_as_written(&bytes) {
@@ -94,7 +94,7 @@ where
     T: DeserializeOwned + Send,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Path(value) =
@@ -111,7 +111,7 @@ where
     T: DeserializeOwned + Send,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let axum::extract::Query(value) =

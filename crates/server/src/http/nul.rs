@@ -13,13 +13,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 
 const MESSAGE: &str = "contains the character U+0000 (NUL), which cannot be stored; remove it";
 
 /// The 422 for a NUL in `field`.
-pub fn refused(field: impl Into<String>) -> ApiError {
-    ApiError::Unprocessable {
+pub fn refused(field: impl Into<String>) -> Error {
+    Error::Unprocessable {
         code: "nul-character",
         detail: "The request contains the character U+0000 (NUL), which SheetGPT does not store."
             .to_owned(),
@@ -28,7 +28,7 @@ pub fn refused(field: impl Into<String>) -> ApiError {
 }
 
 /// Refuses a text field (a multipart field, a header value read as text) holding a NUL.
-pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
+pub fn check_text(field: &str, text: &str) -> Result<(), Error> {
     if text.contains('\0') {
         return Err(refused(field));
     }
@@ -36,7 +36,7 @@ pub fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
 }
 
 /// Refuses a JSON document that holds a NUL in any string or key, naming where.
-pub fn check_json(bytes: &[u8]) -> Result<(), ApiError> {
+pub fn check_json(bytes: &[u8]) -> Result<(), Error> {
     if !json_has_nul(bytes) {
         return Ok(());
     }
@@ -133,7 +133,7 @@ mod tests {
     fn field_of(json: &str) -> Option<String> {
         match check_json(json.as_bytes()) {
             Ok(()) => None,
-            Err(ApiError::Unprocessable { errors, .. }) => Some(errors[0].field.clone()),
+            Err(Error::Unprocessable { errors, .. }) => Some(errors[0].field.clone()),
             Err(other) => panic!("{other:?}"),
         }
     }

@@ -8,7 +8,8 @@ use utoipa::openapi::{
     Content, OpenApi as Doc, Ref, RefOr, Response, ResponseBuilder, path::Operation,
 };
 
-use super::error::{FieldError, PROBLEM_JSON, Problem};
+use super::error::{PROBLEM_JSON, Problem};
+use crate::error::FieldError;
 
 #[derive(OpenApi)]
 #[openapi(

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::error::ApiError;
+use crate::error::Error;
 
 pub const DEFAULT_LIMIT: u64 = 50;
 pub const MAX_LIMIT: u64 = 200;
@@ -25,17 +25,17 @@ pub struct PageQuery {
 
 impl PageQuery {
     /// The limit and the id the cursor stands for; a cursor that does not parse is a 422.
-    pub fn parse(&self) -> Result<(u64, Option<Uuid>), ApiError> {
+    pub fn parse(&self) -> Result<(u64, Option<Uuid>), Error> {
         let limit = match self.limit {
             None => DEFAULT_LIMIT,
             Some(n @ 1..=MAX_LIMIT) => n,
-            Some(_) => return Err(ApiError::field("limit", "must be between 1 and 200")),
+            Some(_) => return Err(Error::field("limit", "must be between 1 and 200")),
         };
         let cursor = match self.cursor.as_deref() {
             None | Some("") => None,
             Some(c) => Some(
                 Uuid::parse_str(c)
-                    .map_err(|_| ApiError::field("cursor", "is not a cursor this API returned"))?,
+                    .map_err(|_| Error::field("cursor", "is not a cursor this API returned"))?,
             ),
         };
         Ok((limit, cursor))

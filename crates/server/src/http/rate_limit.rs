@@ -18,20 +18,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
-use serde::{Deserialize, Serialize};
 
 use crate::auth::extract::{AuthUser, ClientInfo};
-use crate::config::RateLimitsConfig;
-use crate::http::error::ApiError;
+use crate::config::{Limit, RateLimitsConfig};
+use crate::error::Error;
 use crate::state::AppState;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Limit {
-    /// Requests allowed …
-    pub requests: u32,
-    /// … per this many seconds.
-    pub per_secs: u64,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -253,10 +244,10 @@ fn user_key(user_id: uuid::Uuid) -> String {
     format!("user:{user_id}")
 }
 
-fn refused(state: &AppState, class: Class, decision: &Decision) -> ApiError {
+fn refused(state: &AppState, class: Class, decision: &Decision) -> Error {
     metrics::counter!("sheetgpt_rate_limited_total", "class" => class.name()).increment(1);
     let policy = limit_of(&state.config.rate_limits, class);
-    ApiError::TooManyRequests {
+    Error::TooManyRequests {
         retry_after_secs: decision.reset_secs.max(1),
         detail: format!(
             "Too many {} requests: at most {} per {} seconds. Try again in {} seconds.",
@@ -274,7 +265,7 @@ pub async fn count_for_user(
     state: &AppState,
     class: Class,
     user_id: uuid::Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     match state.rate_limiter.check(class, &user_key(user_id)).await {
         Some(decision) if !decision.allowed => Err(refused(state, class, &decision)),
         _ => Ok(()),

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::Kind;
 use crate::db::jobs::{self as store, JobRecord};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// What a change job applies.
@@ -44,7 +44,7 @@ pub async fn admit(
     kind: Kind,
     key: Option<&str>,
     what: &str,
-) -> Result<Option<JobRecord>, ApiError> {
+) -> Result<Option<JobRecord>, Error> {
     if let Some(key) = key
         && let Some(job) = store::by_idempotency_key(&state.db, owner, kind.as_str(), key).await?
     {
@@ -52,7 +52,7 @@ pub async fn admit(
     }
     let limit = state.config.exports.max_active_per_user;
     if store::count_active(&state.db, owner, kind.as_str()).await? >= limit {
-        return Err(ApiError::TooManyRequests {
+        return Err(Error::TooManyRequests {
             retry_after_secs: 10,
             detail: format!("You have {limit} {what} queued or running; wait for one to finish."),
         });
@@ -68,11 +68,11 @@ pub async fn queue(
     key: Option<&str>,
     payload: &ChangePayload,
     total: i64,
-) -> Result<(JobRecord, bool), ApiError> {
+) -> Result<(JobRecord, bool), Error> {
     if let Some(job) = admit(state, owner, Kind::Change, key, "large changes").await? {
         return Ok((job, false));
     }
-    let text = serde_json::to_string(payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let text = serde_json::to_string(payload).map_err(|e| Error::Internal(e.into()))?;
     let (job, created) = store::enqueue(
         &state.db,
         owner,
@@ -102,7 +102,7 @@ pub async fn run(
     job: &JobRecord,
     payload: ChangePayload,
     run: crate::tables::service::JobRun<'_>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     use crate::tables::service;
     let owner = job.owner_id;
     match payload.work {

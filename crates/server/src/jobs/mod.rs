@@ -151,8 +151,8 @@ pub async fn queue_import(
     key: Option<&str>,
     path: tempfile::TempPath,
     mut payload: ImportPayload,
-) -> Result<(JobRecord, bool), crate::http::error::ApiError> {
-    use crate::http::error::ApiError;
+) -> Result<(JobRecord, bool), crate::error::Error> {
+    use crate::error::Error;
     use sea_orm::TransactionTrait;
     let kind = Kind::Import.as_str();
     if let Some(job) = change::admit(state, owner, Kind::Import, key, "imports").await? {
@@ -161,7 +161,7 @@ pub async fn queue_import(
     let id = uuid::Uuid::now_v7();
     let relative = format!("{UPLOAD_DIR}/{id}.upload");
     payload.upload = relative.clone();
-    let text = serde_json::to_string(&payload).map_err(|e| ApiError::Internal(e.into()))?;
+    let text = serde_json::to_string(&payload).map_err(|e| Error::Internal(e.into()))?;
     crate::secrets::ensure_data_dir(&state.config.data_dir.join(UPLOAD_DIR))?;
     let target = state.config.data_dir.join(&relative);
     let turn = state.writes.turn().await?;
@@ -188,7 +188,7 @@ pub async fn queue_import(
     }
     // Within the data dir, so a rename: no copy of a large file.
     path.persist(&target)
-        .map_err(|e| ApiError::Internal(e.error.into()))?;
+        .map_err(|e| Error::Internal(e.error.into()))?;
     if let Err(err) = txn.commit().await {
         let _ = std::fs::remove_file(&target);
         return Err(err.into());

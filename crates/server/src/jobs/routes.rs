@@ -22,7 +22,7 @@ use super::Kind;
 use crate::auth::extract::AuthUser;
 use crate::db::jobs::{self as store, JobRecord};
 use crate::exports::jobs::Progress;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -133,7 +133,7 @@ async fn list_jobs(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<JobListQuery>,
-) -> Result<Json<Page<JobResponse>>, ApiError> {
+) -> Result<Json<Page<JobResponse>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -144,7 +144,7 @@ async fn list_jobs(
         Some(k) => Some(
             Kind::parse(k)
                 .ok_or_else(|| {
-                    ApiError::field(
+                    Error::field(
                         "kind",
                         "must be export, sheet_sync, import, account_archive, change or validation",
                     )
@@ -156,7 +156,7 @@ async fn list_jobs(
         None | Some("") => None,
         Some(s @ ("queued" | "running" | "succeeded" | "failed" | "cancelled")) => Some(s),
         Some(_) => {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 "status",
                 "must be queued, running, succeeded, failed or cancelled",
             ));
@@ -166,10 +166,10 @@ async fn list_jobs(
     Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
 }
 
-async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, ApiError> {
+async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, Error> {
     store::find_own(&state.db, owner, id)
         .await?
-        .ok_or(ApiError::NotFound("job"))
+        .ok_or(Error::NotFound("job"))
 }
 
 /// `job` with the progress its worker has reached when it runs on this process (ahead of
@@ -198,7 +198,7 @@ async fn get_job(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<JobResponse>, ApiError> {
+) -> Result<Json<JobResponse>, Error> {
     let job = find(&state, auth.user.id, id).await?;
     Ok(Json(response(with_live(&state, job))))
 }
@@ -264,12 +264,12 @@ async fn job_events(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let owner = auth.user.id;
     let first = find(&state, owner, id).await?;
     let max = state.config.exports.max_event_streams_per_user;
     let slot =
-        super::live::open_stream(&state, owner, max).ok_or_else(|| ApiError::TooManyRequests {
+        super::live::open_stream(&state, owner, max).ok_or_else(|| Error::TooManyRequests {
             retry_after_secs: 5,
             detail: format!(
                 "You have {max} job event streams open; close one, or poll GET /api/v1/jobs/{{id}}."
@@ -337,12 +337,12 @@ async fn cancel_job(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Json<JobResponse>, ApiError> {
+) -> Result<Json<JobResponse>, Error> {
     let owner = auth.user.id;
     let job = find(&state, owner, id).await?;
     if !store::cancel(&state.db, owner, &job.kind, id).await? {
         let job = find(&state, owner, id).await?;
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "job-finished",
             format!("The job has already {}.", job.status),
         ));
@@ -366,10 +366,10 @@ async fn download_job(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let job = find(&state, auth.user.id, id).await?;
     if job.status != store::SUCCEEDED {
-        return Err(ApiError::conflict(
+        return Err(Error::conflict(
             "job-not-ready",
             format!("The job is {}; its file is not ready.", job.status),
         ));
@@ -378,16 +378,16 @@ async fn download_job(
         .result
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
-        .ok_or_else(|| ApiError::conflict("no-file", "This job wrote no file."))?;
+        .ok_or_else(|| Error::conflict("no-file", "This job wrote no file."))?;
     let content_type = match Kind::parse(&job.kind) {
         Some(Kind::AccountArchive) => "application/zip",
         Some(Kind::Export) => crate::exports::jobs::payload(&job)?
             .options
             .format
             .content_type(),
-        _ => return Err(ApiError::conflict("no-file", "This job wrote no file.")),
+        _ => return Err(Error::conflict("no-file", "This job wrote no file.")),
     };
-    let gone = || ApiError::Gone {
+    let gone = || Error::Gone {
         code: "job-file-expired",
         detail: "The file was deleted after its retention period; run the job again.".to_owned(),
     };
@@ -395,7 +395,7 @@ async fn download_job(
     let file = match std::fs::File::open(state.config.data_dir.join(artifact)) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(gone()),
-        Err(e) => return Err(ApiError::Internal(e.into())),
+        Err(e) => return Err(Error::Internal(e.into())),
     };
     Ok(crate::exports::file_response(
         file,

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Kind;
 use crate::db::jobs::{self as store, JobRecord};
 use crate::db::tables as table_store;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 use crate::tables::bulk::{self, ValidationResponse};
 
@@ -35,7 +35,7 @@ pub async fn request(
     owner: Uuid,
     table_id: Uuid,
     version: Option<i32>,
-) -> Result<Validated, ApiError> {
+) -> Result<Validated, Error> {
     let loaded = crate::tables::service::load(state, owner, table_id, version).await?;
     let rows = table_store::version(&state.db, table_id, loaded.version)
         .await?
@@ -81,7 +81,7 @@ pub async fn request(
         table_id,
         version: loaded.version,
     })
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    .map_err(|e| Error::Internal(e.into()))?;
     let (job, created) = store::enqueue(
         &state.db,
         owner,
@@ -109,9 +109,9 @@ pub async fn run(
     state: &AppState,
     job: &JobRecord,
     control: &crate::exports::render::Control,
-) -> Result<(ValidationResponse, u64), ApiError> {
+) -> Result<(ValidationResponse, u64), Error> {
     let payload: ValidationPayload = serde_json::from_str(&job.payload)
-        .map_err(|_| ApiError::field("payload", "the validation's settings could not be read"))?;
+        .map_err(|_| Error::field("payload", "the validation's settings could not be read"))?;
     let found = bulk::validate(
         state,
         job.owner_id,

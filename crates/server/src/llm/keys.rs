@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::registry::ModelEntry;
 use crate::auth::extract::SessionUser;
 use crate::db::user_model_keys::{self as store, UserModelKey};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, ValidatedJson};
 use crate::state::AppState;
 
@@ -66,20 +66,20 @@ impl From<UserModelKey> for ModelKeyResponse {
 struct OwnKey(SecretString);
 
 impl OwnKey {
-    fn parse(key: &SecretString) -> Result<Self, ApiError> {
+    fn parse(key: &SecretString) -> Result<Self, Error> {
         // The messages describe the key, never quote it.
         let text = key.expose_secret().trim();
         if text.is_empty() {
-            return Err(ApiError::field("api_key", "must not be empty"));
+            return Err(Error::field("api_key", "must not be empty"));
         }
         if text.len() > MAX_KEY_CHARS {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 "api_key",
                 format!("must be at most {MAX_KEY_CHARS} characters long"),
             ));
         }
         if !text.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(ApiError::field(
+            return Err(Error::field(
                 "api_key",
                 "must be printable ASCII without spaces",
             ));
@@ -116,11 +116,11 @@ async fn put_key(
     State(state): State<AppState>,
     auth: SessionUser,
     Path(name): Path<String>,
-    body: Result<ValidatedJson<PutModelKey>, ApiError>,
-) -> Result<Json<ModelKeyResponse>, ApiError> {
+    body: Result<ValidatedJson<PutModelKey>, Error>,
+) -> Result<Json<ModelKeyResponse>, Error> {
     let ValidatedJson(body) = body.map_err(|err| match err {
         // serde's own words can quote what was sent (a key sent as a number, say).
-        ApiError::Validation(_) => ApiError::field("api_key", "must be a string"),
+        Error::Validation(_) => Error::field("api_key", "must be a string"),
         other => other,
     })?;
     let saved = save(&state, auth.user.id, &name, &body.api_key).await?;
@@ -139,7 +139,7 @@ async fn delete_key(
     State(state): State<AppState>,
     auth: SessionUser,
     Path(name): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     remove(&state, auth.user.id, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -150,10 +150,10 @@ async fn save(
     user: Uuid,
     model: &str,
     key: &SecretString,
-) -> Result<UserModelKey, ApiError> {
-    let entry = state.models.get(model).ok_or(ApiError::NotFound("model"))?;
+) -> Result<UserModelKey, Error> {
+    let entry = state.models.get(model).ok_or(Error::NotFound("model"))?;
     if !entry.takes_own_key() {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "model",
             format!("`{model}` runs on this server and takes no key"),
         ));
@@ -165,18 +165,18 @@ async fn save(
             key.0.expose_secret().as_bytes(),
             &associated_data(user, model),
         )
-        .map_err(|err| ApiError::Internal(err.into()))?;
+        .map_err(|err| Error::Internal(err.into()))?;
     let saved = store::save(&state.db, user, model, encrypted, key.hint()).await?;
     tracing::info!("saved the user's own model key");
     Ok(saved)
 }
 
 #[tracing::instrument(skip_all, fields(user.id = %user, model = %model))]
-async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), ApiError> {
+async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), Error> {
     // No check that the model is still configured: a key for a model taken out of the
     // configuration can still be deleted.
     if !store::delete(&state.db, user, model).await? {
-        return Err(ApiError::NotFound("model key"));
+        return Err(Error::NotFound("model key"));
     }
     tracing::info!("deleted the user's own model key");
     Ok(())
@@ -186,7 +186,7 @@ async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), ApiErro
 pub async fn models_with_own_key(
     state: &AppState,
     user: Uuid,
-) -> Result<BTreeSet<String>, ApiError> {
+) -> Result<BTreeSet<String>, Error> {
     Ok(store::models(&state.db, user).await?.into_iter().collect())
 }
 
@@ -195,7 +195,7 @@ pub async fn model_for_user(
     state: &AppState,
     user: Uuid,
     entry: &ModelEntry,
-) -> Result<ModelEntry, ApiError> {
+) -> Result<ModelEntry, Error> {
     if !entry.takes_own_key() {
         return Ok(entry.clone());
     }
@@ -210,7 +210,7 @@ pub async fn model_for_user(
         Err(err) => {
             // Not silently the configured key: the user asked for theirs to be used.
             tracing::warn!(user.id = %user, model = %entry.name, error = %err, "own model key unreadable");
-            Err(ApiError::conflict(
+            Err(Error::conflict(
                 "own-key-unreadable",
                 format!(
                     "Your own key for `{}` can no longer be read (the server's encryption key \

@@ -22,7 +22,7 @@ use super::service::{self, Applied};
 use super::spill::{Entry, Order, Sorter};
 use crate::db::tables::{self as store, RawRow, TableRecord};
 use crate::exports::render::Control;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// Rows read (and written) at a time by whole-table work.
@@ -92,7 +92,7 @@ pub async fn validate(
     table_id: Uuid,
     version: Option<i32>,
     control: Option<&Control>,
-) -> Result<Validation, ApiError> {
+) -> Result<Validation, Error> {
     let loaded = service::load(state, owner, table_id, version).await?;
     let schema = &loaded.schema;
     let mut out = Validation {
@@ -192,7 +192,7 @@ impl Target<'_> {
     }
 
     /// Counts `rows` done for a job, and stops the work when the job was cancelled or lost.
-    fn done(&self, rows: usize) -> Result<(), ApiError> {
+    fn done(&self, rows: usize) -> Result<(), Error> {
         if let Some(control) = self.control {
             control.rows.fetch_add(rows as u64, Ordering::Relaxed);
             if control.cancelled.load(Ordering::Relaxed) {
@@ -209,7 +209,7 @@ pub async fn apply(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
     op: &Op,
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, Error> {
     match op {
         Op::Sort { by } => sort(state, txn, target, by).await,
         _ => rowwise(state, txn, target, op).await,
@@ -230,7 +230,7 @@ impl<'a> Pages<'a> {
         }
     }
 
-    async fn next(&mut self, txn: &DatabaseTransaction) -> Result<Vec<RawRow>, ApiError> {
+    async fn next(&mut self, txn: &DatabaseTransaction) -> Result<Vec<RawRow>, Error> {
         let page = store::rows_after(
             txn,
             self.target.table.id,
@@ -257,7 +257,7 @@ struct Failed {
 }
 
 impl Failed {
-    fn add(&mut self, error: OpError) -> Result<(), ApiError> {
+    fn add(&mut self, error: OpError) -> Result<(), Error> {
         let cells = match &error {
             OpError::Unconvertible { cells, .. } | OpError::FormulaCells { cells, .. } => {
                 cells.clone()
@@ -274,7 +274,7 @@ impl Failed {
         Ok(())
     }
 
-    fn into_error(self) -> Option<ApiError> {
+    fn into_error(self) -> Option<Error> {
         let cells = self.cells.into_sorted_vec();
         Some(service::op_error(match self.error? {
             OpError::Unconvertible { column, to, .. } => {
@@ -291,7 +291,7 @@ async fn rowwise(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
     op: &Op,
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, Error> {
     let limits = service::change_limits(state);
     let decided = decide_mark(txn, target, op).await?;
     let ops = std::slice::from_ref(decided.as_ref().map_or(op, |d| &d.op));
@@ -379,7 +379,7 @@ async fn decide_mark(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
     op: &Op,
-) -> Result<Option<Decided>, ApiError> {
+) -> Result<Option<Decided>, Error> {
     let Op::ChangeType {
         column,
         to,
@@ -435,7 +435,7 @@ async fn sort(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
     by: &[SortKey],
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, Error> {
     let keys = version::sort_columns(target.schema, by).map_err(service::op_error)?;
     // This process's own temporary directory: what a crash leaves there is swept (scratch.rs).
     let dir = state.scratch.path();
@@ -516,7 +516,7 @@ async fn move_rows(
     txn: &DatabaseTransaction,
     target: &Target<'_>,
     mut rows: Vec<RawRow>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -532,9 +532,9 @@ async fn move_rows(
 /// Runs file work of the sorter off the async runtime.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, ApiError> {
+) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(e.into()))
+        .map_err(|e| Error::Internal(e.into()))?
+        .map_err(|e| Error::Internal(e.into()))
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::bulk::PAGE_ROWS;
 use super::service;
 use crate::db::tables as store;
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::state::AppState;
 
 /// Cells listed at most; the total counts them all.
@@ -43,12 +43,12 @@ pub async fn type_change(
     column: &str,
     to: ColumnType,
     reading: Option<Reading>,
-) -> Result<TypeChangePreview, ApiError> {
+) -> Result<TypeChangePreview, Error> {
     let loaded = service::load(state, owner, table_id, None).await?;
     let (schema, version) = (&loaded.schema, loaded.version);
     let col = schema
         .column(column)
-        .ok_or_else(|| ApiError::field("column", format!("the table has no column `{column}`")))?
+        .ok_or_else(|| Error::field("column", format!("the table has no column `{column}`")))?
         .clone();
     let pages = |after| store::rows_after(&state.db, table_id, version, false, after, PAGE_ROWS);
 

@@ -20,7 +20,7 @@ use super::order::{self, Start, View};
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
 use crate::db::tables::{self as store, RowFilter, TableRecord};
-use crate::http::error::ApiError;
+use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::jobs::ImportPayload;
@@ -89,14 +89,14 @@ fn with_etag(version: i32, status: StatusCode, body: impl Serialize) -> Response
 }
 
 /// The version named by `If-Match` (`"3"`, `3` or `W/"3"`), if any.
-fn if_match(headers: &HeaderMap) -> Result<Option<i32>, ApiError> {
+fn if_match(headers: &HeaderMap) -> Result<Option<i32>, Error> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(None);
     };
     let text = value.to_str().unwrap_or_default().trim();
     let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
     text.parse::<i32>().map(Some).map_err(|_| {
-        ApiError::bad_request(
+        Error::bad_request(
             "bad-if-match",
             "If-Match must be the table version from the ETag, e.g. \"3\".",
         )
@@ -134,20 +134,20 @@ async fn create_table(
     State(state): State<AppState>,
     auth: AuthUser,
     ValidatedJson(body): ValidatedJson<CreateTableRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let (table, summary) = match body.message_id {
         Some(message_id) => {
             let message =
                 crate::db::conversations::find_message(&state.db, auth.user.id, message_id)
                     .await?
-                    .ok_or(ApiError::NotFound("message"))?;
+                    .ok_or(Error::NotFound("message"))?;
             let index = body.table_index.unwrap_or(0);
             let mut found = sheetgpt_core::extract::extract_tables_reading(
                 &message.content,
                 sheetgpt_core::locale::date_order(auth.user.locale.as_deref()),
             );
             if index >= found.len() {
-                return Err(ApiError::field(
+                return Err(Error::field(
                     "table_index",
                     format!("the message holds {} table(s)", found.len()),
                 ));
@@ -199,7 +199,7 @@ async fn import_table(
     auth: AuthUser,
     headers: HeaderMap,
     mut multipart: Multipart,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let mut name: Option<String> = None;
     let mut delimiter: Option<u8> = None;
     let mut sheet: Option<String> = None;
@@ -216,7 +216,7 @@ async fn import_table(
                     "semicolon" | ";" => b';',
                     "pipe" | "|" => b'|',
                     other => {
-                        return Err(ApiError::field(
+                        return Err(Error::field(
                             "delimiter",
                             format!("`{other}` is not one of comma, tab, semicolon, pipe"),
                         ));
@@ -230,25 +230,25 @@ async fn import_table(
                 let tmp = state
                     .scratch
                     .file(".upload-")
-                    .map_err(|e| ApiError::Internal(e.into()))?;
+                    .map_err(|e| Error::Internal(e.into()))?;
                 let (std_file, path) = tmp.into_parts();
                 let mut out = tokio::fs::File::from_std(std_file);
                 use tokio::io::AsyncWriteExt;
                 while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
                     out.write_all(&chunk)
                         .await
-                        .map_err(|e| ApiError::Internal(e.into()))?;
+                        .map_err(|e| Error::Internal(e.into()))?;
                 }
                 out.flush()
                     .await
-                    .map_err(|e| ApiError::Internal(e.into()))?;
+                    .map_err(|e| Error::Internal(e.into()))?;
                 file = Some((path, file_name));
             }
             _ => {}
         }
     }
     let Some((path, file_name)) = file else {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "file",
             "attach the file as the multipart field `file`",
         ));
@@ -271,7 +271,7 @@ async fn import_table(
     });
     let size = tokio::fs::metadata(&path)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| Error::Internal(e.into()))?
         .len();
     if size > state.config.tables.import_sync_bytes {
         let payload = ImportPayload {
@@ -307,7 +307,7 @@ async fn start_import(
     headers: &HeaderMap,
     path: tempfile::TempPath,
     payload: ImportPayload,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let key = crate::exports::jobs::idempotency_key(headers)?;
     let (job, created) =
         crate::jobs::queue_import(state, owner, key.as_deref(), path, payload).await?;
@@ -323,7 +323,7 @@ async fn start_import(
 async fn text_field(
     field: axum::extract::multipart::Field<'_>,
     name: &str,
-) -> Result<String, ApiError> {
+) -> Result<String, Error> {
     let text = field.text().await.map_err(multipart_error)?;
     crate::http::nul::check_text(name, &text)?;
     Ok(text)
@@ -345,13 +345,13 @@ async fn starts_like_spreadsheet(path: &std::path::Path) -> bool {
     sheetgpt_core::import::looks_like_spreadsheet(&head[..filled])
 }
 
-fn multipart_error(err: axum::extract::multipart::MultipartError) -> ApiError {
+fn multipart_error(err: axum::extract::multipart::MultipartError) -> Error {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge {
+        Error::PayloadTooLarge {
             detail: "The upload is larger than this server accepts.".to_owned(),
         }
     } else {
-        ApiError::bad_request(
+        Error::bad_request(
             "bad-multipart",
             format!("The upload could not be read: {}", err.body_text()),
         )
@@ -378,7 +378,7 @@ async fn list_tables(
     State(state): State<AppState>,
     auth: AuthUser,
     Query(q): Query<ListTablesQuery>,
-) -> Result<Json<Page<TableResponse>>, ApiError> {
+) -> Result<Json<Page<TableResponse>>, Error> {
     let (limit, before) = PageQuery {
         limit: q.limit,
         cursor: q.cursor,
@@ -408,7 +408,7 @@ async fn get_table(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let loaded = service::load(&state, auth.user.id, id, None).await?;
     let version = loaded.version;
     Ok(with_etag(
@@ -434,10 +434,10 @@ async fn rename_table(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     ValidatedJson(body): ValidatedJson<RenameTable>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let name = service::check_name(&body.name)?;
     if !store::rename(&state.db, auth.user.id, id, &name).await? {
-        return Err(ApiError::NotFound("table"));
+        return Err(Error::NotFound("table"));
     }
     get_table(State(state), auth, Path(id)).await
 }
@@ -450,9 +450,9 @@ async fn delete_table(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, Error> {
     if !store::set_deleted(&state.db, auth.user.id, id, true).await? {
-        return Err(ApiError::NotFound("table"));
+        return Err(Error::NotFound("table"));
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -466,7 +466,7 @@ async fn restore_table(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     service::restore(&state, auth.user.id, id).await?;
     get_table(State(state), auth, Path(id)).await
 }
@@ -523,7 +523,7 @@ async fn list_rows(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     RawQuery(query): RawQuery,
-) -> Result<Json<RowsResponse>, ApiError> {
+) -> Result<Json<RowsResponse>, Error> {
     let mut version = None;
     let mut limit = 100u64;
     let mut cursor = None;
@@ -535,7 +535,7 @@ async fn list_rows(
                 version = Some(
                     value
                         .parse::<i32>()
-                        .map_err(|_| ApiError::field("version", "must be a version number"))?,
+                        .map_err(|_| Error::field("version", "must be a version number"))?,
                 );
             }
             "limit" => {
@@ -543,7 +543,7 @@ async fn list_rows(
                     .parse::<u64>()
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| ApiError::field("limit", "must be between 1 and 1000"))?;
+                    .ok_or_else(|| Error::field("limit", "must be between 1 and 1000"))?;
             }
             "cursor" => cursor = Some(value.into_owned()),
             "sort" => sort_args.push(value.into_owned()),
@@ -557,7 +557,7 @@ async fn list_rows(
         schema
             .column(name)
             .cloned()
-            .ok_or_else(|| ApiError::field(field, format!("no column named `{name}`")))
+            .ok_or_else(|| Error::field(field, format!("no column named `{name}`")))
     };
     let mut sort = Vec::new();
     for s in &sort_args {
@@ -576,7 +576,7 @@ async fn list_rows(
     let start = match cursor.as_deref() {
         None | Some("") => Start::After(None),
         Some(c) => {
-            let bad = || ApiError::field("cursor", "is not a cursor this API returned");
+            let bad = || Error::field("cursor", "is not a cursor this API returned");
             match c.split_at_checked(1) {
                 Some(("p", n)) if sort.is_empty() => {
                     Start::After(Some(n.parse::<i64>().map_err(|_| bad())?))
@@ -634,9 +634,9 @@ async fn list_rows(
 
 fn parse_filter(
     text: &str,
-    column: &impl Fn(&str, &str) -> Result<Column, ApiError>,
-) -> Result<RowFilter, ApiError> {
-    let bad = |msg: &str| ApiError::field("filter", format!("`{text}`: {msg}"));
+    column: &impl Fn(&str, &str) -> Result<Column, Error>,
+) -> Result<RowFilter, Error> {
+    let bad = |msg: &str| Error::field("filter", format!("`{text}`: {msg}"));
     let as_cmp = |s: &str| serde_json::from_value::<Cmp>(serde_json::Value::String(s.to_owned()));
     // `column:cmp:value`, where the column's name may hold colons too ("Time: start"): the
     // first colon followed by a comparison and a colon (or the end) ends the name.
@@ -733,9 +733,9 @@ async fn apply_changes(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     ValidatedJsonLoose(body): ValidatedJsonLoose<ChangeRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     if body.ops.len() > 10_000 {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "ops",
             "at most 10000 operations per change",
         ));
@@ -780,9 +780,9 @@ where
     T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Error> {
         let (v, _) = crate::http::extract::read_json::<T, S>(req, state).await?;
         Ok(Self(v))
     }
@@ -836,22 +836,22 @@ async fn list_versions(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(page): Query<VersionPageQuery>,
-) -> Result<Json<Page<VersionResponse>>, ApiError> {
+) -> Result<Json<Page<VersionResponse>>, Error> {
     let limit = match page.limit {
         None => 50,
         Some(n @ 1..=200) => n,
-        Some(_) => return Err(ApiError::field("limit", "must be between 1 and 200")),
+        Some(_) => return Err(Error::field("limit", "must be between 1 and 200")),
     };
     let before = match page.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(
             c.parse::<i32>()
-                .map_err(|_| ApiError::field("cursor", "is not a cursor this API returned"))?,
+                .map_err(|_| Error::field("cursor", "is not a cursor this API returned"))?,
         ),
     };
     store::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let mut rows = store::versions(&state.db, id, before, limit + 1).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -875,11 +875,11 @@ async fn get_version(
     State(state): State<AppState>,
     auth: AuthUser,
     Path((id, version)): Path<(Uuid, i32)>,
-) -> Result<Json<VersionResponse>, ApiError> {
+) -> Result<Json<VersionResponse>, Error> {
     let loaded = service::load(&state, auth.user.id, id, Some(version)).await?;
     let record = store::version(&state.db, id, version)
         .await?
-        .ok_or(ApiError::NotFound("version"))?;
+        .ok_or(Error::NotFound("version"))?;
     Ok(Json(version_response(record, Some(loaded.schema.columns))))
 }
 
@@ -911,7 +911,7 @@ async fn diff(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(q): Query<DiffQuery>,
-) -> Result<Json<DiffResponse>, ApiError> {
+) -> Result<Json<DiffResponse>, Error> {
     let diff = service::diff(&state, auth.user.id, id, q.from, q.to).await?;
     Ok(Json(DiffResponse {
         from: q.from,
@@ -946,7 +946,7 @@ async fn revert(
     Path(id): Path<Uuid>,
     headers: HeaderMap,
     ValidatedJson(body): ValidatedJson<RevertRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     let expected = if_match(&headers)?;
     let key = crate::exports::jobs::idempotency_key(&headers)?;
     let submitted = service::submit_revert(
@@ -1001,7 +1001,7 @@ async fn validate_rows(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(q): Query<ValidationQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     Ok(
         match crate::jobs::validation::request(&state, auth.user.id, id, q.version).await? {
             crate::jobs::validation::Validated::Now(found) => Json(found).into_response(),
@@ -1062,7 +1062,7 @@ async fn preview_type_change(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(q): Query<TypeChangeQuery>,
-) -> Result<Json<TypeChangeResponse>, ApiError> {
+) -> Result<Json<TypeChangeResponse>, Error> {
     let reading = q.decimal.map(|decimal| Reading {
         decimal,
         grouping: None,
@@ -1111,14 +1111,14 @@ async fn download(
     auth: AuthUser,
     Path(id): Path<Uuid>,
     Query(q): Query<DownloadQuery>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, Error> {
     use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
     let format = FileFormat::parse(&q.format)
-        .ok_or_else(|| ApiError::field("format", "must be xlsx, csv or json"))?;
+        .ok_or_else(|| Error::field("format", "must be xlsx, csv or json"))?;
     let layout = match q.layout.as_deref() {
         None | Some("records") => JsonShape::Records,
         Some("columns") => JsonShape::Columns,
-        Some(_) => return Err(ApiError::field("layout", "must be records or columns")),
+        Some(_) => return Err(Error::field("layout", "must be records or columns")),
     };
     let loaded = service::load(&state, auth.user.id, id, q.version).await?;
     let template = match q.template {
@@ -1152,14 +1152,14 @@ async fn download(
     let (tmp, _rows) = match rendered {
         Ok(done) => done,
         Err(err @ render::RenderError::Export(ExportError::TooLargeForXlsx { .. })) => {
-            return Err(ApiError::PayloadTooLarge {
+            return Err(Error::PayloadTooLarge {
                 detail: err.public_message(),
             });
         }
-        Err(err) => return Err(ApiError::Internal(anyhow::anyhow!("download: {err}"))),
+        Err(err) => return Err(Error::Internal(anyhow::anyhow!("download: {err}"))),
     };
     // The open file stays readable after its name is removed.
-    let file = tmp.reopen().map_err(|e| ApiError::Internal(e.into()))?;
+    let file = tmp.reopen().map_err(|e| Error::Internal(e.into()))?;
     drop(tmp);
     Ok(crate::exports::file_response(
         file,

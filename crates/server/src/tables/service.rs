@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::bulk;
 use crate::db::tables::{self as store, NewVersion, TableRecord};
-use crate::http::error::{ApiError, FieldError};
+use crate::error::{Error, FieldError};
 use crate::quotas::RowQuota;
 use crate::state::AppState;
 
@@ -30,14 +30,14 @@ pub async fn load(
     owner: Uuid,
     table_id: Uuid,
     version: Option<i32>,
-) -> Result<Loaded, ApiError> {
+) -> Result<Loaded, Error> {
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let version = version.unwrap_or(table.current_version);
     let record = store::version(&state.db, table.id, version)
         .await?
-        .ok_or(ApiError::NotFound("version"))?;
+        .ok_or(Error::NotFound("version"))?;
     let schema = store::parse_schema(&record)?;
     Ok(Loaded {
         table,
@@ -46,16 +46,16 @@ pub async fn load(
     })
 }
 
-pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), ApiError> {
+pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), Error> {
     let limits = &state.config.tables;
     if columns == 0 {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "columns",
             "a table needs at least one column",
         ));
     }
     if columns > limits.max_columns {
-        return Err(ApiError::PayloadTooLarge {
+        return Err(Error::PayloadTooLarge {
             detail: format!(
                 "The table has {columns} columns; at most {} are allowed.",
                 limits.max_columns
@@ -63,7 +63,7 @@ pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Resul
         });
     }
     if rows > limits.max_rows {
-        return Err(ApiError::PayloadTooLarge {
+        return Err(Error::PayloadTooLarge {
             detail: format!(
                 "The table has {rows} rows; at most {} are allowed.",
                 limits.max_rows
@@ -73,19 +73,19 @@ pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Resul
     Ok(())
 }
 
-pub fn check_name(name: &str) -> Result<String, ApiError> {
+pub fn check_name(name: &str) -> Result<String, Error> {
     let name = name.trim();
     if name.is_empty() {
-        return Err(ApiError::field("name", "must not be blank"));
+        return Err(Error::field("name", "must not be blank"));
     }
     if name.contains('\0') {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "name",
             "must not contain a NUL character (U+0000)",
         ));
     }
     if name.chars().count() > 200 {
-        return Err(ApiError::field(
+        return Err(Error::field(
             "name",
             "must be at most 200 characters long",
         ));
@@ -96,7 +96,7 @@ pub fn check_name(name: &str) -> Result<String, ApiError> {
 /// Brings a deleted table back from the trash, if the user's stored-rows quota has room for
 /// its rows (counted under the user's quota lock, like any other change of their rows).
 #[tracing::instrument(skip_all, fields(user.id = %owner, table.id = %table_id))]
-pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), ApiError> {
+pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), Error> {
     let quota = RowQuota::of(state, owner).await?;
     let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
@@ -104,11 +104,11 @@ pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<()
     // Restored first (a write, which also takes SQLite's write lock before any read), then
     // counted: the transaction rolls back when the rows do not fit.
     if !store::set_deleted(&txn, owner, table_id, false).await? {
-        return Err(ApiError::NotFound("deleted table"));
+        return Err(Error::NotFound("deleted table"));
     }
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("deleted table"))?;
+        .ok_or(Error::NotFound("deleted table"))?;
     quota.check_written(&txn, table.row_count).await?;
     txn.commit().await?;
     // Others' writes need not wait for what follows.
@@ -124,7 +124,7 @@ pub async fn create(
     name: &str,
     table: Table,
     summary: &str,
-) -> Result<TableRecord, ApiError> {
+) -> Result<TableRecord, Error> {
     let name = check_name(name)?;
     check_limits(state, table.columns.len(), table.rows.len() as u64)?;
     check_cell_sizes(
@@ -178,7 +178,7 @@ async fn finish_create(
     rows: i64,
     summary: &str,
     owner: Uuid,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     store::insert_version(
         txn,
         NewVersion {
@@ -202,10 +202,10 @@ pub fn table_from_json(
     rows: Vec<serde_json::Value>,
     max_columns: usize,
     dates: sheetgpt_core::table::DateOrder,
-) -> Result<Table, ApiError> {
+) -> Result<Table, Error> {
     // Refuse too many columns before anything is sized by them: rows are padded to the
     // widest one, so one long row must not make every row huge.
-    let too_wide = |n: usize| ApiError::PayloadTooLarge {
+    let too_wide = |n: usize| Error::PayloadTooLarge {
         detail: format!("The table has {n} columns; at most {max_columns} are allowed."),
     };
     if let Some(cols) = &columns
@@ -270,7 +270,7 @@ pub fn table_from_json(
                     .collect(),
             ),
             _ => {
-                return Err(ApiError::field(
+                return Err(Error::field(
                     &format!("rows[{i}]"),
                     "must be an array of values or an object keyed by column name",
                 ));
@@ -318,7 +318,7 @@ pub fn table_from_json(
         table.columns.push(column);
     }
     if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+        return Err(Error::Validation(errors));
     }
     if table.rows.len() < cells.len() {
         table.rows.resize(cells.len(), Vec::new());
@@ -362,7 +362,7 @@ pub async fn import_delimited(
     name: &str,
     path: std::path::PathBuf,
     delimiter: Option<u8>,
-) -> Result<TableRecord, ApiError> {
+) -> Result<TableRecord, Error> {
     import(
         state,
         owner,
@@ -382,7 +382,7 @@ pub async fn import_spreadsheet(
     name: &str,
     path: std::path::PathBuf,
     sheet: Option<String>,
-) -> Result<TableRecord, ApiError> {
+) -> Result<TableRecord, Error> {
     import(
         state,
         owner,
@@ -411,7 +411,7 @@ impl JobRun<'_> {
         txn: &DatabaseTransaction,
         result: &serde_json::Value,
         rows: i64,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let held = crate::db::jobs::succeed(
             txn,
             self.job_id,
@@ -429,8 +429,8 @@ impl JobRun<'_> {
 pub const JOB_STOPPED: &str = "job-stopped";
 
 /// The error that ends a job's work when it was cancelled or lost (the worker records nothing).
-pub fn job_stopped() -> ApiError {
-    ApiError::conflict(JOB_STOPPED, "The job was cancelled.")
+pub fn job_stopped() -> Error {
+    Error::conflict(JOB_STOPPED, "The job was cancelled.")
 }
 
 /// Imports a file with the core reader, in its two passes: the first (which checks every
@@ -444,7 +444,7 @@ pub async fn import(
     path: std::path::PathBuf,
     source: Source,
     job: Option<JobRun<'_>>,
-) -> Result<TableRecord, ApiError> {
+) -> Result<TableRecord, Error> {
     use std::sync::atomic::Ordering;
     let stopped = job_stopped;
     let name = check_name(name)?;
@@ -455,11 +455,11 @@ pub async fn import(
         .and_then(|u| u.locale);
     limits.dates = sheetgpt_core::locale::date_order(locale.as_deref());
     let opened = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path).map_err(|e| ApiError::Internal(e.into()))?;
+        let file = std::fs::File::open(&path).map_err(|e| Error::Internal(e.into()))?;
         Import::open(std::io::BufReader::new(file), &source, &limits).map_err(import_error)
     })
     .await
-    .map_err(|e| ApiError::Internal(e.into()))??;
+    .map_err(|e| Error::Internal(e.into()))??;
     let scan = opened.scan().clone();
     check_limits(state, scan.columns.len(), scan.rows)?;
     if let Some(job) = &job {
@@ -471,7 +471,7 @@ pub async fn import(
     let quota = RowQuota::of(state, owner).await?;
     let schema = Schema::new(scan.columns.clone());
 
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, ApiError>>(4);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, Error>>(4);
     let ids: Vec<String> = schema.columns.iter().map(|c| c.id.clone()).collect();
     let reader = tokio::task::spawn_blocking(move || {
         let mut next_id: RowId = 1;
@@ -531,7 +531,7 @@ pub async fn import(
             }
         }
     }
-    reader.await.map_err(|e| ApiError::Internal(e.into()))?;
+    reader.await.map_err(|e| Error::Internal(e.into()))?;
     let summary = import_summary(&scan, count);
     finish_create(&txn, &record, &schema, count, &summary, owner).await?;
     if let Some(job) = &job {
@@ -579,32 +579,32 @@ fn sentence(text: impl std::fmt::Display) -> String {
 /// The problem for a refused import: 413 for what is too large (columns, rows, what a
 /// workbook inflates to), 422 for a cell that cannot be stored as given (too long, NUL),
 /// 400 for a file that is not what it claims to be.
-pub fn import_error(err: ImportError) -> ApiError {
+pub fn import_error(err: ImportError) -> Error {
     let detail = sentence(&err);
     match err {
         ImportError::TooManyColumns { .. }
         | ImportError::TooManyRows { .. }
-        | ImportError::TooLarge(_) => ApiError::PayloadTooLarge { detail },
-        ImportError::CellTooLong { .. } => ApiError::Unprocessable {
+        | ImportError::TooLarge(_) => Error::PayloadTooLarge { detail },
+        ImportError::CellTooLong { .. } => Error::Unprocessable {
             code: "cell-too-large",
             detail,
             errors: Vec::new(),
         },
-        ImportError::Nul { .. } => ApiError::Unprocessable {
+        ImportError::Nul { .. } => Error::Unprocessable {
             code: "nul-character",
             detail,
             errors: Vec::new(),
         },
-        ImportError::NoSuchSheet(_) => ApiError::field("sheet", err.to_string()),
-        ImportError::Delimiter(_) => ApiError::field("delimiter", err.to_string()),
-        ImportError::Io(_) => ApiError::Internal(anyhow::Error::new(err)),
+        ImportError::NoSuchSheet(_) => Error::field("sheet", err.to_string()),
+        ImportError::Delimiter(_) => Error::field("delimiter", err.to_string()),
+        ImportError::Io(_) => Error::Internal(anyhow::Error::new(err)),
         ImportError::Empty
         | ImportError::NoRows
         | ImportError::NotUtf8 { .. }
         | ImportError::Malformed(_)
         | ImportError::NotASpreadsheet(_)
         | ImportError::NoSheets
-        | ImportError::OutOfOrder { .. } => ApiError::BadRequest {
+        | ImportError::OutOfOrder { .. } => Error::BadRequest {
             code: "bad-upload",
             detail,
         },
@@ -616,7 +616,7 @@ pub fn import_error(err: ImportError) -> ApiError {
 fn check_cell_sizes<'a>(
     state: &AppState,
     rows: impl Iterator<Item = (String, &'a Value)>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let max = state.config.tables.max_cell_chars;
     let errors: Vec<FieldError> = rows
         .filter(|(_, v)| sheetgpt_core::import::text_over(v, max))
@@ -626,7 +626,7 @@ fn check_cell_sizes<'a>(
     if errors.is_empty() {
         return Ok(());
     }
-    Err(ApiError::Unprocessable {
+    Err(Error::Unprocessable {
         code: "cell-too-large",
         detail: format!(
             "{} cell(s) hold more than {max} characters; a cell may hold at most {max}.",
@@ -683,20 +683,20 @@ pub async fn submit_change(
     ops: Vec<Op>,
     summary: Option<String>,
     key: Option<&str>,
-) -> Result<Submitted, ApiError> {
+) -> Result<Submitted, Error> {
     if ops.is_empty() {
         return Err(no_ops());
     }
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     if !(needs_job(state, &table) && version::plan(&ops).all_rows) {
         return change(state, owner, table_id, expected, ops, summary, None)
             .await
             .map(Submitted::Applied);
     }
     let Some(op) = bulk::streamed(&ops) else {
-        return Err(ApiError::Unprocessable {
+        return Err(Error::Unprocessable {
             code: "change-too-large",
             detail: format!(
                 "The table has {} rows, more than tables.max_sync_rows ({}): an operation on \
@@ -735,12 +735,12 @@ pub async fn submit_revert(
     target: i32,
     expected: Option<i32>,
     key: Option<&str>,
-) -> Result<Submitted, ApiError> {
+) -> Result<Submitted, Error> {
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     if target < 1 || target > table.current_version {
-        return Err(ApiError::NotFound("version"));
+        return Err(Error::NotFound("version"));
     }
     let target_rows = store::version(&state.db, table.id, target)
         .await?
@@ -779,8 +779,8 @@ fn whole_table_ops(ops: &[Op]) -> Vec<String> {
         .collect()
 }
 
-fn no_ops() -> ApiError {
-    ApiError::field("ops", "a change needs at least one operation")
+fn no_ops() -> Error {
+    Error::field("ops", "a change needs at least one operation")
 }
 
 /// What a change may ask for, from `[tables]`.
@@ -794,12 +794,12 @@ pub(super) fn change_limits(state: &AppState) -> version::Limits {
     }
 }
 
-pub(super) fn op_error(err: OpError) -> ApiError {
+pub(super) fn op_error(err: OpError) -> Error {
     match err {
         OpError::BadFormula {
             column,
             error: FormulaError::TooLong { chars, max },
-        } => ApiError::Unprocessable {
+        } => Error::Unprocessable {
             code: "formula-too-long",
             detail: format!(
                 "The formula for `{column}` has {chars} characters; at most {max} are allowed \
@@ -810,7 +810,7 @@ pub(super) fn op_error(err: OpError) -> ApiError {
         OpError::BadFormula {
             column,
             error: FormulaError::TooDeep { max },
-        } => ApiError::Unprocessable {
+        } => Error::Unprocessable {
             code: "formula-too-deep",
             detail: format!(
                 "The formula for `{column}` nests parentheses more than {max} deep \
@@ -818,14 +818,14 @@ pub(super) fn op_error(err: OpError) -> ApiError {
             ),
             errors: Vec::new(),
         },
-        OpError::FormulaCells { column, cells } => ApiError::Validation(
+        OpError::FormulaCells { column, cells } => Error::Validation(
             cells
                 .into_iter()
                 .take(100)
                 .map(|(row, why)| FieldError::new(format!("rows[{row}].{column}"), why))
                 .collect(),
         ),
-        OpError::Unconvertible { column, to, cells } => ApiError::Validation(
+        OpError::Unconvertible { column, to, cells } => Error::Validation(
             cells
                 .into_iter()
                 .take(100)
@@ -837,12 +837,12 @@ pub(super) fn op_error(err: OpError) -> ApiError {
                 })
                 .collect(),
         ),
-        other => ApiError::Validation(vec![FieldError::new("ops", other.to_string())]),
+        other => Error::Validation(vec![FieldError::new("ops", other.to_string())]),
     }
 }
 
-fn stale(current: i32) -> ApiError {
-    ApiError::conflict(
+fn stale(current: i32) -> Error {
+    Error::conflict(
         "stale-version",
         format!("The table has changed: its current version is {current}. Reload and try again."),
     )
@@ -855,7 +855,7 @@ async fn working_set(
     base: i32,
     schema: &Schema,
     ops: &[Op],
-) -> Result<Working, ApiError> {
+) -> Result<Working, Error> {
     let needs = version::plan(ops);
     let raw = if needs.all_rows {
         store::rows_at(txn, table.id, base, true, None).await?
@@ -892,13 +892,13 @@ pub async fn change(
     ops: Vec<Op>,
     summary: Option<String>,
     job: Option<JobRun<'_>>,
-) -> Result<ChangeResult, ApiError> {
+) -> Result<ChangeResult, Error> {
     if ops.is_empty() {
         return Err(no_ops());
     }
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let base = expected.unwrap_or(table.current_version);
     let quota = RowQuota::of(state, owner).await?;
     let turn = state.writes.turn().await?;
@@ -909,16 +909,16 @@ pub async fn change(
         txn.rollback().await?;
         let current = store::find(&state.db, owner, table_id)
             .await?
-            .ok_or(ApiError::NotFound("table"))?;
+            .ok_or(Error::NotFound("table"))?;
         return Err(stale(current.current_version));
     }
     // Re-read under the claim: the row ids and counts are now stable.
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let record = store::version(&txn, table.id, base)
         .await?
-        .ok_or(ApiError::NotFound("version"))?;
+        .ok_or(Error::NotFound("version"))?;
     let schema = store::parse_schema(&record)?;
     let applied = match bulk::streamed(&ops) {
         Some(op) => {
@@ -941,7 +941,7 @@ pub async fn change(
         .check(&txn, applied.row_count - table.row_count)
         .await?;
     let new_version = base + 1;
-    let ops_json = serde_json::to_value(&ops).map_err(|e| ApiError::Internal(e.into()))?;
+    let ops_json = serde_json::to_value(&ops).map_err(|e| Error::Internal(e.into()))?;
     store::insert_version(
         &txn,
         NewVersion {
@@ -989,8 +989,8 @@ async fn record_job(
     job: &JobRun<'_>,
     table_id: Uuid,
     result: &ChangeResult,
-) -> Result<(), ApiError> {
-    let mut json = serde_json::to_value(result).map_err(|e| ApiError::Internal(e.into()))?;
+) -> Result<(), Error> {
+    let mut json = serde_json::to_value(result).map_err(|e| Error::Internal(e.into()))?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert("table_id".to_owned(), serde_json::json!(table_id));
     }
@@ -1024,7 +1024,7 @@ async fn in_memory(
     base: i32,
     schema: &Schema,
     ops: &[Op],
-) -> Result<Applied, ApiError> {
+) -> Result<Applied, Error> {
     let mut working = working_set(txn, table, base, schema, ops).await?;
     let first_new = working.next_row_id;
     let limits = change_limits(state);
@@ -1034,7 +1034,7 @@ async fn in_memory(
         let spread = make_room(txn, table, base, schema, ops, &mut working).await?;
         outcome = version::apply(schema, ops, working, &limits).map_err(op_error)?;
         if outcome.renumber {
-            return Err(ApiError::Unprocessable {
+            return Err(Error::Unprocessable {
                 code: "insert-too-dense",
                 detail: "Too many rows are inserted at one place in this change; insert them \
                          in separate changes."
@@ -1085,7 +1085,7 @@ pub(super) fn check_cell_sizes_of<'a>(
     state: &AppState,
     schema: &Schema,
     rows: impl Iterator<Item = &'a Row>,
-) -> Result<(), ApiError> {
+) -> Result<(), Error> {
     let names: HashMap<&str, &str> = schema
         .columns
         .iter()
@@ -1123,7 +1123,7 @@ async fn make_room(
     schema: &Schema,
     ops: &[Op],
     working: &mut Working,
-) -> Result<Vec<Row>, ApiError> {
+) -> Result<Vec<Row>, Error> {
     let mut moved: HashMap<RowId, Row> = HashMap::new();
     for op in ops {
         let Op::InsertRows {
@@ -1249,7 +1249,7 @@ async fn states(
     current: bool,
     schema: &Schema,
     ids: &[RowId],
-) -> Result<HashMap<RowId, Row>, ApiError> {
+) -> Result<HashMap<RowId, Row>, Error> {
     Ok(store::rows_at(db, table_id, version, current, Some(ids))
         .await?
         .into_iter()
@@ -1266,7 +1266,7 @@ pub async fn diff(
     table_id: Uuid,
     from: i32,
     to: i32,
-) -> Result<Diff, ApiError> {
+) -> Result<Diff, Error> {
     let a = load(state, owner, table_id, Some(from)).await?;
     let b = load(state, owner, table_id, Some(to)).await?;
     let (lo, hi) = (from.min(to), from.max(to));
@@ -1305,14 +1305,14 @@ pub async fn revert(
     target: i32,
     expected: Option<i32>,
     job: Option<JobRun<'_>>,
-) -> Result<ChangeResult, ApiError> {
+) -> Result<ChangeResult, Error> {
     use std::sync::atomic::Ordering;
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let base = expected.unwrap_or(table.current_version);
     if target < 1 || target > table.current_version {
-        return Err(ApiError::NotFound("version"));
+        return Err(Error::NotFound("version"));
     }
     let quota = RowQuota::of(state, owner).await?;
     let turn = state.writes.turn().await?;
@@ -1324,15 +1324,15 @@ pub async fn revert(
     }
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(ApiError::NotFound("table"))?;
+        .ok_or(Error::NotFound("table"))?;
     let current_schema = store::parse_schema(
         &store::version(&txn, table.id, base)
             .await?
-            .ok_or(ApiError::NotFound("version"))?,
+            .ok_or(Error::NotFound("version"))?,
     )?;
     let target_record = store::version(&txn, table.id, target)
         .await?
-        .ok_or(ApiError::NotFound("version"))?;
+        .ok_or(Error::NotFound("version"))?;
     let mut schema = store::parse_schema(&target_record)?;
     schema.next_column = schema.next_column.max(current_schema.next_column);
     let new_version = base + 1;

@@ -1,4 +1,9 @@
-//! Storage: one SeaORM connection pool over SQLite (the default, a file in the data dir) or
+//! Storage of SheetGPT: SeaORM entities, migrations and every query the service makes.
+//!
+//! It depends on the domain (`sheetgpt-core`) and SeaORM, never on the server: repositories
+//! take plain values, not configuration or HTTP types, and return `DbErr`.
+//!
+//! One SeaORM connection pool over SQLite (the default, a file in the data dir) or
 //! PostgreSQL, chosen by URL at run time; the same entities, migrations and queries serve both.
 
 pub mod api_keys;
@@ -23,11 +28,10 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use crate::config::Config;
 use migration::Migrator;
 
 /// SQL with `?` placeholders, numbered `$1…` for PostgreSQL.
-pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DatabaseBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 16);
         let mut n = 0;
@@ -47,23 +51,25 @@ pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> S
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Opens the pool described by the configuration (creating the SQLite file and the data dir
-/// when needed).
-pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
-    let url = config.effective_database_url();
-    if url.starts_with("sqlite:") {
-        crate::secrets::ensure_data_dir(&config.data_dir)?;
-        crate::secrets::warn_if_open(&config.data_dir);
-        if let Some(path) = sqlite_file(&url) {
-            crate::secrets::create_private(&path)?;
-        }
-    }
-    let mut options = ConnectOptions::new(url);
+/// How to reach the database: its URL and the pool's bounds.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// `sqlite://…` or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+}
+
+/// Opens the pool (creating a missing SQLite file; its directory must exist).
+pub async fn open(opts: &Options) -> anyhow::Result<DatabaseConnection> {
+    let mut options = ConnectOptions::new(opts.url.clone());
     options
-        .max_connections(config.database.max_connections)
-        .min_connections(config.database.min_connections)
-        .connect_timeout(Duration::from_secs(config.database.connect_timeout_secs))
-        .acquire_timeout(Duration::from_secs(config.database.acquire_timeout_secs))
+        .max_connections(opts.max_connections)
+        .min_connections(opts.min_connections)
+        .connect_timeout(opts.connect_timeout)
+        .acquire_timeout(opts.acquire_timeout)
         .sqlx_logging(false)
         // A connection is checked only after it sat idle (a restarted PostgreSQL drops them):
         // checking each one on every acquire was a round trip more per request.
@@ -103,7 +109,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<DatabaseConnection> {
 }
 
 /// The file of a `sqlite:` URL, or None for an in-memory database.
-fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;

@@ -11,7 +11,7 @@ pub struct Model {
     /// Scopes granted, space-separated.
     #[sea_orm(column_type = "Text")]
     pub scopes: String,
-    /// AES-256-GCM (see `crate::crypto`), bound to the user and the purpose.
+    /// AES-256-GCM (see the server's `crypto` module), bound to the user and the purpose.
     #[sea_orm(column_type = "Text")]
     pub encrypted_refresh_token: String,
     #[sea_orm(column_type = "Text", nullable)]

@@ -9,7 +9,7 @@ pub struct Model {
     pub user_id: Uuid,
     /// The model's name in the configuration.
     pub model: String,
-    /// `v1:…` from `crate::crypto::Cipher::encrypt`, bound to the user and the model.
+    /// `v1:…` from the server's `crypto::Cipher::encrypt`, bound to the user and the model.
     #[sea_orm(column_type = "Text")]
     pub encrypted_key: String,
     /// The key's last characters, so the user can tell which key is saved (empty for keys too

@@ -1,4 +1,4 @@
-//! Users' own keys for configured model providers, encrypted (see `crate::crypto`).
+//! Users' own keys for configured model providers, encrypted (see the server's `crypto` module).
 
 use sea_orm_migration::prelude::*;
 
