@@ -6,7 +6,6 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use garde::Validate;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -16,7 +15,7 @@ use uuid::Uuid;
 use crate::audit::{self, Event};
 use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::chat::routes::UsageResponse;
-use crate::db::entity::user::{self, Role};
+use crate::db::entity::user::Role;
 use crate::db::users;
 use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
@@ -104,31 +103,23 @@ async fn list_users(
         cursor: q.cursor,
     }
     .parse()?;
-    let mut select = user::Entity::find()
-        .filter(user::Column::DeletedAt.is_null())
-        .order_by_desc(user::Column::Id)
-        .limit(limit + 1);
+    let mut search = users::Search {
+        disabled: q.disabled,
+        ..users::Search::default()
+    };
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
         if text.chars().count() > 200 {
             return Err(Error::field("q", "must be at most 200 characters"));
         }
-        select = select.filter(user::Column::Email.contains(text.to_lowercase()));
+        search.email_contains = Some(text.to_owned());
     }
-    match q.role.as_deref() {
-        None | Some("") => {}
-        Some("user") => select = select.filter(user::Column::Role.eq(Role::User)),
-        Some("admin") => select = select.filter(user::Column::Role.eq(Role::Admin)),
+    search.role = match q.role.as_deref() {
+        None | Some("") => None,
+        Some("user") => Some(Role::User),
+        Some("admin") => Some(Role::Admin),
         Some(_) => return Err(Error::field("role", "must be user or admin")),
-    }
-    match q.disabled {
-        None => {}
-        Some(true) => select = select.filter(user::Column::DisabledAt.is_not_null()),
-        Some(false) => select = select.filter(user::Column::DisabledAt.is_null()),
-    }
-    if let Some(before) = before {
-        select = select.filter(user::Column::Id.lt(before));
-    }
-    let rows = select.all(&state.db).await?;
+    };
+    let rows = users::search(&state.db, &search, before, limit + 1).await?;
     Ok(Json(Page::from_rows(
         rows,
         limit,
@@ -274,15 +265,9 @@ pub struct QuotaReport {
 }
 
 async fn quota_report(state: &AppState, id: Uuid) -> Result<QuotaReport, Error> {
-    use sea_orm::PaginatorTrait;
     let today = quotas::today();
     let tokens = crate::db::conversations::tokens_since(&state.db, id, today).await?;
-    let exports = crate::db::entity::job::Entity::find()
-        .filter(crate::db::entity::job::Column::OwnerId.eq(id))
-        .filter(crate::db::entity::job::Column::Kind.eq(crate::exports::jobs::KIND))
-        .filter(crate::db::entity::job::Column::CreatedAt.gte(today))
-        .count(&state.db)
-        .await?;
+    let exports = quotas::exports_today(&state.db, id).await?;
     Ok(QuotaReport {
         defaults: quotas::defaults(state),
         overrides: quotas::overrides(&state.db, id).await?,

@@ -2,16 +2,14 @@
 //! roles, exports, Google connections, admin actions) with who, what, from where and when.
 //! Details never hold secrets: ids, names, counts and reasons only.
 
-use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::extract::ClientInfo;
-use crate::db::entity::audit_event;
+use crate::db::audit::NewEvent;
 use crate::state::AppState;
 
-pub use audit_event::Model as AuditEvent;
+pub use crate::db::audit::{AuditEvent, Filter, list, purge};
 
 /// One event to record.
 pub struct Event<'a> {
@@ -49,86 +47,21 @@ fn clip(text: &str, max: usize) -> String {
 /// Records an event. A failure to write it is logged, never turned into a failed request:
 /// the action it describes has already happened.
 pub async fn record(state: &AppState, client: Option<&ClientInfo>, event: Event<'_>) {
-    let row = audit_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        action: Set(event.action.to_owned()),
-        actor_id: Set(event.actor),
-        target_type: Set(event.target.as_ref().map(|(k, _)| (*k).to_owned())),
-        target_id: Set(event.target.map(|(_, id)| clip(&id, 200))),
-        ip: Set(client.map(|c| clip(&c.ip, 64))),
-        user_agent: Set(client
+    let row = NewEvent {
+        action: event.action.to_owned(),
+        actor_id: event.actor,
+        target_type: event.target.as_ref().map(|(k, _)| (*k).to_owned()),
+        target_id: event.target.map(|(_, id)| clip(&id, 200)),
+        ip: client.map(|c| clip(&c.ip, 64)),
+        user_agent: client
             .and_then(|c| c.user_agent.as_deref())
-            .map(|ua| clip(ua, 500))),
-        request_id: Set(client
+            .map(|ua| clip(ua, 500)),
+        request_id: client
             .and_then(|c| c.request_id.as_deref())
-            .map(|r| clip(r, 100))),
-        details: Set(event.details.map(|d| d.to_string())),
-        created_at: Set(Utc::now()),
+            .map(|r| clip(r, 100)),
+        details: event.details.map(|d| d.to_string()),
     };
-    if let Err(err) = row.insert(&state.db).await {
+    if let Err(err) = crate::db::audit::insert(&state.db, row).await {
         tracing::error!(action = event.action, error = %err, "could not write an audit event");
     }
-}
-
-/// Filters for reading the log.
-#[derive(Default)]
-pub struct Filter {
-    pub actor: Option<Uuid>,
-    pub action: Option<String>,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-}
-
-/// Events newest first, `limit` of them with ids below `before`.
-pub async fn list(
-    db: &impl ConnectionTrait,
-    filter: &Filter,
-    before: Option<Uuid>,
-    limit: u64,
-) -> Result<Vec<AuditEvent>, sea_orm::DbErr> {
-    use sea_orm::{QueryOrder, QuerySelect};
-    let mut q = audit_event::Entity::find()
-        .order_by_desc(audit_event::Column::Id)
-        .limit(limit);
-    if let Some(actor) = filter.actor {
-        q = q.filter(audit_event::Column::ActorId.eq(actor));
-    }
-    if let Some(action) = &filter.action {
-        // `auth.` matches every auth event.
-        q = if action.ends_with('.') {
-            q.filter(audit_event::Column::Action.starts_with(action.as_str()))
-        } else {
-            q.filter(audit_event::Column::Action.eq(action.as_str()))
-        };
-    }
-    if let Some(kind) = &filter.target_type {
-        q = q.filter(audit_event::Column::TargetType.eq(kind.as_str()));
-    }
-    if let Some(id) = &filter.target_id {
-        q = q.filter(audit_event::Column::TargetId.eq(id.as_str()));
-    }
-    if let Some(since) = filter.since {
-        q = q.filter(audit_event::Column::CreatedAt.gte(since));
-    }
-    if let Some(until) = filter.until {
-        q = q.filter(audit_event::Column::CreatedAt.lt(until));
-    }
-    if let Some(before) = before {
-        q = q.filter(audit_event::Column::Id.lt(before));
-    }
-    q.all(db).await
-}
-
-/// Deletes events older than `cutoff` (retention).
-pub async fn purge(
-    db: &impl ConnectionTrait,
-    cutoff: DateTime<Utc>,
-) -> Result<u64, sea_orm::DbErr> {
-    Ok(audit_event::Entity::delete_many()
-        .filter(audit_event::Column::CreatedAt.lt(cutoff))
-        .exec(db)
-        .await?
-        .rows_affected)
 }

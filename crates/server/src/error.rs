@@ -112,7 +112,6 @@ impl Error {
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::Validation(vec![FieldError::new(field, message)])
     }
-
 }
 
 impl From<sea_orm::DbErr> for Error {
@@ -125,7 +124,6 @@ impl From<sea_orm::DbErr> for Error {
         Self::Internal(anyhow::Error::new(err))
     }
 }
-
 
 /// `or_not_found("table")` on a lookup that found nothing.
 pub trait OrNotFound<T> {

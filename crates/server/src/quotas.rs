@@ -10,16 +10,13 @@
 //! ends, so concurrent replies may each start under it.
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
-};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::entity::{job, table, user_quota};
+use crate::db::quotas as store;
+pub use crate::db::quotas::{lock_user, stored_rows};
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -51,22 +48,16 @@ fn to_u64(v: Option<i64>) -> Option<u64> {
     v.and_then(|n| u64::try_from(n).ok())
 }
 
-pub async fn overrides(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-) -> Result<Overrides, sea_orm::DbErr> {
-    let row = user_quota::Entity::find()
-        .filter(user_quota::Column::UserId.eq(user_id))
-        .one(db)
-        .await?;
-    Ok(row.map_or_else(Overrides::default, |r| Overrides {
-        tokens_per_day: to_u64(r.tokens_per_day),
-        exports_per_day: to_u64(r.exports_per_day),
-        max_stored_rows: to_u64(r.max_stored_rows),
-    }))
+pub async fn overrides(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Overrides, DbErr> {
+    let o = store::overrides(db, user_id).await?;
+    Ok(Overrides {
+        tokens_per_day: to_u64(o.tokens_per_day),
+        exports_per_day: to_u64(o.exports_per_day),
+        max_stored_rows: to_u64(o.max_stored_rows),
+    })
 }
 
-pub async fn limits(state: &AppState, user_id: Uuid) -> Result<Limits, sea_orm::DbErr> {
+pub async fn limits(state: &AppState, user_id: Uuid) -> Result<Limits, DbErr> {
     let d = defaults(state);
     let o = overrides(&state.db, user_id).await?;
     Ok(Limits {
@@ -81,41 +72,18 @@ pub async fn set_overrides(
     db: &impl ConnectionTrait,
     user_id: Uuid,
     o: Overrides,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<(), DbErr> {
     let to_i64 = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
-    let now = Utc::now();
-    let updated = user_quota::Entity::update_many()
-        .col_expr(
-            user_quota::Column::TokensPerDay,
-            Expr::value(to_i64(o.tokens_per_day)),
-        )
-        .col_expr(
-            user_quota::Column::ExportsPerDay,
-            Expr::value(to_i64(o.exports_per_day)),
-        )
-        .col_expr(
-            user_quota::Column::MaxStoredRows,
-            Expr::value(to_i64(o.max_stored_rows)),
-        )
-        .col_expr(user_quota::Column::UpdatedAt, Expr::value(now))
-        .filter(user_quota::Column::UserId.eq(user_id))
-        .exec(db)
-        .await?;
-    if updated.rows_affected == 0 {
-        user_quota::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(user_id),
-            tokens_per_day: Set(to_i64(o.tokens_per_day)),
-            exports_per_day: Set(to_i64(o.exports_per_day)),
-            max_stored_rows: Set(to_i64(o.max_stored_rows)),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        }
-        .insert(db)
-        .await?;
-    }
-    Ok(())
+    store::set_overrides(
+        db,
+        user_id,
+        store::Overrides {
+            tokens_per_day: to_i64(o.tokens_per_day),
+            exports_per_day: to_i64(o.exports_per_day),
+            max_stored_rows: to_i64(o.max_stored_rows),
+        },
+    )
+    .await
 }
 
 /// The start of today, UTC.
@@ -152,23 +120,6 @@ pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), Error> 
     Ok(())
 }
 
-/// Serializes the quota checks of one user until the transaction ends. Call it as the
-/// transaction's first statement: on PostgreSQL it locks the user's row (`FOR NO KEY UPDATE`,
-/// which leaves the foreign-key checks of other inserts alone); on SQLite a write takes the
-/// database's one write lock at once (a read first would let another writer in between, and
-/// the later write would fail instead of waiting).
-pub async fn lock_user(txn: &DatabaseTransaction, user_id: Uuid) -> Result<(), sea_orm::DbErr> {
-    let backend = txn.get_database_backend();
-    let sql = if backend == DatabaseBackend::Postgres {
-        "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE"
-    } else {
-        "UPDATE users SET updated_at = updated_at WHERE id = ?"
-    };
-    txn.execute_raw(crate::db::stmt(backend, sql, vec![user_id.into()]))
-        .await?;
-    Ok(())
-}
-
 /// Export jobs created today, checked under the user's quota lock (taken here) in the
 /// transaction that then creates the job: one more must fit.
 pub async fn check_exports(
@@ -181,33 +132,17 @@ pub async fn check_exports(
     if limit == 0 {
         return Ok(());
     }
-    let used = job::Entity::find()
-        .filter(job::Column::OwnerId.eq(user_id))
-        .filter(job::Column::Kind.eq(crate::exports::jobs::KIND))
-        .filter(job::Column::CreatedAt.gte(today()))
-        .count(txn)
-        .await?;
+    let used = exports_today(txn, user_id).await?;
     if used >= limit {
         return Err(daily_exceeded("export", limit, used));
     }
     Ok(())
 }
 
-/// Rows the user's live tables hold now.
-pub async fn stored_rows(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, sea_orm::DbErr> {
-    let sum: Option<Option<i64>> = table::Entity::find()
-        .select_only()
-        // PostgreSQL sums BIGINT as NUMERIC: cast back.
-        .column_as(Expr::cust("CAST(SUM(row_count) AS BIGINT)"), "rows")
-        .filter(table::Column::OwnerId.eq(user_id))
-        .filter(table::Column::DeletedAt.is_null())
-        .into_tuple()
-        .one(db)
-        .await?;
-    Ok(sum
-        .flatten()
-        .and_then(|n| u64::try_from(n).ok())
-        .unwrap_or(0))
+/// Export jobs the user created today (UTC).
+pub async fn exports_today(db: &impl ConnectionTrait, user_id: Uuid) -> Result<u64, DbErr> {
+    crate::db::jobs::created_since(db, user_id, crate::db::jobs::Kind::Export.as_str(), today())
+        .await
 }
 
 /// A user's stored-rows quota, for a transaction that changes how many rows they store:
@@ -245,11 +180,7 @@ impl RowQuota {
     }
 
     /// Like [`RowQuota::check`], for `added` rows the transaction has already made count.
-    pub async fn check_written(
-        &self,
-        txn: &DatabaseTransaction,
-        added: i64,
-    ) -> Result<(), Error> {
+    pub async fn check_written(&self, txn: &DatabaseTransaction, added: i64) -> Result<(), Error> {
         if added <= 0 || self.limit == 0 {
             return Ok(());
         }

@@ -17,6 +17,48 @@ use super::{is_unique_violation, owned, stmt};
 
 pub use job::Model as JobRecord;
 
+/// The job kinds.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Export,
+    SheetSync,
+    Import,
+    AccountArchive,
+    /// A change (or a revert) of every row of a large table.
+    Change,
+    /// The rule check of a version of a large table.
+    Validation,
+}
+
+impl Kind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Export => "export",
+            Self::SheetSync => "sheet_sync",
+            Self::Import => "import",
+            Self::AccountArchive => "account_archive",
+            Self::Change => "change",
+            Self::Validation => "validation",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Export,
+            Self::SheetSync,
+            Self::Import,
+            Self::AccountArchive,
+            Self::Change,
+            Self::Validation,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+}
+
 pub const QUEUED: &str = "queued";
 pub const RUNNING: &str = "running";
 pub const SUCCEEDED: &str = "succeeded";
@@ -436,4 +478,19 @@ pub async fn forget_key(db: &impl ConnectionTrait, id: Uuid) -> Result<(), DbErr
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Jobs of this kind the user created since `since` (today's exports, for the quota).
+pub async fn created_since(
+    db: &impl ConnectionTrait,
+    owner_id: Uuid,
+    kind: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    job::Entity::find()
+        .filter(job::Column::OwnerId.eq(owner_id))
+        .filter(job::Column::Kind.eq(kind))
+        .filter(job::Column::CreatedAt.gte(since))
+        .count(db)
+        .await
 }

@@ -7,13 +7,17 @@
 //! PostgreSQL, chosen by URL at run time; the same entities, migrations and queries serve both.
 
 pub mod api_keys;
+pub mod audit;
 pub mod conversations;
 pub mod entity;
+pub mod google;
 pub mod jobs;
 pub mod migration;
 pub mod owned;
+pub mod quotas;
 pub mod schemas;
 pub mod sessions;
+pub mod sheet_links;
 pub mod tables;
 pub mod templates;
 pub mod user_model_keys;

@@ -81,6 +81,44 @@ pub async fn list(
     query.all(db).await
 }
 
+/// What an admin searches users by.
+#[derive(Default)]
+pub struct Search {
+    /// Part of the (normalised, lower-case) email.
+    pub email_contains: Option<String>,
+    pub role: Option<Role>,
+    /// Some(true): only disabled users; Some(false): only enabled ones.
+    pub disabled: Option<bool>,
+}
+
+/// Users newest first, `limit` of them with ids below `before`.
+pub async fn search(
+    db: &impl ConnectionTrait,
+    search: &Search,
+    before: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<User>, DbErr> {
+    let mut select = user::Entity::find()
+        .filter(user::Column::DeletedAt.is_null())
+        .order_by_desc(user::Column::Id)
+        .limit(limit);
+    if let Some(text) = &search.email_contains {
+        select = select.filter(user::Column::Email.contains(text.to_lowercase()));
+    }
+    if let Some(role) = search.role {
+        select = select.filter(user::Column::Role.eq(role));
+    }
+    match search.disabled {
+        None => {}
+        Some(true) => select = select.filter(user::Column::DisabledAt.is_not_null()),
+        Some(false) => select = select.filter(user::Column::DisabledAt.is_null()),
+    }
+    if let Some(before) = before {
+        select = select.filter(user::Column::Id.lt(before));
+    }
+    select.all(db).await
+}
+
 async fn update_live(
     db: &impl ConnectionTrait,
     id: Uuid,

@@ -329,11 +329,7 @@ async fn reuse_detected(
     )
 }
 
-pub async fn logout(
-    state: &AppState,
-    user: &CurrentUser,
-    session_id: Uuid,
-) -> Result<(), Error> {
+pub async fn logout(state: &AppState, user: &CurrentUser, session_id: Uuid) -> Result<(), Error> {
     sessions::revoke(&state.db, user.id, session_id, "logout").await?;
     state.sessions.forget_session(session_id);
     Ok(())
@@ -342,10 +338,7 @@ pub async fn logout(
 /// Sign-out by refresh token (the web page's cookie, when its access token may be gone): ends
 /// the token's session. An unknown token is already signed out.
 #[tracing::instrument(skip_all)]
-pub async fn logout_by_refresh_token(
-    state: &AppState,
-    refresh_token: &str,
-) -> Result<(), Error> {
+pub async fn logout_by_refresh_token(state: &AppState, refresh_token: &str) -> Result<(), Error> {
     let Some(token) = sessions::find_refresh_token(&state.db, &digest(refresh_token)).await? else {
         return Ok(());
     };
@@ -408,8 +401,8 @@ pub async fn change_password(
     let stored = users::find_by_id(&state.db, user.id)
         .await?
         .ok_or(Error::NotFound("user"))?;
-    let new = Password::parse(new, Some(&user.email))
-        .map_err(|msg| Error::field("new_password", msg))?;
+    let new =
+        Password::parse(new, Some(&user.email)).map_err(|msg| Error::field("new_password", msg))?;
     confirm_password(
         state,
         &stored,

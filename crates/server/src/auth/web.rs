@@ -143,10 +143,7 @@ async fn web_refresh(
         (status = 204, description = "Signed out; cookies cleared"),
         (status = 403, description = "Missing or wrong CSRF token, or a cross-site request", body = crate::http::error::Problem, content_type = "application/problem+json"),
     ))]
-async fn web_logout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, Error> {
+async fn web_logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, Error> {
     check_csrf(&state, &headers)?;
     for refresh_token in cookies(&headers, REFRESH_COOKIE) {
         service::logout_by_refresh_token(&state, &refresh_token).await?;

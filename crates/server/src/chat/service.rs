@@ -405,9 +405,7 @@ pub async fn send(
             message_id: reply.id,
         }),
         Ok(Err(err)) => Err(llm_error(&err, &entry_for_errors)),
-        Err(_) => Err(Error::Internal(anyhow::anyhow!(
-            "reply task ended early"
-        ))),
+        Err(_) => Err(Error::Internal(anyhow::anyhow!("reply task ended early"))),
     }
 }
 

@@ -417,10 +417,7 @@ impl Connection {
         if send_problem(socket, &err).await.is_err() {
             return Err(Stop::Gone);
         }
-        if matches!(
-            err,
-            Error::Unauthorized { .. } | Error::Forbidden { .. }
-        ) {
+        if matches!(err, Error::Unauthorized { .. } | Error::Forbidden { .. }) {
             return Err(Stop::Close(
                 close_code::POLICY,
                 "credentials no longer valid",
@@ -448,11 +445,7 @@ impl Connection {
     }
 
     /// Starts a reply to `content`, or to the last message again when `None`.
-    async fn start(
-        &mut self,
-        content: Option<String>,
-        model: Option<String>,
-    ) -> Result<(), Error> {
+    async fn start(&mut self, content: Option<String>, model: Option<String>) -> Result<(), Error> {
         if !self.reply.is_idle() {
             return Err(Error::conflict(
                 "reply-in-progress",

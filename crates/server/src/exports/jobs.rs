@@ -21,14 +21,14 @@ use super::templates;
 use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::db::jobs::{self as store, JobRecord, NewJob};
 use crate::db::tables as table_store;
+use crate::error::{Error, FieldError};
 use crate::google::client::Credential;
 use crate::google::sheets::{SheetMode, SheetResult, SheetsDestination};
-use crate::error::{Error, FieldError};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
-pub const KIND: &str = "export";
+pub const KIND: &str = crate::db::jobs::Kind::Export.as_str();
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -248,7 +248,10 @@ async fn export(
         };
         // Checked again now: the admin's list may have changed since the job was queued.
         if credential == Credential::ServiceAccount
-            && let Some(id) = dest.spreadsheet.as_deref().and_then(sheetgpt_core::export::sheets::spreadsheet_id)
+            && let Some(id) = dest
+                .spreadsheet
+                .as_deref()
+                .and_then(sheetgpt_core::export::sheets::spreadsheet_id)
         {
             match crate::db::users::find_by_id(&state.db, job.owner_id).await {
                 Ok(Some(owner))

@@ -9,8 +9,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use sheetgpt_core::template::{Resolved, Template};
 use utoipa::{IntoParams, ToSchema};
@@ -22,25 +20,19 @@ use super::client::{Credential, Session};
 use super::sheets::{self, Rows, SheetError, Tab};
 use crate::auth::extract::AuthUser;
 use crate::db::entity::sheet_link;
-use crate::db::jobs::{self as job_store, JobRecord, NewJob};
+use crate::db::jobs::JobRecord;
 use crate::db::owned;
+use crate::db::sheet_links as link_store;
 use crate::db::tables as table_store;
-use crate::exports::render::Control;
 use crate::error::Error;
+use crate::exports::render::Control;
 use crate::http::extract::{Path, Query};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
-pub const SYNC_KIND: &str = "sheet_sync";
-pub const ACTIVE: &str = "active";
-pub const ERROR: &str = "error";
+pub const SYNC_KIND: &str = crate::db::jobs::Kind::SheetSync.as_str();
 
-pub use sheet_link::Model as LinkRecord;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct SyncPayload {
-    pub link_id: Uuid,
-}
+pub use crate::db::sheet_links::{ACTIVE, ERROR, LinkRecord, SyncPayload};
 
 /// What a sync did.
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,86 +54,24 @@ pub async fn create(
     template: Option<&Template>,
     version: i32,
 ) -> Result<LinkRecord, sea_orm::DbErr> {
-    let now = Utc::now();
-    // One link per table and tab: the export that made this tab may have linked it in an
-    // attempt stopped before the job recorded its success, or an earlier export linked the
-    // same tab. That link now follows this export.
-    let existing = owned::live::<sheet_link::Entity>(owner_id)
-        .filter(sheet_link::Column::TableId.eq(table_id))
-        .filter(sheet_link::Column::SpreadsheetId.eq(tab.spreadsheet_id.as_str()))
-        .filter(sheet_link::Column::SheetId.eq(tab.sheet_id))
-        .one(&state.db)
-        .await?;
-    if let Some(link) = existing {
-        let mut link: sheet_link::ActiveModel = link.into();
-        link.sheet_title = Set(tab.title.clone());
-        link.auth = Set(credential.as_str().to_owned());
-        link.template = Set(template.and_then(|t| serde_json::to_string(t).ok()));
-        link.last_synced_version = Set(version);
-        link.last_synced_at = Set(now);
-        link.last_error = Set(None);
-        link.status = Set(ACTIVE.to_owned());
-        link.updated_at = Set(now);
-        return link.update(&state.db).await;
-    }
-    sheet_link::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        owner_id: Set(owner_id),
-        table_id: Set(table_id),
-        spreadsheet_id: Set(tab.spreadsheet_id.clone()),
-        sheet_id: Set(tab.sheet_id),
-        sheet_title: Set(tab.title.clone()),
-        auth: Set(credential.as_str().to_owned()),
-        template: Set(template.and_then(|t| serde_json::to_string(t).ok())),
-        last_synced_version: Set(version),
-        last_synced_at: Set(now),
-        last_error: Set(None),
-        status: Set(ACTIVE.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(&state.db)
+    link_store::link(
+        &state.db,
+        link_store::NewLink {
+            owner_id,
+            table_id,
+            spreadsheet_id: &tab.spreadsheet_id,
+            sheet_id: tab.sheet_id,
+            sheet_title: &tab.title,
+            auth: credential.as_str(),
+            template: template.and_then(|t| serde_json::to_string(t).ok()),
+            version,
+        },
+    )
     .await
 }
 
-/// Queues a sync for every live link of the table (called after each new version). Failures
-/// are logged: the change itself has been made.
-pub async fn table_changed(state: &AppState, owner_id: Uuid, table_id: Uuid) {
-    let links = owned::live::<sheet_link::Entity>(owner_id)
-        .filter(sheet_link::Column::TableId.eq(table_id))
-        .all(&state.db)
-        .await;
-    let links = match links {
-        Ok(l) => l,
-        Err(err) => {
-            tracing::warn!(table.id = %table_id, error = %err, "could not look up sheet links");
-            return;
-        }
-    };
-    for link in links {
-        if let Err(err) = enqueue(state, &link).await {
-            tracing::warn!(link.id = %link.id, error = %err, "could not queue a sheet sync");
-        }
-    }
-}
-
 async fn enqueue(state: &AppState, link: &LinkRecord) -> Result<JobRecord, sea_orm::DbErr> {
-    let payload = serde_json::to_string(&SyncPayload { link_id: link.id })
-        .map_err(|e| sea_orm::DbErr::Custom(e.to_string()))?;
-    let (job, _) = job_store::enqueue(
-        &state.db,
-        link.owner_id,
-        NewJob {
-            id: None,
-            kind: SYNC_KIND,
-            payload: &payload,
-            max_attempts: state.config.exports.max_attempts,
-            progress_total: None,
-            idempotency_key: None,
-        },
-    )
-    .await?;
+    let job = link_store::queue_sync(&state.db, link, state.config.exports.max_attempts).await?;
     state.jobs_queued.notify_one();
     Ok(job)
 }
@@ -152,25 +82,7 @@ async fn record(
     version: Option<(i32, &str)>,
     error: Option<&str>,
 ) -> Result<(), sea_orm::DbErr> {
-    let mut q = sheet_link::Entity::update_many()
-        .col_expr(sheet_link::Column::UpdatedAt, Expr::value(Utc::now()))
-        .col_expr(
-            sheet_link::Column::LastError,
-            Expr::value(error.map(str::to_owned)),
-        )
-        .col_expr(
-            sheet_link::Column::Status,
-            Expr::value(if error.is_some() { ERROR } else { ACTIVE }),
-        )
-        .filter(sheet_link::Column::Id.eq(id));
-    if let Some((version, title)) = version {
-        q = q
-            .col_expr(sheet_link::Column::LastSyncedVersion, Expr::value(version))
-            .col_expr(sheet_link::Column::LastSyncedAt, Expr::value(Utc::now()))
-            .col_expr(sheet_link::Column::SheetTitle, Expr::value(title));
-    }
-    q.exec(&state.db).await?;
-    Ok(())
+    link_store::record_sync(&state.db, id, version, error).await
 }
 
 /// Runs a sync job: brings the linked tab to the table's current version.
@@ -371,11 +283,7 @@ async fn list_links(
         cursor: q.cursor,
     }
     .parse()?;
-    let mut select = owned::live::<sheet_link::Entity>(auth.user.id);
-    if let Some(table_id) = q.table_id {
-        select = select.filter(sheet_link::Column::TableId.eq(table_id));
-    }
-    let rows = owned::page(&state.db, select, before, limit + 1).await?;
+    let rows = link_store::page(&state.db, auth.user.id, q.table_id, before, limit + 1).await?;
     Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
 }
 

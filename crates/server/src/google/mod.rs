@@ -14,7 +14,7 @@ pub mod oauth;
 pub mod routes;
 pub mod sheets;
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, DbErr};
+use sea_orm::{ConnectionTrait, DbErr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -141,32 +141,7 @@ pub async fn write_slot(
     let interval = 60_000 / i64::from(config.writes_per_minute.max(1));
     let tolerance = interval * (i64::from(config.write_burst.max(1)) - 1);
     let now = chrono::Utc::now().timestamp_millis();
-    let floor = now - tolerance;
-    let backend = db.get_database_backend();
-    let greatest = match backend {
-        DatabaseBackend::Postgres => "GREATEST",
-        _ => "MAX",
-    };
-    let sql = format!(
-        "INSERT INTO google_pacing (account, next_at) VALUES (?, ?) \
-         ON CONFLICT (account) DO UPDATE SET next_at = {greatest}(google_pacing.next_at, ?) + ? \
-         RETURNING next_at"
-    );
-    let row = db
-        .query_one_raw(crate::db::stmt(
-            backend,
-            &sql,
-            vec![
-                account.into(),
-                (floor + interval).into(),
-                floor.into(),
-                interval.into(),
-            ],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound("google_pacing".to_owned()))?;
-    let next_at: i64 = row.try_get_by_index(0)?;
-    let slot = next_at - interval;
+    let slot = crate::db::google::pacing_slot(db, account, interval, tolerance, now).await?;
     Ok(Duration::from_millis(
         u64::try_from(slot - now).unwrap_or(0),
     ))

@@ -14,15 +14,13 @@ use oauth2::{
     AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier, RefreshToken,
     RequestTokenError, Scope, TokenResponse,
 };
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq as _;
 use uuid::Uuid;
 
 use super::client::GoogleError;
 use crate::auth::tokens::{digest, random_token};
-use crate::db::entity::{google_account, google_authorization};
+use crate::db::google as store;
 use crate::error::Error;
 use crate::state::AppState;
 
@@ -65,20 +63,17 @@ pub async fn start(
         .cipher
         .encrypt(verifier.secret().as_bytes(), &aad(user_id, "pkce"))
         .map_err(|e| Error::Internal(anyhow::anyhow!("encrypt: {e}")))?;
-    let now = Utc::now();
-    google_authorization::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        session_id: Set(session_id),
-        state_hash: Set(digest(csrf.secret())),
-        browser_hash: Set(Some(digest(browser))),
-        encrypted_verifier: Set(verifier),
-        expires_at: Set(now + Duration::minutes(AUTHORIZATION_TTL_MINUTES)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(&state.db)
+    store::insert_authorization(
+        &state.db,
+        store::NewAuthorization {
+            user_id,
+            session_id,
+            state_hash: digest(csrf.secret()),
+            browser_hash: digest(browser),
+            encrypted_verifier: verifier,
+            expires_at: Utc::now() + Duration::minutes(AUTHORIZATION_TTL_MINUTES),
+        },
+    )
     .await?;
     Ok(url.to_string())
 }
@@ -99,18 +94,11 @@ pub async fn complete(
             "This Google authorization is unknown, used or expired; connect again.",
         )
     };
-    let pending = google_authorization::Entity::find()
-        .filter(google_authorization::Column::StateHash.eq(digest(csrf_state)))
-        .filter(google_authorization::Column::DeletedAt.is_null())
-        .one(&state.db)
+    // Single use: whoever takes it first completes it.
+    let pending = store::take_authorization(&state.db, &digest(csrf_state))
         .await?
         .ok_or_else(invalid)?;
-    // Single use: whoever deletes it first completes it.
-    let taken = google_authorization::Entity::delete_many()
-        .filter(google_authorization::Column::Id.eq(pending.id))
-        .exec(&state.db)
-        .await?;
-    if taken.rows_affected != 1 || pending.expires_at < Utc::now() {
+    if pending.expires_at < Utc::now() {
         return Err(invalid());
     }
     let same_browser = pending.browser_hash.as_deref().is_some_and(|want| {
@@ -185,25 +173,18 @@ pub async fn complete(
             .encrypt(text.as_bytes(), &aad(user_id, purpose))
             .map_err(|e| Error::Internal(anyhow::anyhow!("encrypt: {e}")))
     };
-    let now = Utc::now();
     // One grant per user: a new connection replaces the old one.
-    google_account::Entity::delete_many()
-        .filter(google_account::Column::UserId.eq(user_id))
-        .exec(&state.db)
-        .await?;
-    google_account::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        status: Set(CONNECTED.to_owned()),
-        scopes: Set(scopes),
-        encrypted_refresh_token: Set(encrypt(refresh.secret(), "refresh")?),
-        encrypted_access_token: Set(Some(encrypt(token.access_token().secret(), "access")?)),
-        access_expires_at: Set(Some(expires)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(&state.db)
+    store::replace_account(
+        &state.db,
+        store::NewAccount {
+            user_id,
+            status: CONNECTED.to_owned(),
+            scopes,
+            encrypted_refresh_token: encrypt(refresh.secret(), "refresh")?,
+            encrypted_access_token: encrypt(token.access_token().secret(), "access")?,
+            access_expires_at: expires,
+        },
+    )
     .await?;
     tracing::info!(user.id = %user_id, "Google account connected");
     Ok(user_id)
@@ -213,16 +194,7 @@ fn short(err: &dyn std::fmt::Display) -> String {
     err.to_string().chars().take(200).collect()
 }
 
-pub async fn account(
-    db: &impl ConnectionTrait,
-    user_id: Uuid,
-) -> Result<Option<google_account::Model>, sea_orm::DbErr> {
-    google_account::Entity::find()
-        .filter(google_account::Column::UserId.eq(user_id))
-        .filter(google_account::Column::DeletedAt.is_null())
-        .one(db)
-        .await
-}
+pub use crate::db::google::account;
 
 /// A valid access token for the user's Google account, refreshed when it is about to expire
 /// (or when `force`, after Google answered 401).
@@ -271,7 +243,7 @@ pub async fn access_token(
                 BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::UnauthorizedClient
             ) =>
         {
-            set_status(state, account.id, RECONNECT_REQUIRED)
+            store::set_status(&state.db, account.id, RECONNECT_REQUIRED)
                 .await
                 .map_err(db_err)?;
             tracing::info!(user.id = %user_id, "Google refused the grant; reconnect required");
@@ -294,40 +266,20 @@ pub async fn access_token(
         .cipher
         .encrypt(access.as_bytes(), &aad(user_id, "access"))
         .map_err(|e| GoogleError::Transient(format!("encrypt: {e}")))?;
-    let mut update = google_account::Entity::update_many()
-        .col_expr(
-            google_account::Column::EncryptedAccessToken,
-            Expr::value(encrypted),
-        )
-        .col_expr(
-            google_account::Column::AccessExpiresAt,
-            Expr::value(expires),
-        )
-        .col_expr(google_account::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(google_account::Column::Id.eq(account.id));
     // Google may rotate the refresh token.
-    if let Some(new_refresh) = token.refresh_token() {
-        let encrypted = state
-            .cipher
-            .encrypt(new_refresh.secret().as_bytes(), &aad(user_id, "refresh"))
-            .map_err(|e| GoogleError::Transient(format!("encrypt: {e}")))?;
-        update = update.col_expr(
-            google_account::Column::EncryptedRefreshToken,
-            Expr::value(encrypted),
-        );
-    }
-    update.exec(&state.db).await.map_err(db_err)?;
+    let rotated = match token.refresh_token() {
+        Some(new_refresh) => Some(
+            state
+                .cipher
+                .encrypt(new_refresh.secret().as_bytes(), &aad(user_id, "refresh"))
+                .map_err(|e| GoogleError::Transient(format!("encrypt: {e}")))?,
+        ),
+        None => None,
+    };
+    store::save_tokens(&state.db, account.id, encrypted, expires, rotated)
+        .await
+        .map_err(db_err)?;
     Ok(SecretString::from(access))
-}
-
-async fn set_status(state: &AppState, id: Uuid, status: &str) -> Result<(), sea_orm::DbErr> {
-    google_account::Entity::update_many()
-        .col_expr(google_account::Column::Status, Expr::value(status))
-        .col_expr(google_account::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(google_account::Column::Id.eq(id))
-        .exec(&state.db)
-        .await?;
-    Ok(())
 }
 
 /// Revokes the grant at Google (best effort) and deletes it here. Returns whether Google
@@ -360,10 +312,7 @@ pub async fn disconnect(state: &AppState, user_id: Uuid) -> Result<Option<bool>,
             }
         }
     }
-    google_account::Entity::delete_many()
-        .filter(google_account::Column::UserId.eq(user_id))
-        .exec(&state.db)
-        .await?;
+    store::delete_accounts(&state.db, user_id).await?;
     tracing::info!(user.id = %user_id, revoked, "Google account disconnected");
     Ok(Some(revoked))
 }

@@ -11,11 +11,11 @@ use garde::Validate;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use sheetgpt_core::table::Value;
+pub use sheetgpt_core::export::sheets::spreadsheet_url;
 use sheetgpt_core::export::sheets::{
     Block, a1, column_letters, formatting, row_cells, spreadsheet_id, subtotal,
 };
-pub use sheetgpt_core::export::sheets::spreadsheet_url;
+use sheetgpt_core::table::Value;
 use sheetgpt_core::template::Resolved;
 use sheetgpt_core::version::Schema;
 use utoipa::ToSchema;
@@ -102,8 +102,6 @@ pub struct SheetResult {
     pub link_id: Option<Uuid>,
 }
 
-
-
 /// The table version to write.
 pub struct Rows {
     pub table_id: Uuid,
@@ -134,8 +132,6 @@ fn sheets_url(session: &Session<'_>, path: &str) -> String {
             .trim_end_matches('/')
     )
 }
-
-
 
 fn encode(text: &str) -> String {
     form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -249,13 +245,6 @@ pub async fn share(
     }
     Ok(())
 }
-
-
-
-
-
-
-
 
 /// Reads the version's rows page by page, mapped through the template.
 pub struct RowReader<'a> {
@@ -574,7 +563,14 @@ pub async fn rewrite(
     if totals {
         write_totals(session, tab, &block, resolved, written).await?;
     }
-    let requests = formatting(tab.sheet_id, &block, resolved, written, totals, &first_currency);
+    let requests = formatting(
+        tab.sheet_id,
+        &block,
+        resolved,
+        written,
+        totals,
+        &first_currency,
+    );
     batch_update(session, &tab.spreadsheet_id, requests).await?;
     Ok(())
 }
@@ -646,15 +642,6 @@ async fn write_totals(
     .await?;
     Ok(())
 }
-
-
-
-
-
-
-
-
-
 
 /// Writes changed rows in place: one `values:batchUpdate` with a range per row. `rows` are
 /// (0-based index among the data rows, mapped cells).

@@ -19,47 +19,7 @@ use crate::state::AppState;
 /// Directory (under the data dir) of uploads waiting for their import job.
 pub const UPLOAD_DIR: &str = "uploads";
 
-/// The job kinds.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Export,
-    SheetSync,
-    Import,
-    AccountArchive,
-    /// A change (or a revert) of every row of a large table.
-    Change,
-    /// The rule check of a version of a large table.
-    Validation,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Export => crate::exports::jobs::KIND,
-            Self::SheetSync => crate::google::links::SYNC_KIND,
-            Self::Import => "import",
-            Self::AccountArchive => "account_archive",
-            Self::Change => "change",
-            Self::Validation => "validation",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [
-            Self::Export,
-            Self::SheetSync,
-            Self::Import,
-            Self::AccountArchive,
-            Self::Change,
-            Self::Validation,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
-    }
-}
+pub use crate::db::jobs::Kind;
 
 fn field(json: Option<&str>, name: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(json?).ok()?;

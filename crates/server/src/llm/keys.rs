@@ -183,10 +183,7 @@ async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), Error> 
 }
 
 /// Names of the models `user` has their own key for.
-pub async fn models_with_own_key(
-    state: &AppState,
-    user: Uuid,
-) -> Result<BTreeSet<String>, Error> {
+pub async fn models_with_own_key(state: &AppState, user: Uuid) -> Result<BTreeSet<String>, Error> {
     Ok(store::models(&state.db, user).await?.into_iter().collect())
 }
 

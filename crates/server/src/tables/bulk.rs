@@ -21,8 +21,8 @@ use uuid::Uuid;
 use super::service::{self, Applied};
 use super::spill::{Entry, Order, Sorter};
 use crate::db::tables::{self as store, RawRow, TableRecord};
-use crate::exports::render::Control;
 use crate::error::Error;
+use crate::exports::render::Control;
 use crate::state::AppState;
 
 /// Rows read (and written) at a time by whole-table work.

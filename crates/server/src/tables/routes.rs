@@ -239,9 +239,7 @@ async fn import_table(
                         .await
                         .map_err(|e| Error::Internal(e.into()))?;
                 }
-                out.flush()
-                    .await
-                    .map_err(|e| Error::Internal(e.into()))?;
+                out.flush().await.map_err(|e| Error::Internal(e.into()))?;
                 file = Some((path, file_name));
             }
             _ => {}
@@ -735,10 +733,7 @@ async fn apply_changes(
     ValidatedJsonLoose(body): ValidatedJsonLoose<ChangeRequest>,
 ) -> Result<Response, Error> {
     if body.ops.len() > 10_000 {
-        return Err(Error::field(
-            "ops",
-            "at most 10000 operations per change",
-        ));
+        return Err(Error::field("ops", "at most 10000 operations per change"));
     }
     let expected = if_match(&headers)?;
     let key = crate::exports::jobs::idempotency_key(&headers)?;

@@ -49,10 +49,7 @@ pub async fn load(
 pub(super) fn check_limits(state: &AppState, columns: usize, rows: u64) -> Result<(), Error> {
     let limits = &state.config.tables;
     if columns == 0 {
-        return Err(Error::field(
-            "columns",
-            "a table needs at least one column",
-        ));
+        return Err(Error::field("columns", "a table needs at least one column"));
     }
     if columns > limits.max_columns {
         return Err(Error::PayloadTooLarge {
@@ -85,10 +82,7 @@ pub fn check_name(name: &str) -> Result<String, Error> {
         ));
     }
     if name.chars().count() > 200 {
-        return Err(Error::field(
-            "name",
-            "must be at most 200 characters long",
-        ));
+        return Err(Error::field("name", "must be at most 200 characters long"));
     }
     Ok(name.to_owned())
 }
@@ -975,10 +969,19 @@ pub async fn change(
     if let Some(job) = &job {
         record_job(&txn, job, table.id, &result).await?;
     }
+    // The change's event for its sheet links, committed with it.
+    let syncs = crate::db::sheet_links::table_changed(
+        &txn,
+        owner,
+        table.id,
+        state.config.exports.max_attempts,
+    )
+    .await?;
     txn.commit().await?;
-    // Others' writes need not wait for what follows.
     drop(turn);
-    crate::google::links::table_changed(state, owner, table.id).await;
+    if syncs > 0 {
+        state.jobs_queued.notify_one();
+    }
     Ok(result)
 }
 
@@ -1405,9 +1408,18 @@ pub async fn revert(
     if let Some(job) = &job {
         record_job(&txn, job, table.id, &result).await?;
     }
+    // The change's event for its sheet links, committed with it.
+    let syncs = crate::db::sheet_links::table_changed(
+        &txn,
+        owner,
+        table.id,
+        state.config.exports.max_attempts,
+    )
+    .await?;
     txn.commit().await?;
-    // Others' writes need not wait for what follows.
     drop(turn);
-    crate::google::links::table_changed(state, owner, table.id).await;
+    if syncs > 0 {
+        state.jobs_queued.notify_one();
+    }
     Ok(result)
 }
