@@ -19,7 +19,7 @@ use crate::audit::{self, Event};
 use crate::auth::extract::{AuthUser, ClientInfo, SessionUser};
 use crate::db::jobs;
 use crate::db::{conversations, schemas, tables as table_store, users};
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
 use crate::http::extract::ValidatedJson;
 use crate::jobs::Kind;
@@ -198,9 +198,7 @@ pub async fn write_archive(
     let db = &state.db;
     let tmp_dir = state.scratch.path();
     let mut entries = Vec::new();
-    let user = users::find_by_id(db, owner)
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+    let user = users::find_by_id(db, owner).await?.or_not_found("user")?;
     entries.push(json_entry(
         "account.json".into(),
         &json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "created_at": user.created_at}),
@@ -375,7 +373,7 @@ async fn delete_account(
 ) -> Result<StatusCode, Error> {
     let user = users::find_by_id(&state.db, auth.user.id)
         .await?
-        .ok_or(Error::NotFound("user"))?;
+        .or_not_found("user")?;
     crate::auth::service::confirm_password(
         &state,
         &user,

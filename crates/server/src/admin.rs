@@ -17,7 +17,7 @@ use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::chat::routes::UsageResponse;
 use crate::db::entity::user::Role;
 use crate::db::users;
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::quotas::{self, Limits, Overrides};
@@ -129,9 +129,7 @@ async fn list_users(
 }
 
 async fn find_user(state: &AppState, id: Uuid) -> Result<users::User, Error> {
-    users::find_by_id(&state.db, id)
-        .await?
-        .ok_or(Error::NotFound("user"))
+    users::find_by_id(&state.db, id).await?.or_not_found("user")
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::extract::AuthUser;
 use crate::db::schemas::{self as store, SchemaPreset};
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -194,7 +194,7 @@ async fn get_schema(
 ) -> Result<Json<SchemaResponse>, Error> {
     let preset = store::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(Error::NotFound("schema"))?;
+        .or_not_found("schema")?;
     Ok(Json(response(preset)?))
 }
 

@@ -19,7 +19,7 @@ use crate::audit;
 use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::{api_keys, sessions};
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -474,7 +474,7 @@ async fn get_api_key(
 ) -> Result<Json<ApiKeyResponse>, Error> {
     let key = api_keys::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(Error::NotFound("API key"))?;
+        .or_not_found("API key")?;
     Ok(Json(key.into()))
 }
 

@@ -15,7 +15,7 @@ use crate::db::entity::api_key::Scope;
 use crate::db::entity::user::Role;
 use crate::db::sessions::NewSession;
 use crate::db::{self, api_keys, sessions, users};
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::state::AppState;
 
 /// What login and refresh hand out.
@@ -400,7 +400,7 @@ pub async fn change_password(
 ) -> Result<usize, Error> {
     let stored = users::find_by_id(&state.db, user.id)
         .await?
-        .ok_or(Error::NotFound("user"))?;
+        .or_not_found("user")?;
     let new =
         Password::parse(new, Some(&user.email)).map_err(|msg| Error::field("new_password", msg))?;
     confirm_password(

@@ -21,7 +21,7 @@ use super::service::{self, ChatEvent};
 use crate::auth::extract::AuthUser;
 use crate::db::conversations::{self as store, Conversation, Message};
 use crate::db::tables as table_store;
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::llm::registry::ModelInfo;
@@ -147,7 +147,7 @@ pub struct CreateConversation {
 async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, Error> {
     store::find(&state.db, user, id)
         .await?
-        .ok_or(Error::NotFound("conversation"))
+        .or_not_found("conversation")
 }
 
 /// Start a conversation.
@@ -438,7 +438,7 @@ async fn respond(
     }
     let message = store::find_message(&state.db, user, started.message_id)
         .await?
-        .ok_or(Error::NotFound("message"))?;
+        .or_not_found("message")?;
     Ok(Json(ReplyResponse {
         user_message_id: started.user_message_id,
         message: message.into(),
@@ -460,7 +460,7 @@ async fn cancel_message(
     let message = store::find_message(&state.db, auth.user.id, message_id)
         .await?
         .filter(|m| m.conversation_id == id)
-        .ok_or(Error::NotFound("message"))?;
+        .or_not_found("message")?;
     if message.status != "streaming" {
         return Err(Error::conflict(
             "not-running",

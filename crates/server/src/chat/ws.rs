@@ -46,7 +46,7 @@ use crate::auth::extract::{self as auth, AuthUser, AuthVia};
 use crate::auth::jwt::{TICKET_TTL_SECS, TicketSource, TokenError};
 use crate::db::conversations::{self as store, Conversation};
 use crate::db::entity::api_key::Scope;
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::http::extract::{Path, Query};
 use crate::http::rate_limit::Class;
 use crate::state::AppState;
@@ -141,7 +141,7 @@ pub async fn connect(
 async fn find(state: &AppState, user: Uuid, id: Uuid) -> Result<Conversation, Error> {
     store::find(&state.db, user, id)
         .await?
-        .ok_or(Error::NotFound("conversation"))
+        .or_not_found("conversation")
 }
 
 /// Who opens a socket: the holder of a ticket for this conversation, else a bearer credential

@@ -21,7 +21,7 @@ use super::templates;
 use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::db::jobs::{self as store, JobRecord, NewJob};
 use crate::db::tables as table_store;
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::google::client::Credential;
 use crate::google::sheets::{SheetMode, SheetResult, SheetsDestination};
 use crate::http::extract::{Path, Query, ValidatedJson};
@@ -249,11 +249,11 @@ async fn create_export(
     }
     let table = table_store::find(&state.db, owner, body.table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let version = body.version.unwrap_or(table.current_version);
     let record = table_store::version(&state.db, table.id, version)
         .await?
-        .ok_or(Error::NotFound("version"))?;
+        .or_not_found("version")?;
     let schema = table_store::parse_schema(&record)?;
     let template = match body.template_id {
         Some(id) => Some(templates::load(&state, owner, id).await?),
@@ -476,7 +476,7 @@ async fn list_exports(
 async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, Error> {
     store::find(&state.db, owner, KIND, id)
         .await?
-        .ok_or(Error::NotFound("export"))
+        .or_not_found("export")
 }
 
 /// One export job: status, progress, attempts, error, file.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::extract::AuthUser;
 use crate::db::entity::user::Role;
 use crate::db::templates::{self as store, NewTemplate, TemplateRecord, TemplateUpdate};
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
@@ -128,7 +128,7 @@ fn check_shared(auth: &AuthUser, shared: bool) -> Result<(), Error> {
 pub async fn load(state: &AppState, user_id: Uuid, id: Uuid) -> Result<Template, Error> {
     let record = store::find_readable(&state.db, user_id, id)
         .await?
-        .ok_or(Error::NotFound("template"))?;
+        .or_not_found("template")?;
     serde_json::from_str(&record.body)
         .map_err(|e| Error::Internal(anyhow::anyhow!("stored template {id}: {e}")))
 }
@@ -206,7 +206,7 @@ async fn get_template(
 ) -> Result<Json<TemplateResponse>, Error> {
     let record = store::find_readable(&state.db, auth.user.id, id)
         .await?
-        .ok_or(Error::NotFound("template"))?;
+        .or_not_found("template")?;
     Ok(Json(response(record, auth.user.id)?))
 }
 

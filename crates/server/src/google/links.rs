@@ -24,7 +24,7 @@ use crate::db::jobs::JobRecord;
 use crate::db::owned;
 use crate::db::sheet_links as link_store;
 use crate::db::tables as table_store;
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::exports::render::Control;
 use crate::http::extract::{Path, Query};
 use crate::http::pagination::{Page, PageQuery};
@@ -290,7 +290,7 @@ async fn list_links(
 async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, Error> {
     owned::find::<sheet_link::Entity>(&state.db, owner, id)
         .await?
-        .ok_or(Error::NotFound("sheet link"))
+        .or_not_found("sheet link")
 }
 
 /// One link: where it writes and how its last sync went.

@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 use super::oauth;
 use crate::auth::extract::{AuthUser, ClientInfo};
 use crate::auth::tokens::random_token;
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::Query;
 use crate::state::AppState;
 
@@ -232,7 +232,7 @@ async fn disconnect(
     enabled(&state)?;
     let revoked = oauth::disconnect(&state, auth.user.id)
         .await?
-        .ok_or(Error::NotFound("Google connection"))?;
+        .or_not_found("Google connection")?;
     crate::audit::record(
         &state,
         Some(&client),

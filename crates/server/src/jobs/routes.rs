@@ -21,7 +21,7 @@ use uuid::Uuid;
 use super::Kind;
 use crate::auth::extract::AuthUser;
 use crate::db::jobs::{self as store, JobRecord};
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::exports::jobs::Progress;
 use crate::http::extract::{Path, Query};
 use crate::http::pagination::{Page, PageQuery};
@@ -169,7 +169,7 @@ async fn list_jobs(
 async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<JobRecord, Error> {
     store::find_own(&state.db, owner, id)
         .await?
-        .ok_or(Error::NotFound("job"))
+        .or_not_found("job")
 }
 
 /// `job` with the progress its worker has reached when it runs on this process (ahead of

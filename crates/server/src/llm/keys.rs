@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::registry::ModelEntry;
 use crate::auth::extract::SessionUser;
 use crate::db::user_model_keys::{self as store, UserModelKey};
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, ValidatedJson};
 use crate::state::AppState;
 
@@ -151,7 +151,7 @@ async fn save(
     model: &str,
     key: &SecretString,
 ) -> Result<UserModelKey, Error> {
-    let entry = state.models.get(model).ok_or(Error::NotFound("model"))?;
+    let entry = state.models.get(model).or_not_found("model")?;
     if !entry.takes_own_key() {
         return Err(Error::field(
             "model",

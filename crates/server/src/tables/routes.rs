@@ -20,7 +20,7 @@ use super::order::{self, Start, View};
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
 use crate::db::tables::{self as store, RowFilter, TableRecord};
-use crate::error::Error;
+use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::jobs::ImportPayload;
@@ -140,7 +140,7 @@ async fn create_table(
             let message =
                 crate::db::conversations::find_message(&state.db, auth.user.id, message_id)
                     .await?
-                    .ok_or(Error::NotFound("message"))?;
+                    .or_not_found("message")?;
             let index = body.table_index.unwrap_or(0);
             let mut found = sheetgpt_core::extract::extract_tables_reading(
                 &message.content,
@@ -846,7 +846,7 @@ async fn list_versions(
     };
     store::find(&state.db, auth.user.id, id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let mut rows = store::versions(&state.db, id, before, limit + 1).await?;
     let more = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
@@ -874,7 +874,7 @@ async fn get_version(
     let loaded = service::load(&state, auth.user.id, id, Some(version)).await?;
     let record = store::version(&state.db, id, version)
         .await?
-        .ok_or(Error::NotFound("version"))?;
+        .or_not_found("version")?;
     Ok(Json(version_response(record, Some(loaded.schema.columns))))
 }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::bulk;
 use crate::db::tables::{self as store, NewVersion, TableRecord};
-use crate::error::{Error, FieldError};
+use crate::error::{Error, FieldError, OrNotFound};
 use crate::quotas::RowQuota;
 use crate::state::AppState;
 
@@ -33,11 +33,11 @@ pub async fn load(
 ) -> Result<Loaded, Error> {
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let version = version.unwrap_or(table.current_version);
     let record = store::version(&state.db, table.id, version)
         .await?
-        .ok_or(Error::NotFound("version"))?;
+        .or_not_found("version")?;
     let schema = store::parse_schema(&record)?;
     Ok(Loaded {
         table,
@@ -102,7 +102,7 @@ pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<()
     }
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("deleted table"))?;
+        .or_not_found("deleted table")?;
     quota.check_written(&txn, table.row_count).await?;
     txn.commit().await?;
     // Others' writes need not wait for what follows.
@@ -683,7 +683,7 @@ pub async fn submit_change(
     }
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     if !(needs_job(state, &table) && version::plan(&ops).all_rows) {
         return change(state, owner, table_id, expected, ops, summary, None)
             .await
@@ -732,7 +732,7 @@ pub async fn submit_revert(
 ) -> Result<Submitted, Error> {
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     if target < 1 || target > table.current_version {
         return Err(Error::NotFound("version"));
     }
@@ -892,7 +892,7 @@ pub async fn change(
     }
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let base = expected.unwrap_or(table.current_version);
     let quota = RowQuota::of(state, owner).await?;
     let turn = state.writes.turn().await?;
@@ -903,16 +903,16 @@ pub async fn change(
         txn.rollback().await?;
         let current = store::find(&state.db, owner, table_id)
             .await?
-            .ok_or(Error::NotFound("table"))?;
+            .or_not_found("table")?;
         return Err(stale(current.current_version));
     }
     // Re-read under the claim: the row ids and counts are now stable.
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let record = store::version(&txn, table.id, base)
         .await?
-        .ok_or(Error::NotFound("version"))?;
+        .or_not_found("version")?;
     let schema = store::parse_schema(&record)?;
     let applied = match bulk::streamed(&ops) {
         Some(op) => {
@@ -1312,7 +1312,7 @@ pub async fn revert(
     use std::sync::atomic::Ordering;
     let table = store::find(&state.db, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let base = expected.unwrap_or(table.current_version);
     if target < 1 || target > table.current_version {
         return Err(Error::NotFound("version"));
@@ -1327,15 +1327,15 @@ pub async fn revert(
     }
     let table = store::find(&txn, owner, table_id)
         .await?
-        .ok_or(Error::NotFound("table"))?;
+        .or_not_found("table")?;
     let current_schema = store::parse_schema(
         &store::version(&txn, table.id, base)
             .await?
-            .ok_or(Error::NotFound("version"))?,
+            .or_not_found("version")?,
     )?;
     let target_record = store::version(&txn, table.id, target)
         .await?
-        .ok_or(Error::NotFound("version"))?;
+        .or_not_found("version")?;
     let mut schema = store::parse_schema(&target_record)?;
     schema.next_column = schema.next_column.max(current_schema.next_column);
     let new_version = base + 1;
