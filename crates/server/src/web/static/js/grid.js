@@ -3,9 +3,10 @@
 // `o<n>` cursor), so a table of any length scrolls at the same speed. Sorting and filtering
 // happen on the server; the grid only shows what it is given.
 //
-// Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell; Enter or F2
-// edits it (or just start typing); Enter saves and moves down, Tab saves and moves right,
-// Escape cancels; Delete empties the cell. The grid is one tab stop (role=grid with
+// Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell. Enter, F2 or
+// a double click edit the cell in place, keeping its value; typing a character starts with
+// that character instead. Enter saves and moves down, Tab saves and moves right, Escape
+// cancels; Delete empties the cell. The grid is one tab stop (role=grid with
 // aria-activedescendant), as the ARIA grid pattern describes.
 
 import { h, uid } from "./dom.js";
@@ -420,6 +421,11 @@ export class Grid {
     if (block.length) this.opts.onPaste({ ...this.active }, block);
   }
 
+  /**
+   * Edits the active cell in its own box: the input takes the cell's place (its text is
+   * hidden, not beside it). With `initial` (a typed character) the value starts as that
+   * character; otherwise it is the current value with the caret at the end.
+   */
   startEdit(initial) {
     if (!this.opts.onEdit || this.editing) return;
     const { row, col } = this.active;
@@ -431,6 +437,8 @@ export class Grid {
     const input = h("input", {
       class: "cell-editor",
       "aria-label": `Edit ${column.name}, row ${row + 1}`,
+      autocomplete: "off",
+      spellcheck: "false",
       value: initial ?? original,
       onkeydown: (e) => {
         if (e.key === "Enter") {
@@ -446,11 +454,18 @@ export class Grid {
       },
       onblur: () => this.finishEdit(true),
     });
-    this.editing = { cell, input, original, row, col };
+    this.editing = { cell, input, original, shown: cell.textContent, row, col };
     cell.classList.add("editing");
-    cell.append(input);
+    cell.replaceChildren(input);
     input.focus();
-    if (initial === undefined) input.select();
+    const end = input.value.length;
+    input.setSelectionRange(end, end);
+  }
+
+  /** Puts the cell's text back in place of the editor. */
+  closeEditor(ed) {
+    ed.cell.classList.remove("editing");
+    ed.cell.replaceChildren(ed.shown);
   }
 
   finishEdit(save, moveTo) {
@@ -458,8 +473,7 @@ export class Grid {
     if (!ed) return;
     this.editing = null;
     const value = ed.input.value;
-    ed.input.remove();
-    ed.cell.classList.remove("editing");
+    this.closeEditor(ed);
     if (moveTo) this.setActive(moveTo[0], moveTo[1]);
     this.el.focus({ preventScroll: true });
     if (save && value !== ed.original) this.save({ row: ed.row, col: ed.col }, value.trim() === "" ? null : value, ed.cell);
@@ -467,9 +481,9 @@ export class Grid {
 
   cancelEdit() {
     if (!this.editing) return;
-    this.editing.input.remove();
-    this.editing.cell.classList.remove("editing");
+    const ed = this.editing;
     this.editing = null;
+    this.closeEditor(ed);
   }
 
   save(at, value, cellEl) {
