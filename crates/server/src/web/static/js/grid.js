@@ -3,11 +3,13 @@
 // `o<n>` cursor), so a table of any length scrolls at the same speed. Sorting and filtering
 // happen on the server; the grid only shows what it is given.
 //
-// Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell. Enter, F2 or
-// a double click edit the cell in place, keeping its value; typing a character starts with
-// that character instead. Enter saves and moves down, Tab saves and moves right, Escape
-// cancels; Delete empties the cell. The grid is one tab stop (role=grid with
-// aria-activedescendant), as the ARIA grid pattern describes.
+// Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell, with Shift
+// they extend the selected range from its anchor; Ctrl+A selects the loaded rows.
+// Enter, F2 or a double click edit the cell in place, keeping its value; typing a character
+// starts with that character instead. Enter saves and moves down, Tab saves and moves right,
+// Escape cancels; Delete empties the cell. The mouse selects a range by dragging or with
+// Shift+click. The grid is one tab stop (role=grid with aria-activedescendant and
+// aria-selected on the cells of the range), as the ARIA grid pattern describes.
 
 import { h, uid } from "./dom.js";
 import { NUMERIC, display, editText, readingText } from "./format.js";
@@ -48,6 +50,11 @@ export class Grid {
     this.id = uid("grid");
     this.startedAt = opts.startedAt ?? performance.now();
     this.active = { row: 0, col: 0 };
+    // The selected range is the rectangle between `anchor` (where Shift+arrows started) and
+    // `extent` (the corner that moves); the active cell is inside it.
+    this.anchor = { row: 0, col: 0 };
+    this.extent = { row: 0, col: 0 };
+    this.dragging = false;
     this.editing = null;
     this.rowEls = new Map();
     /** Widths a person set, by column id: kept across versions, sorts and filters. */
@@ -62,15 +69,21 @@ export class Grid {
       id: this.id,
       "aria-label": opts.label || "Table",
       "aria-readonly": opts.onEdit ? null : "true",
+      "aria-multiselectable": "true",
       onscroll: () => this.schedule(),
       onkeydown: (e) => this.onKey(e),
       onpaste: (e) => this.onPaste(e),
       onmousedown: (e) => this.onMouseDown(e),
+      onmouseover: (e) => this.onMouseOver(e),
       ondblclick: (e) => {
         if (this.cellFrom(e.target)) this.startEdit();
       },
       onfocus: () => this.updateActive(false),
     }, this.head, this.body);
+    this.stopDrag = () => {
+      this.dragging = false;
+      window.removeEventListener("mouseup", this.stopDrag);
+    };
     this.resizeObserver = new ResizeObserver(() => this.schedule());
     this.resizeObserver.observe(this.el);
     this.reset(opts.columns, opts.rowCount, opts);
@@ -94,6 +107,10 @@ export class Grid {
     this.layoutColumns();
     this.el.setAttribute("aria-colcount", String(columns.length + 1));
     this.active.col = Math.min(this.active.col, Math.max(0, columns.length - 1));
+    // New rows under the same place: the range does not follow them.
+    this.anchor = { ...this.active };
+    this.extent = { ...this.active };
+    this.opts.onSelect?.(null);
     this.buildHead();
     this.updateCount();
     this.load(0);
@@ -170,9 +187,11 @@ export class Grid {
         h("span", { class: "col-type" }, c.type),
         sorted ? h("span", { class: "sort-mark", "aria-hidden": "true" }, sorted === "ascending" ? "▲" : "▼") : null,
       ];
+      const classes = ["cell"];
+      if (NUMERIC.has(c.type)) classes.push("num");
       return h("div", {
         role: "columnheader",
-        class: NUMERIC.has(c.type) ? "cell num" : "cell",
+        class: classes.join(" "),
         "aria-colindex": String(j + 2),
         "aria-sort": sorted || (onSort ? "none" : null),
         dataset: { column: c.name },
@@ -305,18 +324,21 @@ export class Grid {
       if (NUMERIC.has(c.type)) classes.push("num");
       if (value === null) classes.push("null");
       if (changed && changed.has(c.id)) classes.push("changed");
+      const selected = this.inRange(i, j);
+      if (selected) classes.push("selected");
       const text = data ? display(value, c.type) : "";
       return h("div", {
         role: "gridcell",
         class: classes.join(" "),
         id: `${this.id}-r${i}-c${j}`,
         "aria-colindex": String(j + 2),
+        "aria-selected": selected ? "true" : "false",
         title: text.length > 24 ? text : null,
         dataset: { row: String(i), col: String(j), type: c.type },
       }, text);
     });
     const row = h("div", { class: cls.join(" "), role: "row", "aria-rowindex": String(i + 2), dataset: { index: String(i) } },
-      h("div", { class: "cell rownum", role: "rowheader", "aria-colindex": "1" }, data ? String(i + 1) : "…"),
+      h("div", { class: i >= this.range().top && i <= this.range().bottom ? "cell rownum in-range" : "cell rownum", role: "rowheader", "aria-colindex": "1" }, data ? String(i + 1) : "…"),
       cells);
     row.data = data;
     return row;
@@ -329,22 +351,105 @@ export class Grid {
 
   onMouseDown(e) {
     const cell = this.cellFrom(e.target);
-    if (!cell || (this.editing && this.editing.cell === cell)) return;
-    this.setActive(Number(cell.dataset.row), Number(cell.dataset.col), false);
+    if (!cell || (this.editing && this.editing.cell === cell) || e.button !== 0) return;
+    const at = { row: Number(cell.dataset.row), col: Number(cell.dataset.col) };
+    if (e.shiftKey) this.extendTo(at.row, at.col, false);
+    else {
+      this.setActive(at.row, at.col, false);
+      // Dragging over other cells selects the rectangle, until the button goes up anywhere.
+      this.dragging = true;
+      window.addEventListener("mouseup", this.stopDrag);
+    }
     if (!this.editing) {
       e.preventDefault();
       this.el.focus({ preventScroll: true });
     }
   }
 
+  onMouseOver(e) {
+    if (!this.dragging) return;
+    if (!(e.buttons & 1)) return this.stopDrag();
+    const cell = this.cellFrom(e.target);
+    if (!cell) return;
+    const row = Number(cell.dataset.row);
+    const col = Number(cell.dataset.col);
+    if (row !== this.extent.row || col !== this.extent.col) this.extendTo(row, col, false);
+  }
+
+  clampRow(row) {
+    return Math.min(Math.max(0, row), Math.max(0, this.rowCount - 1));
+  }
+
+  clampCol(col) {
+    return Math.min(Math.max(0, col), Math.max(0, this.columns.length - 1));
+  }
+
+  /** Moves the active cell; the range becomes that one cell. */
   setActive(row, col, scroll = true) {
-    const maxRow = Math.max(0, this.rowCount - 1);
-    this.active = {
-      row: Math.min(Math.max(0, row), maxRow),
-      col: Math.min(Math.max(0, col), Math.max(0, this.columns.length - 1)),
-    };
-    if (scroll) this.scrollToActive();
+    this.active = { row: this.clampRow(row), col: this.clampCol(col) };
+    this.anchor = { ...this.active };
+    this.extent = { ...this.active };
+    if (scroll) this.scrollToCell(this.active);
     this.updateActive(true);
+    this.paintSelection();
+  }
+
+  /** Extends the range from its anchor to (row, col); the active cell stays. */
+  extendTo(row, col, scroll = true) {
+    this.extent = { row: this.clampRow(row), col: this.clampCol(col) };
+    if (scroll) this.scrollToCell(this.extent);
+    this.paintSelection();
+  }
+
+  /** The selected rectangle: first and last row and column, inclusive. */
+  range() {
+    const { anchor: a, extent: b } = this;
+    return {
+      top: Math.min(a.row, b.row), bottom: Math.max(a.row, b.row),
+      left: Math.min(a.col, b.col), right: Math.max(a.col, b.col),
+    };
+  }
+
+  inRange(row, col) {
+    const r = this.range();
+    return row >= r.top && row <= r.bottom && col >= r.left && col <= r.right;
+  }
+
+  /** Ctrl+A: every column of the rows loaded around the active row (pages in a row). */
+  selectLoaded() {
+    let first = Math.floor(this.active.row / PAGE);
+    if (!this.pages.has(first)) return;
+    let last = first;
+    while (this.pages.has(first - 1)) first -= 1;
+    while (this.pages.has(last + 1)) last += 1;
+    const end = Math.min(this.rowCount, last * PAGE + this.pages.get(last).rows.length);
+    this.anchor = { row: first * PAGE, col: 0 };
+    this.extent = { row: Math.max(first * PAGE, end - 1), col: Math.max(0, this.columns.length - 1) };
+    this.paintSelection();
+  }
+
+  /** The range's cells, rows and columns headers shown as selected (class and aria-selected). */
+  paintSelection() {
+    const r = this.range();
+    for (const [i, row] of this.rowEls) {
+      const rowIn = i >= r.top && i <= r.bottom;
+      row.firstChild.classList.toggle("in-range", rowIn);
+      for (const cell of row.querySelectorAll('[role="gridcell"]')) {
+        const j = Number(cell.dataset.col);
+        const on = rowIn && j >= r.left && j <= r.right;
+        if (cell.classList.contains("selected") !== on) {
+          cell.classList.toggle("selected", on);
+          cell.setAttribute("aria-selected", on ? "true" : "false");
+        }
+      }
+    }
+    for (const head of this.head.querySelectorAll("[role=columnheader][data-column]")) {
+      const j = Number(head.getAttribute("aria-colindex")) - 2;
+      head.classList.toggle("in-range", j >= r.left && j <= r.right);
+    }
+    const rows = r.bottom - r.top + 1;
+    const cols = r.right - r.left + 1;
+    this.opts.onSelect?.(rows * cols > 1 ? { rows, cols } : null);
   }
 
   updateActive() {
@@ -359,16 +464,17 @@ export class Grid {
     }
   }
 
-  scrollToActive() {
+  /** Scrolls so that `at` is in view. */
+  scrollToCell(at) {
     const g = this.geometry();
     const realTop = this.el.scrollTop * g.ratio;
-    const y = this.active.row * ROW_H;
+    const y = at.row * ROW_H;
     let target = null;
     if (y < realTop) target = y;
     else if (y + ROW_H > realTop + g.viewH) target = y + ROW_H - g.viewH;
     if (target !== null) this.el.scrollTop = target / g.ratio;
-    const left = this.lefts[this.active.col] ?? 0;
-    const right = left + (this.widths[this.active.col] ?? 0);
+    const left = this.lefts[at.col] ?? 0;
+    const right = left + (this.widths[at.col] ?? 0);
     if (left - ROWNUM_W < this.el.scrollLeft) this.el.scrollLeft = left - ROWNUM_W;
     else if (right > this.el.scrollLeft + this.el.clientWidth) this.el.scrollLeft = right - this.el.clientWidth;
     this.render();
@@ -376,7 +482,9 @@ export class Grid {
 
   onKey(e) {
     if (this.editing || e.target !== this.el) return;
-    const { row, col } = this.active;
+    const shift = e.shiftKey;
+    const from = shift ? this.extent : this.active;
+    const { row, col } = from;
     const pageRows = Math.max(1, Math.floor(this.geometry().viewH / ROW_H) - 1);
     const ctrl = e.ctrlKey || e.metaKey;
     let next = null;
@@ -394,6 +502,14 @@ export class Grid {
         e.preventDefault();
         this.startEdit();
         return;
+      case "Escape": {
+        const r = this.range();
+        if (r.top !== r.bottom || r.left !== r.right) {
+          e.preventDefault();
+          this.setActive(this.active.row, this.active.col);
+        }
+        return;
+      }
       case "Delete":
         if (this.opts.onEdit) {
           e.preventDefault();
@@ -401,24 +517,30 @@ export class Grid {
         }
         return;
       default:
-        if (e.key.length === 1 && !ctrl && !e.altKey && this.opts.onEdit) {
+        if (ctrl && !e.altKey && (e.key === "a" || e.key === "A")) {
+          e.preventDefault();
+          this.selectLoaded();
+        } else if (e.key.length === 1 && !ctrl && !e.altKey && this.opts.onEdit) {
           e.preventDefault();
           this.startEdit(e.key);
         }
         return;
     }
     e.preventDefault();
-    this.setActive(next[0], next[1]);
+    if (shift) this.extendTo(next[0], next[1]);
+    else this.setActive(next[0], next[1]);
   }
 
-  /** A block copied from a spreadsheet (tab-separated lines) goes in from the active cell. */
+  /** A block copied from a spreadsheet (tab-separated lines) goes in from the range's
+   *  top-left cell (the active cell when one cell is selected). */
   onPaste(e) {
     if (this.editing || !this.opts.onPaste || e.target !== this.el) return;
     const text = e.clipboardData?.getData("text/plain");
     if (!text) return;
     e.preventDefault();
     const block = parseBlock(text);
-    if (block.length) this.opts.onPaste({ ...this.active }, block);
+    const r = this.range();
+    if (block.length) this.opts.onPaste({ row: r.top, col: r.left }, block);
   }
 
   /**
@@ -432,6 +554,9 @@ export class Grid {
     const data = this.rowAt(row);
     const cell = document.getElementById(`${this.id}-r${row}-c${col}`);
     if (!data || !cell) return;
+    // A range collapses to the cell being edited.
+    const r = this.range();
+    if (r.top !== r.bottom || r.left !== r.right) this.setActive(row, col, false);
     const column = this.columns[col];
     const original = editText(data.cells[col], column.type);
     const input = h("input", {
@@ -506,6 +631,7 @@ export class Grid {
 
   destroy() {
     this.generation += 1;
+    this.stopDrag();
     this.resizeObserver.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
   }

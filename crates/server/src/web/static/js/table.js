@@ -31,6 +31,7 @@ export class TablePanel {
     this.banner = h("div", { class: "table-banner", hidden: true });
     this.filterBar = this.buildFilterBar();
     this.gridHost = h("div", { class: tall ? "grid-host tall" : "grid-host" });
+    this.selection = null;
     this.versions = h("section", { class: "versions", hidden: true, "aria-label": "Versions" });
     this.diffBox = h("section", { class: "diff", hidden: true, "aria-label": "Changes between versions" });
     this.toolbar = this.buildToolbar();
@@ -159,6 +160,10 @@ export class TablePanel {
       onPaste: editable ? (at, block) => this.pasteBlock(at, block) : null,
       onSort: (name) => this.toggleSort(name),
       onCount: (n, exact) => this.updateStatus(n, exact),
+      onSelect: (size) => {
+        this.selection = size;
+        this.updateStatus(this.grid?.rowCount ?? 0, this.grid?.exact ?? false);
+      },
       onError: showError,
       fetchPage: (offset, limit) => this.fetchRows(view.version, offset, limit),
       startedAt,
@@ -185,6 +190,7 @@ export class TablePanel {
     if (this.viewVersion !== null) parts.push("read-only");
     if (this.sort) parts.push(`sorted by ${this.sort.column}${this.sort.desc ? " (descending)" : ""}`);
     if (this.filters.length) parts.push(`${this.filters.length} filter${this.filters.length > 1 ? "s" : ""}`);
+    if (this.selection) parts.push(`${plural(this.selection.rows, "row")} × ${plural(this.selection.cols, "column")} selected`);
     this.status.textContent = parts.join(" · ");
   }
 
