@@ -4,7 +4,8 @@
 // happen on the server; the grid only shows what it is given.
 //
 // Keyboard: arrows, Page Up/Down, Home/End (Ctrl for rows) move the active cell, with Shift
-// they extend the selected range from its anchor; Ctrl+A selects the loaded rows.
+// they extend the selected range from its anchor; Ctrl+A selects the loaded rows; Ctrl+C
+// copies the range (TSV and an HTML table, as spreadsheets put them on the clipboard).
 // Enter, F2 or a double click edit the cell in place, keeping its value; typing a character
 // starts with that character instead. Enter saves and moves down, Tab saves and moves right,
 // Escape cancels; Delete empties the cell. The mouse selects a range by dragging or with
@@ -25,6 +26,8 @@ const ROWNUM_W = 64;
 
 const MIN_COL_W = 48;
 const MAX_COL_W = 800;
+// A copy of rows not yet fetched fetches them, up to this many.
+const COPY_MAX_ROWS = 10_000;
 
 function widthFor(column) {
   const base = NUMERIC.has(column.type) ? 120 : column.type === "boolean" ? 90 : column.type === "date" ? 130 : 180;
@@ -73,6 +76,7 @@ export class Grid {
       onscroll: () => this.schedule(),
       onkeydown: (e) => this.onKey(e),
       onpaste: (e) => this.onPaste(e),
+      oncopy: (e) => this.onCopyEvent(e),
       onmousedown: (e) => this.onMouseDown(e),
       onmouseover: (e) => this.onMouseOver(e),
       ondblclick: (e) => {
@@ -520,6 +524,9 @@ export class Grid {
         if (ctrl && !e.altKey && (e.key === "a" || e.key === "A")) {
           e.preventDefault();
           this.selectLoaded();
+        } else if (ctrl && !e.altKey && (e.key === "c" || e.key === "C")) {
+          e.preventDefault();
+          this.copy();
         } else if (e.key.length === 1 && !ctrl && !e.altKey && this.opts.onEdit) {
           e.preventDefault();
           this.startEdit(e.key);
@@ -541,6 +548,89 @@ export class Grid {
     const block = parseBlock(text);
     const r = this.range();
     if (block.length) this.opts.onPaste({ row: r.top, col: r.left }, block);
+  }
+
+  /**
+   * The range's rows, fetching those not loaded (a range made with Shift+Ctrl+End); null
+   * when it is too large to copy.
+   */
+  async rangeRows(r) {
+    if (r.bottom - r.top + 1 > COPY_MAX_ROWS) return null;
+    const rows = [];
+    for (let i = r.top; i <= r.bottom; i += 1) rows.push(this.rowAt(i));
+    for (let i = 0; i < rows.length; i += 1) {
+      if (rows[i] !== undefined) continue;
+      const { rows: fetched } = await this.opts.fetchPage(r.top + i, Math.min(PAGE, rows.length - i));
+      fetched.forEach((row, k) => { if (rows[i + k] === undefined) rows[i + k] = row; });
+      if (!fetched.length) break;
+    }
+    return rows.filter((row) => row);
+  }
+
+  /** The range's cells as shown in the grid, `rows` given (null: those loaded). */
+  rangeTexts(r, rows) {
+    const list = rows ?? Array.from({ length: r.bottom - r.top + 1 }, (_, k) => this.rowAt(r.top + k));
+    const columns = this.columns.slice(r.left, r.right + 1);
+    return list.filter((row) => row).map((row) =>
+      columns.map((c, k) => display(row.cells[r.left + k], c.type)));
+  }
+
+  /** Ctrl+C: the async Clipboard API, or the `copy` event where it is missing or refused. */
+  copy() {
+    const r = this.range();
+    const loaded = this.rangeLoaded(r);
+    if (!loaded && r.bottom - r.top + 1 > COPY_MAX_ROWS) {
+      this.opts.onMessage?.(`Copy at most ${COPY_MAX_ROWS.toLocaleString()} rows at a time.`);
+      return;
+    }
+    const cells = loaded ? Promise.resolve(this.rangeTexts(r)) : this.rangeRows(r).then((rows) => this.rangeTexts(r, rows));
+    const done = (texts) => this.opts.onCopied?.(texts.length, texts[0]?.length ?? 0);
+    if (navigator.clipboard?.write && typeof ClipboardItem === "function") {
+      // Promises in the item keep the user's gesture while rows are fetched.
+      const blob = (type, make) => cells.then((t) => new Blob([make(t)], { type }));
+      const item = new ClipboardItem({ "text/plain": blob("text/plain", toTsv), "text/html": blob("text/html", toHtml) });
+      navigator.clipboard.write([item]).then(() => cells.then(done)).catch(() => cells.then((t) => {
+        if (this.copyByEvent(t)) done(t);
+      }));
+    } else {
+      cells.then((t) => {
+        if (this.copyByEvent(t)) done(t);
+      }).catch((err) => this.opts.onError?.(err));
+    }
+  }
+
+  rangeLoaded(r) {
+    for (let i = r.top; i <= r.bottom; i += 1) if (this.rowAt(i) === undefined) return false;
+    return true;
+  }
+
+  /** The older way: a `copy` event, whose clipboardData takes both types. */
+  copyByEvent(texts) {
+    let written = false;
+    const onCopy = (e) => {
+      e.clipboardData.setData("text/plain", toTsv(texts));
+      e.clipboardData.setData("text/html", toHtml(texts));
+      e.preventDefault();
+      written = true;
+    };
+    document.addEventListener("copy", onCopy, { capture: true, once: true });
+    try {
+      document.execCommand("copy");
+    } finally {
+      document.removeEventListener("copy", onCopy, { capture: true });
+    }
+    if (!written) this.opts.onMessage?.("The browser did not let the page copy. Try again with Ctrl+C.");
+    return written;
+  }
+
+  /** Copy from the browser's menu while the grid has focus: the loaded cells of the range. */
+  onCopyEvent(e) {
+    // Already written by `copyByEvent` (with rows fetched for it): leave that.
+    if (this.editing || e.defaultPrevented || e.target !== this.el || !e.clipboardData) return;
+    const texts = this.rangeTexts(this.range());
+    e.clipboardData.setData("text/plain", toTsv(texts));
+    e.clipboardData.setData("text/html", toHtml(texts));
+    e.preventDefault();
   }
 
   /**
@@ -635,6 +725,24 @@ export class Grid {
     this.resizeObserver.disconnect();
     if (this.frame) cancelAnimationFrame(this.frame);
   }
+}
+
+/**
+ * Cells as tab-separated lines, the way Excel copies them: a value with a tab, a line break
+ * or a leading quote is wrapped in quotes, its quotes doubled (`parseBlock` reads it back).
+ */
+export function toTsv(rows) {
+  const quote = (text) => (/[\t\n\r]|^"/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
+  return rows.map((row) => row.map(quote).join("\t")).join("\n");
+}
+
+const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" };
+
+/** Cells as an HTML table: what Excel and Google Sheets paste as a block of cells. */
+export function toHtml(rows) {
+  const esc = (text) => text.replace(/[&<>"]/g, (ch) => ESCAPES[ch]);
+  const body = rows.map((row) => `<tr>${row.map((t) => `<td>${esc(t).replace(/\r?\n/g, "<br style=\"mso-data-placement:same-cell\">")}</td>`).join("")}</tr>`).join("");
+  return `<table><tbody>${body}</tbody></table>`;
 }
 
 /**

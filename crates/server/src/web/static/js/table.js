@@ -164,6 +164,8 @@ export class TablePanel {
         this.selection = size;
         this.updateStatus(this.grid?.rowCount ?? 0, this.grid?.exact ?? false);
       },
+      onCopied: (rows, cols) => toast(`Copied ${plural(rows, "row")} × ${plural(cols, "column")}.`),
+      onMessage: (text) => toast(text),
       onError: showError,
       fetchPage: (offset, limit) => this.fetchRows(view.version, offset, limit),
       startedAt,
