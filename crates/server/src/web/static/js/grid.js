@@ -26,8 +26,19 @@ const ROWNUM_W = 64;
 
 const MIN_COL_W = 48;
 const MAX_COL_W = 800;
+// The first column stays in view while scrolling right, unless it (with the row numbers)
+// would take more than this share of the grid's width (a phone): then nothing would be left
+// to scroll through.
+const FREEZE_MAX_SHARE = 0.5;
 // A copy of rows not yet fetched fetches them, up to this many.
 const COPY_MAX_ROWS = 10_000;
+
+/** A header's name: it gives way to the badge (ellipsis), down to about three characters. */
+function nameSpan(name) {
+  const span = h("span", { class: "col-name", title: name }, name);
+  span.style.setProperty("--name-ch", `${[...name].length}ch`);
+  return span;
+}
 
 function widthFor(column) {
   const base = NUMERIC.has(column.type) ? 120 : column.type === "boolean" ? 90 : column.type === "date" ? 130 : 180;
@@ -132,6 +143,20 @@ export class Grid {
     this.totalWidth = x;
     this.el.style.setProperty("--cols", [`${ROWNUM_W}px`, ...this.widths.map((w) => `${w}px`)].join(" "));
     this.el.style.setProperty("--grid-w", `${x}px`);
+    this.el.style.setProperty("--frozen-left", `${ROWNUM_W}px`);
+    this.updateFreeze();
+  }
+
+  /** Whether the first column stays in view while scrolling right (see FREEZE_MAX_SHARE). */
+  updateFreeze() {
+    const width = this.el.clientWidth;
+    const frozen = this.widths.length > 1 && width > 0 && ROWNUM_W + this.widths[0] <= width * FREEZE_MAX_SHARE;
+    if (this.el.classList.contains("freeze") !== frozen) this.el.classList.toggle("freeze", frozen);
+  }
+
+  /** The width the frozen first column covers at the left (0 when it scrolls). */
+  frozenWidth() {
+    return this.el.classList.contains("freeze") ? this.widths[0] : 0;
   }
 
   /** Sets column `j`'s width (pixels, kept within bounds) and lays the grid out again. */
@@ -187,12 +212,13 @@ export class Grid {
     const cells = this.columns.map((c, j) => {
       const sorted = sort && sort.column === c.name ? (sort.desc ? "descending" : "ascending") : null;
       const label = [
-        h("span", { class: "col-name" }, c.name),
+        nameSpan(c.name),
         h("span", { class: "col-type" }, c.type),
         sorted ? h("span", { class: "sort-mark", "aria-hidden": "true" }, sorted === "ascending" ? "▲" : "▼") : null,
       ];
       const classes = ["cell"];
       if (NUMERIC.has(c.type)) classes.push("num");
+      if (j === 0) classes.push("first");
       return h("div", {
         role: "columnheader",
         class: classes.join(" "),
@@ -275,6 +301,7 @@ export class Grid {
   }
 
   render() {
+    this.updateFreeze();
     const g = this.geometry();
     this.body.style.height = `${g.bodyH}px`;
     const top = this.el.scrollTop * g.ratio;
@@ -325,6 +352,7 @@ export class Grid {
     const cells = this.columns.map((c, j) => {
       const value = data ? data.cells[j] : undefined;
       const classes = ["cell"];
+      if (j === 0) classes.push("first");
       if (NUMERIC.has(c.type)) classes.push("num");
       if (value === null) classes.push("null");
       if (changed && changed.has(c.id)) classes.push("changed");
@@ -468,7 +496,7 @@ export class Grid {
     }
   }
 
-  /** Scrolls so that `at` is in view. */
+  /** Scrolls so that `at` is in view, beside the frozen first column. */
   scrollToCell(at) {
     const g = this.geometry();
     const realTop = this.el.scrollTop * g.ratio;
@@ -477,10 +505,14 @@ export class Grid {
     if (y < realTop) target = y;
     else if (y + ROW_H > realTop + g.viewH) target = y + ROW_H - g.viewH;
     if (target !== null) this.el.scrollTop = target / g.ratio;
-    const left = this.lefts[at.col] ?? 0;
-    const right = left + (this.widths[at.col] ?? 0);
-    if (left - ROWNUM_W < this.el.scrollLeft) this.el.scrollLeft = left - ROWNUM_W;
-    else if (right > this.el.scrollLeft + this.el.clientWidth) this.el.scrollLeft = right - this.el.clientWidth;
+    const frozen = this.frozenWidth();
+    if (!(frozen && at.col === 0)) {
+      const left = this.lefts[at.col] ?? 0;
+      const right = left + (this.widths[at.col] ?? 0);
+      const hidden = ROWNUM_W + frozen; // what covers the left edge
+      if (left - hidden < this.el.scrollLeft) this.el.scrollLeft = left - hidden;
+      else if (right > this.el.scrollLeft + this.el.clientWidth) this.el.scrollLeft = right - this.el.clientWidth;
+    }
     this.render();
   }
 
