@@ -302,6 +302,9 @@ export class Grid {
 
   render() {
     this.updateFreeze();
+    // The frozen column casts a shadow only when something is scrolled under it.
+    const under = this.el.scrollLeft > 0;
+    if (this.el.classList.contains("scrolled-x") !== under) this.el.classList.toggle("scrolled-x", under);
     const g = this.geometry();
     this.body.style.height = `${g.bodyH}px`;
     const top = this.el.scrollTop * g.ratio;
