@@ -23,6 +23,17 @@ struct Opened {
 }
 
 async fn open_table(email: &str, columns: Value, rows: Value) -> Option<Opened> {
+    let n = rows.as_array().map_or(0, Vec::len);
+    open_table_with_rows(email, columns, rows, n).await
+}
+
+/// `open_table`, waiting for at least `shown` rows painted (a long table shows only some).
+async fn open_table_with_rows(
+    email: &str,
+    columns: Value,
+    rows: Value,
+    shown: usize,
+) -> Option<Opened> {
     let (chromium, chromedriver) = installed()?;
     let app = TestApp::spawn().await;
     let token = app.user(email).await;
@@ -49,13 +60,12 @@ async fn open_table(email: &str, columns: Value, rows: Value) -> Option<Opened> 
     browser
         .js("location.hash = arguments[0]", json!([format!("#/t/{id}")]))
         .await;
-    let n = rows.as_array().map_or(0, Vec::len);
     browser
         .wait_js(
             "the table's rows",
             20,
-            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length === arguments[0]",
-            json!([n]),
+            "return document.querySelectorAll('.table-panel .grid-body .grid-row:not(.loading)').length >= arguments[0]",
+            json!([shown]),
         )
         .await;
     Some(Opened {
@@ -472,6 +482,71 @@ async fn ctrl_c_puts_the_range_on_the_clipboard_as_tsv_and_as_an_html_table() {
         .js("return navigator.clipboard.readText()", json!([]))
         .await;
     assert_eq!(text, copied["text"], "and it reached the clipboard");
+}
+
+#[tokio::test]
+async fn a_copied_range_running_past_the_loaded_rows_fetches_them_first() {
+    let columns = json!([{"name": "label", "type": "text"}, {"name": "n", "type": "integer"}]);
+    let rows: Vec<Value> = (1..=450).map(|i| json!([format!("Row {i}"), i])).collect();
+    let Some(t) = open_table_with_rows("far@example.com", columns, json!(rows), 10).await else {
+        return;
+    };
+    let b = &t.browser;
+    let origin = t.app.url("/").trim_end_matches('/').to_owned();
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({"origin": origin, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+    )
+    .await;
+
+    // Ctrl+Shift+End from the first row: the range reaches row 450, past the rows fetched.
+    let first = cell(b, 0, 0).await;
+    b.click_element(&first).await;
+    b.type_into(GRID, &format!("{CONTROL}{SHIFT}\u{E010}{RELEASE}"))
+        .await;
+    b.wait_js(
+        "the last row in view",
+        15,
+        "return document.querySelector('.table-panel .grid-body .grid-row[data-index=\"449\"]:not(.loading)')",
+        json!([]),
+    )
+    .await;
+    let loaded = b
+        .js(
+            "return document.querySelector('.table-panel .grid-body .grid-row[data-index=\"300\"]') === null",
+            json!([]),
+        )
+        .await;
+    assert_eq!(loaded, true, "the middle rows are not in the DOM");
+    assert!(
+        status(b).await.contains("450 rows × 1 column selected"),
+        "{}",
+        status(b).await
+    );
+    let offsets = "return performance.getEntriesByType('resource')
+                     .map(e => new URL(e.name)).filter(u => u.pathname.endsWith('/rows'))
+                     .map(u => u.searchParams.get('cursor'));";
+    let before = b.js(offsets, json!([])).await;
+    assert!(
+        !before.as_array().unwrap().contains(&json!("o200")),
+        "rows 201–400 not fetched yet: {before}"
+    );
+    b.type_into(GRID, &format!("{CONTROL}c{RELEASE}")).await;
+    let text = b
+        .wait_js(
+            "the whole range on the clipboard",
+            15,
+            "return navigator.clipboard.readText().then(t => t.startsWith('Row 1\\n') ? t : null).catch(() => null)",
+            json!([]),
+        )
+        .await;
+    let want: Vec<String> = (1..=450).map(|i| format!("Row {i}")).collect();
+    assert_eq!(text, want.join("\n"));
+    let after = b.js(offsets, json!([])).await;
+    assert!(
+        after.as_array().unwrap().contains(&json!("o200")),
+        "the copy fetched the rows in between: {after}"
+    );
 }
 
 /// Picks `value` in the filter form's `index`-th select.
