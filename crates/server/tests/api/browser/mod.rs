@@ -3,6 +3,7 @@
 //! screens and the page's measurements go to `target/screenshots/`.
 
 mod edit_column;
+mod grid_habits;
 mod webdriver;
 
 use std::path::Path;

@@ -13,6 +13,24 @@ use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 pub const ENTER: &str = "\u{E007}";
+pub const SHIFT: &str = "\u{E008}";
+pub const CONTROL: &str = "\u{E009}";
+pub const ESCAPE: &str = "\u{E00C}";
+pub const TAB: &str = "\u{E004}";
+pub const RIGHT: &str = "\u{E014}";
+pub const DOWN: &str = "\u{E015}";
+pub const F2: &str = "\u{E032}";
+/// Releases the modifier keys pressed earlier in the same text.
+pub const RELEASE: &str = "\u{E000}";
+
+/// An element as WebDriver names it in arguments and action origins.
+pub fn element_ref(id: &str) -> Value {
+    json!({ ELEMENT: id })
+}
+
+fn mouse(steps: Vec<Value>) -> Value {
+    json!({"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"}, "actions": steps})
+}
 
 /// Chromium and chromedriver, if installed. Without them the browser tests skip, unless
 /// `SHEETGPT_BROWSER_TESTS=1` (set by `.ci/run`) says they must run.
@@ -299,6 +317,68 @@ impl Browser {
             .expect("an element reference")
             .to_owned();
         self.click_element(&el).await;
+    }
+
+    /// Performs W3C input actions (`{"actions": [...]}` sources), then releases every key and
+    /// button they left pressed.
+    pub async fn perform(&self, sources: Value) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": sources})),
+        )
+        .await;
+        self.cmd(reqwest::Method::DELETE, "/actions", None).await;
+    }
+
+    /// A double click in the middle of an element, with the mouse.
+    pub async fn double_click_element(&self, el: &str) {
+        let press = [
+            json!({"type": "pointerDown", "button": 0}),
+            json!({"type": "pointerUp", "button": 0}),
+        ];
+        let mut steps =
+            vec![json!({"type": "pointerMove", "origin": element_ref(el), "x": 0, "y": 0})];
+        steps.extend(press.iter().cloned());
+        steps.extend(press.iter().cloned());
+        self.perform(json!([mouse(steps)])).await;
+    }
+
+    /// Presses the mouse on `from`, moves over to `to` and lets go there.
+    pub async fn drag(&self, from: &str, to: &str) {
+        self.perform(json!([mouse(vec![
+            json!({"type": "pointerMove", "origin": element_ref(from), "x": 0, "y": 0}),
+            json!({"type": "pointerDown", "button": 0}),
+            json!({"type": "pointerMove", "origin": element_ref(to), "x": 0, "y": 0, "duration": 150}),
+            json!({"type": "pointerUp", "button": 0}),
+        ])]))
+        .await;
+    }
+
+    /// A click with Shift held down.
+    pub async fn shift_click_element(&self, el: &str) {
+        let keys = json!({"type": "key", "id": "keyboard", "actions": [
+            {"type": "keyDown", "value": SHIFT}, {"type": "pause"}, {"type": "pause"},
+            {"type": "pause"}, {"type": "keyUp", "value": SHIFT},
+        ]});
+        let pointer = mouse(vec![
+            json!({"type": "pause"}),
+            json!({"type": "pointerMove", "origin": element_ref(el), "x": 0, "y": 0}),
+            json!({"type": "pointerDown", "button": 0}),
+            json!({"type": "pointerUp", "button": 0}),
+            json!({"type": "pause"}),
+        ]);
+        self.perform(json!([keys, pointer])).await;
+    }
+
+    /// A Chrome DevTools Protocol command (chromedriver's `goog/cdp/execute`).
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+        .await
     }
 
     pub async fn screenshot(&self, path: &Path) {

@@ -12,6 +12,28 @@ const OPS = [
   ["eq", "equals"], ["ne", "is not"], ["lt", "<"], ["lte", "≤"], ["gt", ">"], ["gte", "≥"],
   ["contains", "contains"], ["is_null", "is empty"], ["not_null", "is not empty"],
 ];
+const NO_VALUE = new Set(["is_null", "not_null"]);
+/** What a column of each type holds, what one value of it is, and what to type instead. */
+const HOLDS = {
+  integer: ["whole numbers", "a whole number", "a whole number such as 1200"],
+  decimal: ["numbers", "a number", "a number such as 12.5"],
+  float: ["numbers", "a number", "a number such as 12.5"],
+  currency: ["amounts of money", "an amount", "an amount such as 12.50"],
+  percent: ["percentages", "a percentage", "a percentage such as 15%"],
+  date: ["dates", "a date", "a date such as 2024-03-01"],
+  datetime: ["dates and times", "a date and time", "a date and time such as 2024-03-01 14:30"],
+  boolean: ["yes or no", "yes or no", "yes or no"],
+  url: ["links", "a link", "a link such as https://example.com"],
+  email: ["email addresses", "an email address", "an address such as ada@example.com"],
+};
+const DIGITS = new Set(["integer", "decimal", "float", "currency", "percent", "date", "datetime"]);
+
+/** Why a filter's value cannot be compared with its column, in a sentence. */
+function unreadable(column, value, opLabel) {
+  const [holds, one, instead] = HOLDS[column.type] || ["text", "text", "some text"];
+  return `“${column.name}” holds ${holds}, and “${value}” does not read as ${one}. ` +
+    `To filter by “${opLabel}”, type ${instead}.`;
+}
 
 function showError(err) {
   toast(err instanceof ApiError || err instanceof Error ? err.message : String(err), "error");
@@ -31,6 +53,10 @@ export class TablePanel {
     this.banner = h("div", { class: "table-banner", hidden: true });
     this.filterBar = this.buildFilterBar();
     this.gridHost = h("div", { class: tall ? "grid-host tall" : "grid-host" });
+    this.noMatch = h("div", { class: "grid-empty", role: "status", hidden: true },
+      h("span", {}, h("strong", {}, "No rows match"), " the filters."),
+      h("button", { type: "button", onclick: () => this.clearFilters() }, "Clear filters"));
+    this.selection = null;
     this.versions = h("section", { class: "versions", hidden: true, "aria-label": "Versions" });
     this.diffBox = h("section", { class: "diff", hidden: true, "aria-label": "Changes between versions" });
     this.toolbar = this.buildToolbar();
@@ -60,30 +86,81 @@ export class TablePanel {
     this.filterColumn = h("select", {});
     this.filterOp = h("select", {}, OPS.map(([v, label]) => h("option", { value: v }, label)));
     this.filterValue = h("input", { type: "text", autocomplete: "off" });
+    this.filterError = h("p", { class: "error filter-error", id: uid("ferr"), role: "alert", hidden: true });
+    const clearError = () => this.filterRefused(null);
     this.filterOp.addEventListener("change", () => {
-      this.filterValue.disabled = this.filterOp.value === "is_null" || this.filterOp.value === "not_null";
+      this.filterValue.disabled = NO_VALUE.has(this.filterOp.value);
+      clearError();
     });
+    this.filterColumn.addEventListener("change", clearError);
+    this.filterValue.addEventListener("input", clearError);
     this.chips = h("ul", { class: "chips", "aria-label": "Active filters" });
     const form = h("form", {
       class: "filter-form",
       onsubmit: (e) => {
         e.preventDefault();
-        const op = this.filterOp.value;
-        const value = this.filterValue.value;
-        if (!["is_null", "not_null"].includes(op) && value === "") {
-          this.filterValue.focus();
-          return;
-        }
-        this.filters.push({ column: this.filterColumn.value, op, value });
-        this.filterValue.value = "";
-        this.refreshGrid();
+        this.addFilter();
       },
     },
     field("Column", this.filterColumn),
     field("Condition", this.filterOp),
     field("Value", this.filterValue),
-    h("button", { type: "submit" }, "Add filter"));
+    h("button", { type: "submit" }, "Add filter"),
+    this.filterError);
     return h("div", { class: "filter-bar", hidden: true }, form, this.chips);
+  }
+
+  /**
+   * A filter becomes a chip only once its value can be read for its column: a number column
+   * compared with a word is refused at once, and anything else the server would refuse is
+   * found by asking it for one row with the filter.
+   */
+  async addFilter() {
+    const op = this.filterOp.value;
+    const value = NO_VALUE.has(op) ? "" : this.filterValue.value;
+    const name = this.filterColumn.value;
+    const column = this.view?.columns.find((c) => c.name === name);
+    if (!column) return this.filterRefused(`Version ${this.view?.version} has no column “${name}”.`);
+    if (!NO_VALUE.has(op) && value.trim() === "") {
+      this.filterValue.focus();
+      return;
+    }
+    const filter = { column: column.name, op, value };
+    const opLabel = OPS.find(([v]) => v === op)?.[1] || op;
+    if (!NO_VALUE.has(op) && op !== "contains") {
+      if (DIGITS.has(column.type) && !/\d/.test(value)) return this.filterRefused(unreadable(column, value, opLabel));
+      try {
+        await this.fetchRows(this.view.version, 0, 1, [...this.filters, filter]);
+      } catch (err) {
+        if (err instanceof ApiError && err.fields.some((f) => f.field === "filter")) {
+          return this.filterRefused(unreadable(column, value, opLabel));
+        }
+        return this.filterRefused(err.message);
+      }
+    }
+    this.filterRefused(null);
+    this.filters.push(filter);
+    this.filterValue.value = "";
+    this.refreshGrid();
+  }
+
+  /** Shows why a filter was refused under the form (null: clears it). */
+  filterRefused(sentence) {
+    this.filterError.hidden = !sentence;
+    this.filterError.textContent = sentence || "";
+    if (sentence) {
+      this.filterValue.setAttribute("aria-invalid", "true");
+      this.filterValue.setAttribute("aria-describedby", this.filterError.id);
+      this.filterValue.focus();
+    } else {
+      this.filterValue.removeAttribute("aria-invalid");
+      this.filterValue.removeAttribute("aria-describedby");
+    }
+  }
+
+  clearFilters() {
+    this.filters = [];
+    this.refreshGrid();
   }
 
   toggleFilter() {
@@ -96,7 +173,7 @@ export class TablePanel {
   renderChips() {
     replace(this.chips, this.filters.map((f, i) => {
       const label = OPS.find(([v]) => v === f.op)?.[1] || f.op;
-      const text = `${f.column} ${label}${["is_null", "not_null"].includes(f.op) ? "" : ` ${f.value}`}`;
+      const text = `${f.column} ${label}${NO_VALUE.has(f.op) ? "" : ` ${f.value}`}`;
       return h("li", { class: "chip" }, text, h("button", {
         type: "button",
         class: "icon",
@@ -159,22 +236,28 @@ export class TablePanel {
       onPaste: editable ? (at, block) => this.pasteBlock(at, block) : null,
       onSort: (name) => this.toggleSort(name),
       onCount: (n, exact) => this.updateStatus(n, exact),
+      onSelect: (size) => {
+        this.selection = size;
+        this.updateStatus(this.grid?.rowCount ?? 0, this.grid?.exact ?? false);
+      },
+      onCopied: (rows, cols) => toast(`Copied ${plural(rows, "row")} × ${plural(cols, "column")}.`),
+      onMessage: (text) => toast(text),
       onError: showError,
       fetchPage: (offset, limit) => this.fetchRows(view.version, offset, limit),
       startedAt,
     };
     if (!this.grid) {
       this.grid = new Grid({ ...opts, columns: view.columns, rowCount });
-      replace(this.gridHost, this.grid.el);
+      replace(this.gridHost, this.grid.el, this.noMatch);
     } else {
       this.grid.reset(view.columns, rowCount, opts);
     }
   }
 
-  async fetchRows(version, offset, limit) {
+  async fetchRows(version, offset, limit, filters = this.filters) {
     const q = new URLSearchParams({ limit: String(limit), cursor: `o${offset}`, version: String(version) });
     if (this.sort) q.append("sort", `${this.sort.column}:${this.sort.desc ? "desc" : "asc"}`);
-    for (const f of this.filters) q.append("filter", `${f.column}:${f.op}:${f.value}`);
+    for (const f of filters) q.append("filter", `${f.column}:${f.op}:${f.value}`);
     const page = await get(`/tables/${enc(this.id)}/rows?${q}`);
     return { rows: page.rows, more: Boolean(page.next_cursor) };
   }
@@ -185,7 +268,9 @@ export class TablePanel {
     if (this.viewVersion !== null) parts.push("read-only");
     if (this.sort) parts.push(`sorted by ${this.sort.column}${this.sort.desc ? " (descending)" : ""}`);
     if (this.filters.length) parts.push(`${this.filters.length} filter${this.filters.length > 1 ? "s" : ""}`);
+    if (this.selection) parts.push(`${plural(this.selection.rows, "row")} × ${plural(this.selection.cols, "column")} selected`);
     this.status.textContent = parts.join(" · ");
+    this.noMatch.hidden = !(exact && n === 0 && this.filters.length);
   }
 
   renderBanner() {
