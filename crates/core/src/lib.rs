@@ -9,6 +9,7 @@ pub mod import;
 pub mod locale;
 pub mod offline;
 pub mod paste;
+pub mod query;
 pub mod table;
 pub mod target;
 pub mod template;

@@ -397,3 +397,49 @@ async fn delete_account(
     tracing::info!(user.id = %user.id, "account deleted");
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The account archive, written to a file kept like an export's.
+pub struct ArchiveJob;
+
+impl crate::jobs::worker::Job for ArchiveJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::AccountArchive;
+    type Payload = serde::de::IgnoredAny;
+    const UNREADABLE: &'static str = "The archive's settings could not be read.";
+
+    async fn run(
+        attempt: &crate::jobs::worker::Attempt<'_>,
+        _: serde::de::IgnoredAny,
+    ) -> crate::jobs::worker::Outcome {
+        use crate::exports::worker::ARTIFACT_DIR;
+        use crate::jobs::worker::{Finished, Outcome};
+        let (state, job) = (attempt.state, attempt.job);
+        let written = write_archive(state, job.owner_id, Arc::clone(&attempt.control)).await;
+        let (file, rows) = match written {
+            Ok(done) => done,
+            Err(err) => return crate::jobs::worker::failed(job, &err),
+        };
+        let data_dir = &state.config.data_dir;
+        let relative = std::path::PathBuf::from(ARTIFACT_DIR).join(format!("{}.zip", job.id));
+        let persisted = crate::secrets::ensure_data_dir(&data_dir.join(ARTIFACT_DIR))
+            .map_err(std::io::Error::other)
+            .and_then(|()| file.persist(data_dir.join(&relative)).map_err(|e| e.error));
+        let bytes = match persisted.and_then(|f| f.metadata()) {
+            Ok(m) => m.len(),
+            Err(err) => {
+                tracing::warn!(job.id = %job.id, error = %err, "could not store the archive");
+                return Outcome::Failed {
+                    message: "The archive could not be stored (storage error).".to_owned(),
+                    retryable: true,
+                };
+            }
+        };
+        let result = crate::exports::jobs::ExportResult {
+            rows,
+            bytes,
+            file_name: archive_name(),
+            artifact: Some(relative.to_string_lossy().into_owned()),
+            sheet: None,
+        };
+        Outcome::Succeeded(Finished::of(rows, result.artifact.clone(), &result))
+    }
+}

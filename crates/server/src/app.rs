@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::state::AppState;
-use crate::{crypto, db, exports, http, secrets, telemetry};
+use crate::{crypto, db, http, secrets, telemetry};
 
 pub struct Application {
     listener: TcpListener,
@@ -78,7 +78,14 @@ impl Application {
         // that is down at start-up is only not checked).
         let checks = tokio::spawn(self.state.models.clone().check_windows());
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut workers = exports::worker::start(&self.state, stop_rx.clone());
+        let kinds = crate::jobs::worker::Kinds::default()
+            .with::<crate::exports::worker::ExportJob>()
+            .with::<crate::google::links::SyncJob>()
+            .with::<crate::jobs::ImportJob>()
+            .with::<crate::account::ArchiveJob>()
+            .with::<crate::jobs::change::ChangeJob>()
+            .with::<crate::jobs::validation::ValidationJob>();
+        let mut workers = crate::jobs::worker::start(&self.state, kinds, stop_rx.clone());
         let app = http::router(self.state.clone());
         let mut stopped = stop_rx.clone();
         let sockets = self.state.clone();

@@ -550,13 +550,16 @@ fn cell_expr(backend: DatabaseBackend, column_id: &str, ty: ColumnType) -> Strin
     }
 }
 
-/// One condition on the rows listed.
-pub struct RowFilter {
-    pub column_id: String,
-    pub ty: ColumnType,
-    pub cmp: sheetgpt_core::version::Cmp,
-    /// The comparison value as SQL sees it (a number, a boolean or text).
-    pub value: Value,
+pub use sheetgpt_core::query::{FilterValue, RowFilter};
+
+/// A filter's value as SQL sees it.
+fn sql_value(value: &FilterValue) -> Value {
+    match value {
+        FilterValue::None => Value::from(0i64),
+        FilterValue::Number(n) => (*n).into(),
+        FilterValue::Bool(b) => (*b).into(),
+        FilterValue::Text(t) => t.clone().into(),
+    }
 }
 
 /// `FROM … WHERE …` of a version's rows that pass `filters`, and its values.
@@ -582,7 +585,7 @@ fn selection(
             Cmp::IsNull => format!(" AND {expr} IS NULL"),
             Cmp::NotNull => format!(" AND {expr} IS NOT NULL"),
             Cmp::Contains => {
-                values.push(f.value.clone());
+                values.push(sql_value(&f.value));
                 format!(" AND LOWER({text_expr}) LIKE ? ESCAPE '\\'")
             }
             cmp => {
@@ -594,7 +597,7 @@ fn selection(
                     Cmp::Gt => ">",
                     _ => ">=",
                 };
-                values.push(f.value.clone());
+                values.push(sql_value(&f.value));
                 format!(" AND {expr} {op} ?")
             }
         };

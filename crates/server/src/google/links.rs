@@ -339,3 +339,30 @@ async fn sync_link(
     let job = enqueue(&state, &link).await?;
     Ok((StatusCode::ACCEPTED, Json(SyncQueued { job_id: job.id })))
 }
+
+/// A sheet sync job: brings the linked tab to the table's current version.
+pub struct SyncJob;
+
+impl crate::jobs::worker::Job for SyncJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::SheetSync;
+    type Payload = serde::de::IgnoredAny;
+    const UNREADABLE: &'static str = "The sync's settings could not be read.";
+
+    fn total(_: &JobRecord) -> Option<i64> {
+        Some(0)
+    }
+
+    async fn run(
+        attempt: &crate::jobs::worker::Attempt<'_>,
+        _: serde::de::IgnoredAny,
+    ) -> crate::jobs::worker::Outcome {
+        use crate::jobs::worker::{Finished, Outcome};
+        match run_sync(attempt.state, attempt.job, &attempt.control).await {
+            Ok(result) => Outcome::Succeeded(Finished::of(result.rows_written, None, &result)),
+            Err(err) => Outcome::Failed {
+                message: err.public_message(),
+                retryable: err.is_retryable(),
+            },
+        }
+    }
+}

@@ -132,3 +132,28 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// A change of every row of a large table, recorded as succeeded in the change's own
+/// transaction.
+pub struct ChangeJob;
+
+impl super::worker::Job for ChangeJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Change;
+    type Payload = ChangePayload;
+    const UNREADABLE: &'static str = "The change's operations could not be read.";
+
+    async fn run(
+        attempt: &super::worker::Attempt<'_>,
+        payload: ChangePayload,
+    ) -> super::worker::Outcome {
+        let run = crate::tables::service::JobRun {
+            control: &attempt.control,
+            job_id: attempt.job.id,
+            worker: attempt.worker,
+        };
+        match self::run(attempt.state, attempt.job, payload, run).await {
+            Ok(()) => super::worker::Outcome::Recorded,
+            Err(err) => super::worker::failed(attempt.job, &err),
+        }
+    }
+}

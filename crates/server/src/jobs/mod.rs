@@ -10,6 +10,7 @@ pub mod change;
 pub mod live;
 pub mod routes;
 pub mod validation;
+pub mod worker;
 
 use std::path::Path;
 
@@ -183,6 +184,48 @@ impl ImportPayload {
             sheetgpt_core::import::Source::Delimited {
                 delimiter: self.delimiter,
             }
+        }
+    }
+}
+
+/// An import of a large upload: the same two-pass import as a small one, counting rows as it
+/// stores them, recording its success in the import's transaction.
+pub struct ImportJob;
+
+impl worker::Job for ImportJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Import;
+    type Payload = ImportPayload;
+    const UNREADABLE: &'static str = "The import's settings could not be read.";
+
+    async fn run(attempt: &worker::Attempt<'_>, payload: ImportPayload) -> worker::Outcome {
+        let (state, job) = (attempt.state, attempt.job);
+        let path = state.config.data_dir.join(&payload.upload);
+        if !path.exists() {
+            return worker::Outcome::Failed {
+                message: "The uploaded file is no longer on the server; upload it again."
+                    .to_owned(),
+                retryable: false,
+            };
+        }
+        let imported = crate::tables::service::import(
+            state,
+            job.owner_id,
+            &payload.name,
+            path,
+            payload.source(),
+            Some(crate::tables::service::JobRun {
+                control: &attempt.control,
+                job_id: job.id,
+                worker: attempt.worker,
+            }),
+        )
+        .await;
+        match imported {
+            Ok(table) => {
+                tracing::info!(job.id = %job.id, table.id = %table.id, rows = table.row_count, "import job stored its table");
+                worker::Outcome::Recorded
+            }
+            Err(err) => worker::failed(job, &err),
         }
     }
 }

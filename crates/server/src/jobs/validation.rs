@@ -123,3 +123,25 @@ pub async fn run(
     let rows = control.rows.load(std::sync::atomic::Ordering::Relaxed);
     Ok((found.into(), rows))
 }
+
+/// The rule check of a large table's version; its result is the validation's answer.
+pub struct ValidationJob;
+
+impl super::worker::Job for ValidationJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Validation;
+    /// Everything it needs is in the job itself (its table and version).
+    type Payload = serde::de::IgnoredAny;
+    const UNREADABLE: &'static str = "The validation's settings could not be read.";
+
+    async fn run(
+        attempt: &super::worker::Attempt<'_>,
+        _: serde::de::IgnoredAny,
+    ) -> super::worker::Outcome {
+        match run(attempt.state, attempt.job, &attempt.control).await {
+            Ok((found, rows)) => {
+                super::worker::Outcome::Succeeded(super::worker::Finished::of(rows, None, &found))
+            }
+            Err(err) => super::worker::failed(attempt.job, &err),
+        }
+    }
+}

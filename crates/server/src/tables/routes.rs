@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use garde::Validate;
 use serde::{Deserialize, Serialize};
 use sheetgpt_core::export::ExportError;
-use sheetgpt_core::table::{Column, ColumnType, DecimalMark, Reading, Value};
-use sheetgpt_core::version::{Cmp, Op, RowId};
+use sheetgpt_core::table::{Column, ColumnType, DecimalMark, Reading};
+use sheetgpt_core::version::{Op, RowId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,13 +19,14 @@ use super::bulk::ValidationResponse;
 use super::order::{self, Start, View};
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
-use crate::db::tables::{self as store, RowFilter, TableRecord};
+use crate::db::tables::{self as store, TableRecord};
 use crate::error::{Error, OrNotFound};
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
 use crate::jobs::ImportPayload;
 use crate::jobs::routes::job_created;
 use crate::state::AppState;
+use sheetgpt_core::query::{QueryError, parse_filter, parse_sort};
 
 pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -551,26 +552,15 @@ async fn list_rows(
     }
     let loaded = service::load(&state, auth.user.id, id, version).await?;
     let schema = &loaded.schema;
-    let column = |name: &str, field: &str| {
-        schema
-            .column(name)
-            .cloned()
-            .ok_or_else(|| Error::field(field, format!("no column named `{name}`")))
-    };
-    let mut sort = Vec::new();
-    for s in &sort_args {
-        let (name, desc) = match s.rsplit_once(':') {
-            Some((n, "desc")) => (n, true),
-            Some((n, "asc")) => (n, false),
-            _ => (s.as_str(), false),
-        };
-        let col = column(name, "sort")?;
-        sort.push((col.id, col.ty, desc));
-    }
-    let mut filters = Vec::new();
-    for f in &filter_args {
-        filters.push(parse_filter(f, &column)?);
-    }
+    let query_error = |e: QueryError| Error::field(e.field, e.message);
+    let sort = sort_args
+        .iter()
+        .map(|s| parse_sort(s, schema).map_err(query_error))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filters = filter_args
+        .iter()
+        .map(|f| parse_filter(f, schema).map_err(query_error))
+        .collect::<Result<Vec<_>, _>>()?;
     let start = match cursor.as_deref() {
         None | Some("") => Start::After(None),
         Some(c) => {
@@ -628,66 +618,6 @@ async fn list_rows(
         rows,
         next_cursor,
     }))
-}
-
-fn parse_filter(
-    text: &str,
-    column: &impl Fn(&str, &str) -> Result<Column, Error>,
-) -> Result<RowFilter, Error> {
-    let bad = |msg: &str| Error::field("filter", format!("`{text}`: {msg}"));
-    let as_cmp = |s: &str| serde_json::from_value::<Cmp>(serde_json::Value::String(s.to_owned()));
-    // `column:cmp:value`, where the column's name may hold colons too ("Time: start"): the
-    // first colon followed by a comparison and a colon (or the end) ends the name.
-    let split = text.match_indices(':').find_map(|(i, _)| {
-        let rest = &text[i + 1..];
-        let (cmp, value) = rest.split_once(':').unwrap_or((rest, ""));
-        as_cmp(cmp).ok().map(|cmp| (&text[..i], cmp, value))
-    });
-    let Some((name, cmp, raw_value)) = split else {
-        return Err(if text.contains(':') {
-            bad("cmp must be eq, ne, lt, lte, gt, gte, contains, is_null or not_null")
-        } else {
-            bad("expected column:cmp:value")
-        });
-    };
-    let col = column(name, "filter")?;
-    let value: sea_orm::Value = match cmp {
-        Cmp::IsNull | Cmp::NotNull => sea_orm::Value::from(0i64),
-        Cmp::Contains => {
-            let escaped = raw_value
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            format!("%{escaped}%").into()
-        }
-        _ => {
-            // In the column's conventions: `03/04/2024` is read as its dates are.
-            let v = col.read_text(raw_value).map_err(|e| bad(&e.to_string()))?;
-            match (&v, col.ty) {
-                (Value::Null, _) => return Err(bad("compare with is_null / not_null instead")),
-                (Value::Boolean(b), _) => (*b).into(),
-                (
-                    _,
-                    ColumnType::Integer
-                    | ColumnType::Decimal
-                    | ColumnType::Float
-                    | ColumnType::Percent
-                    | ColumnType::Currency,
-                ) => v.as_f64().unwrap_or(0.0).into(),
-                _ => match v.to_json() {
-                    serde_json::Value::String(s) => s.into(),
-                    other => other.to_string().into(),
-                },
-            }
-        }
-    };
-    Ok(RowFilter {
-        column_id: col.id,
-        ty: col.ty,
-        cmp,
-        value,
-    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
