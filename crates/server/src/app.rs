@@ -81,9 +81,9 @@ impl Application {
         let kinds = crate::jobs::worker::Kinds::default()
             .with::<crate::exports::worker::ExportJob>()
             .with::<crate::google::links::SyncJob>()
-            .with::<crate::jobs::ImportJob>()
+            .with::<crate::tables::jobs::ImportJob>()
             .with::<crate::account::ArchiveJob>()
-            .with::<crate::jobs::change::ChangeJob>()
+            .with::<crate::tables::jobs::ChangeJob>()
             .with::<crate::jobs::validation::ValidationJob>();
         let mut workers = crate::jobs::worker::start(&self.state, kinds, stop_rx.clone());
         let app = http::router(self.state.clone());

@@ -5,7 +5,7 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::auth::extract::ClientInfo;
+use crate::auth::identity::ClientInfo;
 use crate::db::audit::NewEvent;
 use crate::state::AppState;
 

@@ -15,6 +15,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use rand::RngCore as _;
 use secrecy::SecretString;
 use secrecy::zeroize::Zeroizing;
+use sha2::{Digest, Sha256};
 
 const VERSION: &str = "v1:";
 const KEY_BYTES: usize = 32;
@@ -47,6 +48,28 @@ pub enum DecryptError {
     Invalid,
 }
 
+/// `bytes` of OS randomness, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // ThreadRng is a CSPRNG (ChaCha12) seeded from the OS and reseeded periodically.
+    rand::rng().fill_bytes(&mut buf);
+    URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// Hex SHA-256: what is stored for a refresh token or API key. The tokens carry 256 bits of
+/// randomness, so a fast hash cannot be brute-forced and lookups stay one index probe.
+pub fn digest(token: &str) -> String {
+    let hash = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in hash {
+        out.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// API keys read `sgk_<8 chars>_<43 chars>`: the prefix tells a key apart from a JWT and is
+/// shown in lists; the rest is the secret.
 /// Encrypts and decrypts values under one key. `Debug` shows no key.
 #[derive(Clone)]
 pub struct Cipher {

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use crate::auth::tokens::random_token;
+use crate::crypto::random_token;
 
 /// Creates the data directory (mode 0700: it holds the database and secrets) if missing.
 pub fn ensure_data_dir(data_dir: &Path) -> anyhow::Result<()> {

@@ -11,7 +11,7 @@ use crate::auth::cache::SessionCache;
 use crate::auth::jwt::JwtKeys;
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
-use crate::chat::service::Runs;
+use crate::chat::runs::Runs;
 use crate::config::Config;
 use crate::crypto::Cipher;
 use crate::llm::registry::Models;
@@ -34,7 +34,7 @@ pub struct Inner {
     /// Wakes this process's job workers when a job is queued here (others poll).
     pub jobs_queued: Arc<tokio::sync::Notify>,
     pub google: crate::google::Google,
-    pub rate_limiter: crate::http::rate_limit::Limiter,
+    pub rate_limiter: crate::http::limiter::Limiter,
     /// Turns true when the server starts to stop: open WebSockets close (1001, going away)
     /// once their reply is done.
     pub shutting_down: tokio::sync::watch::Sender<bool>,
@@ -65,10 +65,8 @@ impl AppState {
         let sessions = SessionCache::new(Duration::from_secs(auth.session_cache_secs), 100_000);
         let models = Models::from_config(&config)?;
         let google = crate::google::Google::from_config(&config.google)?;
-        let rate_limiter = crate::http::rate_limit::Limiter::new(
-            &config.rate_limits,
-            config.redis_url.as_deref(),
-        )?;
+        let rate_limiter =
+            crate::http::limiter::Limiter::new(&config.rate_limits, config.redis_url.as_deref())?;
         let login_throttle = LoginThrottle::new(auth);
         let scratch = crate::scratch::ScratchDir::create(&config.data_dir)?;
         let config_orders = config.tables.order_cache_bytes;

@@ -12,40 +12,13 @@ use chrono::Utc;
 use uuid::Uuid;
 
 use super::cache::CurrentUser;
+pub use super::identity::{AuthUser, AuthVia, ClientInfo, SessionUser};
 use super::jwt::TokenError;
 use super::tokens::{API_KEY_PREFIX, digest};
 use crate::db::entity::api_key::Scope;
 use crate::db::{api_keys, sessions, users};
 use crate::error::Error;
 use crate::state::AppState;
-
-#[derive(Clone, Debug)]
-pub struct AuthUser {
-    pub user: CurrentUser,
-    pub via: AuthVia,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AuthVia {
-    Session(Uuid),
-    ApiKey { id: Uuid, scope: Scope },
-}
-
-impl AuthUser {
-    pub fn session_id(&self) -> Option<Uuid> {
-        match self.via {
-            AuthVia::Session(id) => Some(id),
-            AuthVia::ApiKey { .. } => None,
-        }
-    }
-}
-
-/// An `AuthUser` signed in with a password (a session), not an API key: required to manage
-/// sessions, API keys and the password itself.
-pub struct SessionUser {
-    pub user: CurrentUser,
-    pub session_id: Uuid,
-}
 
 fn bearer(parts: &Parts) -> Result<&str, Error> {
     let value = parts
@@ -237,15 +210,6 @@ async fn live_user(state: &AppState, id: Uuid) -> Result<CurrentUser, Error> {
         locale: user.locale,
         created_at: user.created_at,
     })
-}
-
-/// Who is calling from where: for sessions, login throttling and logs.
-#[derive(Clone, Debug)]
-pub struct ClientInfo {
-    pub ip: String,
-    pub user_agent: Option<String>,
-    /// The request's `x-request-id` (set for every request by the middleware).
-    pub request_id: Option<String>,
 }
 
 impl FromRequestParts<AppState> for ClientInfo {

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod email;
 pub mod extract;
+pub mod identity;
 pub mod jwt;
 pub mod password;
 pub mod routes;

@@ -3,5 +3,6 @@
 
 pub mod context;
 pub mod routes;
+pub mod runs;
 pub mod service;
 pub mod ws;

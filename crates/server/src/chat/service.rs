@@ -3,8 +3,6 @@
 //! the reply when it completes. If the listener goes away or the reply is cancelled, the
 //! upstream request is dropped (cancelled) and the partial reply is kept, marked incomplete.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -84,42 +82,6 @@ pub enum ChatEvent {
     },
     /// Something went wrong mid-stream; the partial reply is kept.
     Error { message: String },
-}
-
-/// Running replies of this process, for cancellation.
-#[derive(Default)]
-pub struct Runs {
-    running: Mutex<HashMap<Uuid, watch::Sender<bool>>>,
-}
-
-impl Runs {
-    fn register(&self, id: Uuid) -> watch::Receiver<bool> {
-        let (tx, rx) = watch::channel(false);
-        if let Ok(mut m) = self.running.lock() {
-            m.insert(id, tx);
-        }
-        rx
-    }
-
-    fn remove(&self, id: Uuid) {
-        if let Ok(mut m) = self.running.lock() {
-            m.remove(&id);
-        }
-    }
-
-    /// Whether this instance is writing the reply.
-    pub fn is_running(&self, id: Uuid) -> bool {
-        self.running.lock().is_ok_and(|m| m.contains_key(&id))
-    }
-
-    /// Asks a running reply to stop; false when it is not running here.
-    pub fn cancel(&self, id: Uuid) -> bool {
-        self.running
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&id).map(|tx| tx.send(true).is_ok()))
-            .unwrap_or(false)
-    }
 }
 
 /// How often a running reply looks for a stop asked for on another instance.

@@ -116,11 +116,11 @@ pub fn not_allowed_message(spreadsheet_id: &str) -> String {
 
 /// [`service_account_may_write`] as a request's answer: 403 `spreadsheet-not-allowed`.
 pub fn check_service_account_spreadsheet(
-    state: &crate::state::AppState,
+    config: &GoogleConfig,
     spreadsheet_id: &str,
     email: &str,
 ) -> Result<(), crate::error::Error> {
-    if service_account_may_write(&state.config.google, spreadsheet_id, email) {
+    if service_account_may_write(config, spreadsheet_id, email) {
         return Ok(());
     }
     Err(crate::error::Error::forbidden(

@@ -4,6 +4,7 @@
 pub mod error;
 pub mod extract;
 pub mod forwarded;
+pub mod limiter;
 pub mod nul;
 pub mod openapi;
 pub mod ops;
@@ -40,15 +41,15 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             crate::auth::routes::router()
                 .merge(crate::chat::routes::router())
-                .merge(crate::llm::keys::router())
-                .merge(crate::schemas::router())
-                .merge(crate::exports::templates::router())
-                .merge(crate::exports::jobs::router())
+                .merge(crate::llm::keys::routes::router())
+                .merge(crate::schemas::routes::router())
+                .merge(crate::exports::templates::routes::router())
+                .merge(crate::exports::jobs::routes::router())
                 .merge(crate::jobs::routes::router())
                 .merge(crate::google::routes::router())
-                .merge(crate::google::links::router())
-                .merge(crate::admin::router())
-                .merge(crate::account::router())
+                .merge(crate::google::links::routes::router())
+                .merge(crate::admin::routes::router())
+                .merge(crate::account::routes::router())
                 .merge(crate::tables::routes::router(
                     state.config.tables.max_upload_bytes,
                 )),

@@ -9,10 +9,13 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::exports::render::Control;
-use crate::state::AppState;
+
+/// Cheap to clone: every clone is the same record.
+#[derive(Clone, Default)]
+pub struct Live(Arc<Inner>);
 
 #[derive(Default)]
-pub struct Live {
+struct Inner {
     running: Mutex<HashMap<Uuid, Arc<Control>>>,
     streams: Mutex<HashMap<Uuid, usize>>,
 }
@@ -27,7 +30,7 @@ pub struct LiveProgress {
 impl Live {
     /// The progress of job `id`, when one of this process's workers runs it.
     pub fn progress(&self, id: Uuid) -> Option<LiveProgress> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
         running.get(&id).map(|c| LiveProgress {
             done: c.rows.load(Ordering::Relaxed),
             total: c.total.load(Ordering::Relaxed),
@@ -37,15 +40,15 @@ impl Live {
 
 /// Job `id` runs here with `control` until this is dropped.
 pub struct Running {
-    state: AppState,
+    live: Live,
     id: Uuid,
 }
 
-pub fn running(state: &AppState, id: Uuid, control: Arc<Control>) -> Running {
-    let mut map = state.live.running.lock().unwrap_or_else(|e| e.into_inner());
+pub fn running(live: &Live, id: Uuid, control: Arc<Control>) -> Running {
+    let mut map = live.0.running.lock().unwrap_or_else(|e| e.into_inner());
     map.insert(id, control);
     Running {
-        state: state.clone(),
+        live: live.clone(),
         id,
     }
 }
@@ -53,8 +56,8 @@ pub fn running(state: &AppState, id: Uuid, control: Arc<Control>) -> Running {
 impl Drop for Running {
     fn drop(&mut self) {
         let mut map = self
-            .state
             .live
+            .0
             .running
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -64,20 +67,20 @@ impl Drop for Running {
 
 /// One of a user's open event streams, counted until dropped.
 pub struct Stream {
-    state: AppState,
+    live: Live,
     user: Uuid,
 }
 
 /// A place for one more event stream of `user`, unless they have `max` open on this process.
-pub fn open_stream(state: &AppState, user: Uuid, max: usize) -> Option<Stream> {
-    let mut streams = state.live.streams.lock().unwrap_or_else(|e| e.into_inner());
+pub fn open_stream(live: &Live, user: Uuid, max: usize) -> Option<Stream> {
+    let mut streams = live.0.streams.lock().unwrap_or_else(|e| e.into_inner());
     let open = streams.entry(user).or_insert(0);
     if *open >= max {
         return None;
     }
     *open += 1;
     Some(Stream {
-        state: state.clone(),
+        live: live.clone(),
         user,
     })
 }
@@ -85,8 +88,8 @@ pub fn open_stream(state: &AppState, user: Uuid, max: usize) -> Option<Stream> {
 impl Drop for Stream {
     fn drop(&mut self) {
         let mut streams = self
-            .state
             .live
+            .0
             .streams
             .lock()
             .unwrap_or_else(|e| e.into_inner());

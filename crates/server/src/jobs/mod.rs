@@ -6,7 +6,6 @@
 //! (`result.artifact`, in `exports/`). Whoever ends a job for good (the worker, a cancel, the
 //! account's deletion, the sweeper) removes them through [`remove_files`].
 
-pub mod change;
 pub mod live;
 pub mod routes;
 pub mod validation;
@@ -15,12 +14,39 @@ pub mod worker;
 use std::path::Path;
 
 use crate::db::jobs::{self as store, JobRecord};
+use uuid::Uuid;
+
+use crate::error::Error;
 use crate::state::AppState;
 
 /// Directory (under the data dir) of uploads waiting for their import job.
 pub const UPLOAD_DIR: &str = "uploads";
 
 pub use crate::db::jobs::Kind;
+
+/// Refuses a new job when the idempotency key already made one (returned), or when the owner
+/// has `exports.max_active_per_user` jobs of this kind queued or running (429).
+pub async fn admit(
+    state: &AppState,
+    owner: Uuid,
+    kind: Kind,
+    key: Option<&str>,
+    what: &str,
+) -> Result<Option<JobRecord>, Error> {
+    if let Some(key) = key
+        && let Some(job) = store::by_idempotency_key(&state.db, owner, kind.as_str(), key).await?
+    {
+        return Ok(Some(job));
+    }
+    let limit = state.config.exports.max_active_per_user;
+    if store::count_active(&state.db, owner, kind.as_str()).await? >= limit {
+        return Err(Error::TooManyRequests {
+            retry_after_secs: 10,
+            detail: format!("You have {limit} {what} queued or running; wait for one to finish."),
+        });
+    }
+    Ok(None)
+}
 
 fn field(json: Option<&str>, name: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(json?).ok()?;
@@ -116,7 +142,7 @@ pub async fn queue_import(
     use crate::error::Error;
     use sea_orm::TransactionTrait;
     let kind = Kind::Import.as_str();
-    if let Some(job) = change::admit(state, owner, Kind::Import, key, "imports").await? {
+    if let Some(job) = admit(state, owner, Kind::Import, key, "imports").await? {
         return Ok((job, false));
     }
     let id = uuid::Uuid::now_v7();
@@ -184,48 +210,6 @@ impl ImportPayload {
             sheetgpt_core::import::Source::Delimited {
                 delimiter: self.delimiter,
             }
-        }
-    }
-}
-
-/// An import of a large upload: the same two-pass import as a small one, counting rows as it
-/// stores them, recording its success in the import's transaction.
-pub struct ImportJob;
-
-impl worker::Job for ImportJob {
-    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Import;
-    type Payload = ImportPayload;
-    const UNREADABLE: &'static str = "The import's settings could not be read.";
-
-    async fn run(attempt: &worker::Attempt<'_>, payload: ImportPayload) -> worker::Outcome {
-        let (state, job) = (attempt.state, attempt.job);
-        let path = state.config.data_dir.join(&payload.upload);
-        if !path.exists() {
-            return worker::Outcome::Failed {
-                message: "The uploaded file is no longer on the server; upload it again."
-                    .to_owned(),
-                retryable: false,
-            };
-        }
-        let imported = crate::tables::service::import(
-            state,
-            job.owner_id,
-            &payload.name,
-            path,
-            payload.source(),
-            Some(crate::tables::service::JobRun {
-                control: &attempt.control,
-                job_id: job.id,
-                worker: attempt.worker,
-            }),
-        )
-        .await;
-        match imported {
-            Ok(table) => {
-                tracing::info!(job.id = %job.id, table.id = %table.id, rows = table.row_count, "import job stored its table");
-                worker::Outcome::Recorded
-            }
-            Err(err) => worker::failed(job, &err),
         }
     }
 }

@@ -268,13 +268,14 @@ async fn job_events(
     let owner = auth.user.id;
     let first = find(&state, owner, id).await?;
     let max = state.config.exports.max_event_streams_per_user;
-    let slot =
-        super::live::open_stream(&state, owner, max).ok_or_else(|| Error::TooManyRequests {
+    let slot = super::live::open_stream(&state.live, owner, max).ok_or_else(|| {
+        Error::TooManyRequests {
             retry_after_secs: 5,
             detail: format!(
                 "You have {max} job event streams open; close one, or poll GET /api/v1/jobs/{{id}}."
             ),
-        })?;
+        }
+    })?;
     let every = Duration::from_millis(state.config.exports.events_poll_ms);
     let follow = Follow {
         stop: state.shutting_down.subscribe(),

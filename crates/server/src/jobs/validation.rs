@@ -69,9 +69,7 @@ pub async fn request(
             _ => store::forget_key(&state.db, job.id).await?,
         }
     }
-    if let Some(job) =
-        super::change::admit(state, owner, Kind::Validation, None, "validations").await?
-    {
+    if let Some(job) = super::admit(state, owner, Kind::Validation, None, "validations").await? {
         return Ok(Validated::Job {
             job: Box::new(job),
             created: false,

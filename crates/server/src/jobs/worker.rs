@@ -341,11 +341,15 @@ async fn discard_if_cancelled(state: &AppState, job: &JobRecord, artifact: Optio
     }
 }
 
+/// The problem code of work that found its job no longer held (cancelled, or the lease lost
+/// when it came to commit): nothing was stored.
+pub const JOB_STOPPED: &str = "job-stopped";
+
 /// The outcome of work that failed with a service error: the problem's detail for the user,
 /// another attempt when the server was at fault (database, disk).
 pub fn failed(job: &JobRecord, err: &crate::error::Error) -> Outcome {
     let problem = err.problem();
-    if problem.code == crate::tables::service::JOB_STOPPED {
+    if problem.code == JOB_STOPPED {
         // Cancelled, or the lease was lost when it came to commit: nothing was stored.
         return Outcome::Lost;
     }
@@ -399,7 +403,7 @@ async fn heartbeat(
     control: Arc<Control>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<Held, sea_orm::DbErr> {
-    let _running = crate::jobs::live::running(&state, job_id, Arc::clone(&control));
+    let _running = crate::jobs::live::running(&state.live, job_id, Arc::clone(&control));
     let renew_every = Duration::from_millis(state.config.exports.lease_secs * 1000 / 3);
     let every = renew_every.min(PROGRESS_EVERY);
     let mut renewed = tokio::time::Instant::now();

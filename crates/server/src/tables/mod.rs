@@ -2,6 +2,7 @@
 //! by operations (each change a new version), diffed and reverted.
 
 pub(crate) mod bulk;
+pub mod jobs;
 pub mod order;
 mod preview;
 pub mod routes;

@@ -420,7 +420,7 @@ impl JobRun<'_> {
 }
 
 /// Why a job's work stopped without an error of its input: cancelled, or the worker lost it.
-pub const JOB_STOPPED: &str = "job-stopped";
+pub use crate::jobs::worker::JOB_STOPPED;
 
 /// The error that ends a job's work when it was cancelled or lost (the worker records nothing).
 pub fn job_stopped() -> Error {
@@ -707,13 +707,13 @@ pub async fn submit_change(
         return Err(stale(table.current_version));
     }
     let passes = bulk::passes(op);
-    let payload = crate::jobs::change::ChangePayload {
+    let payload = crate::tables::jobs::ChangePayload {
         table_id,
         base,
-        work: crate::jobs::change::Work::Ops { ops, summary },
+        work: crate::tables::jobs::Work::Ops { ops, summary },
     };
     let total = table.row_count.saturating_mul(passes);
-    let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, total).await?;
+    let (job, created) = crate::tables::jobs::queue(state, owner, key, &payload, total).await?;
     Ok(Submitted::Queued {
         job: Box::new(job),
         created,
@@ -750,12 +750,12 @@ pub async fn submit_revert(
     if base != table.current_version {
         return Err(stale(table.current_version));
     }
-    let payload = crate::jobs::change::ChangePayload {
+    let payload = crate::tables::jobs::ChangePayload {
         table_id,
         base,
-        work: crate::jobs::change::Work::Revert { to: target },
+        work: crate::tables::jobs::Work::Revert { to: target },
     };
-    let (job, created) = crate::jobs::change::queue(state, owner, key, &payload, 0).await?;
+    let (job, created) = crate::tables::jobs::queue(state, owner, key, &payload, 0).await?;
     Ok(Submitted::Queued {
         job: Box::new(job),
         created,

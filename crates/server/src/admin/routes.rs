@@ -1,27 +1,22 @@
-//! `/admin`: users (search, role, disable), their usage and quotas, and the audit log. Only
-//! for the `admin` role; everyone else gets 403. Every change is written to the audit log.
-
-use axum::Json;
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
-use chrono::{DateTime, Utc};
-use garde::Validate;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
-use uuid::Uuid;
-
+use super::{
+    Admin, AdminUser, AdminUserDetail, AuditEventResponse, AuditQuery, DaysQuery, QuotaReport,
+    QuotaUpdate, UserSearch, UserUpdate, find_user, quota_report,
+};
 use crate::audit::{self, Event};
-use crate::auth::extract::{AuthUser, ClientInfo};
+use crate::auth::identity::ClientInfo;
 use crate::chat::routes::UsageResponse;
 use crate::db::entity::user::Role;
 use crate::db::users;
-use crate::error::{Error, OrNotFound};
+use crate::error::Error;
 use crate::http::extract::{Path, Query, ValidatedJson};
 use crate::http::pagination::{Page, PageQuery};
-use crate::quotas::{self, Limits, Overrides};
+use crate::quotas::{self, Overrides};
 use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -30,64 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(user_usage))
         .routes(routes!(get_quotas, set_quotas))
         .routes(routes!(audit_log))
-}
-
-/// A signed-in admin.
-pub struct Admin(pub AuthUser);
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let auth = AuthUser::from_request_parts(parts, state).await?;
-        if auth.user.role != Role::Admin {
-            return Err(Error::forbidden(
-                "admin-required",
-                "This needs the admin role.",
-            ));
-        }
-        Ok(Self(auth))
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminUser {
-    pub id: Uuid,
-    pub email: String,
-    pub role: Role,
-    pub disabled: bool,
-    pub disabled_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<users::User> for AdminUser {
-    fn from(u: users::User) -> Self {
-        Self {
-            id: u.id,
-            email: u.email,
-            role: u.role,
-            disabled: u.disabled_at.is_some(),
-            disabled_at: u.disabled_at,
-            created_at: u.created_at,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct UserSearch {
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u64>,
-    #[param(
-        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
-    )]
-    pub cursor: Option<String>,
-    /// Part of the email address (case-insensitive).
-    pub q: Option<String>,
-    /// `user` or `admin`.
-    #[param(pattern = "^(user|admin)?$")]
-    pub role: Option<String>,
-    pub disabled: Option<bool>,
 }
 
 /// Users, newest first, optionally searched by email, role and status.
@@ -128,17 +65,6 @@ async fn list_users(
     )))
 }
 
-async fn find_user(state: &AppState, id: Uuid) -> Result<users::User, Error> {
-    users::find_by_id(&state.db, id).await?.or_not_found("user")
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AdminUserDetail {
-    #[serde(flatten)]
-    pub user: AdminUser,
-    pub quotas: QuotaReport,
-}
-
 /// One user, with their quotas and what they used.
 #[utoipa::path(get, path = "/admin/users/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "User id")),
@@ -154,17 +80,6 @@ async fn get_user(
         user: user.into(),
         quotas,
     }))
-}
-
-#[derive(Debug, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserUpdate {
-    #[garde(skip)]
-    pub role: Option<Role>,
-    /// true: the user can no longer sign in, and every session (with its tokens) and API key
-    /// of theirs is revoked for good; false: they may sign in again.
-    #[garde(skip)]
-    pub disabled: Option<bool>,
 }
 
 /// Change a user's role or disable/enable them.
@@ -220,14 +135,6 @@ async fn update_user(
     Ok(Json(find_user(&state, id).await?.into()))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct DaysQuery {
-    /// Days back from today (1 to 366, default 30).
-    #[param(minimum = 1, maximum = 366)]
-    pub days: Option<u32>,
-}
-
 /// A user's model usage and cost per day and model.
 #[utoipa::path(get, path = "/admin/users/{id}/usage", tag = "admin",
     params(("id" = Uuid, Path, description = "User id"), DaysQuery),
@@ -244,40 +151,6 @@ async fn user_usage(
     ))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Used {
-    pub tokens_today: u64,
-    pub exports_today: u64,
-    pub stored_rows: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct QuotaReport {
-    /// The configured defaults.
-    pub defaults: Limits,
-    /// This user's overrides (null: the default).
-    pub overrides: Overrides,
-    /// What applies (0: no limit).
-    pub effective: Limits,
-    pub used: Used,
-}
-
-async fn quota_report(state: &AppState, id: Uuid) -> Result<QuotaReport, Error> {
-    let today = quotas::today();
-    let tokens = crate::db::conversations::tokens_since(&state.db, id, today).await?;
-    let exports = quotas::exports_today(&state.db, id).await?;
-    Ok(QuotaReport {
-        defaults: quotas::defaults(state),
-        overrides: quotas::overrides(&state.db, id).await?,
-        effective: quotas::limits(state, id).await?,
-        used: Used {
-            tokens_today: u64::try_from(tokens).unwrap_or(0),
-            exports_today: exports,
-            stored_rows: quotas::stored_rows(&state.db, id).await?,
-        },
-    })
-}
-
 /// A user's quotas: defaults, overrides, what applies and what is used.
 #[utoipa::path(get, path = "/admin/users/{id}/quotas", tag = "admin",
     params(("id" = Uuid, Path, description = "User id")),
@@ -289,21 +162,6 @@ async fn get_quotas(
 ) -> Result<Json<QuotaReport>, Error> {
     find_user(&state, id).await?;
     Ok(Json(quota_report(&state, id).await?))
-}
-
-#[derive(Debug, Deserialize, Validate, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaUpdate {
-    /// Model tokens per UTC day (0: no limit; null: the default).
-    #[schema(maximum = 1_000_000_000_000.0)]
-    #[garde(range(max = 1_000_000_000_000))]
-    pub tokens_per_day: Option<u64>,
-    #[schema(maximum = 1_000_000_000)]
-    #[garde(range(max = 1_000_000_000))]
-    pub exports_per_day: Option<u64>,
-    #[schema(maximum = 1_000_000_000_000.0)]
-    #[garde(range(max = 1_000_000_000_000))]
-    pub max_stored_rows: Option<u64>,
 }
 
 /// Set a user's quota overrides (all three; null keeps the default).
@@ -333,42 +191,6 @@ async fn set_quotas(
     )
     .await;
     Ok(Json(quota_report(&state, id).await?))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AuditQuery {
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<u64>,
-    #[param(
-        pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
-    )]
-    pub cursor: Option<String>,
-    /// Events by this user.
-    pub actor: Option<Uuid>,
-    /// An action (`auth.login`), or a prefix ending in a dot (`auth.`).
-    pub action: Option<String>,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    /// From this time (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// Before this time (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AuditEventResponse {
-    pub id: Uuid,
-    pub action: String,
-    pub actor_id: Option<Uuid>,
-    pub target_type: Option<String>,
-    pub target_id: Option<String>,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub request_id: Option<String>,
-    #[schema(value_type = Option<Object>)]
-    pub details: Option<serde_json::Value>,
-    pub created_at: DateTime<Utc>,
 }
 
 /// The audit log, newest first, filtered.

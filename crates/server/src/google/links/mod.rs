@@ -2,23 +2,19 @@
 //! version queues a `sheet_sync` job; the job writes only the changed rows when the change is
 //! small (same columns, same rows in the same order), and rewrites the tab otherwise.
 
+pub mod routes;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sheetgpt_core::template::{Resolved, Template};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::client::{Credential, Session};
 use super::sheets::{self, Rows, SheetError, Tab};
-use crate::auth::extract::AuthUser;
 use crate::db::entity::sheet_link;
 use crate::db::jobs::JobRecord;
 use crate::db::owned;
@@ -26,8 +22,6 @@ use crate::db::sheet_links as link_store;
 use crate::db::tables as table_store;
 use crate::error::{Error, OrNotFound};
 use crate::exports::render::Control;
-use crate::http::extract::{Path, Query};
-use crate::http::pagination::{Page, PageQuery};
 use crate::state::AppState;
 
 pub const SYNC_KIND: &str = crate::db::jobs::Kind::SheetSync.as_str();
@@ -70,7 +64,10 @@ pub async fn create(
     .await
 }
 
-async fn enqueue(state: &AppState, link: &LinkRecord) -> Result<JobRecord, sea_orm::DbErr> {
+pub(crate) async fn enqueue(
+    state: &AppState,
+    link: &LinkRecord,
+) -> Result<JobRecord, sea_orm::DbErr> {
     let job = link_store::queue_sync(&state.db, link, state.config.exports.max_attempts).await?;
     state.jobs_queued.notify_one();
     Ok(job)
@@ -215,13 +212,6 @@ async fn sync(
     Ok(result)
 }
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_links))
-        .routes(routes!(get_link, delete_link))
-        .routes(routes!(sync_link))
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkResponse {
     pub id: Uuid,
@@ -240,7 +230,7 @@ pub struct LinkResponse {
     pub created_at: DateTime<Utc>,
 }
 
-fn response(link: LinkRecord) -> LinkResponse {
+pub(crate) fn response(link: LinkRecord) -> LinkResponse {
     LinkResponse {
         spreadsheet_url: sheets::spreadsheet_url(&link.spreadsheet_id),
         id: link.id,
@@ -270,74 +260,16 @@ pub struct LinkListQuery {
     pub table_id: Option<Uuid>,
 }
 
-/// The caller's sheet links, newest first.
-#[utoipa::path(get, path = "/sheet-links", tag = "google", params(LinkListQuery),
-    responses((status = 200, description = "Links", body = Page<LinkResponse>)))]
-async fn list_links(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Query(q): Query<LinkListQuery>,
-) -> Result<Json<Page<LinkResponse>>, Error> {
-    let (limit, before) = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    }
-    .parse()?;
-    let rows = link_store::page(&state.db, auth.user.id, q.table_id, before, limit + 1).await?;
-    Ok(Json(Page::from_rows(rows, limit, |r| r.id, response)))
-}
-
-async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, Error> {
+pub(crate) async fn find(state: &AppState, owner: Uuid, id: Uuid) -> Result<LinkRecord, Error> {
     owned::find::<sheet_link::Entity>(&state.db, owner, id)
         .await?
         .or_not_found("sheet link")
-}
-
-/// One link: where it writes and how its last sync went.
-#[utoipa::path(get, path = "/sheet-links/{id}", tag = "google",
-    params(("id" = Uuid, Path, description = "Link id")),
-    responses((status = 200, description = "The link", body = LinkResponse)))]
-async fn get_link(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<Json<LinkResponse>, Error> {
-    Ok(Json(response(find(&state, auth.user.id, id).await?)))
-}
-
-/// Unlink: the tab stays as it is and no longer follows the table.
-#[utoipa::path(delete, path = "/sheet-links/{id}", tag = "google",
-    params(("id" = Uuid, Path, description = "Link id")),
-    responses((status = 204, description = "Unlinked")))]
-async fn delete_link(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<StatusCode, Error> {
-    if !owned::soft_delete::<sheet_link::Entity>(&state.db, auth.user.id, id).await? {
-        return Err(Error::NotFound("sheet link"));
-    }
-    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SyncQueued {
     /// The sync job (`kind` sheet_sync).
     pub job_id: Uuid,
-}
-
-/// Sync now (after fixing what made a sync fail, for instance).
-#[utoipa::path(post, path = "/sheet-links/{id}/sync", tag = "google",
-    params(("id" = Uuid, Path, description = "Link id")),
-    responses((status = 202, description = "Queued", body = SyncQueued)))]
-async fn sync_link(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(id): Path<Uuid>,
-) -> Result<(StatusCode, Json<SyncQueued>), Error> {
-    let link = find(&state, auth.user.id, id).await?;
-    let job = enqueue(&state, &link).await?;
-    Ok((StatusCode::ACCEPTED, Json(SyncQueued { job_id: job.id })))
 }
 
 /// A sheet sync job: brings the linked tab to the table's current version.

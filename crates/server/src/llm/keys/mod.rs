@@ -3,25 +3,20 @@
 //! owner and model, used only for its owner's requests to that model, and never shown again;
 //! answers carry its last characters at most.
 
+pub mod routes;
+
 use std::collections::BTreeSet;
 
-use axum::Json;
-use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use garde::Validate;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::registry::ModelEntry;
-use crate::auth::extract::SessionUser;
 use crate::db::user_model_keys::{self as store, UserModelKey};
 use crate::error::{Error, OrNotFound};
-use crate::http::extract::{Path, ValidatedJson};
 use crate::state::AppState;
 
 /// Longest key accepted; real provider keys are a few hundred characters at most.
@@ -29,10 +24,6 @@ const MAX_KEY_CHARS: usize = 1024;
 /// Keys shorter than this get no hint: their last characters would give too much away.
 const MIN_KEY_CHARS_FOR_HINT: usize = 16;
 const HINT_CHARS: usize = 4;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(put_key, delete_key))
-}
 
 #[derive(Deserialize, Validate, ToSchema)]
 pub struct PutModelKey {
@@ -102,50 +93,8 @@ fn associated_data(user: Uuid, model: &str) -> Vec<u8> {
     format!("sheetgpt/user_model_keys/v1/{user}/{model}").into_bytes()
 }
 
-/// Save your own key for a configured model: your requests to it then use your key (and your
-/// provider account) instead of the configured one. Needs a password sign-in, not an API key.
-/// The key is never shown again.
-#[utoipa::path(put, path = "/models/{name}/key", tag = "conversations", request_body = PutModelKey,
-    params(("name" = String, Path, description = "A model name from `GET /models`")),
-    responses(
-        (status = 200, description = "Saved", body = ModelKeyResponse),
-        (status = 403, description = "Signed in with an API key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such model", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
-async fn put_key(
-    State(state): State<AppState>,
-    auth: SessionUser,
-    Path(name): Path<String>,
-    body: Result<ValidatedJson<PutModelKey>, Error>,
-) -> Result<Json<ModelKeyResponse>, Error> {
-    let ValidatedJson(body) = body.map_err(|err| match err {
-        // serde's own words can quote what was sent (a key sent as a number, say).
-        Error::Validation(_) => Error::field("api_key", "must be a string"),
-        other => other,
-    })?;
-    let saved = save(&state, auth.user.id, &name, &body.api_key).await?;
-    Ok(Json(saved.into()))
-}
-
-/// Delete your own key for a model; your requests use the configured key again.
-#[utoipa::path(delete, path = "/models/{name}/key", tag = "conversations",
-    params(("name" = String, Path, description = "A model name from `GET /models`")),
-    responses(
-        (status = 204, description = "Deleted"),
-        (status = 403, description = "Signed in with an API key", body = crate::http::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No key saved for this model", body = crate::http::error::Problem, content_type = "application/problem+json"),
-    ))]
-async fn delete_key(
-    State(state): State<AppState>,
-    auth: SessionUser,
-    Path(name): Path<String>,
-) -> Result<StatusCode, Error> {
-    remove(&state, auth.user.id, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
 #[tracing::instrument(skip_all, fields(user.id = %user, model = %model))]
-async fn save(
+pub(crate) async fn save(
     state: &AppState,
     user: Uuid,
     model: &str,
@@ -172,7 +121,7 @@ async fn save(
 }
 
 #[tracing::instrument(skip_all, fields(user.id = %user, model = %model))]
-async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), Error> {
+pub(crate) async fn remove(state: &AppState, user: Uuid, model: &str) -> Result<(), Error> {
     // No check that the model is still configured: a key for a model taken out of the
     // configuration can still be deleted.
     if !store::delete(&state.db, user, model).await? {

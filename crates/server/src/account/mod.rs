@@ -1,37 +1,29 @@
 //! `/account`: a user takes all their data with them (one ZIP archive: conversations,
 //! tables, templates and schemas as JSON, and every table as .xlsx), or deletes their account.
 
+pub mod routes;
+
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::audit::{self, Event};
-use crate::auth::extract::{AuthUser, ClientInfo, SessionUser};
+use crate::auth::identity::ClientInfo;
 use crate::db::jobs;
 use crate::db::{conversations, schemas, tables as table_store, users};
 use crate::error::{Error, OrNotFound};
 use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
-use crate::http::extract::ValidatedJson;
 use crate::jobs::Kind;
 use crate::jobs::routes::job_created;
 use crate::state::AppState;
 use sea_orm::TransactionTrait;
-
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(export_account, start_account_export))
-        .routes(routes!(delete_account))
-}
 
 enum Entry {
     Bytes(String, Vec<u8>),
@@ -43,7 +35,7 @@ fn json_entry(path: String, value: &Value) -> Entry {
 }
 
 /// Every live item of the user, page by page.
-async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
+pub(crate) async fn all_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
 where
     F: FnMut(Option<Uuid>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<T>, sea_orm::DbErr>>,
@@ -61,7 +53,7 @@ where
     }
 }
 
-trait HasId {
+pub(crate) trait HasId {
     fn id(&self) -> Uuid;
 }
 
@@ -75,63 +67,7 @@ has_id!(
     crate::db::templates::TemplateRecord
 );
 
-/// Download everything you have stored as one ZIP archive. While your tables hold at most
-/// `exports.archive_sync_rows` rows in all, the archive is the answer (200); for a larger
-/// account the answer is 202 with the `account_archive` job that writes it (follow it at
-/// `Location`, download it from the job's `download_url`). While an archive job is queued or
-/// running, the answer is that job.
-#[utoipa::path(get, path = "/account/export", tag = "account",
-    responses(
-        (status = 200, description = "A ZIP archive", content_type = "application/zip", body = Vec<u8>),
-        (status = 202, description = "The archive is written by a job", body = crate::jobs::routes::JobResponse),
-    ))]
-async fn export_account(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    client: ClientInfo,
-) -> Result<Response, Error> {
-    let owner = auth.user.id;
-    if let Some(job) = jobs::active(&state.db, owner, Kind::AccountArchive.as_str()).await? {
-        return Ok(job_created(job, StatusCode::ACCEPTED));
-    }
-    let tables =
-        all_pages(|before| table_store::list(&state.db, owner, before, 200, false)).await?;
-    let rows: u64 = tables
-        .iter()
-        .map(|t| u64::try_from(t.row_count).unwrap_or(0))
-        .sum();
-    if rows > state.config.exports.archive_sync_rows {
-        return start_archive(&state, owner, &client).await;
-    }
-    let (archive, _) = write_archive(&state, owner, Arc::new(Control::default())).await?;
-    audit::record(
-        &state,
-        Some(&client),
-        Event::new("account.exported", Some(owner)).target("user", owner),
-    )
-    .await;
-    let file = archive.reopen().map_err(|e| Error::Internal(e.into()))?;
-    drop(archive);
-    Ok(crate::exports::file_response(
-        file,
-        "application/zip",
-        &archive_name(),
-    ))
-}
-
-/// Start writing the archive of everything you have stored as a job, whatever the account's
-/// size: 202 with the `account_archive` job (or the one already queued or running).
-#[utoipa::path(post, path = "/account/export", tag = "account",
-    responses((status = 202, description = "The job that writes the archive", body = crate::jobs::routes::JobResponse)))]
-async fn start_account_export(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    client: ClientInfo,
-) -> Result<Response, Error> {
-    start_archive(&state, auth.user.id, &client).await
-}
-
-async fn start_archive(
+pub(crate) async fn start_archive(
     state: &AppState,
     owner: Uuid,
     client: &ClientInfo,
@@ -360,42 +296,6 @@ pub struct DeleteAccount {
     #[schema(min_length = 1, max_length = 1024)]
     #[garde(length(chars, min = 1, max = 1024))]
     pub password: String,
-}
-
-/// Delete your account and everything in it, for good. Needs your password.
-#[utoipa::path(delete, path = "/account", tag = "account", request_body = DeleteAccount,
-    responses((status = 204, description = "Deleted")))]
-async fn delete_account(
-    State(state): State<AppState>,
-    auth: SessionUser,
-    client: ClientInfo,
-    ValidatedJson(body): ValidatedJson<DeleteAccount>,
-) -> Result<StatusCode, Error> {
-    let user = users::find_by_id(&state.db, auth.user.id)
-        .await?
-        .or_not_found("user")?;
-    crate::auth::service::confirm_password(
-        &state,
-        &user,
-        &body.password,
-        &client,
-        ("password", "is not your password"),
-    )
-    .await?;
-    // Jobs and their files first: the jobs that name the files go with the account, and a
-    // worker still running one must find it cancelled (it then leaves nothing behind).
-    crate::jobs::end_all(&state, user.id).await?;
-    let _ = crate::google::oauth::disconnect(&state, user.id).await;
-    users::delete_for_good(&state.db, user.id).await?;
-    state.sessions.forget_user(user.id);
-    audit::record(
-        &state,
-        Some(&client),
-        Event::new("account.deleted", Some(user.id)).target("user", user.id),
-    )
-    .await;
-    tracing::info!(user.id = %user.id, "account deleted");
-    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The account archive, written to a file kept like an export's.

@@ -1,3 +1,5 @@
+//! The tables' jobs: large imports, and changes of every row.
+//!
 //! Change jobs: a change that touches every row (`sort`, `filter_delete`, `change_type`,
 //! `trim`, `add_column` with a default or formula) or a revert, of a table past
 //! `tables.max_sync_rows`, is applied by a job worker rather than within the request, so that
@@ -9,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use sheetgpt_core::version::Op;
 use uuid::Uuid;
 
-use super::Kind;
 use crate::db::jobs::{self as store, JobRecord};
 use crate::error::Error;
+use crate::jobs::{Kind, admit};
 use crate::state::AppState;
 
 /// What a change job applies.
@@ -34,30 +36,6 @@ pub enum Work {
     },
     /// A revert to this version.
     Revert { to: i32 },
-}
-
-/// Refuses a new job when the idempotency key already made one (returned), or when the owner
-/// has `exports.max_active_per_user` jobs of this kind queued or running (429).
-pub async fn admit(
-    state: &AppState,
-    owner: Uuid,
-    kind: Kind,
-    key: Option<&str>,
-    what: &str,
-) -> Result<Option<JobRecord>, Error> {
-    if let Some(key) = key
-        && let Some(job) = store::by_idempotency_key(&state.db, owner, kind.as_str(), key).await?
-    {
-        return Ok(Some(job));
-    }
-    let limit = state.config.exports.max_active_per_user;
-    if store::count_active(&state.db, owner, kind.as_str()).await? >= limit {
-        return Err(Error::TooManyRequests {
-            retry_after_secs: 10,
-            detail: format!("You have {limit} {what} queued or running; wait for one to finish."),
-        });
-    }
-    Ok(None)
 }
 
 /// Queues a change job (`total`: the rows it will go over, 0 when unknown). Returns the job,
@@ -137,23 +115,68 @@ pub async fn run(
 /// transaction.
 pub struct ChangeJob;
 
-impl super::worker::Job for ChangeJob {
+impl crate::jobs::worker::Job for ChangeJob {
     const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Change;
     type Payload = ChangePayload;
     const UNREADABLE: &'static str = "The change's operations could not be read.";
 
     async fn run(
-        attempt: &super::worker::Attempt<'_>,
+        attempt: &crate::jobs::worker::Attempt<'_>,
         payload: ChangePayload,
-    ) -> super::worker::Outcome {
+    ) -> crate::jobs::worker::Outcome {
         let run = crate::tables::service::JobRun {
             control: &attempt.control,
             job_id: attempt.job.id,
             worker: attempt.worker,
         };
         match self::run(attempt.state, attempt.job, payload, run).await {
-            Ok(()) => super::worker::Outcome::Recorded,
-            Err(err) => super::worker::failed(attempt.job, &err),
+            Ok(()) => crate::jobs::worker::Outcome::Recorded,
+            Err(err) => crate::jobs::worker::failed(attempt.job, &err),
+        }
+    }
+}
+
+/// An import of a large upload: the same two-pass import as a small one, counting rows as it
+/// stores them, recording its success in the import's transaction.
+pub struct ImportJob;
+
+impl crate::jobs::worker::Job for ImportJob {
+    const KIND: crate::db::jobs::Kind = crate::db::jobs::Kind::Import;
+    type Payload = crate::jobs::ImportPayload;
+    const UNREADABLE: &'static str = "The import's settings could not be read.";
+
+    async fn run(
+        attempt: &crate::jobs::worker::Attempt<'_>,
+        payload: crate::jobs::ImportPayload,
+    ) -> crate::jobs::worker::Outcome {
+        let (state, job) = (attempt.state, attempt.job);
+        let path = state.config.data_dir.join(&payload.upload);
+        if !path.exists() {
+            return crate::jobs::worker::Outcome::Failed {
+                message: "The uploaded file is no longer on the server; upload it again."
+                    .to_owned(),
+                retryable: false,
+            };
+        }
+        let imported = crate::tables::service::import(
+            state,
+            job.owner_id,
+            &payload.name,
+            path,
+            payload.source(),
+            Some(crate::tables::service::JobRun {
+                control: &attempt.control,
+                job_id: job.id,
+                worker: attempt.worker,
+            }),
+        )
+        .await;
+        match imported {
+            Ok(table) => {
+                tracing::info!(job.id = %job.id, table.id = %table.id, rows = table.row_count, "import job stored its table");
+                crate::jobs::worker::Outcome::Recorded
+            }
+            Err(err) => crate::jobs::worker::failed(job, &err),
         }
     }
 }
