@@ -20,6 +20,7 @@ mod chat;
 mod chat_fidelity;
 mod chat_remote;
 mod cli;
+mod contracts;
 mod errors;
 mod export_processes;
 mod exports;
