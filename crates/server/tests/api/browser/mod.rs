@@ -4,6 +4,7 @@
 
 mod edit_column;
 mod grid_habits;
+mod long_lists;
 mod webdriver;
 
 use std::path::Path;

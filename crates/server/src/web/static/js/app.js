@@ -2,10 +2,10 @@
 // chosen by the address's hash (#/c/<id>, #/t/<id>, #/tables, #/templates, #/exports,
 // #/keys, #/usage, #/account), so reloads and the back button keep their place.
 
-import { get, logout, post, refresh, setSignedOutHandler } from "./api.js";
+import { CursorList, get, logout, post, refresh, setSignedOutHandler } from "./api.js";
 import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
-import { h, replace, toast } from "./dom.js";
+import { h, listEnd, replace, toast } from "./dom.js";
 import { when } from "./format.js";
 import { accountView, exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
 import { TablePanel } from "./table.js";
@@ -65,9 +65,12 @@ function buildShell() {
   userLabel.textContent = me?.email || "";
 }
 
-async function loadConversations() {
+// The newest hundred first; the rest on request, at the end of the list.
+let conversations = new CursorList("/conversations", { step: 100 });
+
+async function loadConversations(more = false) {
   try {
-    const { items } = await get("/conversations?limit=100");
+    const items = await (more ? conversations.load() : conversations.reload());
     const active = location.hash.startsWith("#/c/") ? location.hash.slice(4) : null;
     replace(convList, items.length
       ? items.map((c) => h("li", {},
@@ -76,7 +79,8 @@ async function loadConversations() {
           class: "conv-link",
           "aria-current": c.id === active ? "page" : null,
         }, h("span", { class: "conv-name" }, c.title || "New conversation"), h("span", { class: "conv-when" }, when(c.updated_at)))))
-      : h("li", { class: "muted" }, "None yet"));
+      : h("li", { class: "muted" }, "None yet"),
+    conversations.done ? null : h("li", { class: "conv-more" }, listEnd(conversations, "conversations", () => loadConversations(true))));
   } catch (err) {
     replace(convList, h("li", { class: "error" }, err.message));
   }
@@ -167,6 +171,7 @@ function showAuth() {
   current?.destroy?.();
   current = null;
   modelsCache = null;
+  conversations = new CursorList("/conversations", { step: 100 });
   const view = authView(async () => {
     await start();
   });

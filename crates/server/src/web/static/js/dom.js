@@ -120,3 +120,28 @@ export function saveBlob(blob, fileName) {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
+
+/**
+ * The end of a list read by a `CursorList` (api.js). While the list goes on: how many are
+ * shown and a button for the next ones (`onMore` reads and shows them); once it has ended
+ * past one page: how many there are, so a long list says it is whole.
+ */
+export function listEnd(list, noun, onMore) {
+  const n = list.items.length.toLocaleString();
+  if (list.done) return list.items.length > 200 ? h("p", { class: "muted list-end" }, `All ${n} ${noun} shown.`) : null;
+  const button = h("button", {
+    type: "button",
+    onclick: async () => {
+      button.disabled = true;
+      button.textContent = "Loading…";
+      try {
+        await onMore();
+      } catch (err) {
+        toast(err.message, "error");
+        button.disabled = false;
+        button.textContent = "Load more";
+      }
+    },
+  }, "Load more");
+  return h("p", { class: "list-more" }, h("span", { class: "muted" }, `Showing ${n} ${noun}; there are more. `), button);
+}

@@ -1,7 +1,7 @@
 // The other screens: tables (and imports), templates, export jobs, API keys, usage, account.
 
-import { del, enc, followJob, get, patch, post, progressText, request } from "./api.js";
-import { confirmDialog, field, h, replace, saveBlob, toast, uid } from "./dom.js";
+import { CursorList, del, enc, followJob, get, patch, post, progressText, request } from "./api.js";
+import { confirmDialog, field, h, listEnd, replace, saveBlob, toast, uid } from "./dom.js";
 import { bytes, count, dollars, when } from "./format.js";
 
 function page(title, intro, ...body) {
@@ -53,9 +53,10 @@ export function tablesView() {
     },
   }, field("Import a file (CSV, TSV, XLSX, XLS, ODS)", file), button, status, error);
 
-  async function load() {
+  const tables = new CursorList("/tables");
+  async function load(more = false) {
     try {
-      const { items } = await get("/tables?limit=200");
+      const items = await (more ? tables.load() : tables.reload());
       replace(list, items.length
         ? h("table", { class: "data" },
           h("thead", {}, h("tr", {}, ["Name", "Rows", "Version", "Changed"].map((t, i) => h("th", { scope: "col", class: i === 1 || i === 2 ? "num" : null }, t)))),
@@ -64,7 +65,8 @@ export function tablesView() {
             h("td", { class: "num" }, count(t.row_count)),
             h("td", { class: "num" }, String(t.version)),
             h("td", {}, when(t.updated_at))))))
-        : h("p", { class: "muted" }, "No tables yet: paste one in a conversation, or import a file."));
+        : h("p", { class: "muted" }, "No tables yet: paste one in a conversation, or import a file."),
+      listEnd(tables, "tables", () => load(true)));
     } catch (err) {
       replace(list, h("p", { class: "error" }, err.message));
     }
@@ -81,17 +83,20 @@ export function exportsView() {
   let timer = 0;
   let alive = true;
 
-  async function load() {
+  const exports = new CursorList("/exports", { step: 200 });
+  async function load(more = false) {
+    clearTimeout(timer);
     let items;
     try {
-      ({ items } = await get("/exports?limit=50"));
+      items = await (more ? exports.load() : exports.reload());
     } catch (err) {
       replace(list, h("p", { class: "error" }, err.message));
       return;
     }
     replace(list, items.length
       ? h("ul", { class: "jobs" }, items.map(job))
-      : h("p", { class: "muted" }, "No exports yet. Use Export on a table and choose “Export in the background”."));
+      : h("p", { class: "muted" }, "No exports yet. Use Export on a table and choose “Export in the background”."),
+    listEnd(exports, "exports", () => load(true)));
     if (alive && items.some((j) => j.status === "queued" || j.status === "running")) {
       timer = setTimeout(load, 1500);
     }
@@ -189,9 +194,10 @@ export function keysView() {
     },
   }, field("Name", name, "What the key is for, e.g. “nightly export script”."), field("Access", scope), field("Expires after (days, optional)", days), h("button", { type: "submit", class: "primary" }, "Create key"), error);
 
-  async function load() {
+  const keys = new CursorList("/api-keys");
+  async function load(more = false) {
     try {
-      const { items } = await get("/api-keys?limit=200");
+      const items = await (more ? keys.load() : keys.reload());
       replace(list, items.length
         ? h("table", { class: "data" },
           h("thead", {}, h("tr", {}, ["Name", "Key", "Access", "Last used", "Expires", ""].map((t) => h("th", { scope: "col" }, t)))),
@@ -211,7 +217,8 @@ export function keysView() {
                 toast(err.message, "error");
               }
             } }, "Revoke"))))))
-        : h("p", { class: "muted" }, "No API keys yet."));
+        : h("p", { class: "muted" }, "No API keys yet."),
+      listEnd(keys, "keys", () => load(true)));
     } catch (err) {
       replace(list, h("p", { class: "error" }, err.message));
     }
@@ -281,9 +288,10 @@ export function templatesView() {
   const list = h("div", { class: "list" });
   const editor = h("div", { class: "template-editor" });
 
-  async function load() {
+  const templates = new CursorList("/templates");
+  async function load(more = false) {
     try {
-      const { items } = await get("/templates?limit=200");
+      const items = await (more ? templates.load() : templates.reload());
       replace(list,
         h("div", { class: "row-actions" }, h("button", { type: "button", class: "primary", onclick: () => edit(null) }, "New template")),
         items.length
@@ -303,7 +311,8 @@ export function templatesView() {
                   toast(err.message, "error");
                 }
               } }, "Delete") : null))))
-          : h("p", { class: "muted" }, "No templates yet."));
+          : h("p", { class: "muted" }, "No templates yet."),
+        listEnd(templates, "templates", () => load(true)));
     } catch (err) {
       replace(list, h("p", { class: "error" }, err.message));
     }
@@ -570,9 +579,10 @@ export function accountView(ctx = {}) {
     }
   }
 
-  async function loadSessions() {
+  const signedIn = new CursorList("/auth/sessions");
+  async function loadSessions(more = false) {
     try {
-      const { items } = await get("/auth/sessions?limit=200");
+      const items = await (more ? signedIn.load() : signedIn.reload());
       const others = items.filter((s) => !s.current);
       replace(sessions,
         h("table", { class: "data" },
@@ -592,7 +602,8 @@ export function accountView(ctx = {}) {
             toast(err.message, "error");
           }
           loadSessions();
-        } }, "Sign out everywhere else") : null);
+        } }, "Sign out everywhere else") : null,
+        listEnd(signedIn, "sessions", () => loadSessions(true)));
     } catch (err) {
       replace(sessions, h("p", { class: "error" }, err.message));
     }

@@ -1,8 +1,8 @@
 // One table: the grid with its toolbar (filter, rows, columns), versions (list, diff, revert)
 // and export. Every edit is a change on the server, and so a new version.
 
-import { ApiError, enc, followJob, get, post, progressText, request } from "./api.js";
-import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
+import { ApiError, CursorList, enc, followJob, get, listAll, post, progressText, request } from "./api.js";
+import { confirmDialog, field, h, listEnd, modal, replace, saveBlob, toast, uid } from "./dom.js";
 import { cellTexts, count, display, plural, readingText, when } from "./format.js";
 import { Grid } from "./grid.js";
 
@@ -544,15 +544,16 @@ export class TablePanel {
     if (open) this.loadVersions();
   }
 
-  async loadVersions() {
-    let page;
+  async loadVersions(more = false) {
+    // Read from the newest; a long history shows its first 200 and the rest on request.
+    this.versionList ||= new CursorList(`/tables/${enc(this.id)}/versions`, { step: 200 });
+    let items;
     try {
-      page = await get(`/tables/${enc(this.id)}/versions?limit=200`);
+      items = await (more ? this.versionList.load() : this.versionList.reload());
     } catch (err) {
       replace(this.versions, h("p", { class: "error" }, err.message));
       return;
     }
-    const items = page.items;
     const options = (selected) => items.map((v) => h("option", { value: String(v.version), selected: v.version === selected }, `Version ${v.version}`));
     const current = this.table.version;
     const from = h("select", {}, options(Math.max(1, current - 1)));
@@ -576,7 +577,8 @@ export class TablePanel {
           this.showDiff(Number(from.value), Number(to.value));
         },
       }, field("Compare", from), field("with", to), h("button", { type: "submit" }, "Show changes")),
-      list);
+      list,
+      listEnd(this.versionList, "versions", () => this.loadVersions(true)));
   }
 
   async showVersion(version) {
@@ -670,7 +672,7 @@ export class TablePanel {
 
   async exportDialog() {
     const [templates, google] = await Promise.all([
-      get("/templates?limit=200").then((p) => p.items).catch(() => []),
+      listAll("/templates").then((p) => p.items).catch(() => []),
       // The Google Sheets integration is offered only where the server has it.
       get("/integrations/google").catch(() => null),
     ]);
