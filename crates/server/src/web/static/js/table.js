@@ -339,6 +339,10 @@ export class TablePanel {
       if (quiet.includes(err.code)) {
         // The caller handles it.
       } else if (err.status === 409 && err.code !== "validation-failed") {
+        // What this session could undo was before the other change: undoing it now would
+        // undo that change too.
+        this.undoStack = [];
+        this.redoStack = [];
         toast("Someone else changed this table meanwhile; it has been reloaded.", "error");
         await this.load();
       } else {
