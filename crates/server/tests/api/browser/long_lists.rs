@@ -6,39 +6,9 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 
-use super::webdriver::{Browser, installed};
-use crate::helpers::{PASSWORD, TestApp};
-
-/// A signed-in browser on the page, the server's rate limits off (the arrange step makes
-/// hundreds of things through the API).
-struct Signed {
-    _app: TestApp,
-    browser: Browser,
-    _downloads: tempfile::TempDir,
-}
-
-async fn signed_in(email: &str, arrange: impl AsyncFnOnce(&TestApp, &str)) -> Option<Signed> {
-    let (chromium, chromedriver) = installed()?;
-    let app = TestApp::spawn_with(|c| c.rate_limits.enabled = false).await;
-    let token = app.user(email).await;
-    arrange(&app, &token).await;
-    let downloads = tempfile::tempdir().unwrap();
-    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
-    browser.goto(&app.url("/")).await;
-    browser
-        .type_into(".auth-form input[name=email]", email)
-        .await;
-    browser
-        .type_into(".auth-form input[name=password]", PASSWORD)
-        .await;
-    browser.click(".auth-form button[type=submit]").await;
-    browser.find(".sidebar").await;
-    Some(Signed {
-        _app: app,
-        browser,
-        _downloads: downloads,
-    })
-}
+use super::signed_in;
+use super::webdriver::Browser;
+use crate::helpers::TestApp;
 
 async fn create(app: &TestApp, token: &str, path: &str, body: Value) {
     let (status, answer) = app.post(path, Some(token), body).await;

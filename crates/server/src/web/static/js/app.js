@@ -5,7 +5,7 @@
 import { CursorList, get, logout, post, refresh, setSignedOutHandler } from "./api.js";
 import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
-import { h, listEnd, replace, toast } from "./dom.js";
+import { clearToasts, h, listEnd, replace, toast } from "./dom.js";
 import { when } from "./format.js";
 import { accountView, exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
 import { TablePanel } from "./table.js";
@@ -149,6 +149,7 @@ function route() {
   const hash = location.hash || "#/";
   if (!hash.startsWith("#/")) return; // an in-page anchor such as #main
   current?.destroy?.();
+  clearToasts();
   const found = ROUTES.map(([re, make]) => [re.exec(hash), make]).find(([m]) => m);
   current = found ? found[1](found[0]) : home();
   replace(main, current.el);

@@ -61,9 +61,10 @@ export function field(label, control, hint) {
 }
 
 /**
- * A short message at the bottom of the screen. `info` goes after `ms` (0: stays until
- * removed, a job's progress); `error` and `notice` (something the user must not miss, such
- * as cells that were emptied) stay until dismissed.
+ * A short message at the top right, clear of the composer and the primary buttons. `info`
+ * fades out after `ms` (0: stays until removed, a job's progress); `error` and `notice`
+ * (something the user must not miss, such as cells that were emptied) stay until dismissed
+ * or until the user goes to another screen (`clearToasts`).
  */
 export function toast(message, kind = "info", ms = 4000) {
   const box = document.getElementById("toasts");
@@ -72,8 +73,18 @@ export function toast(message, kind = "info", ms = 4000) {
   const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : kind === "notice" ? "status" : null },
     h("span", {}, message), close);
   box.appendChild(item);
-  if (kind === "info" && ms > 0) setTimeout(() => item.remove(), ms);
+  if (kind === "info" && ms > 0) {
+    setTimeout(() => {
+      item.classList.add("leaving"); // fades (app.css), then goes
+      setTimeout(() => item.remove(), 300);
+    }, ms);
+  }
   return item;
+}
+
+/** Errors and notices of the screen being left: they were about it. */
+export function clearToasts() {
+  for (const t of document.querySelectorAll("#toasts .toast.error, #toasts .toast.notice")) t.remove();
 }
 
 /** A modal <dialog>; resolves with the value given to `done`, or null when dismissed. */

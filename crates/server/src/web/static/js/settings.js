@@ -173,19 +173,20 @@ export function keysView() {
         name.value = "";
         days.value = "";
         const keyId = uid("key");
+        const curlId = uid("curl");
+        // A first call to try the key with: the tables it can read.
+        const curl = `curl -H "Authorization: Bearer ${created.key}" ${location.origin}/api/v1/tables`;
         replace(shown,
           h("p", {}, h("strong", {}, "Copy your new key now. "), "It is shown only this once."),
           h("div", { class: "key-row" },
             h("label", { for: keyId, class: "sr-only" }, "New API key"),
             h("input", { id: keyId, class: "mono", type: "text", readonly: true, value: created.key }),
-            h("button", { type: "button", onclick: async () => {
-              try {
-                await navigator.clipboard.writeText(created.key);
-                toast("Key copied.");
-              } catch {
-                document.getElementById(keyId)?.select();
-              }
-            } }, "Copy")));
+            copyButton(created.key, keyId, "Key copied.", "Copy the key")),
+          h("p", {}, "Try it: this call lists your tables."),
+          h("div", { class: "key-row" },
+            h("label", { for: curlId, class: "sr-only" }, "Example call with curl"),
+            h("input", { id: curlId, class: "mono curl", type: "text", readonly: true, value: curl }),
+            copyButton(curl, curlId, "Example call copied.", "Copy the example call")));
         shown.hidden = false;
         load();
       } catch (err) {
@@ -224,7 +225,23 @@ export function keysView() {
     }
   }
   load();
-  return { el: page("API keys", "Keys let scripts use the API as you: send `Authorization: Bearer <key>`.", form, shown, list) };
+  return {
+    el: page("API keys", ["Keys let scripts use the API as you: send “Authorization: Bearer <key>”. Every endpoint, with its parameters and answers, is described at ",
+      h("a", { href: "/docs" }, "/docs"), "."], form, shown, list),
+  };
+}
+
+/** A Copy button for `text`; where the clipboard cannot be written, the text is selected in
+ *  its field (`fieldId`) for the user to copy. */
+function copyButton(text, fieldId, done, label) {
+  return h("button", { type: "button", "aria-label": label, onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      toast(done);
+    } catch {
+      document.getElementById(fieldId)?.select();
+    }
+  } }, "Copy");
 }
 
 // ---------------------------------------------------------------------------------------
