@@ -327,3 +327,137 @@ async fn with_only_the_offline_model_the_page_says_where_models_are_set_up_and_c
         assert!(!n[1].as_str().unwrap().contains("tokens"), "{n}");
     }
 }
+
+/// Every visible text on the screen whose contrast with what is behind it (backgrounds
+/// composited up the tree, as WCAG 2 computes it) is under 4.5:1; and the page's background
+/// luminance. Disabled controls are left out (WCAG exempts them), as are toasts.
+const CONTRAST: &str = "
+const parse = (c) => {
+  const m = /rgba?\\(([^)]+)\\)/.exec(c);
+  if (!m) return null;
+  const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+  return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+};
+const over = (top, base) => ({r: top.r * top.a + base.r * (1 - top.a),
+  g: top.g * top.a + base.g * (1 - top.a), b: top.b * top.a + base.b * (1 - top.a), a: 1});
+const lum = ({r, g, b}) => {
+  const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const behind = (el) => {
+  const layers = [];
+  for (let e = el; e; e = e.parentElement) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+  }
+  let base = {r: 255, g: 255, b: 255, a: 1};
+  for (const c of layers.reverse()) base = over(c, base);
+  return base;
+};
+const ratio = (el) => {
+  const bg = behind(el);
+  const fg = over(parse(getComputedStyle(el).color), bg);
+  const [hi, lo] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (hi + 0.05) / (lo + 0.05);
+};
+const texts = [...document.querySelectorAll('body *')].filter(el =>
+  !el.closest('#toasts, [aria-hidden=true], .skip-link, option') && !el.disabled && !el.closest(':disabled')
+  && el.checkVisibility() && [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim()));
+const kinds = {links: 'a', buttons: 'button', cells: '[role=gridcell]', text: 'p, td, th, h1, h2, h3, label, li, span, div, small, strong'};
+const checked = {};
+for (const [kind, css] of Object.entries(kinds)) checked[kind] = texts.filter(el => el.matches(css)).length;
+const low = texts.map(el => [el.tagName.toLowerCase() + (el.className ? '.' + String(el.className).split(' ').join('.') : ''),
+    el.textContent.trim().slice(0, 40), Math.round(ratio(el) * 100) / 100,
+    getComputedStyle(el).color, behind(el)])
+  .filter(([, , r]) => r < 4.5);
+return {low, checked, page: lum(behind(document.body))};
+";
+
+#[tokio::test]
+async fn the_page_follows_a_dark_system_setting_and_keeps_its_text_readable_in_both() {
+    let Some(s) = signed_in("dark@example.com", async |_, _| {}).await else {
+        return;
+    };
+    let (_, table) = s
+        .app
+        .post(
+            "/api/v1/tables",
+            Some(&s.token),
+            json!({"name": "Cities", "columns": [{"name": "city", "type": "text"},
+                                                 {"name": "population", "type": "integer"}],
+                   "rows": [["Paris", 2_102_650], ["Berlin", 3_850_809], ["Madrid", 3_332_035]]}),
+        )
+        .await;
+    let id = table["id"].as_str().unwrap().to_owned();
+    let b = &s.browser;
+
+    // A conversation with a paste, its reply and its grid.
+    b.click_button(".sidebar", "New conversation").await;
+    b.click(".composer textarea").await;
+    b.js(
+        "document.execCommand('insertText', false, arguments[0]);",
+        json!(["city,country\nParis,France\nRome,Italy"]),
+    )
+    .await;
+    b.click_button(".composer", "Send").await;
+    b.wait_js(
+        "the reply's grid",
+        20,
+        "return document.querySelectorAll('.message.assistant .grid-body .grid-row:not(.loading)').length === 2",
+        json!([]),
+    )
+    .await;
+    let conversation = b.js("return location.hash", json!([])).await;
+
+    let screens = [
+        ("conversation", conversation.as_str().unwrap().to_owned(), ".message.assistant .grid-row"),
+        ("table", format!("#/t/{id}"), ".table-panel .grid-body .grid-row:not(.loading)"),
+        ("tables", "#/tables".to_owned(), "main table.data tbody tr"),
+        ("keys", "#/keys".to_owned(), "main form"),
+        ("templates", "#/templates".to_owned(), "main .row-actions"),
+        ("account", "#/account".to_owned(), "main table.data tbody tr"),
+    ];
+    for scheme in ["light", "dark"] {
+        b.cdp(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        )
+        .await;
+        for (name, hash, ready) in &screens {
+            b.js("location.hash = arguments[0]", json!([hash])).await;
+            b.find(ready).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let found = b.js(CONTRAST, json!([])).await;
+            assert_eq!(found["low"], json!([]), "{scheme} {name}: text under 4.5:1");
+            for kind in ["links", "buttons", "text"] {
+                assert!(
+                    found["checked"][kind].as_u64().unwrap() > 0,
+                    "{scheme} {name}: some {kind} checked: {found}"
+                );
+            }
+            if *name == "table" || *name == "conversation" {
+                assert!(found["checked"]["cells"].as_u64().unwrap() > 0, "{found}");
+            }
+            let page = found["page"].as_f64().unwrap();
+            if scheme == "dark" {
+                assert!(page < 0.05, "{name}: a dark background ({page})");
+            } else {
+                assert!(page > 0.8, "{name}: a light background ({page})");
+            }
+            shot(b, &format!("theme-{scheme}-{name}.png")).await;
+        }
+    }
+
+    // The check itself finds grey on grey.
+    b.js(
+        "const p = document.createElement('p');
+         p.textContent = 'grey on grey';
+         p.style.color = '#777';
+         p.style.background = '#888';
+         document.querySelector('main').append(p);",
+        json!([]),
+    )
+    .await;
+    let found = b.js(CONTRAST, json!([])).await;
+    assert_eq!(found["low"][0][1], "grey on grey", "{found}");
+}
