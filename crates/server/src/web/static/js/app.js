@@ -7,7 +7,6 @@ import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
 import { clearToasts, h, listEnd, replace, toast } from "./dom.js";
 import { when } from "./format.js";
-import { accountView, exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
 import { TablePanel } from "./table.js";
 
 const root = document.getElementById("app");
@@ -133,32 +132,62 @@ function chatScreen(id) {
   return view;
 }
 
+// The screens other than conversations and tables (settings.js) are fetched the first time
+// one is opened: the first load carries only what signing in and chatting need.
+let settingsModule = null;
+function settingsScreen(name, ...args) {
+  settingsModule ||= import("./settings.js").catch((err) => {
+    settingsModule = null; // try again on the next visit
+    throw err;
+  });
+  return settingsModule.then((m) => m[name](...args));
+}
+
 const ROUTES = [
   [/^#\/c\/([\w-]+)$/, (m) => chatScreen(m[1])],
   [/^#\/t\/([\w-]+)$/, (m) => tableScreen(m[1])],
-  [/^#\/tables$/, tablesView],
-  [/^#\/templates$/, templatesView],
-  [/^#\/exports$/, exportsView],
-  [/^#\/keys$/, keysView],
-  [/^#\/usage$/, usageView],
-  [/^#\/account$/, () => accountView({ email: me?.email })],
+  [/^#\/tables$/, () => settingsScreen("tablesView")],
+  [/^#\/templates$/, () => settingsScreen("templatesView")],
+  [/^#\/exports$/, () => settingsScreen("exportsView")],
+  [/^#\/keys$/, () => settingsScreen("keysView")],
+  [/^#\/usage$/, () => settingsScreen("usageView")],
+  [/^#\/account$/, () => settingsScreen("accountView", { email: me?.email })],
 ];
+
+let routed = 0; // which route() is the latest, so a screen that loads late is not shown
 
 function route() {
   if (!me) return;
   const hash = location.hash || "#/";
   if (!hash.startsWith("#/")) return; // an in-page anchor such as #main
   current?.destroy?.();
+  current = null;
   clearToasts();
   const found = ROUTES.map(([re, make]) => [re.exec(hash), make]).find(([m]) => m);
-  current = found ? found[1](found[0]) : home();
-  replace(main, current.el);
-  document.title = "SheetGPT";
+  const made = found ? found[1](found[0]) : home();
+  const turn = ++routed;
   for (const a of nav.querySelectorAll(".nav-link, .conv-link")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   setMenu(false);
+  if (made instanceof Promise) {
+    replace(main, h("p", { class: "boot" }, "Loading…"));
+    made.then((screen) => {
+      if (turn === routed) show(hash, screen);
+      else screen.destroy?.();
+    }, (err) => {
+      if (turn === routed) replace(main, h("p", { class: "boot error", role: "alert" }, `This screen could not be loaded: ${err.message}`));
+    });
+  } else {
+    show(hash, made);
+  }
+}
+
+function show(hash, screen) {
+  current = screen;
+  replace(main, current.el);
+  document.title = "SheetGPT";
   const heading = main.querySelector("h1");
   if (heading && !hash.startsWith("#/c/")) {
     heading.tabIndex = -1;
