@@ -882,7 +882,11 @@ async fn undo_and_redo_of_this_sessions_edits_are_new_versions_and_the_status_li
     b.click(undo).await;
     version_is(b, 5).await;
     cell_shows(b, 0, 0, "Paris").await;
-    assert!(status(b).await.contains("Undone: the edit of “city” in row 1"));
+    assert!(
+        status(b)
+            .await
+            .contains("Undone: the edit of “city” in row 1")
+    );
     assert_eq!(disabled(undo).await, true, "both of my edits are undone");
     assert_eq!(api_cells(&t).await[0][0], "Paris");
 
@@ -892,9 +896,14 @@ async fn undo_and_redo_of_this_sessions_edits_are_new_versions_and_the_status_li
     b.type_into(GRID, &format!("{CONTROL}y{RELEASE}")).await;
     version_is(b, 6).await;
     cell_shows(b, 0, 0, "Lyon").await;
-    assert!(status(b).await.contains("Redone: the edit of “city” in row 1 (version 6 equals version 2)"));
+    assert!(
+        status(b)
+            .await
+            .contains("Redone: the edit of “city” in row 1 (version 6 equals version 2)")
+    );
     b.click_element(&cell(b, 2, 0).await).await;
-    b.type_into(GRID, &format!("{CONTROL}{SHIFT}z{RELEASE}")).await;
+    b.type_into(GRID, &format!("{CONTROL}{SHIFT}z{RELEASE}"))
+        .await;
     version_is(b, 7).await;
     cell_shows(b, 1, 1, "4").await;
     let cells = api_cells(&t).await;
@@ -903,7 +912,11 @@ async fn undo_and_redo_of_this_sessions_edits_are_new_versions_and_the_status_li
         .app
         .get(&format!("/api/v1/tables/{}/versions", t.id), Some(&t.token))
         .await;
-    assert_eq!(versions["items"].as_array().unwrap().len(), 7, "every undo and redo is a version");
+    assert_eq!(
+        versions["items"].as_array().unwrap().len(),
+        7,
+        "every undo and redo is a version"
+    );
 
     // A change made elsewhere is not undone here: the undo is refused and says why.
     let (status_code, _) = t

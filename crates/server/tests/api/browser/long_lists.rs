@@ -79,7 +79,10 @@ async fn a_user_with_230_tables_sees_all_230_on_the_tables_screen_the_oldest_too
     b.js("location.hash = '#/tables'", json!([])).await;
     let shown = listed(b, "all 230 tables listed", 0, 230).await;
 
-    assert_eq!(shown, names, "every table is listed, the oldest (Table 001) too");
+    assert_eq!(
+        shown, names,
+        "every table is listed, the oldest (Table 001) too"
+    );
     let end = b
         .wait_js(
             "the list's end",
@@ -143,7 +146,10 @@ async fn templates_past_the_first_page_are_listed_and_conversations_past_a_hundr
     for name in &want {
         assert!(names.contains(name.as_str()), "{name} is listed");
     }
-    assert_eq!(shown["end"], format!("All {} templates shown.", names.len()));
+    assert_eq!(
+        shown["end"],
+        format!("All {} templates shown.", names.len())
+    );
 
     // Conversations: the newest hundred in the sidebar, then the rest when asked.
     let first = b
@@ -156,7 +162,10 @@ async fn templates_past_the_first_page_are_listed_and_conversations_past_a_hundr
             json!([]),
         )
         .await;
-    assert_eq!(first, "Showing 100 conversations; there are more. Load more");
+    assert_eq!(
+        first,
+        "Showing 100 conversations; there are more. Load more"
+    );
     b.click_button(".conv-list", "Load more").await;
     b.wait_js(
         "all 130 conversations, and no more button",

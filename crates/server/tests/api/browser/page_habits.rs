@@ -157,11 +157,16 @@ async fn information_fades_by_itself_errors_stay_clear_of_the_composer_until_dis
         json!([]),
     )
     .await;
-    for other in [".composer", ".composer button.primary", ".sidebar button.primary"] {
+    for other in [
+        ".composer",
+        ".composer button.primary",
+        ".sidebar button.primary",
+    ] {
         assert_eq!(covers(b, "#toasts", other).await, false, "over {other}");
     }
     shot(b, "toast-error-in-a-conversation.png").await;
-    b.click("#toasts .toast.error button[aria-label=Dismiss]").await;
+    b.click("#toasts .toast.error button[aria-label=Dismiss]")
+        .await;
     assert_eq!(toasts(b, "error").await, Vec::<String>::new());
 }
 
@@ -204,7 +209,8 @@ async fn a_long_paste_shows_its_first_eight_lines_in_its_bubble_and_the_rest_on_
     assert_eq!(folded["expanded"], "false");
     assert!(folded["height"].as_f64().unwrap() < 400.0, "{folded}");
 
-    b.click_button(".message.user", "Show all (300 lines)").await;
+    b.click_button(".message.user", "Show all (300 lines)")
+        .await;
     let open = b.wait_js("the whole paste", 10, bubble, json!([])).await;
     assert_eq!(open["text"], csv.as_str());
     assert_eq!(open["toggle"], "Show less");
@@ -213,7 +219,9 @@ async fn a_long_paste_shows_its_first_eight_lines_in_its_bubble_and_the_rest_on_
 
     // Read back from the server (a reload), it is folded again.
     b.refresh().await;
-    let again = b.wait_js("the folded paste after a reload", 15, bubble, json!([])).await;
+    let again = b
+        .wait_js("the folded paste after a reload", 15, bubble, json!([]))
+        .await;
     assert_eq!(again["toggle"], "Show all (300 lines)");
 }
 
@@ -410,12 +418,24 @@ async fn the_page_follows_a_dark_system_setting_and_keeps_its_text_readable_in_b
     let conversation = b.js("return location.hash", json!([])).await;
 
     let screens = [
-        ("conversation", conversation.as_str().unwrap().to_owned(), ".message.assistant .grid-row"),
-        ("table", format!("#/t/{id}"), ".table-panel .grid-body .grid-row:not(.loading)"),
+        (
+            "conversation",
+            conversation.as_str().unwrap().to_owned(),
+            ".message.assistant .grid-row",
+        ),
+        (
+            "table",
+            format!("#/t/{id}"),
+            ".table-panel .grid-body .grid-row:not(.loading)",
+        ),
         ("tables", "#/tables".to_owned(), "main table.data tbody tr"),
         ("keys", "#/keys".to_owned(), "main form"),
         ("templates", "#/templates".to_owned(), "main .row-actions"),
-        ("account", "#/account".to_owned(), "main table.data tbody tr"),
+        (
+            "account",
+            "#/account".to_owned(),
+            "main table.data tbody tr",
+        ),
     ];
     for scheme in ["light", "dark"] {
         b.cdp(
