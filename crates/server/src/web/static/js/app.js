@@ -132,26 +132,31 @@ function chatScreen(id) {
   return view;
 }
 
-// The screens other than conversations and tables (settings.js) are fetched the first time
-// one is opened: the first load carries only what signing in and chatting need.
-let settingsModule = null;
-function settingsScreen(name, ...args) {
-  settingsModule ||= import("./settings.js").catch((err) => {
-    settingsModule = null; // try again on the next visit
-    throw err;
-  });
-  return settingsModule.then((m) => m[name](...args));
+// The screens other than conversations and tables (screens/<name>.js) are fetched the first
+// time each is opened: the first load carries only what signing in and chatting need, and a
+// screen brings only its own code.
+const screenModules = new Map();
+function lazyScreen(file, name, ...args) {
+  let module = screenModules.get(file);
+  if (!module) {
+    module = import(`./screens/${file}.js`).catch((err) => {
+      screenModules.delete(file); // try again on the next visit
+      throw err;
+    });
+    screenModules.set(file, module);
+  }
+  return module.then((m) => m[name](...args));
 }
 
 const ROUTES = [
   [/^#\/c\/([\w-]+)$/, (m) => chatScreen(m[1])],
   [/^#\/t\/([\w-]+)$/, (m) => tableScreen(m[1])],
-  [/^#\/tables$/, () => settingsScreen("tablesView")],
-  [/^#\/templates$/, () => settingsScreen("templatesView")],
-  [/^#\/exports$/, () => settingsScreen("exportsView")],
-  [/^#\/keys$/, () => settingsScreen("keysView")],
-  [/^#\/usage$/, () => settingsScreen("usageView")],
-  [/^#\/account$/, () => settingsScreen("accountView", { email: me?.email })],
+  [/^#\/tables$/, () => lazyScreen("tables", "tablesView")],
+  [/^#\/templates$/, () => lazyScreen("templates", "templatesView")],
+  [/^#\/exports$/, () => lazyScreen("exports", "exportsView")],
+  [/^#\/keys$/, () => lazyScreen("keys", "keysView")],
+  [/^#\/usage$/, () => lazyScreen("usage", "usageView")],
+  [/^#\/account$/, () => lazyScreen("account", "accountView", { email: me?.email })],
 ];
 
 let routed = 0; // which route() is the latest, so a screen that loads late is not shown
