@@ -48,7 +48,13 @@ const FILES: &[(&str, &[u8])] = files![
     "js/dom.js",
     "js/format.js",
     "js/grid.js",
-    "js/settings.js",
+    "js/screens/account.js",
+    "js/screens/exports.js",
+    "js/screens/keys.js",
+    "js/screens/page.js",
+    "js/screens/tables.js",
+    "js/screens/templates.js",
+    "js/screens/usage.js",
     "js/table.js",
 ];
 

@@ -825,3 +825,122 @@ async fn the_first_column_stays_in_view_scrolling_right_and_type_badges_keep_the
     )
     .await;
 }
+
+/// The table's cells through the API, row by row.
+async fn api_cells(t: &Opened) -> Value {
+    let (_, page) = t
+        .app
+        .get(&format!("/api/v1/tables/{}/rows", t.id), Some(&t.token))
+        .await;
+    page["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cells"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn undo_and_redo_of_this_sessions_edits_are_new_versions_and_the_status_line_says_what() {
+    let (columns, rows) = cities();
+    let Some(t) = open_table("undo@example.com", columns, rows).await else {
+        return;
+    };
+    let b = &t.browser;
+    let undo = ".table-panel .toolbar button[aria-keyshortcuts='Control+Z']";
+    let disabled = |css: &'static str| async move {
+        b.js(
+            "return document.querySelector(arguments[0]).disabled",
+            json!([css]),
+        )
+        .await
+    };
+    assert_eq!(disabled(undo).await, true, "nothing of mine to undo yet");
+
+    // Two edits: Paris → Lyon (version 2), Berlin's population → 4 (version 3).
+    let paris = cell(b, 0, 0).await;
+    b.click_element(&paris).await;
+    b.type_into(GRID, &format!("Lyon{ENTER}")).await;
+    version_is(b, 2).await;
+    let berlin = cell(b, 1, 1).await;
+    b.click_element(&berlin).await;
+    b.type_into(GRID, &format!("4{ENTER}")).await;
+    version_is(b, 3).await;
+    cell_shows(b, 1, 1, "4").await;
+
+    // Ctrl+Z undoes the last: a new version 4 equal to version 2, said in the status line.
+    b.click_element(&cell(b, 2, 0).await).await;
+    b.type_into(GRID, &format!("{CONTROL}z{RELEASE}")).await;
+    version_is(b, 4).await;
+    cell_shows(b, 1, 1, "3,850,809").await;
+    let said = status(b).await;
+    assert!(
+        said.contains("Undone: the edit of “population” in row 2 (version 4 equals version 2)"),
+        "{said}"
+    );
+    // The Undo button undoes the one before: version 5 equals version 1.
+    b.click(undo).await;
+    version_is(b, 5).await;
+    cell_shows(b, 0, 0, "Paris").await;
+    assert!(
+        status(b)
+            .await
+            .contains("Undone: the edit of “city” in row 1")
+    );
+    assert_eq!(disabled(undo).await, true, "both of my edits are undone");
+    assert_eq!(api_cells(&t).await[0][0], "Paris");
+
+    // Ctrl+Y redoes Lyon (version 6 equals version 2), Ctrl+Shift+Z Berlin's 4 (version 7
+    // equals version 3); nothing was lost on the way.
+    b.click_element(&cell(b, 2, 0).await).await;
+    b.type_into(GRID, &format!("{CONTROL}y{RELEASE}")).await;
+    version_is(b, 6).await;
+    cell_shows(b, 0, 0, "Lyon").await;
+    assert!(
+        status(b)
+            .await
+            .contains("Redone: the edit of “city” in row 1 (version 6 equals version 2)")
+    );
+    b.click_element(&cell(b, 2, 0).await).await;
+    b.type_into(GRID, &format!("{CONTROL}{SHIFT}z{RELEASE}"))
+        .await;
+    version_is(b, 7).await;
+    cell_shows(b, 1, 1, "4").await;
+    let cells = api_cells(&t).await;
+    assert_eq!((&cells[0][0], &cells[1][1]), (&json!("Lyon"), &json!(4)));
+    let (_, versions) = t
+        .app
+        .get(&format!("/api/v1/tables/{}/versions", t.id), Some(&t.token))
+        .await;
+    assert_eq!(
+        versions["items"].as_array().unwrap().len(),
+        7,
+        "every undo and redo is a version"
+    );
+
+    // A change made elsewhere is not undone here: the undo is refused and says why.
+    let (status_code, _) = t
+        .app
+        .post(
+            &format!("/api/v1/tables/{}/revert", t.id),
+            Some(&t.token),
+            json!({"version": 1}),
+        )
+        .await;
+    assert_eq!(status_code, reqwest::StatusCode::CREATED);
+    b.click(undo).await;
+    let refused = b
+        .wait_js(
+            "the refused undo's reason",
+            10,
+            "return [...document.querySelectorAll('.toast.error')].map(t => t.textContent).join(' ') || null",
+            json!([]),
+        )
+        .await;
+    assert!(
+        refused.as_str().unwrap().contains("changed elsewhere"),
+        "{refused}"
+    );
+    version_is(b, 8).await;
+    assert_eq!(api_cells(&t).await[0][0], "Paris", "the other change stays");
+}

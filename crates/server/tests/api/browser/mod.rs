@@ -4,6 +4,8 @@
 
 mod edit_column;
 mod grid_habits;
+mod long_lists;
+mod page_habits;
 mod webdriver;
 
 use std::path::Path;
@@ -27,6 +29,39 @@ fn db_kind() -> &'static str {
     } else {
         "sqlite"
     }
+}
+
+/// A signed-in browser on the page, the server's rate limits off (the arrange step makes
+/// hundreds of things through the API).
+struct Signed {
+    app: TestApp,
+    browser: Browser,
+    token: String,
+    _downloads: tempfile::TempDir,
+}
+
+async fn signed_in(email: &str, arrange: impl AsyncFnOnce(&TestApp, &str)) -> Option<Signed> {
+    let (chromium, chromedriver) = installed()?;
+    let app = TestApp::spawn_with(|c| c.rate_limits.enabled = false).await;
+    let token = app.user(email).await;
+    arrange(&app, &token).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let browser = Browser::start(&chromium, &chromedriver, downloads.path()).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .type_into(".auth-form input[name=email]", email)
+        .await;
+    browser
+        .type_into(".auth-form input[name=password]", PASSWORD)
+        .await;
+    browser.click(".auth-form button[type=submit]").await;
+    browser.find(".sidebar").await;
+    Some(Signed {
+        app,
+        browser,
+        token,
+        _downloads: downloads,
+    })
 }
 
 async fn shot(browser: &Browser, name: &str) {

@@ -267,3 +267,68 @@ export async function readEvents(res, onEvent) {
     }
   }
 }
+
+/**
+ * A list of the API (`{items, next_cursor}`), read page by page: no list on the page stops
+ * silently at one page. `load()` reads on, following `next_cursor`, until `step` more items
+ * are in or the list ends; `reload()` reads it again from the start as far as it had been
+ * read (after a change, or to poll). `items` holds every item read, `done` says the list
+ * has ended; while it has not, the screen offers the rest (`moreButton` in dom.js).
+ */
+export class CursorList {
+  constructor(path, { step = 1000, pageSize = 200 } = {}) {
+    this.path = path;
+    this.step = step;
+    this.pageSize = Math.min(pageSize, step);
+    this.items = [];
+    this.cursor = null;
+    this.done = false;
+    this.reading = null;
+  }
+
+  /** Reads `step` more items (fewer at the end); resolves with every item read so far. */
+  load() {
+    return this.readUpTo(this.items.length + this.step);
+  }
+
+  /** Reads the list again from its start, at least as far as it had been read. */
+  reload() {
+    const want = Math.max(this.items.length, this.step);
+    // A read under way belongs to the old list: let it end, then start over.
+    const after = this.reading || Promise.resolve();
+    return after.catch(() => {}).then(() => {
+      this.items = [];
+      this.cursor = null;
+      this.done = false;
+      return this.readUpTo(want);
+    });
+  }
+
+  readUpTo(want) {
+    if (this.reading) return this.reading.then(() => this.readUpTo(want));
+    this.reading = (async () => {
+      try {
+        while (!this.done && this.items.length < want) {
+          const q = new URLSearchParams({ limit: String(Math.min(this.pageSize, 200)) });
+          if (this.cursor) q.set("cursor", this.cursor);
+          const sep = this.path.includes("?") ? "&" : "?";
+          const page = await get(`${this.path}${sep}${q}`);
+          this.items.push(...page.items);
+          this.cursor = page.next_cursor || null;
+          this.done = !this.cursor;
+        }
+        return this.items;
+      } finally {
+        this.reading = null;
+      }
+    })();
+    return this.reading;
+  }
+}
+
+/** Every item of a list, up to `max`: `{items, more}`, `more` when the list goes on past it. */
+export async function listAll(path, max = 1000) {
+  const list = new CursorList(path, { step: max });
+  const items = await list.load();
+  return { items, more: !list.done };
+}

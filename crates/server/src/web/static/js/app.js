@@ -2,12 +2,11 @@
 // chosen by the address's hash (#/c/<id>, #/t/<id>, #/tables, #/templates, #/exports,
 // #/keys, #/usage, #/account), so reloads and the back button keep their place.
 
-import { get, logout, post, refresh, setSignedOutHandler } from "./api.js";
+import { CursorList, get, logout, post, refresh, setSignedOutHandler } from "./api.js";
 import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
-import { h, replace, toast } from "./dom.js";
+import { clearToasts, h, listEnd, replace, toast } from "./dom.js";
 import { when } from "./format.js";
-import { accountView, exportsView, keysView, tablesView, templatesView, usageView } from "./settings.js";
 import { TablePanel } from "./table.js";
 
 const root = document.getElementById("app");
@@ -65,9 +64,12 @@ function buildShell() {
   userLabel.textContent = me?.email || "";
 }
 
-async function loadConversations() {
+// The newest hundred first; the rest on request, at the end of the list.
+let conversations = new CursorList("/conversations", { step: 100 });
+
+async function loadConversations(more = false) {
   try {
-    const { items } = await get("/conversations?limit=100");
+    const items = await (more ? conversations.load() : conversations.reload());
     const active = location.hash.startsWith("#/c/") ? location.hash.slice(4) : null;
     replace(convList, items.length
       ? items.map((c) => h("li", {},
@@ -76,7 +78,8 @@ async function loadConversations() {
           class: "conv-link",
           "aria-current": c.id === active ? "page" : null,
         }, h("span", { class: "conv-name" }, c.title || "New conversation"), h("span", { class: "conv-when" }, when(c.updated_at)))))
-      : h("li", { class: "muted" }, "None yet"));
+      : h("li", { class: "muted" }, "None yet"),
+    conversations.done ? null : h("li", { class: "conv-more" }, listEnd(conversations, "conversations", () => loadConversations(true))));
   } catch (err) {
     replace(convList, h("li", { class: "error" }, err.message));
   }
@@ -129,31 +132,67 @@ function chatScreen(id) {
   return view;
 }
 
+// The screens other than conversations and tables (screens/<name>.js) are fetched the first
+// time each is opened: the first load carries only what signing in and chatting need, and a
+// screen brings only its own code.
+const screenModules = new Map();
+function lazyScreen(file, name, ...args) {
+  let module = screenModules.get(file);
+  if (!module) {
+    module = import(`./screens/${file}.js`).catch((err) => {
+      screenModules.delete(file); // try again on the next visit
+      throw err;
+    });
+    screenModules.set(file, module);
+  }
+  return module.then((m) => m[name](...args));
+}
+
 const ROUTES = [
   [/^#\/c\/([\w-]+)$/, (m) => chatScreen(m[1])],
   [/^#\/t\/([\w-]+)$/, (m) => tableScreen(m[1])],
-  [/^#\/tables$/, tablesView],
-  [/^#\/templates$/, templatesView],
-  [/^#\/exports$/, exportsView],
-  [/^#\/keys$/, keysView],
-  [/^#\/usage$/, usageView],
-  [/^#\/account$/, () => accountView({ email: me?.email })],
+  [/^#\/tables$/, () => lazyScreen("tables", "tablesView")],
+  [/^#\/templates$/, () => lazyScreen("templates", "templatesView")],
+  [/^#\/exports$/, () => lazyScreen("exports", "exportsView")],
+  [/^#\/keys$/, () => lazyScreen("keys", "keysView")],
+  [/^#\/usage$/, () => lazyScreen("usage", "usageView")],
+  [/^#\/account$/, () => lazyScreen("account", "accountView", { email: me?.email })],
 ];
+
+let routed = 0; // which route() is the latest, so a screen that loads late is not shown
 
 function route() {
   if (!me) return;
   const hash = location.hash || "#/";
   if (!hash.startsWith("#/")) return; // an in-page anchor such as #main
   current?.destroy?.();
+  current = null;
+  clearToasts();
   const found = ROUTES.map(([re, make]) => [re.exec(hash), make]).find(([m]) => m);
-  current = found ? found[1](found[0]) : home();
-  replace(main, current.el);
-  document.title = "SheetGPT";
+  const made = found ? found[1](found[0]) : home();
+  const turn = ++routed;
   for (const a of nav.querySelectorAll(".nav-link, .conv-link")) {
     if (a.getAttribute("href") === hash) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   setMenu(false);
+  if (made instanceof Promise) {
+    replace(main, h("p", { class: "boot" }, "Loading…"));
+    made.then((screen) => {
+      if (turn === routed) show(hash, screen);
+      else screen.destroy?.();
+    }, (err) => {
+      if (turn === routed) replace(main, h("p", { class: "boot error", role: "alert" }, `This screen could not be loaded: ${err.message}`));
+    });
+  } else {
+    show(hash, made);
+  }
+}
+
+function show(hash, screen) {
+  current = screen;
+  replace(main, current.el);
+  document.title = "SheetGPT";
   const heading = main.querySelector("h1");
   if (heading && !hash.startsWith("#/c/")) {
     heading.tabIndex = -1;
@@ -167,6 +206,7 @@ function showAuth() {
   current?.destroy?.();
   current = null;
   modelsCache = null;
+  conversations = new CursorList("/conversations", { step: 100 });
   const view = authView(async () => {
     await start();
   });

@@ -40,9 +40,14 @@ export class ChatView {
         h("div", { class: "composer-actions" }, this.stopButton, this.sendButton)));
     const modelId = uid("model");
     this.model.id = modelId;
+    this.modelNote = h("p", { class: "model-note", hidden: true },
+      "Only the offline model is set up: it makes and changes tables by rule (“sort by population desc”), without AI and without cost. ",
+      "To add OpenAI, Anthropic, Azure or a local server (Ollama, llama.cpp, vLLM), name it under [models.NAME] in sheetgpt.toml: see “Other models” in the README, and ",
+      h("a", { href: "/docs" }, "/docs"), " for GET /models.");
     this.el = h("div", { class: "chat" },
       h("header", { class: "chat-head" }, this.titleEl,
         h("div", { class: "model-pick" }, h("label", { for: modelId }, "Model"), this.model)),
+      this.modelNote,
       this.log,
       this.form);
   }
@@ -59,7 +64,10 @@ export class ChatView {
     this.titleEl.textContent = conv.title || "New conversation";
     document.title = `${conv.title || "New conversation"} · SheetGPT`;
     const models = await this.ctx.models();
+    this.models = models;
     replace(this.model, models.map((m) => h("option", { value: m.name, selected: m.name === conv.model }, m.name)));
+    // Only the offline model: say what it is and where others are set up.
+    this.modelNote.hidden = !models.every(isOffline);
     const messages = [];
     let cursor = "";
     for (let i = 0; i < 20; i += 1) {
@@ -92,7 +100,7 @@ export class ChatView {
   }
 
   bubble(role, text, model) {
-    const content = h("div", { class: "content" }, role === "assistant" ? formatReply(text) : text);
+    const content = h("div", { class: "content" }, role === "assistant" ? formatReply(text) : folded(text));
     const notes = h("div", { class: "notes" });
     const tables = h("div", { class: "tables" });
     // A reasoning model's thinking, folded above its reply.
@@ -199,7 +207,8 @@ export class ChatView {
           reply.append(data.text);
           this.scrollDown();
         } else if (name === "table") tables.push(data);
-        else if (name === "usage") reply.note(`${count(data.prompt_tokens + data.completion_tokens)} tokens${data.estimated ? " (estimated)" : ""}`, "usage");
+        // The offline model uses no tokens: no count to show.
+        else if (name === "usage" && !this.offline(this.model.value)) reply.note(`${count(data.prompt_tokens + data.completion_tokens)} tokens${data.estimated ? " (estimated)" : ""}`, "usage");
         else if (name === "error") {
           errorShown = true;
           reply.note(data.message || "The reply stopped with an error.", "error");
@@ -252,6 +261,11 @@ export class ChatView {
     run.controller.abort();
   }
 
+  offline(name) {
+    const m = (this.models || []).find((x) => x.name === name);
+    return m ? isOffline(m) : name === "offline";
+  }
+
   destroy() {
     this.running?.controller.abort();
     for (const { panel } of this.panels.values()) panel.destroy();
@@ -291,4 +305,35 @@ export function formatReply(text) {
   }
   if (last < text.length) parts.push(text.slice(last));
   return parts;
+}
+
+function isOffline(model) {
+  return model.provider ? model.provider === "offline" : model.name === "offline";
+}
+
+const FOLD_LINES = 8;
+
+/**
+ * A message as the user wrote it; a long paste shows its first lines and a button for the
+ * rest, so it does not make a bubble tens of thousands of pixels tall. The rest is put in
+ * only when asked for.
+ */
+export function folded(text) {
+  const lines = text.split("\n");
+  if (lines.length <= FOLD_LINES + 2) return text;
+  const head = lines.slice(0, FOLD_LINES).join("\n");
+  const shown = h("span", { class: "folded-text" }, head);
+  const label = `Show all (${count(lines.length)} lines)`;
+  const toggle = h("button", {
+    type: "button",
+    class: "fold-toggle",
+    "aria-expanded": "false",
+    onclick: () => {
+      const open = toggle.getAttribute("aria-expanded") !== "true";
+      shown.textContent = open ? text : head;
+      toggle.textContent = open ? "Show less" : label;
+      toggle.setAttribute("aria-expanded", String(open));
+    },
+  }, label);
+  return [shown, h("div", { class: "fold-bar" }, toggle)];
 }

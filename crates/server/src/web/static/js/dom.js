@@ -61,9 +61,10 @@ export function field(label, control, hint) {
 }
 
 /**
- * A short message at the bottom of the screen. `info` goes after `ms` (0: stays until
- * removed, a job's progress); `error` and `notice` (something the user must not miss, such
- * as cells that were emptied) stay until dismissed.
+ * A short message at the top right, clear of the composer and the primary buttons. `info`
+ * fades out after `ms` (0: stays until removed, a job's progress); `error` and `notice`
+ * (something the user must not miss, such as cells that were emptied) stay until dismissed
+ * or until the user goes to another screen (`clearToasts`).
  */
 export function toast(message, kind = "info", ms = 4000) {
   const box = document.getElementById("toasts");
@@ -72,8 +73,18 @@ export function toast(message, kind = "info", ms = 4000) {
   const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : kind === "notice" ? "status" : null },
     h("span", {}, message), close);
   box.appendChild(item);
-  if (kind === "info" && ms > 0) setTimeout(() => item.remove(), ms);
+  if (kind === "info" && ms > 0) {
+    setTimeout(() => {
+      item.classList.add("leaving"); // fades (app.css), then goes
+      setTimeout(() => item.remove(), 300);
+    }, ms);
+  }
   return item;
+}
+
+/** Errors and notices of the screen being left: they were about it. */
+export function clearToasts() {
+  for (const t of document.querySelectorAll("#toasts .toast.error, #toasts .toast.notice")) t.remove();
 }
 
 /** A modal <dialog>; resolves with the value given to `done`, or null when dismissed. */
@@ -119,4 +130,29 @@ export function saveBlob(blob, fileName) {
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+/**
+ * The end of a list read by a `CursorList` (api.js). While the list goes on: how many are
+ * shown and a button for the next ones (`onMore` reads and shows them); once it has ended
+ * past one page: how many there are, so a long list says it is whole.
+ */
+export function listEnd(list, noun, onMore) {
+  const n = list.items.length.toLocaleString();
+  if (list.done) return list.items.length > 200 ? h("p", { class: "muted list-end" }, `All ${n} ${noun} shown.`) : null;
+  const button = h("button", {
+    type: "button",
+    onclick: async () => {
+      button.disabled = true;
+      button.textContent = "Loading…";
+      try {
+        await onMore();
+      } catch (err) {
+        toast(err.message, "error");
+        button.disabled = false;
+        button.textContent = "Load more";
+      }
+    },
+  }, "Load more");
+  return h("p", { class: "list-more" }, h("span", { class: "muted" }, `Showing ${n} ${noun}; there are more. `), button);
 }

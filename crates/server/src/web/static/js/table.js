@@ -1,8 +1,8 @@
 // One table: the grid with its toolbar (filter, rows, columns), versions (list, diff, revert)
 // and export. Every edit is a change on the server, and so a new version.
 
-import { ApiError, enc, followJob, get, post, progressText, request } from "./api.js";
-import { confirmDialog, field, h, modal, replace, saveBlob, toast, uid } from "./dom.js";
+import { ApiError, CursorList, enc, followJob, get, listAll, post, progressText, request } from "./api.js";
+import { confirmDialog, field, h, listEnd, modal, replace, saveBlob, toast, uid } from "./dom.js";
 import { cellTexts, count, display, plural, readingText, when } from "./format.js";
 import { Grid } from "./grid.js";
 
@@ -57,6 +57,11 @@ export class TablePanel {
       h("span", {}, h("strong", {}, "No rows match"), " the filters."),
       h("button", { type: "button", onclick: () => this.clearFilters() }, "Clear filters"));
     this.selection = null;
+    // This session's own changes, newest last: {before, after, what} (versions). An undo is
+    // a revert to `before` (a new version: nothing is lost); a redo reverts to `after`.
+    this.undoStack = [];
+    this.redoStack = [];
+    this.undoNote = null; // what the last undo or redo did, for the status line
     this.versions = h("section", { class: "versions", hidden: true, "aria-label": "Versions" });
     this.diffBox = h("section", { class: "diff", hidden: true, "aria-label": "Changes between versions" });
     this.toolbar = this.buildToolbar();
@@ -64,6 +69,7 @@ export class TablePanel {
       h("header", { class: "table-head" }, this.title, this.status),
       this.toolbar, this.filterBar, this.banner, this.gridHost, this.diffBox, this.versions);
     this.grid = null;
+    this.el.addEventListener("keydown", (e) => this.onUndoKey(e));
   }
 
   buildToolbar() {
@@ -75,10 +81,12 @@ export class TablePanel {
       b("Edit column", () => this.editColumn()),
       b("Delete column", () => this.deleteColumn()),
     ];
+    this.undoButton = b("Undo", () => this.undo(), { disabled: true, "aria-keyshortcuts": "Control+Z" });
+    this.redoButton = b("Redo", () => this.redo(), { disabled: true, "aria-keyshortcuts": "Control+Y Control+Shift+Z" });
     this.versionsButton = b("Versions", () => this.toggleVersions(), { "aria-expanded": "false" });
     this.filterButton = b("Filter", () => this.toggleFilter(), { "aria-expanded": "false" });
     return h("div", { class: "toolbar", role: "toolbar", "aria-label": "Table actions" },
-      this.filterButton, ...this.editButtons, this.versionsButton,
+      this.filterButton, ...this.editButtons, this.undoButton, this.redoButton, this.versionsButton,
       b("Export", () => this.exportDialog(), { class: "primary" }));
   }
 
@@ -223,6 +231,7 @@ export class TablePanel {
     this.filters = this.filters.filter((f) => names.has(f.column));
     const editable = this.viewVersion === null;
     for (const btn of this.editButtons) btn.disabled = !editable;
+    this.updateUndoButtons();
     this.title.textContent = this.table.name;
     this.renderChips();
     this.renderBanner();
@@ -269,6 +278,7 @@ export class TablePanel {
     if (this.sort) parts.push(`sorted by ${this.sort.column}${this.sort.desc ? " (descending)" : ""}`);
     if (this.filters.length) parts.push(`${this.filters.length} filter${this.filters.length > 1 ? "s" : ""}`);
     if (this.selection) parts.push(`${plural(this.selection.rows, "row")} × ${plural(this.selection.cols, "column")} selected`);
+    if (this.undoNote) parts.push(this.undoNote);
     this.status.textContent = parts.join(" · ");
     this.noMatch.hidden = !(exact && n === 0 && this.filters.length);
   }
@@ -299,12 +309,18 @@ export class TablePanel {
    * thrown without being shown (the caller handles it).
    */
   async change(ops, summary, quiet = []) {
+    const before = this.table.version;
+    const what = this.describe(ops);
     try {
       let result = await request("POST", `/tables/${enc(this.id)}/changes`, {
         body: summary ? { ops, summary } : { ops },
         headers: { "if-match": `"${this.table.version}"` },
       });
       if (result.kind === "change") result = await this.followChange(result, "Changing");
+      this.undoStack.push({ before, after: result.version, what });
+      this.ownVersion = result.version;
+      this.redoStack = [];
+      this.undoNote = null;
       this.table.version = result.version;
       this.table.row_count = result.row_count;
       this.table = await get(`/tables/${enc(this.id)}`);
@@ -323,6 +339,10 @@ export class TablePanel {
       if (quiet.includes(err.code)) {
         // The caller handles it.
       } else if (err.status === 409 && err.code !== "validation-failed") {
+        // What this session could undo was before the other change: undoing it now would
+        // undo that change too.
+        this.undoStack = [];
+        this.redoStack = [];
         toast("Someone else changed this table meanwhile; it has been reloaded.", "error");
         await this.load();
       } else {
@@ -346,6 +366,120 @@ export class TablePanel {
       return done.result;
     } finally {
       note?.remove();
+    }
+  }
+
+  /** A change as the status line names it: “the edit of “city” in row 2”. */
+  describe(ops) {
+    const name = (id) => this.view?.columns.find((c) => c.id === id)?.name ?? "a column";
+    if (ops.length === 1) {
+      const [op] = ops;
+      if (op.op === "set_cells" && op.cells.length === 1) {
+        const at = this.rowNumber(op.cells[0].row);
+        return `the edit of “${name(op.cells[0].column)}”${at ? ` in row ${at}` : ""}`;
+      }
+      if (op.op === "set_cells") return `the change of ${plural(op.cells.length, "cell")}`;
+      if (op.op === "insert_rows") return op.rows.length === 1 ? "the added row" : `the ${count(op.rows.length)} added rows`;
+      if (op.op === "delete_rows") return op.rows.length === 1 ? "the deleted row" : `the ${count(op.rows.length)} deleted rows`;
+      if (op.op === "add_column") return `the added column “${op.name}”`;
+      if (op.op === "drop_column") return `the deleted column “${name(op.column)}”`;
+      if (op.op === "rename_column") return `the renaming of “${name(op.column)}” to “${op.to}”`;
+      if (op.op === "change_type") return `the type change of “${name(op.column)}”`;
+    }
+    if (ops.some((o) => o.op === "set_cells") && ops.some((o) => o.op === "insert_rows")) return "the paste";
+    return "the change";
+  }
+
+  /** The row's number as shown (1 = first) among the rows loaded, or 0. */
+  rowNumber(id) {
+    for (const [p, page] of this.grid?.pages ?? []) {
+      const i = page.rows.findIndex((r) => r.id === id);
+      if (i >= 0) return p * 200 + i + 1; // 200 rows a page of the grid (grid.js PAGE)
+    }
+    return 0;
+  }
+
+  updateUndoButtons() {
+    const editable = this.viewVersion === null;
+    this.undoButton.disabled = !editable || !this.undoStack.length || this.undoing;
+    this.redoButton.disabled = !editable || !this.redoStack.length || this.undoing;
+    const top = this.undoStack.at(-1);
+    const next = this.redoStack.at(-1);
+    this.undoButton.title = top ? `Undo ${top.what}` : "Nothing of yours to undo";
+    this.redoButton.title = next ? `Redo ${next.what}` : "Nothing to redo";
+  }
+
+  /** Ctrl+Z undoes; Ctrl+Y and Ctrl+Shift+Z redo — outside text fields, which keep their own. */
+  onUndoKey(e) {
+    const ctrl = e.ctrlKey || e.metaKey;
+    if (!ctrl || e.altKey) return;
+    const t = e.target;
+    if (t.closest?.("input, textarea, select, [contenteditable]")) return;
+    const key = e.key.toLowerCase();
+    if (key === "z" && !e.shiftKey) {
+      e.preventDefault();
+      this.undo();
+    } else if (key === "y" || (key === "z" && e.shiftKey)) {
+      e.preventDefault();
+      this.redo();
+    }
+  }
+
+  /** Undoes this session's last change: a new version equal to the one before it. */
+  undo() {
+    const entry = this.undoStack.at(-1);
+    if (!entry || this.undoing || this.viewVersion !== null) return null;
+    return this.step(entry.before, () => {
+      this.undoStack.pop();
+      this.redoStack.push(entry);
+      return `Undone: ${entry.what}`;
+    });
+  }
+
+  /** Does again the change last undone: a new version equal to the one it had made. */
+  redo() {
+    const entry = this.redoStack.at(-1);
+    if (!entry || this.undoing || this.viewVersion !== null) return null;
+    return this.step(entry.after, () => {
+      this.redoStack.pop();
+      this.undoStack.push(entry);
+      return `Redone: ${entry.what}`;
+    });
+  }
+
+  /**
+   * Reverts to `version` (the content before or after a change) when the table is still at
+   * the version this session's last step made (If-Match): a change made meanwhile elsewhere
+   * is never undone here. Each undo or redo is itself a new version.
+   */
+  async step(version, done) {
+    this.undoing = true;
+    this.updateUndoButtons();
+    const at = this.ownVersion;
+    try {
+      let result = await request("POST", `/tables/${enc(this.id)}/revert`, {
+        body: { version },
+        headers: { "if-match": `"${at}"` },
+      });
+      if (result.kind === "change") result = await this.followChange(result, "Undoing");
+      const note = done();
+      this.ownVersion = result.version;
+      this.undoNote = `${note} (version ${result.version} equals version ${version})`;
+      toast(`${this.undoNote}.`);
+      this.diff = null;
+      await this.load();
+    } catch (err) {
+      if (err.status === 409) {
+        this.undoStack = [];
+        this.redoStack = [];
+        toast("The table was changed elsewhere meanwhile, so there is nothing of yours left to undo; it has been reloaded.", "error");
+        await this.load();
+      } else {
+        showError(err);
+      }
+    } finally {
+      this.undoing = false;
+      this.updateUndoButtons();
     }
   }
 
@@ -544,15 +678,16 @@ export class TablePanel {
     if (open) this.loadVersions();
   }
 
-  async loadVersions() {
-    let page;
+  async loadVersions(more = false) {
+    // Read from the newest; a long history shows its first 200 and the rest on request.
+    this.versionList ||= new CursorList(`/tables/${enc(this.id)}/versions`, { step: 200 });
+    let items;
     try {
-      page = await get(`/tables/${enc(this.id)}/versions?limit=200`);
+      items = await (more ? this.versionList.load() : this.versionList.reload());
     } catch (err) {
       replace(this.versions, h("p", { class: "error" }, err.message));
       return;
     }
-    const items = page.items;
     const options = (selected) => items.map((v) => h("option", { value: String(v.version), selected: v.version === selected }, `Version ${v.version}`));
     const current = this.table.version;
     const from = h("select", {}, options(Math.max(1, current - 1)));
@@ -576,7 +711,8 @@ export class TablePanel {
           this.showDiff(Number(from.value), Number(to.value));
         },
       }, field("Compare", from), field("with", to), h("button", { type: "submit" }, "Show changes")),
-      list);
+      list,
+      listEnd(this.versionList, "versions", () => this.loadVersions(true)));
   }
 
   async showVersion(version) {
@@ -592,6 +728,10 @@ export class TablePanel {
         headers: { "if-match": `"${this.table.version}"` },
       });
       if (result.kind === "change") result = await this.followChange(result, "Reverting");
+      this.undoStack.push({ before: this.table.version, after: result.version, what: `the revert to version ${version}` });
+      this.redoStack = [];
+      this.ownVersion = result.version;
+      this.undoNote = null;
       toast(`Reverted: version ${result.version} equals version ${version}.`);
       this.viewVersion = null;
       this.diff = null;
@@ -670,7 +810,7 @@ export class TablePanel {
 
   async exportDialog() {
     const [templates, google] = await Promise.all([
-      get("/templates?limit=200").then((p) => p.items).catch(() => []),
+      listAll("/templates").then((p) => p.items).catch(() => []),
       // The Google Sheets integration is offered only where the server has it.
       get("/integrations/google").catch(() => null),
     ]);
