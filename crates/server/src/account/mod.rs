@@ -6,8 +6,6 @@ pub mod routes;
 use std::io::Write;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use axum::response::Response;
 use garde::Validate;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,7 +19,6 @@ use crate::db::{conversations, schemas, tables as table_store, users};
 use crate::error::{Error, OrNotFound};
 use crate::exports::render::{self, Control, FileFormat, FileOptions, JsonShape, Source};
 use crate::jobs::Kind;
-use crate::jobs::routes::job_created;
 use crate::state::AppState;
 use sea_orm::TransactionTrait;
 
@@ -71,7 +68,7 @@ pub(crate) async fn start_archive(
     state: &AppState,
     owner: Uuid,
     client: &ClientInfo,
-) -> Result<Response, Error> {
+) -> Result<crate::db::jobs::JobRecord, Error> {
     let kind = Kind::AccountArchive.as_str();
     // One at a time: the user's quota lock orders two requests that arrive together.
     let turn = state.writes.turn().await?;
@@ -81,7 +78,7 @@ pub(crate) async fn start_archive(
         txn.commit().await?;
         // Others' writes need not wait for what follows.
         drop(turn);
-        return Ok(job_created(job, StatusCode::ACCEPTED));
+        return Ok(job);
     }
     let (job, _) = jobs::enqueue(
         &txn,
@@ -104,7 +101,7 @@ pub(crate) async fn start_archive(
         Event::new("account.export_started", Some(owner)).target("job", job.id),
     )
     .await;
-    Ok(job_created(job, StatusCode::ACCEPTED))
+    Ok(job)
 }
 
 /// The archive's file name.
@@ -251,7 +248,7 @@ pub async fn write_archive(
     ));
     entries.push(json_entry(
         "usage.json".into(),
-        &serde_json::to_value(crate::chat::routes::usage_report(state, owner, Some(366)).await?)
+        &serde_json::to_value(crate::chat::usage::usage_report(state, owner, Some(366)).await?)
             .unwrap_or_default(),
     ));
 

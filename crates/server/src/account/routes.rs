@@ -48,7 +48,8 @@ async fn export_account(
         .map(|t| u64::try_from(t.row_count).unwrap_or(0))
         .sum();
     if rows > state.config.exports.archive_sync_rows {
-        return start_archive(&state, owner, &client).await;
+        let job = start_archive(&state, owner, &client).await?;
+        return Ok(job_created(job, StatusCode::ACCEPTED));
     }
     let (archive, _) = write_archive(&state, owner, Arc::new(Control::default())).await?;
     audit::record(
@@ -75,7 +76,8 @@ async fn start_account_export(
     auth: AuthUser,
     client: ClientInfo,
 ) -> Result<Response, Error> {
-    start_archive(&state, auth.user.id, &client).await
+    let job = start_archive(&state, auth.user.id, &client).await?;
+    Ok(job_created(job, StatusCode::ACCEPTED))
 }
 
 /// Delete your account and everything in it, for good. Needs your password.

@@ -4,7 +4,7 @@ use super::{
 };
 use crate::audit::{self, Event};
 use crate::auth::identity::ClientInfo;
-use crate::chat::routes::UsageResponse;
+use crate::chat::usage::UsageResponse;
 use crate::db::entity::user::Role;
 use crate::db::users;
 use crate::error::Error;
@@ -147,7 +147,7 @@ async fn user_usage(
 ) -> Result<Json<UsageResponse>, Error> {
     find_user(&state, id).await?;
     Ok(Json(
-        crate::chat::routes::usage_report(&state, id, q.days).await?,
+        crate::chat::usage::usage_report(&state, id, q.days).await?,
     ))
 }
 

@@ -5,4 +5,5 @@ pub mod context;
 pub mod routes;
 pub mod runs;
 pub mod service;
+pub mod usage;
 pub mod ws;

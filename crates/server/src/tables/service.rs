@@ -966,14 +966,29 @@ pub async fn change(
         nulled_total: applied.nulled_total,
         trimmed_cells: applied.trimmed,
     };
-    if let Some(job) = &job {
-        record_job(&txn, job, table.id, &result).await?;
+    commit_version(state, txn, turn, job.as_ref(), owner, table.id, &result).await?;
+    Ok(result)
+}
+
+/// Ends the transaction of a new version: the job's success (a change job) and the change's
+/// event for its sheet links (their syncs) are committed with it; the write turn goes back
+/// at once.
+async fn commit_version(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    turn: crate::db::WriteTurn<'_>,
+    job: Option<&JobRun<'_>>,
+    owner: Uuid,
+    table_id: Uuid,
+    result: &ChangeResult,
+) -> Result<(), Error> {
+    if let Some(job) = job {
+        record_job(&txn, job, table_id, result).await?;
     }
-    // The change's event for its sheet links, committed with it.
     let syncs = crate::db::sheet_links::table_changed(
         &txn,
         owner,
-        table.id,
+        table_id,
         state.config.exports.max_attempts,
     )
     .await?;
@@ -982,7 +997,7 @@ pub async fn change(
     if syncs > 0 {
         state.jobs_queued.notify_one();
     }
-    Ok(result)
+    Ok(())
 }
 
 /// Records a change job's success, with the change's answer and its table, in the change's
@@ -1405,21 +1420,6 @@ pub async fn revert(
         nulled_total: 0,
         trimmed_cells: 0,
     };
-    if let Some(job) = &job {
-        record_job(&txn, job, table.id, &result).await?;
-    }
-    // The change's event for its sheet links, committed with it.
-    let syncs = crate::db::sheet_links::table_changed(
-        &txn,
-        owner,
-        table.id,
-        state.config.exports.max_attempts,
-    )
-    .await?;
-    txn.commit().await?;
-    drop(turn);
-    if syncs > 0 {
-        state.jobs_queued.notify_one();
-    }
+    commit_version(state, txn, turn, job.as_ref(), owner, table.id, &result).await?;
     Ok(result)
 }
