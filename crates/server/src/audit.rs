@@ -2,12 +2,12 @@
 //! roles, exports, Google connections, admin actions) with who, what, from where and when.
 //! Details never hold secrets: ids, names, counts and reasons only.
 
+use sea_orm::DatabaseConnection;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::identity::ClientInfo;
 use crate::db::audit::NewEvent;
-use crate::state::AppState;
 
 pub use crate::db::audit::{AuditEvent, Filter, list, purge};
 
@@ -46,7 +46,7 @@ fn clip(text: &str, max: usize) -> String {
 
 /// Records an event. A failure to write it is logged, never turned into a failed request:
 /// the action it describes has already happened.
-pub async fn record(state: &AppState, client: Option<&ClientInfo>, event: Event<'_>) {
+pub async fn record(db: &DatabaseConnection, client: Option<&ClientInfo>, event: Event<'_>) {
     let row = NewEvent {
         action: event.action.to_owned(),
         actor_id: event.actor,
@@ -61,7 +61,7 @@ pub async fn record(state: &AppState, client: Option<&ClientInfo>, event: Event<
             .map(|r| clip(r, 100)),
         details: event.details.map(|d| d.to_string()),
     };
-    if let Err(err) = crate::db::audit::insert(&state.db, row).await {
+    if let Err(err) = crate::db::audit::insert(db, row).await {
         tracing::error!(action = event.action, error = %err, "could not write an audit event");
     }
 }

@@ -465,7 +465,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
             let user = find(&state, &email).await?;
             users::set_role(&state.db, user.id, role).await?;
             crate::audit::record(
-                &state,
+                &state.db,
                 None,
                 crate::audit::Event::new("admin.role_changed", None)
                     .target("user", user.id)
@@ -480,7 +480,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot disable {}: {e}", user.email))?;
             crate::audit::record(
-                &state,
+                &state.db,
                 None,
                 crate::audit::Event::new("admin.user_disabled", None)
                     .target("user", user.id)
@@ -500,7 +500,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
             let user = find(&state, &email).await?;
             users::set_disabled(&state.db, user.id, None).await?;
             crate::audit::record(
-                &state,
+                &state.db,
                 None,
                 crate::audit::Event::new("admin.user_enabled", None)
                     .target("user", user.id)
@@ -511,7 +511,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
         }
         UserCommand::Usage { email, days } => {
             let user = find(&state, &email).await?;
-            let limits = crate::quotas::limits(&state, user.id).await?;
+            let limits = crate::quotas::limits(state.quotas(), user.id).await?;
             let overrides = crate::quotas::overrides(&state.db, user.id).await?;
             let rows = crate::quotas::stored_rows(&state.db, user.id).await?;
             let show = |n: u64| {
@@ -582,7 +582,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
             };
             crate::quotas::set_overrides(&state.db, user.id, next).await?;
             crate::audit::record(
-                &state,
+                &state.db,
                 None,
                 crate::audit::Event::new("admin.quotas_changed", None)
                     .target("user", user.id)

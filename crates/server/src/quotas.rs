@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::config::Config;
 use crate::db::quotas as store;
 pub use crate::db::quotas::{lock_user, stored_rows};
 use crate::error::Error;
-use crate::state::AppState;
 
 /// A user's limits (0: none).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -36,11 +36,18 @@ pub struct Overrides {
     pub max_stored_rows: Option<u64>,
 }
 
-pub fn defaults(state: &AppState) -> Limits {
+/// What the quota checks read: the pool and the configured defaults.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub db: &'a sea_orm::DatabaseConnection,
+    pub config: &'a Config,
+}
+
+pub fn defaults(config: &Config) -> Limits {
     Limits {
-        tokens_per_day: state.config.chat.daily_token_quota,
-        exports_per_day: state.config.quotas.exports_per_day,
-        max_stored_rows: state.config.quotas.max_stored_rows,
+        tokens_per_day: config.chat.daily_token_quota,
+        exports_per_day: config.quotas.exports_per_day,
+        max_stored_rows: config.quotas.max_stored_rows,
     }
 }
 
@@ -57,9 +64,9 @@ pub async fn overrides(db: &impl ConnectionTrait, user_id: Uuid) -> Result<Overr
     })
 }
 
-pub async fn limits(state: &AppState, user_id: Uuid) -> Result<Limits, DbErr> {
-    let d = defaults(state);
-    let o = overrides(&state.db, user_id).await?;
+pub async fn limits(ctx: Ctx<'_>, user_id: Uuid) -> Result<Limits, DbErr> {
+    let d = defaults(ctx.config);
+    let o = overrides(ctx.db, user_id).await?;
     Ok(Limits {
         tokens_per_day: o.tokens_per_day.unwrap_or(d.tokens_per_day),
         exports_per_day: o.exports_per_day.unwrap_or(d.exports_per_day),
@@ -107,12 +114,12 @@ fn daily_exceeded(what: &str, limit: u64, used: u64) -> Error {
 }
 
 /// Model tokens used today.
-pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), Error> {
-    let limit = limits(state, user_id).await?.tokens_per_day;
+pub async fn check_tokens(ctx: Ctx<'_>, user_id: Uuid) -> Result<(), Error> {
+    let limit = limits(ctx, user_id).await?.tokens_per_day;
     if limit == 0 {
         return Ok(());
     }
-    let used = crate::db::conversations::tokens_since(&state.db, user_id, today()).await?;
+    let used = crate::db::conversations::tokens_since(ctx.db, user_id, today()).await?;
     let used = u64::try_from(used).unwrap_or(0);
     if used >= limit {
         return Err(daily_exceeded("model token", limit, used));
@@ -123,11 +130,11 @@ pub async fn check_tokens(state: &AppState, user_id: Uuid) -> Result<(), Error> 
 /// Export jobs created today, checked under the user's quota lock (taken here) in the
 /// transaction that then creates the job: one more must fit.
 pub async fn check_exports(
-    state: &AppState,
+    ctx: Ctx<'_>,
     txn: &DatabaseTransaction,
     user_id: Uuid,
 ) -> Result<(), Error> {
-    let limit = limits(state, user_id).await?.exports_per_day;
+    let limit = limits(ctx, user_id).await?.exports_per_day;
     lock_user(txn, user_id).await?;
     if limit == 0 {
         return Ok(());
@@ -154,10 +161,10 @@ pub struct RowQuota {
 }
 
 impl RowQuota {
-    pub async fn of(state: &AppState, user_id: Uuid) -> Result<Self, Error> {
+    pub async fn of(ctx: Ctx<'_>, user_id: Uuid) -> Result<Self, Error> {
         Ok(Self {
             user_id,
-            limit: limits(state, user_id).await?.max_stored_rows,
+            limit: limits(ctx, user_id).await?.max_stored_rows,
         })
     }
 

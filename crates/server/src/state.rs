@@ -102,3 +102,13 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+impl AppState {
+    /// What the quota checks need of the state.
+    pub fn quotas(&self) -> crate::quotas::Ctx<'_> {
+        crate::quotas::Ctx {
+            db: &self.db,
+            config: &self.config,
+        }
+    }
+}

@@ -96,7 +96,7 @@ pub(crate) async fn start_archive(
     txn.commit().await?;
     state.jobs_queued.notify_one();
     audit::record(
-        state,
+        &state.db,
         Some(client),
         Event::new("account.export_started", Some(owner)).target("job", job.id),
     )

@@ -53,7 +53,7 @@ async fn export_account(
     }
     let (archive, _) = write_archive(&state, owner, Arc::new(Control::default())).await?;
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         Event::new("account.exported", Some(owner)).target("user", owner),
     )
@@ -107,7 +107,7 @@ async fn delete_account(
     users::delete_for_good(&state.db, user.id).await?;
     state.sessions.forget_user(user.id);
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         Event::new("account.deleted", Some(user.id)).target("user", user.id),
     )

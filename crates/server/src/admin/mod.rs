@@ -129,9 +129,9 @@ pub(crate) async fn quota_report(state: &AppState, id: Uuid) -> Result<QuotaRepo
     let tokens = crate::db::conversations::tokens_since(&state.db, id, today).await?;
     let exports = quotas::exports_today(&state.db, id).await?;
     Ok(QuotaReport {
-        defaults: quotas::defaults(state),
+        defaults: quotas::defaults(&state.config),
         overrides: quotas::overrides(&state.db, id).await?,
-        effective: quotas::limits(state, id).await?,
+        effective: quotas::limits(state.quotas(), id).await?,
         used: Used {
             tokens_today: u64::try_from(tokens).unwrap_or(0),
             exports_today: exports,

@@ -106,7 +106,7 @@ async fn update_user(
     {
         users::set_role(&state.db, id, role).await?;
         audit::record(
-            &state,
+            &state.db,
             Some(&client),
             Event::new("admin.role_changed", Some(admin.user.id))
                 .target("user", id)
@@ -129,7 +129,7 @@ async fn update_user(
             users::set_disabled(&state.db, id, None).await?;
             Event::new("admin.user_enabled", Some(admin.user.id)).target("user", id)
         };
-        audit::record(&state, Some(&client), event).await;
+        audit::record(&state.db, Some(&client), event).await;
     }
     state.sessions.forget_user(id);
     Ok(Json(find_user(&state, id).await?.into()))
@@ -183,7 +183,7 @@ async fn set_quotas(
     };
     quotas::set_overrides(&state.db, id, overrides).await?;
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         Event::new("admin.quotas_changed", Some(admin.user.id))
             .target("user", id)

@@ -236,7 +236,7 @@ async fn register(
         crate::db::users::set_locale(&state.db, user.id, Some(locale.as_str())).await?;
     }
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         audit::Event::new("auth.register", Some(user.id)).target("user", user.id),
     )
@@ -304,7 +304,7 @@ async fn logout(
 ) -> Result<StatusCode, Error> {
     service::logout(&state, &auth.user, auth.session_id).await?;
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         audit::Event::new("auth.logout", Some(auth.user.id)).target("session", auth.session_id),
     )
@@ -398,7 +398,7 @@ async fn revoke_session(
 ) -> Result<StatusCode, Error> {
     service::revoke_session(&state, &auth.user, id).await?;
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         audit::Event::new("session.revoked", Some(auth.user.id)).target("session", id),
     )
@@ -427,7 +427,7 @@ async fn create_api_key(
     let created =
         service::create_api_key(&state, &auth.user, &body.name, body.scope, expires_at).await?;
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         audit::Event::new("api_key.created", Some(auth.user.id))
             .target("api_key", created.record.id)
@@ -492,7 +492,7 @@ async fn revoke_api_key(
         return Err(Error::NotFound("API key"));
     }
     audit::record(
-        &state,
+        &state.db,
         Some(&client),
         audit::Event::new("api_key.revoked", Some(auth.user.id)).target("api_key", id),
     )

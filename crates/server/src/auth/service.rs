@@ -146,7 +146,7 @@ pub async fn login(
         _ => {
             tracing::info!("failed sign-in");
             audit::record(
-                state,
+                &state.db,
                 Some(client),
                 audit::Event::new("auth.login_failed", user.as_ref().map(|u| u.id))
                     .details(serde_json::json!({"email": email})),
@@ -160,7 +160,7 @@ pub async fn login(
     };
     if user.disabled_at.is_some() {
         audit::record(
-            state,
+            &state.db,
             Some(client),
             audit::Event::new("auth.login_refused", Some(user.id))
                 .details(serde_json::json!({"reason": "disabled"})),
@@ -192,7 +192,7 @@ pub async fn login(
     drop(turn);
     tracing::info!(user.id = %user.id, session.id = %session.id, "signed in");
     audit::record(
-        state,
+        &state.db,
         Some(client),
         audit::Event::new("auth.login", Some(user.id)).target("session", session.id),
     )
@@ -306,7 +306,7 @@ async fn reuse_detected(
 ) -> Error {
     tracing::warn!(user.id = %session.user_id, session.id = %session.id, "refresh token reused; session revoked");
     audit::record(
-        state,
+        &state.db,
         Some(client),
         audit::Event::new("auth.refresh_token_reused", Some(session.user_id))
             .target("session", session.id),
@@ -424,7 +424,7 @@ pub async fn change_password(
     state.sessions.forget_user(user.id);
     tracing::info!(revoked = revoked.len(), "password changed");
     audit::record(
-        state,
+        &state.db,
         Some(client),
         audit::Event::new("auth.password_changed", Some(user.id))
             .target("user", user.id)

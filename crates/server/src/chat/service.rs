@@ -195,7 +195,7 @@ pub async fn send(
     let entry =
         crate::llm::keys::model_for_user(state, user, &model_for(state, &model_name).await?)
             .await?;
-    crate::quotas::check_tokens(state, user).await?;
+    crate::quotas::check_tokens(state.quotas(), user).await?;
 
     let target = match conversation.target_schema_id {
         Some(id) => match crate::db::schemas::find(&state.db, user, id).await? {

@@ -71,6 +71,8 @@ pub async fn usage_report(
             .sum(),
         total_cost_micros: items.iter().map(|r| r.cost_micros).sum(),
         items,
-        daily_token_quota: crate::quotas::limits(state, user_id).await?.tokens_per_day,
+        daily_token_quota: crate::quotas::limits(state.quotas(), user_id)
+            .await?
+            .tokens_per_day,
     })
 }

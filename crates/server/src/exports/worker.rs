@@ -139,7 +139,7 @@ async fn export(attempt: &Attempt<'_>, payload: ExportPayload) -> Outcome {
                         .map(|s| serde_json::json!({"email": s.email, "role": s.role}))
                         .collect();
                     crate::audit::record(
-                        state,
+                        &state.db,
                         None,
                         crate::audit::Event::new("sheet.shared", Some(job.owner_id))
                             .target("spreadsheet", &tab.spreadsheet_id)

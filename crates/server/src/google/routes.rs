@@ -140,7 +140,7 @@ async fn callback(
             match oauth::complete(&state, code, csrf, &browsers).await {
                 Ok(user_id) => {
                     crate::audit::record(
-                        &state,
+                        &state.db,
                         Some(&client),
                         crate::audit::Event::new("google.connected", Some(user_id))
                             .target("user", user_id),
@@ -234,7 +234,7 @@ async fn disconnect(
         .await?
         .or_not_found("Google connection")?;
     crate::audit::record(
-        &state,
+        &state.db,
         Some(&client),
         crate::audit::Event::new("google.disconnected", Some(auth.user.id))
             .target("user", auth.user.id)

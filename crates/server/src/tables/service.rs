@@ -91,7 +91,7 @@ pub fn check_name(name: &str) -> Result<String, Error> {
 /// its rows (counted under the user's quota lock, like any other change of their rows).
 #[tracing::instrument(skip_all, fields(user.id = %owner, table.id = %table_id))]
 pub async fn restore(state: &AppState, owner: Uuid, table_id: Uuid) -> Result<(), Error> {
-    let quota = RowQuota::of(state, owner).await?;
+    let quota = RowQuota::of(state.quotas(), owner).await?;
     let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;
@@ -129,7 +129,7 @@ pub async fn create(
                 .map(move |(c, v)| (format!("rows[{r}][{c}]"), v))
         }),
     )?;
-    let quota = RowQuota::of(state, owner).await?;
+    let quota = RowQuota::of(state.quotas(), owner).await?;
     let schema = Schema::new(table.columns.clone());
     let rows: Vec<Row> = table
         .rows
@@ -462,7 +462,7 @@ pub async fn import(
             return Err(stopped());
         }
     }
-    let quota = RowQuota::of(state, owner).await?;
+    let quota = RowQuota::of(state.quotas(), owner).await?;
     let schema = Schema::new(scan.columns.clone());
 
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Row>, Error>>(4);
@@ -894,7 +894,7 @@ pub async fn change(
         .await?
         .or_not_found("table")?;
     let base = expected.unwrap_or(table.current_version);
-    let quota = RowQuota::of(state, owner).await?;
+    let quota = RowQuota::of(state.quotas(), owner).await?;
     let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     // The user's lock before the table's (the claim): the order every writer takes them in.
@@ -1332,7 +1332,7 @@ pub async fn revert(
     if target < 1 || target > table.current_version {
         return Err(Error::NotFound("version"));
     }
-    let quota = RowQuota::of(state, owner).await?;
+    let quota = RowQuota::of(state.quotas(), owner).await?;
     let turn = state.writes.turn().await?;
     let txn = state.db.begin().await?;
     quota.lock(&txn).await?;

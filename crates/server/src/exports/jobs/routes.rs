@@ -103,7 +103,7 @@ async fn create_export(
         drop(turn);
         return created_response(job, false);
     }
-    crate::quotas::check_exports(&state, &txn, owner).await?;
+    crate::quotas::check_exports(state.quotas(), &txn, owner).await?;
     let limit = state.config.exports.max_active_per_user;
     if store::count_active(&txn, owner, KIND).await? >= limit {
         return Err(Error::TooManyRequests {
@@ -128,7 +128,7 @@ async fn create_export(
     if created {
         state.jobs_queued.notify_one();
         crate::audit::record(
-            &state,
+            &state.db,
             Some(&client),
             crate::audit::Event::new("export.created", Some(owner))
                 .target("export", job.id)
