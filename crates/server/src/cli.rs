@@ -549,7 +549,7 @@ async fn user(cmd: UserCommand, config: Config) -> anyhow::Result<()> {
                     ""
                 }
             ));
-            let usage = crate::chat::usage::usage_report(&state, user.id, Some(days))
+            let usage = crate::chat::usage::usage_report(state.quotas(), user.id, Some(days))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             say(&format!(

@@ -248,8 +248,10 @@ pub async fn write_archive(
     ));
     entries.push(json_entry(
         "usage.json".into(),
-        &serde_json::to_value(crate::chat::usage::usage_report(state, owner, Some(366)).await?)
-            .unwrap_or_default(),
+        &serde_json::to_value(
+            crate::chat::usage::usage_report(state.quotas(), owner, Some(366)).await?,
+        )
+        .unwrap_or_default(),
     ));
 
     if let Some(err) = cancelled() {

@@ -147,7 +147,7 @@ async fn user_usage(
 ) -> Result<Json<UsageResponse>, Error> {
     find_user(&state, id).await?;
     Ok(Json(
-        crate::chat::usage::usage_report(&state, id, q.days).await?,
+        crate::chat::usage::usage_report(state.quotas(), id, q.days).await?,
     ))
 }
 

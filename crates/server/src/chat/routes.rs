@@ -509,6 +509,6 @@ async fn usage(
     Query(q): Query<UsageQuery>,
 ) -> Result<Json<crate::chat::usage::UsageResponse>, Error> {
     Ok(Json(
-        crate::chat::usage::usage_report(&state, auth.user.id, q.days).await?,
+        crate::chat::usage::usage_report(state.quotas(), auth.user.id, q.days).await?,
     ))
 }

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::db::conversations as store;
 use crate::error::Error;
-use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageRow {
@@ -33,7 +32,7 @@ pub struct UsageResponse {
 
 /// A user's usage per day and model over the last `days` days (default 30).
 pub async fn usage_report(
-    state: &AppState,
+    ctx: crate::quotas::Ctx<'_>,
     user_id: Uuid,
     days: Option<u32>,
 ) -> Result<UsageResponse, Error> {
@@ -43,7 +42,7 @@ pub async fn usage_report(
         Some(_) => return Err(Error::field("days", "must be between 1 and 366")),
     };
     let since = Utc::now() - chrono::Duration::days(i64::from(days));
-    let rows = store::usage_rows(&state.db, user_id, since).await?;
+    let rows = store::usage_rows(ctx.db, user_id, since).await?;
     let mut grouped: BTreeMap<(String, String), UsageRow> = BTreeMap::new();
     for (at, model, p, c, cost) in rows {
         let day = at.format("%Y-%m-%d").to_string();
@@ -71,8 +70,6 @@ pub async fn usage_report(
             .sum(),
         total_cost_micros: items.iter().map(|r| r.cost_micros).sum(),
         items,
-        daily_token_quota: crate::quotas::limits(state.quotas(), user_id)
-            .await?
-            .tokens_per_day,
+        daily_token_quota: crate::quotas::limits(ctx, user_id).await?.tokens_per_day,
     })
 }

@@ -6,5 +6,6 @@ pub mod jobs;
 pub mod order;
 mod preview;
 pub mod routes;
+pub mod rows;
 pub mod service;
 mod spill;

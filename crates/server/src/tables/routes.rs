@@ -16,7 +16,6 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::bulk::ValidationResponse;
-use super::order::{self, Start, View};
 use super::service::{self, ChangeResult, ColumnSpec};
 use crate::auth::extract::AuthUser;
 use crate::db::tables::{self as store, TableRecord};
@@ -26,7 +25,6 @@ use crate::http::pagination::{Page, PageQuery};
 use crate::jobs::ImportPayload;
 use crate::jobs::routes::job_created;
 use crate::state::AppState;
-use sheetgpt_core::query::{QueryError, parse_filter, parse_sort};
 
 pub fn router(upload_limit: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -550,73 +548,29 @@ async fn list_rows(
             _ => {}
         }
     }
-    let loaded = service::load(&state, auth.user.id, id, version).await?;
-    let schema = &loaded.schema;
-    let query_error = |e: QueryError| Error::field(e.field, e.message);
-    let sort = sort_args
-        .iter()
-        .map(|s| parse_sort(s, schema).map_err(query_error))
-        .collect::<Result<Vec<_>, _>>()?;
-    let filters = filter_args
-        .iter()
-        .map(|f| parse_filter(f, schema).map_err(query_error))
-        .collect::<Result<Vec<_>, _>>()?;
-    let start = match cursor.as_deref() {
-        None | Some("") => Start::After(None),
-        Some(c) => {
-            let bad = || Error::field("cursor", "is not a cursor this API returned");
-            match c.split_at_checked(1) {
-                Some(("p", n)) if sort.is_empty() => {
-                    Start::After(Some(n.parse::<i64>().map_err(|_| bad())?))
-                }
-                // An offset works in any order: a grid that jumps asks for the rows there.
-                Some(("o", n)) => Start::Offset(n.parse::<u64>().map_err(|_| bad())?),
-                _ => return Err(bad()),
-            }
-        }
-    };
-    let offset = match start {
-        Start::Offset(n) => n,
-        Start::After(_) => 0,
-    };
-    let view = View {
-        table_id: id,
-        version: loaded.version,
-        current: loaded.version == loaded.table.current_version,
-        sort: &sort,
-        filters: &filters,
-        rows: u64::try_from(loaded.table.row_count).unwrap_or(0),
-    };
-    let mut raw = order::page(&state.db, &state.orders, &view, start, limit).await?;
-    let more = raw.len() as u64 > limit;
-    raw.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next_cursor = more.then(|| {
-        if sort.is_empty() && offset == 0 {
-            format!("p{}", raw.last().map_or(0, |r| r.position))
-        } else {
-            format!("o{}", offset + limit)
-        }
-    });
-    let rows = raw
-        .into_iter()
-        .map(|r| {
-            let row = r.into_row(schema);
-            RowResponse {
-                id: row.id,
-                cells: schema
-                    .columns
-                    .iter()
-                    .map(|c| row.get(c).to_json())
-                    .collect(),
-            }
-        })
-        .collect();
+    let page = super::rows::page(
+        &state,
+        auth.user.id,
+        id,
+        super::rows::Request {
+            version,
+            limit,
+            cursor,
+            sort: sort_args,
+            filters: filter_args,
+        },
+    )
+    .await?;
     Ok(Json(RowsResponse {
         table_id: id,
-        version: loaded.version,
-        columns: loaded.schema.columns.clone(),
-        rows,
-        next_cursor,
+        version: page.version,
+        columns: page.columns,
+        rows: page
+            .rows
+            .into_iter()
+            .map(|(id, cells)| RowResponse { id, cells })
+            .collect(),
+        next_cursor: page.next_cursor,
     }))
 }
 

@@ -274,15 +274,7 @@ async fn validation_in_pages_reports_what_the_in_memory_check_reports() {
 /// Sorted runs written to disk so far, from `/metrics` (shared by the tests of this process:
 /// only its growth is looked at).
 async fn runs_written(app: &TestApp) -> u64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix("sheetgpt_sort_runs_total "))
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)

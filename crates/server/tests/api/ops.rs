@@ -35,15 +35,7 @@ async fn metrics_count_requests_by_route_and_status_and_show_the_pool() {
     for _ in 0..3 {
         app.get("/api/v1/auth/me", Some(&token)).await;
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let me_count = text
         .lines()
         .find(|l| {
