@@ -23,6 +23,7 @@
 
 mod bounds;
 mod delimited;
+pub mod json;
 mod sniff;
 mod spreadsheet;
 mod typing;

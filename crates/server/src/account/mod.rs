@@ -310,12 +310,15 @@ impl crate::jobs::worker::Job for ArchiveJob {
         _: serde::de::IgnoredAny,
     ) -> crate::jobs::worker::Outcome {
         use crate::exports::worker::ARTIFACT_DIR;
-        use crate::jobs::worker::{Finished, Outcome};
+        use crate::jobs::worker::{Finished, Held, Outcome};
         let (state, job) = (attempt.state, attempt.job);
         let written = write_archive(state, job.owner_id, Arc::clone(&attempt.control)).await;
-        let (file, rows) = match written {
-            Ok(done) => done,
-            Err(err) => return crate::jobs::worker::failed(job, &err),
+        // The file is kept only while the job is still this worker's.
+        let (file, rows) = match (written, attempt.held().await) {
+            (_, Held::Lost) => return Outcome::Lost,
+            (_, Held::Stopping) => return Outcome::Released,
+            (Ok(done), Held::Yes) => done,
+            (Err(err), Held::Yes) => return crate::jobs::worker::failed(job, &err),
         };
         let data_dir = &state.config.data_dir;
         let relative = std::path::PathBuf::from(ARTIFACT_DIR).join(format!("{}.zip", job.id));

@@ -209,8 +209,12 @@ async fn export(attempt: &Attempt<'_>, payload: ExportPayload) -> Outcome {
         Arc::clone(control),
     )
     .await;
-    match rendered {
-        Ok((file, rows)) => {
+    // The file is kept only while the job is still this worker's (a cancelled or lost job
+    // leaves none).
+    match (rendered, attempt.held().await) {
+        (_, Held::Lost) => Outcome::Lost,
+        (_, Held::Stopping) => Outcome::Released,
+        (Ok((file, rows)), Held::Yes) => {
             let format = payload.options.format;
             let name = format!("{}.{}", job.id, format.extension());
             let relative = PathBuf::from(ARTIFACT_DIR).join(&name);
@@ -236,7 +240,7 @@ async fn export(attempt: &Attempt<'_>, payload: ExportPayload) -> Outcome {
                 sheet: None,
             }))
         }
-        Err(err) => {
+        (Err(err), Held::Yes) => {
             if !matches!(err, RenderError::Cancelled) {
                 tracing::warn!(job.id = %job.id, error = %err, "export attempt failed");
             }

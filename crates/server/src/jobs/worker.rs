@@ -148,7 +148,9 @@ impl std::fmt::Display for Finished {
 
 /// A kind of job: what one attempt of it does. The generic worker ([`attempt`]) reads the
 /// payload, holds the job (lease, heartbeat, live progress through `Attempt::control`) while
-/// `run` works, and records what it returns.
+/// `run` works, and records what it returns. Work that keeps something outside the database
+/// (a file, a spreadsheet tab, a link) asks [`Attempt::held`] first: a job cancelled or taken
+/// over meanwhile must leave nothing behind.
 pub trait Job {
     const KIND: Kind;
     type Payload: serde::de::DeserializeOwned + Send;

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 
 use sheetgpt_core::formula::{self, FormulaError};
 use sheetgpt_core::import::{Import, ImportError, Scan, Source};
-use sheetgpt_core::table::{Column, ColumnType, Table, Value, unique_names};
+use sheetgpt_core::table::{ColumnType, Table, Value};
 use sheetgpt_core::version::{self, Diff, Op, OpError, POSITION_STEP, Row, RowId, Schema, Working};
 use uuid::Uuid;
 
@@ -190,142 +190,40 @@ async fn finish_create(
     Ok(())
 }
 
-/// Builds a table from JSON rows (arrays or objects), with declared columns or inferred ones.
+/// Builds a table from JSON rows (arrays or objects), with declared columns or inferred ones
+/// (`sheetgpt_core::import::json`), its refusals as the service's errors.
 pub fn table_from_json(
     columns: Option<Vec<ColumnSpec>>,
     rows: Vec<serde_json::Value>,
     max_columns: usize,
     dates: sheetgpt_core::table::DateOrder,
 ) -> Result<Table, Error> {
-    // Refuse too many columns before anything is sized by them: rows are padded to the
-    // widest one, so one long row must not make every row huge.
-    let too_wide = |n: usize| Error::PayloadTooLarge {
-        detail: format!("The table has {n} columns; at most {max_columns} are allowed."),
-    };
-    if let Some(cols) = &columns
-        && cols.len() > max_columns
-    {
-        return Err(too_wide(cols.len()));
-    }
-    for row in &rows {
-        match row {
-            serde_json::Value::Array(values) if values.len() > max_columns => {
-                return Err(too_wide(values.len()));
-            }
-            serde_json::Value::Object(obj) if obj.len() > max_columns => {
-                return Err(too_wide(obj.len()));
-            }
-            _ => {}
-        }
-    }
-    let header: Vec<String> = match &columns {
-        Some(cols) => cols.iter().map(|c| c.name.clone()).collect(),
-        None => {
-            // Column names from the objects' keys, in first-seen order.
-            let mut names: Vec<String> = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for row in &rows {
-                if let Some(obj) = row.as_object() {
-                    for key in obj.keys() {
-                        if seen.insert(key.as_str()) {
-                            names.push(key.clone());
-                        }
-                    }
-                }
-                if names.len() > max_columns {
-                    return Err(too_wide(names.len()));
-                }
-            }
-            names
-        }
-    };
-    let width = header.len().max(
-        rows.iter()
-            .filter_map(|r| r.as_array())
-            .map(Vec::len)
-            .max()
-            .unwrap_or(0),
-    );
-    let mut cells: Vec<Vec<serde_json::Value>> = Vec::with_capacity(rows.len());
-    for (i, row) in rows.into_iter().enumerate() {
-        match row {
-            serde_json::Value::Array(mut values) => {
-                values.resize(width, serde_json::Value::Null);
-                cells.push(values);
-            }
-            serde_json::Value::Object(mut obj) => cells.push(
-                (0..width)
-                    .map(|c| {
-                        header
-                            .get(c)
-                            .and_then(|h| obj.remove(h))
-                            .unwrap_or(serde_json::Value::Null)
-                    })
-                    .collect(),
-            ),
-            _ => {
-                return Err(Error::field(
-                    &format!("rows[{i}]"),
-                    "must be an array of values or an object keyed by column name",
-                ));
-            }
-        }
-    }
-    let names = unique_names(&header, width);
-    let mut table = Table::default();
-    let mut errors = Vec::new();
-    for (c, name) in names.into_iter().enumerate() {
-        let spec = columns.as_ref().and_then(|cols| cols.get(c));
-        let mut column = match spec.and_then(|s| s.ty) {
-            Some(ty) => Column::new(format!("c{}", c + 1), name, ty),
-            None => {
-                let texts: Vec<String> = cells.iter().map(|r| json_text(&r[c])).collect();
-                sheetgpt_core::table::infer_typed(texts.iter().map(String::as_str), dates)
-                    .column(format!("c{}", c + 1), name)
-            }
-        };
-        let (ty, how) = (column.ty, column.conventions());
-        if let Some(spec) = spec {
-            column.description = spec.description.clone();
-            if let Some(rules) = &spec.rules {
-                if let Err(msg) = rules.check() {
-                    errors.push(FieldError::new(format!("columns[{c}].rules"), msg));
-                }
-                column.rules = rules.clone();
-            }
-        }
-        for (r, row) in cells.iter().enumerate() {
-            match Value::from_json_as(&row[c], ty, how) {
-                Ok(v) => {
-                    if table.rows.len() <= r {
-                        table.rows.push(Vec::with_capacity(width));
-                    }
-                    table.rows[r].push(v);
-                }
-                Err(e) => {
-                    if errors.len() < 100 {
-                        errors.push(FieldError::new(format!("rows[{r}][{c}]"), e.to_string()));
-                    }
-                }
-            }
-        }
-        table.columns.push(column);
-    }
-    if !errors.is_empty() {
-        return Err(Error::Validation(errors));
-    }
-    if table.rows.len() < cells.len() {
-        table.rows.resize(cells.len(), Vec::new());
-    }
-    Ok(table)
-}
-
-fn json_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Null => String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    use sheetgpt_core::import::json::{self, Declared, JsonRowsError};
+    let declared = columns.map(|cols| {
+        cols.into_iter()
+            .map(|c| Declared {
+                name: c.name,
+                ty: c.ty,
+                description: c.description,
+                rules: c.rules,
+            })
+            .collect()
+    });
+    json::table(declared, rows, max_columns, dates).map_err(|err| match err {
+        JsonRowsError::TooWide { .. } => Error::PayloadTooLarge {
+            detail: err.to_string(),
+        },
+        JsonRowsError::NotARow { index } => Error::field(
+            &format!("rows[{index}]"),
+            "must be an array of values or an object keyed by column name",
+        ),
+        JsonRowsError::Cells(cells) => Error::Validation(
+            cells
+                .into_iter()
+                .map(|(field, message)| FieldError::new(field, message))
+                .collect(),
+        ),
+    })
 }
 
 #[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema, garde::Validate)]
