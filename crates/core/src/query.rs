@@ -183,7 +183,7 @@ mod tests {
             parse_sort("Passengers:desc", &s).unwrap(),
             ("c2".to_owned(), ColumnType::Integer, true)
         );
-        assert_eq!(parse_sort("Open", &s).unwrap().2, false);
+        assert!(!parse_sort("Open", &s).unwrap().2);
         assert_eq!(parse_sort("Nope:asc", &s).unwrap_err().field, "sort");
     }
 }

@@ -96,20 +96,12 @@ impl Default for RetentionConfig {
 
 /// Per-user quotas (0 = no limit); admins can override them per user. The model token quota
 /// is `chat.daily_token_quota`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuotasConfig {
-    /// Export jobs a user may create per UTC day.
+    /// Export jobs a user may create per UTC day (0: no limit, the default).
     pub exports_per_day: u64,
     /// Rows a user's tables may hold in all.
     pub max_stored_rows: u64,
 }
 
-impl Default for QuotasConfig {
-    fn default() -> Self {
-        Self {
-            exports_per_day: 0,
-            max_stored_rows: 0,
-        }
-    }
-}
