@@ -139,10 +139,12 @@ export class ChatView {
     // Each table is shown once, under the newest reply that made or changed it.
     const latest = new Map();
     for (const m of messages) if (m.table_id) latest.set(m.table_id, m.id);
-    // A file attached to the conversation (its current table, made by no message).
-    if (conv.current_table_id && !latest.has(conv.current_table_id)) {
-      const attached = this.bubble("user", "Attached table (the one this conversation works on):");
-      attached.el.classList.add("attachment");
+    // A file attached to the conversation: its current table, made by no message. (While a
+    // reply to the last message is still being written, its table is not yet under it: then
+    // nothing is shown here.)
+    const settled = !messages.length || messages.at(-1).role === "assistant";
+    if (conv.current_table_id && !latest.has(conv.current_table_id) && settled) {
+      const attached = this.bubble("attachment", "The table this conversation works on:");
       this.mountTable(attached, conv.current_table_id);
     }
     for (const m of messages) {
@@ -221,7 +223,7 @@ export class ChatView {
     const thought = h("details", { class: "thinking", hidden: true }, thoughtLabel, thoughtText);
     const actions = h("div", { class: "message-actions" });
     const el = h("article", { class: `message ${role}` },
-      h("div", { class: "who" }, role === "user" ? "You" : `SheetGPT${model ? ` · ${model}` : ""}`),
+      h("div", { class: "who" }, role === "user" ? "You" : role === "attachment" ? "A file you attached" : `SheetGPT${model ? ` · ${model}` : ""}`),
       thought, content, notes, tables, actions);
     this.log.querySelector(".empty")?.remove();
     this.log.append(el);
@@ -418,8 +420,7 @@ export class ChatView {
       if (!(await this.ensureConversation())) return;
       const tableId = await importFile(file, (text) => { this.attachStatus.textContent = text; });
       this.conv = await patch(`/conversations/${enc(this.id)}`, { current_table_id: tableId });
-      const bubble = this.bubble("user", `Attached “${file.name}”.`);
-      bubble.el.classList.add("attachment");
+      const bubble = this.bubble("attachment", `Attached “${file.name}”.`);
       this.mountTable(bubble, tableId);
       this.scrollDown();
       this.ctx.conversationsChanged();
