@@ -92,7 +92,12 @@ async fn a_user_with_230_tables_sees_all_230_on_the_tables_screen_the_oldest_too
         )
         .await;
     assert_eq!(end, "All 230 tables shown.");
-    let requests = list_requests(b, "tables").await;
+    // The trash under the list is a list of its own (`?deleted=true`).
+    let requests: Vec<String> = list_requests(b, "tables")
+        .await
+        .into_iter()
+        .filter(|r| !r.contains("deleted=true"))
+        .collect();
     assert_eq!(requests.len(), 2, "two pages of 200: {requests:?}");
     assert!(
         requests[1].contains("cursor="),

@@ -7,6 +7,7 @@ mod grid_habits;
 mod long_lists;
 mod page_habits;
 mod webdriver;
+mod workspace;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -168,7 +169,15 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         )
         .await;
     browser.click_button(".composer", "Send").await;
-    let conversation = browser.js("return location.hash", json!([])).await;
+    // The conversation is made by this first message; the address then names it.
+    let conversation = browser
+        .wait_js(
+            "the conversation's address",
+            10,
+            "return location.hash.startsWith('#/c/') ? location.hash : null",
+            json!([]),
+        )
+        .await;
     assert!(conversation.as_str().unwrap().starts_with("#/c/"));
 
     // The reply streams in and its table appears as a grid under it, with typed columns.
@@ -305,7 +314,13 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
         .await;
     assert_eq!(
         changes,
-        json!([["2", "population", "3,850,809", "3,900,000"]])
+        json!([[
+            "row 2, Berlin",
+            "population",
+            "3,850,809",
+            "3,900,000",
+            "Go to"
+        ]])
     );
     browser
         .wait_js(
@@ -537,7 +552,14 @@ async fn the_whole_job_runs_in_chromium_from_sign_up_to_the_downloaded_workbook(
     );
 
     // Rename a column from the grid, sorted by it: pick a cell of it, Edit column, a new
-    // name; the sort follows the column.
+    // name; the sort follows the column. (The paste's toast is dismissed first: it sits over
+    // the last column's header, where the reply's actions bar has moved the grid.)
+    browser
+        .js(
+            "for (const b of document.querySelectorAll('#toasts .toast button[aria-label=Dismiss]')) b.click();",
+            json!([]),
+        )
+        .await;
     browser
         .click(&format!("{scope} .grid [data-column=area_km2] button"))
         .await;

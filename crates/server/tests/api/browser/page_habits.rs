@@ -145,11 +145,20 @@ async fn information_fades_by_itself_errors_stay_clear_of_the_composer_until_dis
     b.find(".composer textarea").await;
     assert_eq!(toasts(b, "error").await, Vec::<String>::new());
 
-    // An error on the conversation's screen (the server is gone) is clear of the composer,
-    // its Send button and "New conversation"; × dismisses it.
+    // An error on the conversation's screen (the server is gone: the first message cannot
+    // make the conversation) is clear of the composer, its Send button and "New
+    // conversation"; × dismisses it.
+    b.click_button(".sidebar", "New conversation").await;
+    b.find(".composer textarea").await;
     s.app.stop();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    b.click_button(".sidebar", "New conversation").await;
+    b.click(".composer textarea").await;
+    b.js(
+        "document.execCommand('insertText', false, arguments[0]);",
+        json!(["hello"]),
+    )
+    .await;
+    b.click_button(".composer", "Send").await;
     b.wait_js(
         "the error toast",
         15,

@@ -155,6 +155,19 @@ export async function followJob(job, onProgress = () => {}, every = 1000) {
   }
 }
 
+/**
+ * Imports a file (CSV, TSV, XLSX, XLS, ODS) as a table; a large one is imported by a job,
+ * followed to its end (`onProgress(text)`). Resolves with the new table's id.
+ */
+export async function importFile(file, onProgress = () => {}) {
+  const data = new FormData();
+  data.append("file", file);
+  const made = await post("/tables/import", data);
+  if (made.kind !== "import") return made.id;
+  const job = await followJob(made, (j) => onProgress(`Importing: ${progressText(j)}`));
+  return job.result.table_id;
+}
+
 /** "12,000 of 3,000,000 rows" for a job's progress, or "" before anything is known. */
 export function progressText(job) {
   const { done, total } = job.progress || {};

@@ -1,8 +1,9 @@
 // The page: sign-in, then the shell (navigation, conversations) and one screen at a time,
-// chosen by the address's hash (#/c/<id>, #/t/<id>, #/tables, #/templates, #/exports,
-// #/keys, #/usage, #/account), so reloads and the back button keep their place.
+// chosen by the address's hash (#/c/<id>, #/t/<id>, #/new, #/tables, #/templates, #/exports,
+// #/keys, #/usage, #/account), so reloads and the back button keep their place. The welcome
+// screen (#/) and #/new are a conversation not yet made: it is made by its first message.
 
-import { CursorList, get, logout, post, refresh, setSignedOutHandler } from "./api.js";
+import { CursorList, enc, get, logout, refresh, setSignedOutHandler } from "./api.js";
 import { authView } from "./auth.js";
 import { ChatView } from "./chat.js";
 import { clearToasts, h, listEnd, replace, toast } from "./dom.js";
@@ -47,6 +48,8 @@ function buildShell() {
     h("div", { class: "brand" }, h("img", { src: "/assets/icon.svg", alt: "", width: "24", height: "24" }), h("span", {}, "SheetGPT")),
     h("button", { type: "button", class: "primary wide", onclick: newConversation }, "New conversation"),
     h("h2", { class: "nav-heading" }, "Conversations"),
+    h("label", { for: "conv-search", class: "sr-only" }, "Search conversations"),
+    convSearch,
     convList,
     h("h2", { class: "nav-heading" }, "Workspace"),
     h("ul", { class: "nav-links" },
@@ -66,10 +69,29 @@ function buildShell() {
 
 // The newest hundred first; the rest on request, at the end of the list.
 let conversations = new CursorList("/conversations", { step: 100 });
+// The API has no search of conversations: this filters the titles read so far.
+const convSearch = h("input", {
+  id: "conv-search",
+  type: "search",
+  class: "search",
+  placeholder: "Search conversations",
+  autocomplete: "off",
+  oninput: () => showConversations(),
+});
 
 async function loadConversations(more = false) {
   try {
-    const items = await (more ? conversations.load() : conversations.reload());
+    await (more ? conversations.load() : conversations.reload());
+    showConversations();
+  } catch (err) {
+    replace(convList, h("li", { class: "error" }, err.message));
+  }
+}
+
+function showConversations() {
+  const q = convSearch.value.trim().toLowerCase();
+  const items = conversations.items.filter((c) => !q || (c.title || "New conversation").toLowerCase().includes(q));
+  {
     const active = location.hash.startsWith("#/c/") ? location.hash.slice(4) : null;
     replace(convList, items.length
       ? items.map((c) => h("li", {},
@@ -78,21 +100,15 @@ async function loadConversations(more = false) {
           class: "conv-link",
           "aria-current": c.id === active ? "page" : null,
         }, h("span", { class: "conv-name" }, c.title || "New conversation"), h("span", { class: "conv-when" }, when(c.updated_at)))))
-      : h("li", { class: "muted" }, "None yet"),
+      : h("li", { class: "muted" }, q ? "No conversation read so far matches." : "None yet"),
     conversations.done ? null : h("li", { class: "conv-more" }, listEnd(conversations, "conversations", () => loadConversations(true))));
-  } catch (err) {
-    replace(convList, h("li", { class: "error" }, err.message));
   }
 }
 
-async function newConversation() {
-  try {
-    const conv = await post("/conversations", {});
-    location.hash = `#/c/${conv.id}`;
-    loadConversations();
-  } catch (err) {
-    toast(err.message, "error");
-  }
+/** A new conversation is only a screen until its first message: nothing is made here. */
+function newConversation() {
+  if (location.hash === "#/new") route();
+  else location.hash = "#/new";
 }
 
 async function signOut() {
@@ -108,26 +124,41 @@ async function signOut() {
 
 // --- screens -------------------------------------------------------------------------------
 
+/** The welcome screen: a composer, examples and sample data; the conversation is made by
+ *  the first message. */
 function home() {
-  return {
-    el: h("div", { class: "page home" },
-      h("h1", {}, "Welcome to SheetGPT"),
-      h("p", { class: "intro" }, "Start a conversation: ask for a table, or paste one (CSV, TSV, Markdown or JSON). Tables in replies appear as grids you can sort, filter, edit and export; every edit is a version you can compare and revert."),
-      h("button", { type: "button", class: "primary", onclick: newConversation }, "New conversation")),
-  };
+  return chatScreen(null, { welcome: true });
 }
 
 function tableScreen(id) {
   const panel = new TablePanel(id, { tall: true });
   panel.load();
+  const back = h("p", { class: "table-links" }, h("a", { href: "#/tables" }, "← All tables"));
+  conversationOf(id).then((conv) => {
+    if (conv) back.append(" · ", h("a", { href: `#/c/${enc(conv.id)}`, class: "table-conversation" }, `Open its conversation “${conv.title || "New conversation"}”`));
+  });
   return {
-    el: h("div", { class: "page table-page" }, h("p", {}, h("a", { href: "#/tables" }, "← All tables")), panel.el),
+    el: h("div", { class: "page table-page" }, back, panel.el),
     destroy: () => panel.destroy(),
   };
 }
 
-function chatScreen(id) {
-  const view = new ChatView(id, ctx);
+/**
+ * The conversation working on a table (its `current_table_id`), or null. The API does not
+ * say which conversation made a table, so this reads the conversations (up to a thousand).
+ */
+async function conversationOf(tableId) {
+  try {
+    const list = new CursorList("/conversations", { step: 1000 });
+    const items = await list.load();
+    return items.find((c) => c.current_table_id === tableId) || null;
+  } catch {
+    return null;
+  }
+}
+
+function chatScreen(id, opts) {
+  const view = new ChatView(id, ctx, opts);
   view.load();
   return view;
 }
@@ -151,6 +182,7 @@ function lazyScreen(file, name, ...args) {
 const ROUTES = [
   [/^#\/c\/([\w-]+)$/, (m) => chatScreen(m[1])],
   [/^#\/t\/([\w-]+)$/, (m) => tableScreen(m[1])],
+  [/^#\/new$/, () => chatScreen(null)],
   [/^#\/tables$/, () => lazyScreen("tables", "tablesView")],
   [/^#\/templates$/, () => lazyScreen("templates", "templatesView")],
   [/^#\/exports$/, () => lazyScreen("exports", "exportsView")],
@@ -194,7 +226,7 @@ function show(hash, screen) {
   replace(main, current.el);
   document.title = "SheetGPT";
   const heading = main.querySelector("h1");
-  if (heading && !hash.startsWith("#/c/")) {
+  if (heading && !hash.startsWith("#/c/") && !screen.keepFocus) {
     heading.tabIndex = -1;
     heading.focus({ preventScroll: true });
   }

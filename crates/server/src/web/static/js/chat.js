@@ -1,15 +1,40 @@
 // A conversation: messages, the composer, replies streamed as they are written (fetch with
 // `Accept: text/event-stream`: EventSource cannot send the Authorization header), and the
-// tables of replies as grids under them.
+// tables of replies as grids under them. A new conversation is made on the server only when
+// its first message is sent (or a file is attached): a click on "New conversation" leaves
+// nothing empty behind.
 
-import { ApiError, enc, get, patch, post, readEvents, request } from "./api.js";
-import { h, replace, toast, uid } from "./dom.js";
+import { ApiError, del, enc, get, importFile, patch, post, readEvents, request } from "./api.js";
+import { confirmDialog, h, promptDialog, replace, toast, uid } from "./dom.js";
 import { count } from "./format.js";
 import { TablePanel } from "./table.js";
 
+/** A small table to try the page with (the welcome screen's "Try with sample data"). */
+export const SAMPLE_CSV = `city,country,population,area_km2
+Paris,France,2102650,105.4
+Berlin,Germany,3850809,891.1
+Madrid,Spain,3332035,604.3
+Rome,Italy,2746984,1285.0
+Vienna,Austria,2005760,414.6`;
+
+/** What to ask first, as the welcome screen offers it (each fills the composer). */
+const EXAMPLES = [
+  "Make a table of the 10 largest cities in Europe with their country and population",
+  "Sort by population desc",
+  "Add column density = population / area_km2",
+];
+
+const FILE_TYPES = /\.(csv|tsv|txt|xlsx|xlsm|xls|ods)$/i;
+
 export class ChatView {
-  constructor(conversationId, ctx) {
+  /** `conversationId` null: a new conversation, made when its first message is sent. */
+  constructor(conversationId, ctx, { welcome = false } = {}) {
     this.id = conversationId;
+    this.welcome = welcome;
+    this.keepFocus = true; // the composer takes the focus, not the heading
+    this.importing = false;
+    this.lastUser = null; // {el, text, actions} of the last message sent
+    this.lastReply = null; // the last reply's bubble
     this.ctx = ctx;
     this.panels = new Map(); // table id → {panel, host}
     this.running = null;
@@ -27,6 +52,15 @@ export class ChatView {
       },
     });
     this.sendButton = h("button", { type: "submit", class: "primary" }, "Send");
+    // A file to import into the conversation: chosen here, or dropped on the composer.
+    this.fileInput = h("input", { type: "file", class: "sr-only", accept: ".csv,.tsv,.txt,.xlsx,.xlsm,.xls,.ods", tabindex: "-1",
+      onchange: () => {
+        const file = this.fileInput.files[0];
+        this.fileInput.value = "";
+        if (file) this.attach(file);
+      } });
+    this.attachButton = h("button", { type: "button", class: "attach", onclick: () => this.fileInput.click() }, "Attach a file");
+    this.attachStatus = h("span", { class: "hint attach-status", role: "status", "aria-live": "polite" });
     this.stopButton = h("button", { type: "button", hidden: true, onclick: () => this.stop() }, "Stop");
     const inputId = uid("msg");
     this.input.id = inputId;
@@ -36,16 +70,33 @@ export class ChatView {
       h("label", { for: inputId, class: "sr-only" }, "Message"),
       this.input,
       h("div", { class: "composer-bar" },
-        h("small", { id: hintId, class: "hint" }, "Enter sends · Shift+Enter starts a new line"),
-        h("div", { class: "composer-actions" }, this.stopButton, this.sendButton)));
+        h("small", { id: hintId, class: "hint" }, "Enter sends · Shift+Enter starts a new line · drop a CSV, XLSX or ODS file here to import it"),
+        this.attachStatus,
+        h("div", { class: "composer-actions" }, this.fileInput, this.attachButton, this.stopButton, this.sendButton)));
+    this.form.addEventListener("dragover", (e) => {
+      if (![...(e.dataTransfer?.types || [])].includes("Files")) return;
+      e.preventDefault();
+      this.form.classList.add("dropping");
+    });
+    this.form.addEventListener("dragleave", () => this.form.classList.remove("dropping"));
+    this.form.addEventListener("drop", (e) => {
+      this.form.classList.remove("dropping");
+      const file = e.dataTransfer?.files?.[0];
+      if (!file) return;
+      e.preventDefault();
+      this.attach(file);
+    });
     const modelId = uid("model");
     this.model.id = modelId;
     this.modelNote = h("p", { class: "model-note", hidden: true },
       "Only the offline model is set up: it makes and changes tables by rule (“sort by population desc”), without AI and without cost. ",
       "To add OpenAI, Anthropic, Azure or a local server (Ollama, llama.cpp, vLLM), name it under [models.NAME] in sheetgpt.toml: see “Other models” in the README, and ",
       h("a", { href: "/docs" }, "/docs"), " for GET /models.");
+    this.renameButton = h("button", { type: "button", hidden: !this.id, onclick: () => this.rename() }, "Rename");
+    this.deleteButton = h("button", { type: "button", class: "danger", hidden: !this.id, onclick: () => this.remove() }, "Delete");
     this.el = h("div", { class: "chat" },
       h("header", { class: "chat-head" }, this.titleEl,
+        h("div", { class: "chat-actions" }, this.renameButton, this.deleteButton),
         h("div", { class: "model-pick" }, h("label", { for: modelId }, "Model"), this.model)),
       this.modelNote,
       this.log,
@@ -53,21 +104,28 @@ export class ChatView {
   }
 
   async load() {
-    let conv;
-    try {
-      conv = await get(`/conversations/${enc(this.id)}`);
-    } catch (err) {
-      replace(this.log, h("p", { class: "error" }, err.message));
-      return;
+    let conv = null;
+    if (this.id) {
+      try {
+        conv = await get(`/conversations/${enc(this.id)}`);
+      } catch (err) {
+        replace(this.log, h("p", { class: "error" }, err.message));
+        return;
+      }
     }
     this.conv = conv;
-    this.titleEl.textContent = conv.title || "New conversation";
-    document.title = `${conv.title || "New conversation"} · SheetGPT`;
+    this.titleEl.textContent = conv?.title || (this.welcome ? "Welcome to SheetGPT" : "New conversation");
+    document.title = conv?.title ? `${conv.title} · SheetGPT` : "SheetGPT";
     const models = await this.ctx.models();
     this.models = models;
-    replace(this.model, models.map((m) => h("option", { value: m.name, selected: m.name === conv.model }, m.name)));
+    replace(this.model, models.map((m) => h("option", { value: m.name, selected: conv ? m.name === conv.model : !!m.default }, m.name)));
     // Only the offline model: say what it is and where others are set up.
     this.modelNote.hidden = !models.every(isOffline);
+    if (!conv) {
+      replace(this.log, this.emptyHint());
+      this.input.focus();
+      return;
+    }
     const messages = [];
     let cursor = "";
     for (let i = 0; i < 20; i += 1) {
@@ -77,15 +135,26 @@ export class ChatView {
       cursor = page.next_cursor;
     }
     replace(this.log);
-    if (!messages.length) {
-      this.log.append(h("div", { class: "empty" },
-        h("p", {}, "Paste a table (CSV, TSV, Markdown or JSON) or ask for one. With the offline model you can then say “sort by population desc”, “keep rows where country = France”, or “add column total = price * qty”.")));
-    }
+    if (!messages.length) this.log.append(this.emptyHint());
     // Each table is shown once, under the newest reply that made or changed it.
     const latest = new Map();
     for (const m of messages) if (m.table_id) latest.set(m.table_id, m.id);
+    // A file attached to the conversation: its current table, made by no message. (While a
+    // reply to the last message is still being written, its table is not yet under it: then
+    // nothing is shown here.)
+    const settled = !messages.length || messages.at(-1).role === "assistant";
+    if (conv.current_table_id && !latest.has(conv.current_table_id) && settled) {
+      const attached = this.bubble("attachment", "The table this conversation works on:");
+      this.mountTable(attached, conv.current_table_id);
+    }
     for (const m of messages) {
       const bubble = this.bubble(m.role, m.content, m.model);
+      if (m.role === "user") this.lastUser = { ...bubble, text: m.content };
+      else if (m.role === "assistant") {
+        bubble.raw = m.content;
+        this.lastReply = bubble;
+        this.replyActions(bubble);
+      }
       if (m.thinking) bubble.think(m.thinking, m.thinking_ms);
       if (m.status === "error") bubble.note(m.error || "This reply stopped with an error.", "error");
       else if (m.status === "incomplete") bubble.note(m.error || "This reply stopped before it was finished.");
@@ -95,8 +164,53 @@ export class ChatView {
         else bubble.note(`The table made here${m.table_version ? ` (version ${m.table_version})` : ""} is shown under a later reply.`);
       }
     }
+    this.updateLastActions();
     this.scrollDown();
     this.input.focus();
+  }
+
+  /** A conversation with no message yet: what to try, examples, and sample data. */
+  emptyHint() {
+    const fill = (text) => {
+      this.input.value = text;
+      this.input.focus();
+    };
+    return h("div", { class: "empty welcome" },
+      this.welcome ? h("p", { class: "intro" }, "Ask for a table, or paste one (CSV, TSV, Markdown or JSON), or drop a spreadsheet file on the box below. Tables in replies appear as grids you can sort, filter, edit and export; every edit is a version you can compare and revert.") : null,
+      h("p", {}, "Paste a table (CSV, TSV, Markdown or JSON) or ask for one. With the offline model you can then say “sort by population desc”, “keep rows where country = France”, or “add column total = price * qty”."),
+      h("div", { class: "examples", role: "group", "aria-label": "Examples" },
+        h("button", { type: "button", class: "primary sample", onclick: () => fill(SAMPLE_CSV) }, "Try with sample data"),
+        EXAMPLES.map((text) => h("button", { type: "button", class: "example", onclick: () => fill(text) }, text))));
+  }
+
+  /** Copy on a reply. */
+  replyActions(bubble) {
+    bubble.actions.append(h("button", { type: "button", class: "copy-reply", onclick: async () => {
+      try {
+        await navigator.clipboard.writeText(bubble.raw ?? bubble.content.textContent);
+        toast("Reply copied.");
+      } catch {
+        toast("The clipboard cannot be written here: select the reply's text to copy it.", "error");
+      }
+    } }, "Copy"));
+  }
+
+  /** Regenerate on the last reply, Edit on the last message sent; none while a reply runs. */
+  updateLastActions() {
+    for (const b of this.log.querySelectorAll(".regenerate, .edit-last")) b.remove();
+    if (this.running) return;
+    if (this.lastReply) {
+      this.lastReply.actions.append(h("button", { type: "button", class: "regenerate", onclick: () => this.regenerate() }, "Regenerate"));
+    }
+    if (this.lastUser) {
+      this.lastUser.actions.append(h("button", { type: "button", class: "edit-last", onclick: () => {
+        // No endpoint replaces a message: the text comes back to the composer, and sending
+        // it posts it again (the first one stays in the history).
+        this.input.value = this.lastUser.text;
+        this.input.focus();
+        toast("Your last message is back in the box: change it and send it again.");
+      } }, "Edit and resend"));
+    }
   }
 
   bubble(role, text, model) {
@@ -107,16 +221,20 @@ export class ChatView {
     const thoughtText = h("pre", {});
     const thoughtLabel = h("summary", {}, "Thinking…");
     const thought = h("details", { class: "thinking", hidden: true }, thoughtLabel, thoughtText);
+    const actions = h("div", { class: "message-actions" });
     const el = h("article", { class: `message ${role}` },
-      h("div", { class: "who" }, role === "user" ? "You" : `SheetGPT${model ? ` · ${model}` : ""}`),
-      thought, content, notes, tables);
+      h("div", { class: "who" }, role === "user" ? "You" : role === "attachment" ? "A file you attached" : `SheetGPT${model ? ` · ${model}` : ""}`),
+      thought, content, notes, tables, actions);
     this.log.querySelector(".empty")?.remove();
     this.log.append(el);
     return {
       el,
       content,
       tables,
+      actions,
+      raw: "",
       append(t) {
+        this.raw += t;
         content.append(t);
       },
       /** Once complete: data blocks folded away under the text. */
@@ -169,18 +287,52 @@ export class ChatView {
     }
   }
 
+  /** Makes the conversation on the server the first time it is needed; false if it failed. */
+  async ensureConversation() {
+    if (this.id) return true;
+    try {
+      this.conv = await post("/conversations", { model: this.model.value || undefined });
+    } catch (err) {
+      toast(err.message, "error");
+      return false;
+    }
+    this.id = this.conv.id;
+    // The address names the conversation now, without routing again (this view stays).
+    history.replaceState(null, "", `#/c/${this.id}`);
+    this.renameButton.hidden = false;
+    this.deleteButton.hidden = false;
+    this.ctx.conversationsChanged();
+    return true;
+  }
+
   async onSubmit(e) {
     e.preventDefault();
     const content = this.input.value;
-    if (!content.trim() || this.running) return;
+    if (!content.trim() || this.running || this.creating) return;
+    this.creating = true;
+    const ok = await this.ensureConversation().finally(() => { this.creating = false; });
+    if (!ok) return;
     this.input.value = "";
-    this.bubble("user", content);
+    const sent = this.bubble("user", content);
+    this.lastUser = { ...sent, text: content };
+    await this.stream(`/conversations/${enc(this.id)}/messages`, { content });
+  }
+
+  /** Asks for a new answer to the last message (the old reply stays in the history). */
+  async regenerate() {
+    if (this.running || !this.id) return;
+    await this.stream(`/conversations/${enc(this.id)}/regenerate`, undefined);
+  }
+
+  /** Posts to `path` and streams the reply into a new bubble. */
+  async stream(path, body) {
     const reply = this.bubble("assistant", "", this.model.value);
     reply.el.classList.add("streaming");
     // Screen readers read the reply once it is complete, not every piece of it.
     this.log.setAttribute("aria-busy", "true");
     const controller = new AbortController();
     this.running = { controller, messageId: null };
+    this.updateLastActions();
     this.sendButton.disabled = true;
     this.stopButton.hidden = false;
     const tables = [];
@@ -188,8 +340,8 @@ export class ChatView {
     let thinkStart = null;
     let thinkEnd = null;
     try {
-      const res = await request("POST", `/conversations/${enc(this.id)}/messages`, {
-        body: { content },
+      const res = await request("POST", path, {
+        body,
         headers: { accept: "text/event-stream" },
         raw: true,
         signal: controller.signal,
@@ -229,6 +381,9 @@ export class ChatView {
       this.running = null;
       this.sendButton.disabled = false;
       this.stopButton.hidden = true;
+      this.lastReply = reply;
+      this.replyActions(reply);
+      this.updateLastActions();
     }
     for (const t of tables) {
       const what = t.kind !== "created" ? "Table changed" : t.source === "message" ? "Your pasted table, stored as given" : "New table";
@@ -245,6 +400,70 @@ export class ChatView {
     }
     this.ctx.conversationsChanged();
     this.input.focus();
+  }
+
+  /** Imports a dropped or chosen file as a table and makes it the conversation's table. */
+  async attach(file) {
+    if (this.importing) {
+      toast("A file is being imported: wait for it to finish.");
+      return;
+    }
+    if (!FILE_TYPES.test(file.name)) {
+      toast(`“${file.name}” is not a file SheetGPT imports: use CSV, TSV, XLSX, XLS or ODS.`, "error");
+      return;
+    }
+    this.importing = true;
+    this.attachButton.disabled = true;
+    this.attachButton.setAttribute("aria-busy", "true");
+    this.attachStatus.textContent = `Importing ${file.name}…`;
+    try {
+      if (!(await this.ensureConversation())) return;
+      const tableId = await importFile(file, (text) => { this.attachStatus.textContent = text; });
+      this.conv = await patch(`/conversations/${enc(this.id)}`, { current_table_id: tableId });
+      const bubble = this.bubble("attachment", `Attached “${file.name}”.`);
+      this.mountTable(bubble, tableId);
+      this.scrollDown();
+      this.ctx.conversationsChanged();
+      toast(`“${file.name}” is imported: ask about it or change it by message.`);
+    } catch (err) {
+      toast(err.message, "error");
+    } finally {
+      this.importing = false;
+      this.attachButton.disabled = false;
+      this.attachButton.removeAttribute("aria-busy");
+      this.attachStatus.textContent = "";
+      this.input.focus();
+    }
+  }
+
+  async rename() {
+    const title = await promptDialog("Rename conversation", "Title", this.conv?.title || "", "Rename");
+    if (!title) return;
+    try {
+      this.conv = await patch(`/conversations/${enc(this.id)}`, { title });
+      this.titleEl.textContent = this.conv.title;
+      document.title = `${this.conv.title} · SheetGPT`;
+      toast(`Renamed to “${this.conv.title}”.`);
+      this.ctx.conversationsChanged();
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  }
+
+  /** Deletes the conversation (its tables stay). The API has no restore of a conversation,
+   *  so this asks first instead of offering an Undo. */
+  async remove() {
+    const name = this.conv?.title || "this conversation";
+    if (!(await confirmDialog("Delete conversation", `Delete “${name}”? Its tables stay under Tables. This cannot be undone.`, "Delete", true))) return;
+    try {
+      await del(`/conversations/${enc(this.id)}`);
+    } catch (err) {
+      toast(err.message, "error");
+      return;
+    }
+    toast(`“${name}” deleted.`);
+    this.ctx.conversationsChanged();
+    location.hash = "#/";
   }
 
   async stop() {

@@ -66,12 +66,17 @@ export function field(label, control, hint) {
  * (something the user must not miss, such as cells that were emptied) stay until dismissed
  * or until the user goes to another screen (`clearToasts`).
  */
-export function toast(message, kind = "info", ms = 4000) {
+export function toast(message, kind = "info", ms = 4000, action = null) {
   const box = document.getElementById("toasts");
   if (!box) return null;
   const close = h("button", { class: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "×");
+  // An action (`{label, run}`, e.g. Undo) is one click, then the toast goes.
+  const act = action && h("button", { type: "button", class: "toast-action", onclick: () => {
+    item.remove();
+    action.run();
+  } }, action.label);
   const item = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : kind === "notice" ? "status" : null },
-    h("span", {}, message), close);
+    h("span", {}, message), act, close);
   box.appendChild(item);
   if (kind === "info" && ms > 0) {
     setTimeout(() => {
@@ -120,6 +125,22 @@ export async function confirmDialog(title, message, confirmLabel = "Confirm", da
       h("button", { type: "button", onclick: () => done(false) }, "Cancel"),
       h("button", { type: "button", class: danger ? "danger" : "primary", onclick: () => done(true) }, confirmLabel))));
   return answer === true;
+}
+
+/** Asks for one line of text (a new name); resolves with it trimmed, or null when cancelled. */
+export async function promptDialog(title, label, value = "", submitLabel = "Save") {
+  const answer = await modal(title, (done) => {
+    const input = h("input", { type: "text", required: true, maxlength: "200", autocomplete: "off", value });
+    queueMicrotask(() => input.select());
+    return h("form", { onsubmit: (e) => {
+      e.preventDefault();
+      done(input.value.trim());
+    } }, field(label, input),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => done(null) }, "Cancel"),
+      h("button", { type: "submit", class: "primary" }, submitLabel)));
+  });
+  return answer || null;
 }
 
 /** Saves a Blob as a file through a temporary link. */

@@ -66,7 +66,9 @@ export class TablePanel {
     this.diffBox = h("section", { class: "diff", hidden: true, "aria-label": "Changes between versions" });
     this.toolbar = this.buildToolbar();
     this.el = h("section", { class: "table-panel", dataset: { tableId } },
-      h("header", { class: "table-head" }, this.title, this.status),
+      h("header", { class: "table-head" }, this.title, this.status,
+        // Under a reply: the table on its own screen (which links back to its conversation).
+        tall ? null : h("a", { href: `#/t/${tableId}`, class: "open-table" }, "Open table")),
       this.toolbar, this.filterBar, this.banner, this.gridHost, this.diffBox, this.versions);
     this.grid = null;
     this.el.addEventListener("keydown", (e) => this.onUndoKey(e));
@@ -467,6 +469,7 @@ export class TablePanel {
       this.undoNote = `${note} (version ${result.version} equals version ${version})`;
       toast(`${this.undoNote}.`);
       this.diff = null;
+      this.diffBox.hidden = true;
       await this.load();
     } catch (err) {
       if (err.status === 409) {
@@ -734,7 +737,10 @@ export class TablePanel {
       this.undoNote = null;
       toast(`Reverted: version ${result.version} equals version ${version}.`);
       this.viewVersion = null;
+      // The diff was of versions before this one: it closes.
       this.diff = null;
+      this.diffBox.hidden = true;
+      replace(this.diffBox);
       await this.load();
     } catch (err) {
       showError(err);
@@ -773,24 +779,79 @@ export class TablePanel {
     ];
     if (d.rows_moved) summary.push(`${count(d.rows_moved)} moved`);
     const shown = d.cells_changed.slice(0, 500);
+    const places = await this.rowPlaces(to, new Set(shown.map((c) => c.row)), columnsTo);
+    // In the grid's order, top to bottom (rows not found last, as the server listed them).
+    const place = (c) => places.get(c.row)?.index ?? Infinity;
+    const colAt = (c) => columnsTo.findIndex((col) => col.id === c.column);
+    shown.sort((a, b) => place(a) - place(b) || colAt(a) - colAt(b));
+    const name = (c) => {
+      const at = places.get(c.row);
+      if (!at) return `row id ${c.row}`;
+      return at.first ? `row ${count(at.index + 1)}, ${at.first}` : `row ${count(at.index + 1)}`;
+    };
+    // "Go to" puts the grid's active cell on the change (each in turn with "Next change").
+    let next = 0;
+    const goTo = (c) => this.goToChange(places.get(c.row), columnsTo.findIndex((col) => col.id === c.column));
     const captionId = uid("cap");
     replace(this.diffBox,
       h("h4", {}, `Changes from version ${from} to version ${to}`),
-      h("p", {}, `${summary.join(", ")}.`),
+      h("p", {}, `${summary.join(", ")}.`,
+        shown.length ? h("button", { type: "button", class: "next-change", onclick: () => {
+          goTo(shown[next % shown.length]);
+          next += 1;
+        } }, "Go to next change") : null),
       schema.length ? h("ul", {}, schema.map((s) => h("li", {}, s))) : null,
       shown.length ? h("table", { class: "diff-table", "aria-describedby": captionId },
         h("caption", { id: captionId, class: "sr-only" }, "Changed cells"),
-        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Row id"), h("th", { scope: "col" }, "Column"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"))),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Row"), h("th", { scope: "col" }, "Column"), h("th", { scope: "col" }, "Before"), h("th", { scope: "col" }, "After"), h("th", { scope: "col" }, h("span", { class: "sr-only" }, "Go to")))),
         h("tbody", {}, shown.map((c) => h("tr", {},
-          h("td", {}, String(c.row)),
+          h("td", { class: "diff-row" }, name(c)),
           h("td", {}, c.column_name),
           h("td", {}, h("del", {}, display(c.from, typeOf(c.column)) || "(empty)")),
-          h("td", {}, h("ins", {}, display(c.to, typeOf(c.column)) || "(empty)")))))) : null,
+          h("td", {}, h("ins", {}, display(c.to, typeOf(c.column)) || "(empty)")),
+          h("td", {}, places.has(c.row)
+            ? h("button", { type: "button", class: "go-to-change", "aria-label": `Go to ${name(c)}, ${c.column_name}`, onclick: () => goTo(c) }, "Go to")
+            : null))))) : null,
       d.cells_changed.length > shown.length ? h("p", { class: "muted" }, `The first ${shown.length} changed cells are listed.`) : null);
     this.diffBox.hidden = false;
     this.viewVersion = to === this.table.version ? null : to;
     await this.refreshGrid();
     this.el.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  /**
+   * Where rows are in a version (no sort, no filter): row id → {index, first}, `first` the
+   * row's first column as shown. Rows are read 1,000 at a time until all are found, up to
+   * 20,000 rows; the diff names rows beyond that by their id.
+   */
+  async rowPlaces(version, ids, columns) {
+    const places = new Map();
+    const firstType = columns[0]?.type || "text";
+    let cursor = "o0";
+    for (let offset = 0; ids.size > places.size && cursor && offset < 20000; offset += 1000) {
+      let page;
+      try {
+        page = await get(`/tables/${enc(this.id)}/rows?${new URLSearchParams({ limit: "1000", cursor, version: String(version) })}`);
+      } catch {
+        break;
+      }
+      page.rows.forEach((r, i) => {
+        if (ids.has(r.id)) places.set(r.id, { index: offset + i, first: display(r.cells[0], firstType) });
+      });
+      cursor = page.next_cursor;
+    }
+    return places;
+  }
+
+  /** Scrolls the grid to a changed cell and makes it the active cell. */
+  goToChange(at, col) {
+    if (!at || !this.grid) return;
+    if (this.sort || this.filters.length) {
+      toast("Rows are sorted or filtered: clear them to go to the changes by their place.", "notice");
+      return;
+    }
+    this.grid.setActive(at.index, Math.max(0, col));
+    this.grid.el.focus({ preventScroll: true });
   }
 
   async versionColumns(version) {
