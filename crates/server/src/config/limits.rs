@@ -104,4 +104,3 @@ pub struct QuotasConfig {
     /// Rows a user's tables may hold in all.
     pub max_stored_rows: u64,
 }
-
