@@ -46,8 +46,7 @@ fn cell_css(row: usize, col: usize) -> String {
 }
 
 async fn edit_cell(b: &Browser, row: usize, col: usize, text: &str) {
-    let cell = b.find(&cell_css(row, col)).await;
-    b.click_element(&cell).await;
+    b.click_fresh(&cell_css(row, col)).await;
     b.type_into(".table-panel .grid", &format!("{text}{ENTER}"))
         .await;
 }

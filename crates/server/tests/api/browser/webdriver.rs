@@ -277,6 +277,29 @@ impl Browser {
         self.click_element(&el).await;
     }
 
+    /// Clicks the element `css` names, finding it again when the page replaced it between the
+    /// find and the click (a grid re-rendered by a page of rows arriving).
+    pub async fn click_fresh(&self, css: &str) {
+        for _ in 0..20 {
+            let el = self.find(css).await;
+            match self
+                .try_cmd(
+                    reqwest::Method::POST,
+                    &format!("/element/{el}/click"),
+                    Some(json!({})),
+                )
+                .await
+            {
+                Ok(_) => return,
+                Err(e) if e.contains("stale element") => {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("WebDriver click {css}: {e}"),
+            }
+        }
+        panic!("{css} kept being replaced before it could be clicked");
+    }
+
     pub async fn click_element(&self, el: &str) {
         self.cmd(
             reqwest::Method::POST,
